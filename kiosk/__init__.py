@@ -1,0 +1,3 @@
+"""Face-unlock access-control kiosk."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Frame -> faces -> aligned crops -> embeddings."""
