@@ -39,7 +39,9 @@ class AlignSpec:
         return {"scale": self.scale, "shift_y": self.shift_y, "rotate": self.rotate, "size": self.size}
 
 
-DEFAULT_ALIGN = AlignSpec()
+# Measured best (highest mean AUC over 5-celebrity and shared/data/people, float
+# model): the detector box as is, moved down 5 %, no roll correction.
+DEFAULT_ALIGN = AlignSpec(scale=1.0, shift_y=0.05, rotate=False)
 
 
 def crop_transform(face: Face, spec: AlignSpec) -> npt.NDArray[np.float64]:

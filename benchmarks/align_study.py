@@ -1,0 +1,72 @@
+"""Which crop of a BlazeFace detection suits Sandberg's FaceNet best?
+
+Embeds every photo of the labelled development sets with the float embedder
+under a grid of crop conventions (``AlignSpec``) and prints verification AUC
+and best accuracy per set.  The winner becomes ``kiosk.vision.align.DEFAULT_ALIGN``.
+
+    python -m benchmarks.align_study --model path/to/facenet_float32.tflite [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.artifacts import dataset_path
+from kiosk.datasets import identity_images
+from kiosk.evaluation import all_pairs, verification_report
+from kiosk.imageio import read_rgb
+from kiosk.vision.align import AlignSpec, crop_face
+from kiosk.vision.embedder import Embedder
+from kiosk.vision.pipeline import build_detector
+from kiosk.vision.runtime import load_runtime
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", type=Path, required=True, help="float32 FaceNet .tflite")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    detector = build_detector("short")
+    embedder = Embedder(load_runtime().interpreter(args.model))
+    sets = {"5-celebrity": dataset_path("5-celebrity"), "people": SHARED / "people"}
+    loaded = {}
+    for name, root in sets.items():
+        items = []
+        for label, path in identity_images(root):
+            rgb = read_rgb(path)
+            faces = detector.detect(rgb)
+            if faces:
+                items.append((label, rgb, max(faces, key=lambda f: f.area)))
+        loaded[name] = items
+        print(f"{name}: {len(items)} photos with a face")
+    grid = [AlignSpec(scale=s, shift_y=y, rotate=r)
+            for s, y, r in itertools.product((1.0, 1.1, 1.2, 1.3, 1.4), (0.0, 0.05, 0.1), (False, True))]
+    rows = []
+    for spec in grid:
+        row: dict[str, object] = {"spec": spec.as_dict()}
+        aucs = []
+        for name, items in loaded.items():
+            emb = embedder.embed([crop_face(rgb, face, spec) for _, rgb, face in items])
+            i, j, same = all_pairs([label for label, _, _ in items])
+            rep = verification_report(np.sum(emb[i] * emb[j], axis=1), same, 0.5)
+            row[name] = {"auc": round(rep.auc, 4), "best_accuracy": round(rep.best_accuracy, 4)}
+            aucs.append(rep.auc)
+        row["mean_auc"] = round(float(np.mean(aucs)), 4)
+        rows.append(row)
+        print(json.dumps(row))
+    best = max(rows, key=lambda r: float(r["mean_auc"]))  # type: ignore[arg-type]
+    print("best:", json.dumps(best))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "best": best}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
