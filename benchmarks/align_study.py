@@ -21,6 +21,7 @@ from kiosk.datasets import identity_images
 from kiosk.evaluation import all_pairs, verification_report
 from kiosk.imageio import read_rgb
 from kiosk.vision.align import AlignSpec, crop_face
+from kiosk.vision.boxes import primary_face
 from kiosk.vision.embedder import Embedder
 from kiosk.vision.pipeline import build_detector
 from kiosk.vision.runtime import load_runtime
@@ -41,9 +42,9 @@ def main() -> int:
         items = []
         for label, path in identity_images(root):
             rgb = read_rgb(path)
-            faces = detector.detect(rgb)
-            if faces:
-                items.append((label, rgb, max(faces, key=lambda f: f.area)))
+            face = primary_face(detector.detect(rgb))
+            if face is not None:
+                items.append((label, rgb, face))
         loaded[name] = items
         print(f"{name}: {len(items)} photos with a face")
     grid = [AlignSpec(scale=s, shift_y=y, rotate=r)

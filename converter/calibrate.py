@@ -15,6 +15,7 @@ from kiosk.errors import KioskError
 from kiosk.imageio import read_rgb
 from kiosk.progress import Progress
 from kiosk.vision.align import DEFAULT_ALIGN, crop_face
+from kiosk.vision.boxes import primary_face
 from kiosk.vision.detector import Detector
 
 logger = logging.getLogger(__name__)
@@ -51,11 +52,10 @@ def collect_crops(name: str, root: Path, detector: Detector, show_progress: bool
         except KioskError as exc:
             out.skipped.append(f"{path}: {exc}")
             continue
-        faces = detector.detect(rgb)
-        if not faces:
+        face = primary_face(detector.detect(rgb))
+        if face is None:
             out.skipped.append(f"{path}: no face found")
         else:
-            face = max(faces, key=lambda f: f.area)
             out.labels.append(label)
             out.paths.append(path)
             out.crops.append(crop_face(rgb, face, DEFAULT_ALIGN))

@@ -126,3 +126,17 @@ def to_faces(detections: list[tuple[F64, F64, float]], letterbox: Letterbox) -> 
         corners = letterbox.to_frame(box.reshape(2, 2))
         faces.append(Face(tuple(float(v) for v in corners.reshape(4)), score, letterbox.to_frame(kp)))  # type: ignore[arg-type]
     return faces
+
+
+# A candidate must score at least this fraction of the best detection to be
+# chosen as the photo's subject: large, weak false positives (a window, a
+# poster) otherwise win "largest face" over a real one.
+PRIMARY_MIN_RELATIVE_SCORE = 0.8
+
+
+def primary_face(faces: list[Face]) -> Face | None:
+    """The largest face among the confident ones; None when there is none."""
+    if not faces:
+        return None
+    best = max(f.score for f in faces)
+    return max((f for f in faces if f.score >= PRIMARY_MIN_RELATIVE_SCORE * best), key=lambda f: f.area)

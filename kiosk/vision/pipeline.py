@@ -13,7 +13,7 @@ from kiosk.artifacts import Manifest, artifact_path, models_dir
 from kiosk.errors import NoFaceError
 from kiosk.vision.align import DEFAULT_ALIGN, AlignSpec, crop_face
 from kiosk.vision.anchors import SPECS
-from kiosk.vision.boxes import Face
+from kiosk.vision.boxes import Face, primary_face
 from kiosk.vision.detector import Detector
 from kiosk.vision.embedder import Embedder
 from kiosk.vision.modelcard import DEFAULT_MODEL, ModelCard
@@ -40,11 +40,10 @@ class FacePipeline:
         return self.embedder.embed(self.crops(rgb, faces))
 
     def largest(self, rgb: npt.NDArray[np.uint8], origin: str = "image") -> tuple[Face, npt.NDArray[np.float32]]:
-        """The largest face in a photo and its embedding."""
-        faces = self.detect(rgb)
-        if not faces:
+        """The photo's subject (see ``primary_face``) and its embedding."""
+        face = primary_face(self.detect(rgb))
+        if face is None:
             raise NoFaceError(f"{origin}: no face found")
-        face = max(faces, key=lambda f: f.area)
         return face, self.embed(rgb, [face])[0]
 
 

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real photos beside the project and the fetched/converted models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.fail(f"test photos not found at {SHARED_DATA}: clone the project beside ../shared")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def models() -> Path:
+    from kiosk.artifacts import models_dir
+
+    root = models_dir()
+    if not (root / "facenet_int8.tflite").is_file():
+        pytest.fail(f"{root}/facenet_int8.tflite missing: run `kiosk models fetch && kiosk-convert` (./dev.sh test does)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pipeline(models: Path):  # type: ignore[no-untyped-def]
+    from kiosk.vision.pipeline import build_pipeline
+
+    return build_pipeline(models / "facenet_int8.tflite")
+
+
+@pytest.fixture()
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    from kiosk.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
