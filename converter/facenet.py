@@ -21,7 +21,7 @@ EMBEDDING_SIZE = 128
 
 
 @keras.utils.register_keras_serializable(package="kiosk")
-class ScaleSum(layers.Layer):  # type: ignore[misc]
+class ScaleSum(layers.Layer):  # type: ignore[misc,name-defined]
     """Residual connection with a fixed scale: ``inputs[0] + inputs[1] * scale``."""
 
     def __init__(self, scale: float, **kwargs: Any) -> None:

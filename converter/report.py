@@ -29,7 +29,7 @@ def pair_scores(emb: F32, labels: list[str]) -> tuple[npt.NDArray[np.float64], n
 
 def choose_threshold(scores: npt.NDArray[np.float64], same: npt.NDArray[np.bool_]) -> dict[str, Any]:
     """Best-accuracy threshold, raised if needed until FAR <= MAX_FAR on these pairs."""
-    acc, thr = best_threshold(scores, same)
+    _acc, thr = best_threshold(scores, same)
     far_thr = threshold_at_far(roc_curve(scores, same), MAX_FAR)
     value = max(thr, far_thr)
     return {

@@ -24,7 +24,7 @@ def read_h5_weights(path: Path) -> dict[str, list[np.ndarray]]:
     """Layer name -> weight arrays in the file's stored order."""
     try:
         with h5py.File(path, "r") as f:
-            group = f["model_weights"] if "model_weights" in f else f
+            group = f.get("model_weights", f)
             out: dict[str, list[np.ndarray]] = {}
             for layer in group.attrs["layer_names"]:
                 g = group[_s(layer)]

@@ -23,7 +23,7 @@ def fit_height(rgb: RGB, height: int) -> tuple[RGB, float]:
     scale = height / rgb.shape[0]
     width = max(int(round(rgb.shape[1] * scale)), 1)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (width, height), interpolation=interp), scale
+    return np.asarray(cv2.resize(rgb, (width, height), interpolation=interp), np.uint8), scale
 
 
 def draw_face(img: RGB, face: Face, scale: float, colour: tuple[int, int, int], label: str) -> None:

@@ -81,7 +81,8 @@ class Manifest:
         sources = {s["name"]: Source(**s) for s in data.get("source", [])}
         artifacts = {a["name"]: Artifact(**a) for a in data.get("artifact", [])}
         datasets = {d["name"]: Dataset(**d) for d in data.get("dataset", [])}
-        for item in [*artifacts.values(), *datasets.values()]:
+        items: list[Artifact | Dataset] = [*artifacts.values(), *datasets.values()]
+        for item in items:
             if item.source not in sources:
                 raise ModelMissingError(f"{path}: {item.name} names unknown source {item.source!r}")
         return cls(sources, artifacts, datasets)
@@ -156,7 +157,8 @@ def fetch(
     todo_ds = [d for d in manifest.datasets.values() if only is None or d.name in only]
     missing_art = [a for a in todo_art if not _artifact_ok(root / a.dest, a)]
     missing_ds = [d for d in todo_ds if not _dataset_complete(root / d.dest, d)]
-    needed = {x.source for x in [*missing_art, *missing_ds]}
+    missing: list[Artifact | Dataset] = [*missing_art, *missing_ds]
+    needed = {x.source for x in missing}
     if not needed:
         logger.info("all %d artifacts present in %s", len(todo_art) + len(todo_ds), root)
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+
 from kiosk.annotate import side_by_side, write_rgb
 from kiosk.errors import ImageReadError
 from kiosk.imageio import read_rgb

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ MAX_PIXELS = 60_000_000
 RGB = npt.NDArray[np.uint8]
 
 
-def to_rgb8(img: npt.NDArray[np.generic], origin: str = "image") -> RGB:
+def to_rgb8(img: Any, origin: str = "image") -> RGB:
     """Any decoded BGR/BGRA/grey image, 8 or 16 bit, -> RGB uint8."""
     if img.dtype == np.uint16:
         img = (img.astype(np.uint32) * 255 // 65535).astype(np.uint8)

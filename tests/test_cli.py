@@ -76,7 +76,7 @@ def _faceless(tmp: Path) -> Path:
 def test_bad_input_gives_one_clear_line_and_its_exit_code(
     run_cli: Run, data: Path, tmp_path: Path, make: Callable[[Path], Path], code: int, message: str
 ) -> None:
-    got, out, err = run_cli("compare", data / "people/obama/1.jpg", make(tmp_path))
+    got, _out, err = run_cli("compare", data / "people/obama/1.jpg", make(tmp_path))
     assert got == code
     assert message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("kiosk: error:")]) == 1

@@ -33,3 +33,17 @@ def test_xnnpack_can_be_switched_off(models: Path) -> None:
     rt = load_runtime()
     interp = rt.interpreter(models / "face_detection_short_range.tflite", xnnpack=False)
     assert interp.get_input_details()[0]["shape"].tolist() == [1, 128, 128, 3]
+
+
+def test_the_runtime_named_in_the_environment_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    wanted = os.environ.get("KIOSK_TFLITE_RUNTIME")
+    rt = load_runtime()
+    if wanted:
+        assert rt.name == wanted
+    else:
+        assert rt.name in ("ai_edge_litert", "tflite_runtime")
+    monkeypatch.setenv("KIOSK_TFLITE_RUNTIME", "no_such_runtime")
+    with pytest.raises(RuntimeMissingError, match="no_such_runtime"):
+        load_runtime()

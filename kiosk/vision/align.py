@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,14 +58,14 @@ def crop_transform(face: Face, spec: AlignSpec) -> npt.NDArray[np.float64]:
     m = cv2.getRotationMatrix2D((cx, cy), angle, spec.size / max(side, 1e-6))
     m[0, 2] += spec.size / 2.0 - cx
     m[1, 2] += spec.size / 2.0 - cy
-    return m
+    return np.asarray(m, np.float64)
 
 
 def crop_face(rgb: npt.NDArray[np.uint8], face: Face, spec: AlignSpec = DEFAULT_ALIGN) -> npt.NDArray[np.uint8]:
     """The square ``spec.size`` RGB crop of one face; pixels outside the frame repeat the edge."""
     m = crop_transform(face, spec)
     zoom = math.hypot(m[0, 0], m[0, 1])
-    src = rgb
+    src: Any = rgb
     if zoom < 1.0:
         # Shrink only the region around the face with area averaging first, so a
         # small crop from a large photo does not alias; then warp at scale ~1.

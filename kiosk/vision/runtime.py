@@ -8,6 +8,7 @@ until an interpreter is asked for.
 from __future__ import annotations
 
 import importlib
+import os
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,10 @@ class Runtime:
 
 
 def load_runtime(name: str = "auto") -> Runtime:
-    """Import a runtime by name, or the first available for ``auto``."""
+    """Import a runtime by name, or for ``auto`` the one named by ``$KIOSK_TFLITE_RUNTIME``,
+    else the first available."""
+    if name == "auto":
+        name = os.environ.get("KIOSK_TFLITE_RUNTIME", "auto") or "auto"
     candidates = RUNTIMES if name == "auto" else (name,)
     if name != "auto" and name not in RUNTIMES:
         raise RuntimeMissingError(f"unknown TFLite runtime {name!r}; expected one of auto, {', '.join(RUNTIMES)}")

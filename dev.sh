@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# One entry point for people and CI.
+#   ./dev.sh demo   set everything up, then run the main job on embedded defaults
+#   ./dev.sh test   set everything up, then lint, type-check and run the whole suite
+#                   (also on the numpy 1.26 + tflite-runtime 2.14 set)
+#   ./dev.sh setup  only set up (.venv, models fetched and converted)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+LEGACY_VENV=${LEGACY_VENV:-.venv-tflite}
+OUT=${OUT:-out}
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() {
+    # Install the Debian packages named, if any is missing (root or sudo).
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || { echo "please install: ${missing[*]}" >&2; return 1; }
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    say "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_python() {
+    if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+        echo "Python 3.11 or newer is needed as '$PYTHON' (set PYTHON=...)" >&2; exit 1
+    fi
+    "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+}
+
+setup() {
+    ensure_python
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    say "installing the kiosk, the converter and the test tools into $VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -e ".[convert,plot,test]"
+    say "fetching model artifacts (pinned sha256)"
+    "$VENV/bin/kiosk" models fetch
+    # Rebuild when the model is missing or the code that shapes it has changed.
+    local stamp
+    stamp=$(cat converter/*.py kiosk/vision/*.py models/manifest.toml | sha256sum | cut -c1-64)
+    if [ ! -f models/facenet_int8.tflite ] || [ ! -f models/facenet_int8.json ] \
+        || [ "$(cat models/.convert-stamp 2>/dev/null)" != "$stamp" ]; then
+        say "converting FaceNet to int8 (about a minute)"
+        "$VENV/bin/kiosk-convert"
+        echo "$stamp" > models/.convert-stamp
+    fi
+}
+
+demo() {
+    setup
+    mkdir -p "$OUT"
+    local celeb=models/5-celebrity/val
+    local a b c
+    a=$(ls "$celeb"/ben_afflek/*.jpg | head -1)
+    b=$(ls "$celeb"/ben_afflek/*.jpg | sed -n 2p)
+    c=$(ls "$celeb"/madonna/*.jpg | head -1)
+    say "kiosk compare: two photos of one person"
+    "$VENV/bin/kiosk" compare "$a" "$b" --out "$OUT/compare_same.jpg"
+    say "kiosk compare: two different people"
+    "$VENV/bin/kiosk" compare "$a" "$c" --out "$OUT/compare_different.jpg"
+    say "kiosk eval: every pair of the 5-celebrity set"
+    "$VENV/bin/kiosk" eval --identities models/5-celebrity --plot "$OUT/roc_5celebrity.png"
+    say "pictures written to $OUT/"
+}
+
+legacy_env() {
+    # The other supported set: numpy 1.26 + tflite-runtime 2.14 (+ ai-edge-litert
+    # with ml_dtypes < 0.6) + opencv 4.11. No TensorFlow: converter tests skip.
+    if [ ! -x "$LEGACY_VENV/bin/python" ]; then "$PYTHON" -m venv "$LEGACY_VENV"; fi
+    "$LEGACY_VENV/bin/pip" install -q "numpy>=1.26,<2" "opencv-python-headless>=4.11,<4.12" \
+        "tflite-runtime==2.14.*" ai-edge-litert "ml_dtypes<0.6" "pytest>=8" "hypothesis>=6" "matplotlib>=3.7"
+    "$LEGACY_VENV/bin/pip" install -q --no-deps -e .
+}
+
+run_tests() {
+    setup
+    apt_install mosquitto
+    say "ruff"
+    "$VENV/bin/ruff" check kiosk converter tests benchmarks
+    say "mypy"
+    "$VENV/bin/mypy"
+    say "pytest: numpy 2 + ai-edge-litert + TensorFlow"
+    "$VENV/bin/python" -m pytest -q
+    say "pytest: numpy 1.26 + tflite-runtime 2.14"
+    legacy_env
+    KIOSK_TFLITE_RUNTIME=tflite_runtime "$LEGACY_VENV/bin/python" -m pytest -q
+}
+
+case "${1:-}" in
+    demo) demo ;;
+    test) run_tests ;;
+    setup) setup ;;
+    *) echo "usage: $0 demo|test|setup" >&2; exit 2 ;;
+esac
