@@ -8,8 +8,8 @@ until an interpreter is asked for.
 from __future__ import annotations
 
 import importlib
-import os
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
