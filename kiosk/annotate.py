@@ -61,3 +61,14 @@ def side_by_side(images: list[tuple[RGB, Face]], similarity: float, verdict: str
 def write_rgb(path: str, rgb: RGB) -> None:
     if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}: unknown extension or folder not writable")
+
+
+def draw_frame(rgb: RGB, faces: list[Face], labels: list[tuple[str, tuple[int, int, int]]], banner: str,
+               banner_colour: tuple[int, int, int]) -> RGB:
+    """A copy of a frame with each face boxed and labelled and a status banner on top."""
+    img = np.ascontiguousarray(rgb.copy())
+    for face, (text, colour) in zip(faces, labels):
+        draw_face(img, face, 1.0, colour, text)
+    cv2.rectangle(img, (0, 0), (img.shape[1], 28), (0, 0, 0), -1)
+    cv2.putText(img, banner, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, banner_colour, 2, cv2.LINE_AA)
+    return img

@@ -64,21 +64,24 @@ class DecisionEngine:
         self._cooldown_until = float("-inf")
         self._locked_until = float("-inf")
         self._last_deny_event = float("-inf")
+        self._presence_denied = False  # this approach already counted as one denied attempt
 
     @property
     def locked_out(self) -> bool:
         return self.clock() < self._locked_until
 
-    def observe(self, faces: list[FaceMatch]) -> Decision | None:
+    def observe(self, faces: list[FaceMatch], extra_faces: int = 0) -> Decision | None:
+        """``faces``: the faces that passed the quality gates; ``extra_faces``: others in view."""
         now = self.clock()
         if not faces:
             self._streak.clear()
+            self._presence_denied = False
             return None
         if now < self._cooldown_until:
             return None
         if now < self._locked_until:
             return self._deny(now, None, max(f.score for f in faces), "locked_out", count=False)
-        if len(faces) > 1 and self.config.multi_face is MultiFacePolicy.DENY:
+        if len(faces) + extra_faces > 1 and self.config.multi_face is MultiFacePolicy.DENY:
             self._streak.clear()
             return self._deny(now, None, max(f.score for f in faces), "multiple_faces", count=False)
         face = max(faces, key=lambda f: f.area)
@@ -96,10 +99,12 @@ class DecisionEngine:
             return self._deny(now, face.person, score, "not_valid_now")
         self._cooldown_until = now + self.config.cooldown_s
         self._denials.clear()
+        self._presence_denied = False
         return Decision(True, face.person, score, "granted")
 
     def _deny(self, now: float, person: str | None, score: float, reason: str, count: bool = True) -> Decision | None:
-        if count:
+        if count and not self._presence_denied:
+            self._presence_denied = True
             self._denials.append(now)
             while self._denials and now - self._denials[0] > self.config.lockout_window_s:
                 self._denials.popleft()

@@ -77,6 +77,7 @@ def test_lockout_after_n_denials_blocks_even_enrolled_people() -> None:
                   deny_event_interval_s=0)
     for _ in range(3):
         assert not eng.observe(STRANGER).granted  # type: ignore[union-attr]
+        eng.observe([])  # the stranger walks away; the next approach is a new attempt
         clock.advance(1)
     d = eng.observe(ANN)
     assert d is not None and not d.granted and d.reason == "locked_out"
@@ -90,6 +91,7 @@ def test_denial_events_are_rate_limited_but_still_counted() -> None:
     events = []
     for _ in range(3):
         events.append(eng.observe(STRANGER))
+        eng.observe([])
         clock.advance(1)
     assert sum(e is not None for e in events) == 1
     assert eng.locked_out
@@ -100,3 +102,15 @@ def test_person_outside_validity_window_is_denied() -> None:
     eng = DecisionEngine(DecisionConfig(frames_to_grant=1), clock, is_valid=lambda p, t: t < 1000.0)
     d = eng.observe(ANN)
     assert d is not None and not d.granted and d.reason == "not_valid_now" and d.person == "ann"
+
+
+def test_one_lingering_stranger_counts_as_one_attempt() -> None:
+    clock = FakeClock()
+    eng = _engine(clock, frames_to_grant=1, lockout_attempts=2, deny_event_interval_s=0)
+    for _ in range(10):
+        eng.observe(STRANGER)
+        clock.advance(0.1)
+    assert not eng.locked_out
+    eng.observe([])
+    eng.observe(STRANGER)
+    assert eng.locked_out

@@ -25,7 +25,7 @@ def test_quantize_round_trip_is_within_half_a_step(x: float, scale: float, zp: i
     q = quantize(np.array([x]), scale, zp, np.int8)
     back = float(dequantize(q, scale, zp)[0])
     lo, hi = (-128 - zp) * scale, (127 - zp) * scale
-    assert abs(back - min(max(x, lo), hi)) <= scale / 2 + 1e-9
+    assert abs(back - min(max(x, lo), hi)) <= scale / 2 + 1e-6  # dequantize returns float32
 
 
 def test_l2_normalize_gives_unit_rows_and_keeps_zero_rows_finite() -> None:

@@ -1,0 +1,119 @@
+"""Capture on its own thread, newest frame wins, lost cameras reopened with backoff."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from kiosk.camera.base import CameraError, Frame, FrameSource
+from kiosk.door import Emit
+
+logger = logging.getLogger(__name__)
+
+
+class Capture:
+    """Reads a ``FrameSource`` on a thread and hands over only the newest frame.
+
+    A frame the consumer has not taken when the next arrives is dropped and
+    counted. ``lockstep=True`` (replayed sequences) waits for the consumer
+    instead, so every frame of a recording is processed.
+    """
+
+    def __init__(self, source: FrameSource, emit: Emit, *, lockstep: bool = False,
+                 backoff_s: tuple[float, float] = (0.5, 10.0)) -> None:
+        self.source = source
+        self.emit = emit
+        self.lockstep = lockstep
+        self.backoff_s = backoff_s
+        self.dropped = 0
+        self.captured = 0
+        self.reconnects = 0
+        self.healthy = threading.Event()
+        self.ended = threading.Event()
+        self._stop = threading.Event()
+        self._slot: queue.Queue[Frame] = queue.Queue(maxsize=1)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open the source (raising ``CameraError`` if it cannot) and start reading."""
+        self.source.open()
+        self.healthy.set()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def get(self, timeout: float) -> Frame | None:
+        try:
+            return self._slot.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    @property
+    def finished(self) -> bool:
+        """The source ended and every frame was handed over."""
+        return self.ended.is_set() and self._slot.empty()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self.source.close()
+        except CameraError as exc:
+            logger.warning("closing camera: %s", exc)
+
+    def stats(self) -> dict[str, Any]:
+        return {"frames_captured": self.captured, "frames_dropped": self.dropped,
+                "camera_reconnects": self.reconnects, "camera_healthy": self.healthy.is_set()}
+
+    def _put(self, frame: Frame) -> None:
+        if self.lockstep:
+            while not self._stop.is_set():
+                try:
+                    self._slot.put(frame, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return
+        try:
+            self._slot.put_nowait(frame)
+        except queue.Full:
+            try:
+                self._slot.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._slot.put_nowait(frame)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self.source.read()
+            except CameraError as exc:
+                self._recover(exc)
+                continue
+            if frame is None:
+                self.ended.set()
+                return
+            self.captured += 1
+            self._put(frame)
+
+    def _recover(self, exc: CameraError) -> None:
+        self.healthy.clear()
+        logger.error("camera lost: %s", exc)
+        self.emit("camera_lost", {"error": str(exc)})
+        delay, limit = self.backoff_s
+        while not self._stop.wait(delay):
+            try:
+                self.source.close()
+                self.source.open()
+            except CameraError as again:
+                logger.warning("camera still unavailable (%s); retrying in %.1f s", again, min(delay * 2, limit))
+                delay = min(delay * 2, limit)
+                continue
+            self.reconnects += 1
+            self.healthy.set()
+            logger.info("camera restored")
+            self.emit("camera_restored", {"reconnects": self.reconnects})
+            return
