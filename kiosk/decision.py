@@ -63,7 +63,7 @@ class DecisionEngine:
         self._denials: deque[float] = deque()
         self._cooldown_until = float("-inf")
         self._locked_until = float("-inf")
-        self._last_deny_event = float("-inf")
+        self._last_deny_event: dict[str, float] = {}  # per reason
         self._presence_denied = False  # this approach already counted as one denied attempt
 
     @property
@@ -113,7 +113,7 @@ class DecisionEngine:
                 self._denials.clear()
                 logger.warning("lockout for %.0f s after %d denied attempts", self.config.lockout_s,
                                self.config.lockout_attempts)
-        if now - self._last_deny_event < self.config.deny_event_interval_s:
+        if now - self._last_deny_event.get(reason, float("-inf")) < self.config.deny_event_interval_s:
             return None
-        self._last_deny_event = now
+        self._last_deny_event[reason] = now
         return Decision(False, person, score, reason)

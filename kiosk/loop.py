@@ -68,6 +68,7 @@ class KioskLoop:
         self.on_result = on_result
         self.stats = LoopStats()
         self._last_watchdog = -math.inf
+        capture.on_lost = lambda: door.lock("camera_lost")  # fail secure at once, from the capture thread
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from kiosk.camera.base import CameraError, Frame, FrameSource
@@ -22,8 +23,9 @@ class Capture:
     """
 
     def __init__(self, source: FrameSource, emit: Emit, *, lockstep: bool = False,
-                 backoff_s: tuple[float, float] = (0.5, 10.0)) -> None:
+                 backoff_s: tuple[float, float] = (0.5, 10.0), on_lost: Callable[[], None] | None = None) -> None:
         self.source = source
+        self.on_lost = on_lost  # runs on the capture thread the moment the camera fails
         self.emit = emit
         self.lockstep = lockstep
         self.backoff_s = backoff_s
@@ -101,6 +103,8 @@ class Capture:
 
     def _recover(self, exc: CameraError) -> None:
         self.healthy.clear()
+        if self.on_lost is not None:
+            self.on_lost()
         logger.error("camera lost: %s", exc)
         self.emit("camera_lost", {"error": str(exc)})
         delay, limit = self.backoff_s

@@ -1,0 +1,169 @@
+"""The real loop end to end: replayed walk-ups, the real models, a MockFactory relay, simulated time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from kiosk.camera.capture import Capture
+from kiosk.camera.replay import ReplaySource, SimClock
+from kiosk.decision import DecisionConfig, DecisionEngine, MultiFacePolicy
+from kiosk.demo.run import enroll
+from kiosk.demo.sequences import background, head_and_shoulders, walk_up
+from kiosk.door import DoorTiming, build_door
+from kiosk.events import EventSink
+from kiosk.imageio import read_rgb
+from kiosk.loop import FrameResult, KioskLoop
+from kiosk.match import Gallery
+from kiosk.vision.boxes import primary_face
+from kiosk.vision.quality import QualityConfig
+
+pytestmark = pytest.mark.models
+RELAY = 17
+FPS = 10.0
+
+
+@pytest.fixture(scope="module")
+def celeb(models: Path) -> Path:
+    from kiosk.artifacts import dataset_path
+
+    return dataset_path("5-celebrity")
+
+
+@pytest.fixture(scope="module")
+def gallery(pipeline: Any, celeb: Path) -> Gallery:
+    embs = enroll(pipeline[0], celeb, "ben_afflek")
+    return Gallery(embs, ["ben"] * len(embs))
+
+
+def _cutout(pipeline: Any, celeb: Path, person: str) -> np.ndarray:
+    photo = sorted((celeb / "val" / person).glob("*.jpg"))[0]
+    rgb = read_rgb(photo)
+    face = primary_face(pipeline[0].detect(rgb))
+    assert face is not None
+    return head_and_shoulders(rgb, face)
+
+
+def _walk(pipeline: Any, celeb: Path, person: str, seed: int = 3, gap: int = 80) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    bg = background(640, 480, rng)
+    return walk_up(_cutout(pipeline, celeb, person), bg, 25, rng) + [bg] * gap
+
+
+@pytest.fixture()
+def factory() -> Iterator[MockFactory]:
+    f = MockFactory()
+    yield f
+    f.reset()
+
+
+class Rig:
+    """The loop wired as in production, but with replayed frames, mock pins and simulated time."""
+
+    def __init__(self, pipeline: Any, gallery: Gallery, frames: list[np.ndarray], factory: MockFactory,
+                 tmp: Path, multi_face: MultiFacePolicy = MultiFacePolicy.DENY, fail_at: set[int] | None = None) -> None:
+        self.clock = SimClock()
+        self.events = EventSink(tmp / "audit.jsonl")
+        self.door = build_door(RELAY, active_high=True, timing=DoorTiming(unlock_s=3.0), clock=self.clock,
+                               emit=self.events, pin_factory=factory)
+        fails = set(fail_at or ())
+
+        def fail(i: int) -> bool:
+            if i in fails:
+                fails.discard(i)
+                return True
+            return False
+
+        source = ReplaySource(frames, fps=FPS, clock=self.clock, fail_at=fail)
+        self.capture = Capture(source, self.events, lockstep=True, backoff_s=(0.001, 0.002))
+        engine = DecisionEngine(DecisionConfig(frames_to_grant=3, window_s=1.0, multi_face=multi_face), self.clock)
+        self.results: list[FrameResult] = []
+        self.loop = KioskLoop(self.capture, pipeline[0], lambda: gallery, pipeline[1].threshold, engine, self.door,
+                              self.events, QualityConfig(min_face_px=60.0), on_result=self.results.append)
+
+    def run(self) -> None:
+        self.capture.start()
+        try:
+            self.loop.run(threading.Event(), until_end=True)
+        finally:
+            self.capture.stop()
+            self.door.close()
+            self.events.close()
+
+    def kinds(self) -> list[str]:
+        return [k for k in ("access_granted", "access_denied") for _ in range(self.events.counts.get(k, 0))]
+
+
+def test_enrolled_person_energises_the_relay_for_the_unlock_time_then_it_locks(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    rig = Rig(pipeline, gallery, _walk(pipeline, celeb, "ben_afflek"), factory, tmp_path)
+    rig.run()
+    assert rig.events.counts.get("access_granted") == 1
+    factory.pin(RELAY).assert_states([False, True, False])
+    unlocked = [r.frame.t for r in rig.results if r.door_unlocked]
+    assert unlocked and max(unlocked) - min(unlocked) == pytest.approx(3.0, abs=1.5 / FPS)
+    assert "door_locked" in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_unknown_person_never_energises_the_relay(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    rig = Rig(pipeline, gallery, _walk(pipeline, celeb, "jerry_seinfeld"), factory, tmp_path)
+    rig.run()
+    assert "access_granted" not in rig.events.counts
+    assert rig.events.counts.get("access_denied") == 1
+    assert all(not s.state for s in factory.pin(RELAY).states)
+
+
+def _two_people(pipeline: Any, celeb: Path) -> list[np.ndarray]:
+    frames = _walk(pipeline, celeb, "ben_afflek", gap=20)
+    stranger = _cutout(pipeline, celeb, "jerry_seinfeld")
+    patch = np.asarray(__import__("cv2").resize(stranger, (170, 170)), np.uint8)
+    out = []
+    for f in frames[:25]:
+        f = f.copy()
+        f[300:470, 460:630] = patch  # a second person standing behind, lower right
+        out.append(f)
+    return out + frames[25:]
+
+
+def test_a_second_face_in_view_denies_by_default(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    rig = Rig(pipeline, gallery, _two_people(pipeline, celeb), factory, tmp_path)
+    rig.run()
+    assert "access_granted" not in rig.events.counts
+    assert any(r.decision is not None and r.decision.reason == "multiple_faces" for r in rig.results)
+    assert all(not s.state for s in factory.pin(RELAY).states)
+
+
+def test_largest_face_policy_lets_the_enrolled_person_in(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    rig = Rig(pipeline, gallery, _two_people(pipeline, celeb), factory, tmp_path, multi_face=MultiFacePolicy.LARGEST)
+    rig.run()
+    assert rig.events.counts.get("access_granted") == 1
+
+
+def test_a_failing_camera_locks_the_door_and_is_reopened(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    frames = _walk(pipeline, celeb, "ben_afflek")
+    granted_at = 0
+    rig = Rig(pipeline, gallery, frames, factory, tmp_path, fail_at=set())
+    # find when the grant happens without failure, then fail the camera just after it
+    rig.run()
+    granted_at = next(r.frame.index for r in rig.results if r.decision is not None and r.decision.granted)
+    factory.reset()
+    rig = Rig(pipeline, gallery, frames, factory, tmp_path, fail_at={granted_at + 3})
+    rig.run()
+    assert rig.events.counts.get("camera_lost") == 1 and rig.events.counts.get("camera_restored") == 1
+    assert rig.capture.reconnects == 1
+    states = [s.state for s in factory.pin(RELAY).states]
+    assert states == [False, True, False]  # locked at the failure, well before the unlock time ran out
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert '"reason": "camera_lost"' in audit
+    lock_frames = [r.frame.index for r in rig.results if not r.door_unlocked and r.frame.index > granted_at]
+    assert min(lock_frames) <= granted_at + 4
