@@ -77,7 +77,7 @@ legacy_env() {
     # with ml_dtypes < 0.6) + opencv 4.11. No TensorFlow: converter tests skip.
     if [ ! -x "$LEGACY_VENV/bin/python" ]; then "$PYTHON" -m venv "$LEGACY_VENV"; fi
     "$LEGACY_VENV/bin/pip" install -q "numpy>=1.26,<2" "opencv-python-headless>=4.11,<4.12" \
-        "tflite-runtime==2.14.*" ai-edge-litert "ml_dtypes<0.6" "gpiozero>=2.0" "pydantic-settings>=2.3" \
+        "tflite-runtime==2.14.*" ai-edge-litert "ml_dtypes<0.6" "gpiozero>=2.0" "pydantic-settings>=2.3" "cryptography>=41" \
         "pytest>=8" "hypothesis>=6" "matplotlib>=3.7"
     "$LEGACY_VENV/bin/pip" install -q --no-deps -e .
 }

@@ -1,0 +1,158 @@
+"""The kiosk's configuration: TOML file + ``KIOSK_`` environment variables + secrets.
+
+Strict: an unknown key is an error naming the key and the file. Every field
+has bounds and a description (``kiosk config check`` prints them resolved).
+Secrets (store key, MQTT password) are files, read from systemd credentials
+(``$CREDENTIALS_DIRECTORY``) by default, never values in the TOML.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from kiosk.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
+STATE_DIR = Path(os.environ.get("STATE_DIRECTORY", "/var/lib/kiosk"))
+
+
+def credential(name: str, fallback: str) -> Path:
+    """A systemd credential by name when running under systemd, else a fallback path."""
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    return Path(creds) / name if creds else Path(fallback)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReplayCamera(Section):
+    type: Literal["replay"] = "replay"
+    path: Path = Field(description="folder of images replayed in name order")
+    fps: float = Field(15.0, gt=0, le=120, description="frames per second of the replay")
+    loop: bool = Field(False, description="start over at the end instead of ending")
+
+
+class OpenCVCamera(Section):
+    type: Literal["opencv"] = "opencv"
+    device: int | str = Field(0, description="V4L2 index, video file path or rtsp:// URL")
+    width: int | None = Field(None, ge=160, le=4096, description="requested frame width")
+    height: int | None = Field(None, ge=120, le=4096, description="requested frame height")
+
+
+class PiCamera(Section):
+    type: Literal["picamera2"] = "picamera2"
+    width: int = Field(640, ge=160, le=4056, description="main stream width")
+    height: int = Field(480, ge=120, le=3040, description="main stream height")
+    camera_num: int = Field(0, ge=0, le=3, description="camera index on the Pi")
+
+
+CameraSettings = Annotated[ReplayCamera | OpenCVCamera | PiCamera, Field(discriminator="type")]
+
+
+class VisionSettings(Section):
+    model: Path | None = Field(None, description="int8 embedder .tflite; default: the models folder's facenet_int8")
+    detector: Literal["short", "full"] = Field("short", description="BlazeFace range model")
+    runtime: Literal["auto", "ai_edge_litert", "tflite_runtime"] = Field("auto", description="TFLite runtime")
+    threads: int = Field(2, ge=1, le=16, description="interpreter threads")
+    delegate: Literal["edgetpu"] | None = Field(None, description="load the Coral Edge TPU delegate")
+    threshold: float | None = Field(None, ge=-1.0, le=1.0,
+                                    description="cosine threshold; default: the model manifest's recommendation")
+
+
+class DecisionSettings(Section):
+    frames_to_grant: int = Field(3, ge=1, le=30, description="matching frames of one person needed to grant")
+    window_s: float = Field(2.0, gt=0, le=30, description="those frames must fall within this many seconds")
+    multi_face: Literal["deny", "largest"] = Field("deny", description="policy when a second face is in view")
+    cooldown_s: float = Field(5.0, ge=0, le=600, description="ignore faces this long after a grant")
+    lockout_attempts: int = Field(5, ge=1, le=100, description="denied approaches that trigger a lockout")
+    lockout_window_s: float = Field(60.0, gt=0, le=3600, description="window for counting denied approaches")
+    lockout_s: float = Field(60.0, ge=0, le=86400, description="how long a lockout lasts")
+    deny_event_interval_s: float = Field(10.0, ge=0, le=3600, description="at most one denial event per reason per interval")
+
+
+class QualitySettings(Section):
+    min_face_px: float = Field(80.0, ge=20, le=2000, description="smallest face box side, frame pixels")
+    min_sharpness: float = Field(20.0, ge=0, description="variance of the Laplacian of the crop")
+    max_outside: float = Field(0.1, ge=0, le=1, description="fraction of the face box allowed outside the frame")
+    max_yaw: float = Field(0.35, ge=0, le=2, description="nose offset from the eyes' midpoint, in eye distances")
+
+
+class DoorSettings(Section):
+    relay_pin: int | str = Field(17, description="GPIO of the lock relay (BCM number or gpiozero pin name)")
+    active_high: bool = Field(True, description="relay energised by a high level")
+    unlock_s: float = Field(5.0, gt=0, le=120, description="how long the door stays unlocked")
+    contact_pin: int | str | None = Field(None, description="door contact input (optional)")
+    contact_active_means_closed: bool = Field(True, description="contact input active (low, pull-up) = door closed")
+    exit_pin: int | str | None = Field(None, description="request-to-exit button input (optional)")
+    held_open_s: float = Field(30.0, gt=0, le=3600, description="alarm when the door stays open longer")
+    pin_factory: Literal["auto", "mock"] = Field(
+        "auto", description="auto: gpiozero's default, falling back to MockFactory with a warning off a Pi")
+
+
+class StoreSettings(Section):
+    path: Path = Field(STATE_DIR / "kiosk.db", description="SQLite enrollment store")
+    key_file: Path = Field(default_factory=lambda: credential("kiosk-store-key", "/etc/kiosk/store.key"),
+                           description="32-byte AES-GCM key (mode 0600 or a systemd credential)")
+
+
+class EventsSettings(Section):
+    audit_log: Path | None = Field(STATE_DIR / "audit.jsonl", description="every event as one JSON line")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", env_prefix="KIOSK_", env_nested_delimiter="__", frozen=True)
+
+    device: str = Field("door1", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="this kiosk's name")
+    site: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the site it belongs to")
+    models_dir: Path | None = Field(None, description="folder of model artifacts; default $KIOSK_MODELS_DIR or models/")
+    camera: CameraSettings = Field(default_factory=PiCamera, description="frame source")  # type: ignore[arg-type]
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    decision: DecisionSettings = Field(default_factory=DecisionSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    door: DoorSettings = Field(default_factory=DoorSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (when it exists, or when named explicitly) plus the environment."""
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG
+    if explicit and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    toml = path if path.is_file() else None
+    if toml is not None:
+        import tomllib
+
+        try:
+            tomllib.loads(toml.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{toml}: not valid TOML: {exc}") from exc
+
+    class _Bound(Settings):
+        toml_file = toml
+
+    try:
+        return _Bound(**overrides)
+    except ValidationError as exc:
+        where = str(toml) if toml else "environment"
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from exc
