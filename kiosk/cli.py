@@ -8,7 +8,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kiosk import __version__
 from kiosk.errors import KioskError
@@ -16,6 +18,14 @@ from kiosk.errors import KioskError
 logger = logging.getLogger("kiosk")
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}") from exc
+    return value if value.tzinfo else value.astimezone()
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -84,6 +94,85 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    from kiosk.config import load_settings
+
+    return load_settings(args.config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kiosk.service import run_service
+
+    run_service(_settings(args), until_end=args.until_end)
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_store_keygen(args: argparse.Namespace) -> int:
+    from kiosk.errors import ConfigError
+    from kiosk.store import generate_key
+
+    try:
+        generate_key(args.key)
+    except FileExistsError as exc:
+        raise ConfigError(f"{args.key} exists; refusing to overwrite a key (the store would become unreadable)") from exc
+    print(f"wrote a new 256-bit key to {args.key} (mode 600)")
+    return 0
+
+
+def cmd_gallery_list(args: argparse.Namespace) -> int:
+    from kiosk.service import open_store
+    from kiosk.vision.modelcard import DEFAULT_MODEL, ModelCard
+
+    settings = _settings(args)
+    card = ModelCard.load(settings.vision.model or (settings.models_dir or models_dir_default()) / DEFAULT_MODEL)
+    people = open_store(settings, card.fingerprint).people()
+    if args.json:
+        print(json.dumps(people, indent=2))
+    else:
+        for p in people:
+            state = "deleted" if p["deleted"] else ("enabled" if p["enabled"] else "disabled")
+            until = f", until {p['valid_until']}" if p["valid_until"] else ""
+            print(f"{p['id']:<20} {p['name']:<24} rev {p['revision']:<6} {state}, {p['embeddings']} embeddings{until}")
+        print(f"{sum(not p['deleted'] for p in people)} people")
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from kiosk.enrollment import embed_photos, similar_people
+    from kiosk.service import open_store
+    from kiosk.store import Enrollment
+    from kiosk.vision.pipeline import build_pipeline
+
+    settings = _settings(args)
+    v = settings.vision
+    pipeline, card = build_pipeline(v.model, detector=v.detector, runtime=v.runtime, threads=v.threads,
+                                    root=settings.models_dir or models_dir_default())
+    embeddings, checks = embed_photos(pipeline, args.photos)
+    for c in checks:
+        print(f"  {'ok ' if c.reason is None else 'REJECTED'} {c.path}" + (f": {c.reason}" if c.reason else ""))
+    store = open_store(settings, card.fingerprint)
+    threshold = card.threshold if v.threshold is None else v.threshold
+    for other, score in similar_people(store.gallery(), embeddings, threshold, exclude=args.id):
+        logger.warning("%s already matches enrolled person %s (similarity %.3f)", args.id, other, score)
+    revision = (store.revision(args.id) or 0) + 1
+    result = store.apply(Enrollment(args.id, args.name, revision, card.fingerprint, embeddings,
+                                    valid_until=args.valid_until.timestamp() if args.valid_until else None))
+    print(f"enrolled {args.id} ({args.name}) from {len(embeddings)} photos, revision {result.revision}")
+    return 0
+
+
+def models_dir_default() -> Path:
+    from kiosk.artifacts import models_dir
+
+    return models_dir()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="Face-unlock access-control kiosk")
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
@@ -119,6 +208,38 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=float, help="override the model's recommended threshold")
     _add_runtime_args(e)
     e.set_defaults(handler=cmd_eval)
+    r = sub.add_parser("run", help="the door service (systemd runs this)")
+    r.add_argument("--config", type=Path, help="TOML config (default /etc/kiosk/kiosk.toml)")
+    r.add_argument("--until-end", action="store_true", help="stop when a file or replay source ends")
+    r.set_defaults(handler=cmd_run)
+
+    cfg = sub.add_parser("config", help="configuration")
+    csub = cfg.add_subparsers(dest="config_command", required=True)
+    cc = csub.add_parser("check", help="print the effective config, or the errors")
+    cc.add_argument("--config", type=Path)
+    cc.set_defaults(handler=cmd_config_check)
+
+    st = sub.add_parser("store", help="the local enrollment store")
+    ssub = st.add_subparsers(dest="store_command", required=True)
+    kg = ssub.add_parser("keygen", help="write a new store encryption key")
+    kg.add_argument("--key", type=Path, required=True)
+    kg.set_defaults(handler=cmd_store_keygen)
+
+    g = sub.add_parser("gallery", help="who this kiosk holds")
+    gsub = g.add_subparsers(dest="gallery_command", required=True)
+    gl = gsub.add_parser("list", help="people, revisions and validity (never embeddings)")
+    gl.add_argument("--config", type=Path)
+    gl.add_argument("--json", action="store_true")
+    gl.set_defaults(handler=cmd_gallery_list)
+
+    en = sub.add_parser("enroll", help="enroll a person locally, from 3-10 photos")
+    en.add_argument("--id", required=True, help="person id (letters, digits, _ and -)")
+    en.add_argument("--name", required=True)
+    en.add_argument("--valid-until", type=_datetime, help="ISO date/time when access ends")
+    en.add_argument("--config", type=Path)
+    en.add_argument("photos", type=Path, nargs="+")
+    en.set_defaults(handler=cmd_enroll)
+
     d = sub.add_parser("demo", help="the real loop on synthetic walk-ups: no camera, GPIO or broker")
     d.add_argument("--out", type=Path, default=Path("out"), help="folder for the video, pictures and logs")
     d.add_argument("--no-video", action="store_true", help="skip writing demo.mp4")

@@ -80,7 +80,7 @@ class QualitySettings(Section):
     min_face_px: float = Field(80.0, ge=20, le=2000, description="smallest face box side, frame pixels")
     min_sharpness: float = Field(20.0, ge=0, description="variance of the Laplacian of the crop")
     max_outside: float = Field(0.1, ge=0, le=1, description="fraction of the face box allowed outside the frame")
-    max_yaw: float = Field(0.35, ge=0, le=2, description="nose offset from the eyes' midpoint, in eye distances")
+    max_yaw: float = Field(0.4, ge=0, le=2, description="nose offset from the eyes' midpoint, in eye distances")
 
 
 class DoorSettings(Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 KEY_BYTES = 32
 EMBEDDING_SIZE = 128
 MAX_EMBEDDINGS = 10
+PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class StoreError(KioskError, RuntimeError):
@@ -133,6 +135,8 @@ class Store:
 
     def apply(self, record: Enrollment | Tombstone) -> ApplyResult:
         """Apply one enrollment or deletion in a single transaction."""
+        if not PERSON_ID.fullmatch(record.person_id):
+            raise StoreError(f"person id {record.person_id!r} must be 1-64 letters, digits, '_' or '-'")
         with self._lock:
             current = self.revision(record.person_id)
             if current is not None and record.revision <= current:

@@ -39,9 +39,14 @@ class Capture:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Open the source (raising ``CameraError`` if it cannot) and start reading."""
-        self.source.open()
-        self.healthy.set()
+        """Open the source and start reading; a source that will not open is retried with backoff."""
+        try:
+            self.source.open()
+            self.healthy.set()
+        except CameraError as exc:
+            self._pending: CameraError | None = exc
+        else:
+            self._pending = None
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 
@@ -89,6 +94,8 @@ class Capture:
             self._slot.put_nowait(frame)
 
     def _run(self) -> None:
+        if self._pending is not None:
+            self._recover(self._pending)
         while not self._stop.is_set():
             try:
                 frame = self.source.read()

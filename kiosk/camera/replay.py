@@ -42,6 +42,7 @@ class ReplaySource:
         self.loop = loop
         self.fail_at = fail_at
         self._i = 0
+        self._n = 0  # frames delivered, across loops: time never runs backwards
         self._opened = False
 
     def open(self) -> None:
@@ -61,7 +62,8 @@ class ReplaySource:
             raise CameraError(f"replay source failed at frame {i} (simulated)")
         item = self.frames[i]
         rgb: npt.NDArray[np.uint8] = read_rgb(item) if isinstance(item, Path) else np.asarray(item, np.uint8)
-        t = i / self.fps
+        t = self._n / self.fps
+        self._n += 1
         if self.clock is not None:
             self.clock.now = t
         return Frame(rgb, t, i)

@@ -16,7 +16,7 @@ class QualityConfig:
     min_face_px: float = 80.0  # box side in frame pixels
     min_sharpness: float = 20.0  # variance of the Laplacian of the grey crop
     max_outside: float = 0.1  # fraction of the box allowed beyond the frame edge
-    max_yaw: float = 0.35  # |nose offset from the eyes' midpoint| / eye distance
+    max_yaw: float = 0.4  # |nose offset from the eyes' midpoint| / eye distance
 
 
 def yaw_ratio(face: Face) -> float:

@@ -1,0 +1,120 @@
+"""``kiosk run``: wires config -> models -> store -> door -> camera -> loop, and tears down in reverse.
+
+The door is locked at start, on exit, on SIGTERM/SIGINT and on any unhandled
+error; systemd hears READY=1 once models and camera are up, WATCHDOG=1 from
+the processing loop, STATUS= on state changes and STOPPING=1 on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from types import FrameType
+from typing import Any
+
+from kiosk.artifacts import models_dir
+from kiosk.camera.capture import Capture
+from kiosk.camera.factory import SIMULATED, make_source
+from kiosk.camera.replay import SimClock
+from kiosk.config import Settings
+from kiosk.decision import DecisionConfig, DecisionEngine, MultiFacePolicy
+from kiosk.door import Door, DoorTiming, build_door
+from kiosk.events import EventSink
+from kiosk.loop import KioskLoop
+from kiosk.sdnotify import Notifier, watchdog_interval_s
+from kiosk.store import Store, load_key
+from kiosk.vision.pipeline import build_pipeline
+from kiosk.vision.quality import QualityConfig
+
+logger = logging.getLogger(__name__)
+
+
+def pin_factory(kind: str) -> Any:
+    """gpiozero's default pin factory, or MockFactory (with a warning) where there is no GPIO."""
+    from gpiozero import Device
+    from gpiozero.exc import BadPinFactory
+    from gpiozero.pins.mock import MockFactory
+
+    if kind == "mock":
+        logger.warning("door.pin_factory = mock: the relay is simulated, no door will open")
+        return MockFactory()
+    try:
+        return Device._default_pin_factory()
+    except BadPinFactory:
+        logger.warning("no GPIO on this machine: using gpiozero's MockFactory; no door will open")
+        return MockFactory()
+
+
+def open_store(settings: Settings, fingerprint: str) -> Store:
+    return Store(settings.store.path, load_key(settings.store.key_file), fingerprint)
+
+
+def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: Any) -> Door:
+    d = settings.door
+    return build_door(d.relay_pin, active_high=d.active_high, timing=DoorTiming(d.unlock_s, d.held_open_s),
+                      clock=clock, emit=events, contact_pin=d.contact_pin, exit_pin=d.exit_pin, pin_factory=factory)
+
+
+def run_service(settings: Settings, *, until_end: bool = False, stop: threading.Event | None = None,
+                notifier: Notifier | None = None) -> dict[str, Any]:
+    stop = stop or threading.Event()
+    notifier = notifier or Notifier()
+    started = time.monotonic()
+    simulated = settings.camera.type in SIMULATED
+    clock: Any = SimClock() if simulated else time.monotonic
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s: locking and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    with ExitStack() as stack:
+        stack.callback(notifier.close)
+        notifier.status("loading models")
+        pipeline, card = build_pipeline(settings.vision.model, detector=settings.vision.detector,
+                                        runtime=settings.vision.runtime, threads=settings.vision.threads,
+                                        delegate=settings.vision.delegate, root=settings.models_dir or models_dir())
+        threshold = card.threshold if settings.vision.threshold is None else settings.vision.threshold
+        store = open_store(settings, card.fingerprint)
+        stack.callback(store.close)
+        events = EventSink(settings.events.audit_log, device=settings.device)
+        stack.callback(events.close)
+        events.publishers.append(lambda e: notifier.status(f"door {e['type'][5:]} ({e.get('reason', '')})")
+                                 if e["type"] in ("door_unlocked", "door_locked") else None)
+        door = build_door_from(settings, clock, events, pin_factory(settings.door.pin_factory))
+        stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
+        dc = settings.decision
+        engine = DecisionEngine(DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face),
+                                               dc.cooldown_s, dc.lockout_attempts, dc.lockout_window_s, dc.lockout_s,
+                                               dc.deny_event_interval_s), clock, is_valid=store.is_valid)
+        capture = Capture(make_source(settings.camera, clock if simulated else None), events, lockstep=simulated)
+        q = settings.quality
+        loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
+                         QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
+                         notifier=notifier, watchdog_s=watchdog_interval_s())
+        notifier.status("opening camera")
+        capture.start()
+        stack.callback(capture.stop, 1.0)
+        while not capture.healthy.wait(0.2):
+            if stop.is_set():
+                break
+            notifier.watchdog()
+        ready_s = time.monotonic() - started
+        people = len(set(store.gallery().labels))
+        notifier.ready(f"ready: {people} people enrolled, door locked")
+        logger.info("ready in %.2f s: %d people enrolled, threshold %.4f", ready_s, people, threshold)
+        events.emit("started", {"ready_s": round(ready_s, 3), "people": people, "model": card.sha256[:16]})
+        try:
+            loop.run(stop, until_end=until_end)
+        finally:
+            door.lock("shutdown")
+            notifier.stopping()
+            events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats()}})
+        return {"ready_s": ready_s, **loop.stats.as_dict(), **capture.stats()}
+    raise AssertionError("unreachable")  # pragma: no cover
