@@ -84,7 +84,7 @@ legacy_env() {
 
 run_tests() {
     setup
-    apt_install mosquitto
+    apt_install mosquitto systemd
     say "ruff"
     "$VENV/bin/ruff" check kiosk converter tests benchmarks
     say "mypy"

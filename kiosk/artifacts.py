@@ -73,7 +73,10 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Manifest:
-        path = path or REPO_MODELS_DIR / MANIFEST_NAME
+        if path is None:
+            # an installed kiosk keeps its manifest beside the models; a checkout in models/
+            local = models_dir() / MANIFEST_NAME
+            path = local if local.is_file() else REPO_MODELS_DIR / MANIFEST_NAME
         try:
             data: dict[str, Any] = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -1,0 +1,174 @@
+"""The unit file, the installer, and the service's life cycle under the notify protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = ROOT / "systemd" / "kiosk.service"
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                           reason="systemd-analyze not installed")
+
+
+@needs_systemd_analyze
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    unit = tmp_path / "kiosk.service"
+    kiosk = Path(sys.executable).with_name("kiosk")
+    unit.write_text(UNIT.read_text().replace("/opt/kiosk/venv/bin/kiosk", str(kiosk)))
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "kiosk.service" not in proc.stderr, proc.stderr
+
+
+@needs_systemd_analyze
+def test_unit_exposure_is_three_or_lower() -> None:
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(UNIT)],
+                          capture_output=True, text=True, check=False)
+    m = re.search(r"Overall exposure level for kiosk\.service: ([0-9.]+)", proc.stdout)
+    assert m, proc.stdout + proc.stderr
+    assert float(m.group(1)) <= 3.0
+
+
+def test_unit_is_a_notify_service_with_watchdog_and_credentials() -> None:
+    text = UNIT.read_text()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=always", "ProtectSystem=strict", "StateDirectory=kiosk",
+                 "ConfigurationDirectory=kiosk", "NoNewPrivileges=true", "PrivateTmp=true", "CapabilityBoundingSet=\n",
+                 "LoadCredential=kiosk-store-key:", "DevicePolicy=closed", "SupplementaryGroups=gpio video"):
+        assert line in text, line
+
+
+def test_example_config_is_valid_and_strict(tmp_path: Path) -> None:
+    settings = load_settings(ROOT / "docs" / "kiosk.example.toml")
+    assert settings.device == "front-door" and settings.camera.type == "picamera2"
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "docs" / "kiosk.example.toml").read_text() + "\n[door2]\nx = 1\n")
+    from kiosk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"bad\.toml: door2"):
+        load_settings(bad)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_installer_stages_every_file_and_is_idempotent(tmp_path: Path) -> None:
+    cmd = ["bash", str(ROOT / "systemd" / "install.sh"), "--root", str(tmp_path), "--skip-venv", "--no-systemctl"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    first = _tree(tmp_path)
+    for f in ("etc/kiosk/kiosk.toml", "etc/kiosk/credentials/store.key", "etc/systemd/system/kiosk.service",
+              "var/lib/kiosk/models/manifest.toml"):
+        assert f in first, f
+    key = tmp_path / "etc/kiosk/credentials/store.key"
+    assert key.stat().st_size == 32 and key.stat().st_mode & 0o077 == 0
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert _tree(tmp_path) == first  # the key and config were kept, nothing else changed
+
+
+class NotifySocket:
+    """The systemd side of sd_notify: a datagram socket the service reports to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[str] = []
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            try:
+                msg = self.sock.recv(4096).decode()
+            except TimeoutError:
+                break
+            self.messages.append(msg)
+            if needle in msg:
+                return msg
+        raise AssertionError(f"no {needle!r} within {timeout} s; got {self.messages}")
+
+
+@pytest.fixture()
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    s = NotifySocket(tmp_path / "notify.sock")
+    yield s
+    s.sock.close()
+
+
+@pytest.mark.models
+def test_service_reports_ready_pets_the_watchdog_and_on_sigterm_locks_and_exits_within_two_seconds(
+        tmp_path: Path, notify: NotifySocket, pipeline: Any, models: Path) -> None:
+    from kiosk.artifacts import dataset_path
+    from kiosk.demo.run import enroll
+    from kiosk.store import Enrollment, Store, generate_key, load_key
+
+    celeb = dataset_path("5-celebrity")
+    photo = sorted((celeb / "val" / "ben_afflek").glob("*.jpg"))[0]
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    shutil.copy(photo, replay / "0000.jpg")
+    generate_key(tmp_path / "store.key")
+    store = Store(tmp_path / "kiosk.db", load_key(tmp_path / "store.key"), pipeline[1].fingerprint)
+    store.apply(Enrollment("ben", "Ben", 1, pipeline[1].fingerprint, enroll(pipeline[0], celeb, "ben_afflek")))
+    store.close()
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f"""
+device = "sigterm-test"
+[camera]
+type = "replay"
+path = "{replay}"
+fps = 10
+loop = true
+[door]
+pin_factory = "mock"
+unlock_s = 60
+[quality]
+min_face_px = 40
+[store]
+path = "{tmp_path / 'kiosk.db'}"
+key_file = "{tmp_path / 'store.key'}"
+[events]
+audit_log = "{tmp_path / 'audit.jsonl'}"
+""")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "KIOSK_MODELS_DIR": str(models),
+           "WATCHDOG_USEC": "1000000"}
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run", "--config", str(config)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        notify.wait_for("READY=1", timeout=60)
+        notify.wait_for("STATUS=door unlocked", timeout=30)
+        notify.wait_for("WATCHDOG=1", timeout=5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, err = proc.communicate()
+    assert code == 0, err
+    assert elapsed < 2.0
+    notify.wait_for("STOPPING=1", timeout=1)
+    events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds.index("door_unlocked") < kinds.index("door_locked")
+    locked = [e for e in events if e["type"] == "door_locked"]
+    assert locked[-1]["reason"] == "shutdown"
+    assert kinds[-1] == "stopped"
