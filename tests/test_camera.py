@@ -134,13 +134,11 @@ def test_pin_factory_falls_back_to_mock_with_a_warning_off_a_pi(caplog: pytest.L
 
 @pytest.mark.filterwarnings("ignore::Warning")  # gpiozero warns as it tries each real pin library
 def test_auto_pin_factory_off_a_pi_is_mock_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    from pathlib import Path as _P
-
     from gpiozero.pins.mock import MockFactory
 
     from kiosk.service import pin_factory
 
-    if _P("/dev/gpiomem").exists() or _P("/dev/gpiochip0").exists():
+    if Path("/dev/gpiomem").exists() or Path("/dev/gpiochip0").exists():
         pytest.skip("this machine has GPIO")
     with caplog.at_level(logging.WARNING):
         factory = pin_factory("auto")

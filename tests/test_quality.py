@@ -6,7 +6,7 @@ from kiosk.vision.quality import QualityConfig, check, outside_fraction, sharpne
 
 
 def _face(box: tuple[float, float, float, float], nose_dx: float = 0.0) -> Face:
-    x0, y0, x1, y1 = box
+    x0, y0, x1, _ = box
     w = x1 - x0
     kps = np.zeros((6, 2))
     kps[0] = (x0 + 0.3 * w, y0 + 0.4 * w)
