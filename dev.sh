@@ -69,7 +69,9 @@ demo() {
     "$VENV/bin/kiosk" compare "$a" "$c" --out "$OUT/compare_different.jpg"
     say "kiosk eval: every pair of the 5-celebrity set"
     "$VENV/bin/kiosk" eval --identities models/5-celebrity --plot "$OUT/roc_5celebrity.png"
-    say "pictures written to $OUT/"
+    say "kiosk demo: two enrolled and two unknown people walk up to the door (real loop, mock relay)"
+    "$VENV/bin/kiosk" demo --out "$OUT"
+    say "pictures, video and logs written to $OUT/"
 }
 
 legacy_env() {
@@ -77,7 +79,7 @@ legacy_env() {
     # with ml_dtypes < 0.6) + opencv 4.11. No TensorFlow: converter tests skip.
     if [ ! -x "$LEGACY_VENV/bin/python" ]; then "$PYTHON" -m venv "$LEGACY_VENV"; fi
     "$LEGACY_VENV/bin/pip" install -q "numpy>=1.26,<2" "opencv-python-headless>=4.11,<4.12" \
-        "tflite-runtime==2.14.*" ai-edge-litert "ml_dtypes<0.6" "gpiozero>=2.0" "pydantic-settings>=2.3" "cryptography>=41" \
+        "tflite-runtime==2.14.*" ai-edge-litert "ml_dtypes<0.6" "gpiozero>=2.0" "pydantic-settings>=2.3" "cryptography>=41" "paho-mqtt>=2.0" \
         "pytest>=8" "hypothesis>=6" "matplotlib>=3.7"
     "$LEGACY_VENV/bin/pip" install -q --no-deps -e .
 }

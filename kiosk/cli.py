@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("photos", type=Path, nargs="+")
     en.set_defaults(handler=cmd_enroll)
 
+    from kiosk.admin import add_parser as add_admin_parser
+
+    add_admin_parser(sub, _datetime)
+
     d = sub.add_parser("demo", help="the real loop on synthetic walk-ups: no camera, GPIO or broker")
     d.add_argument("--out", type=Path, default=Path("out"), help="folder for the video, pictures and logs")
     d.add_argument("--no-video", action="store_true", help="skip writing demo.mp4")

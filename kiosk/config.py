@@ -105,6 +105,30 @@ class EventsSettings(Section):
     audit_log: Path | None = Field(STATE_DIR / "audit.jsonl", description="every event as one JSON line")
 
 
+class MqttSettings(Section):
+    enabled: bool = Field(False, description="sync enrollments and report events over MQTT")
+    host: str = Field("localhost", min_length=1, description="broker host name")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 with TLS, by convention)")
+    prefix: str = Field("kiosk", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="first level of every topic")
+    tls: bool = Field(False, description="TLS with CA verification")
+    ca_file: Path | None = Field(None, description="CA certificate of the broker (default: system CAs)")
+    cert_file: Path | None = Field(None, description="client certificate, for brokers that require one")
+    key_file: Path | None = Field(None, description="client certificate's private key")
+    username: str | None = Field(None, description="broker user name")
+    password_file: Path | None = Field(
+        default_factory=lambda: (credential("kiosk-mqtt-password", "") if os.environ.get("CREDENTIALS_DIRECTORY")
+                                 else None),
+        description="file holding the broker password (default: the systemd credential kiosk-mqtt-password)")
+    admin_keys: list[Path] = Field(default_factory=lambda: [Path("/etc/kiosk/admin-keys")],
+                                   description="Ed25519 public keys (PEM files or folders of them) of administrators")
+    keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keepalive")
+    stats_interval_s: float = Field(60.0, ge=1, le=3600, description="how often to publish stats")
+    outbox_path: Path = Field(STATE_DIR / "outbox.db", description="durable event queue")
+    outbox_max: int = Field(10_000, ge=10, le=1_000_000, description="oldest events are dropped (and counted) beyond")
+    homeassistant: bool = Field(False, description="publish Home Assistant MQTT discovery for the door")
+    homeassistant_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", env_prefix="KIOSK_", env_nested_delimiter="__", frozen=True)
 
@@ -118,6 +142,7 @@ class Settings(BaseSettings):
     door: DoorSettings = Field(default_factory=DoorSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
     toml_file: ClassVar[Path | None] = None
 

@@ -87,6 +87,11 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         stack.callback(events.close)
         events.publishers.append(lambda e: notifier.status(f"door {e['type'][5:]} ({e.get('reason', '')})")
                                  if e["type"] in ("door_unlocked", "door_locked") else None)
+        mqtt = None
+        if settings.mqtt.enabled:
+            from kiosk.mqtt.wiring import MqttSide
+
+            mqtt = MqttSide(settings, store, events)
         door = build_door_from(settings, clock, events, pin_factory(settings.door.pin_factory))
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
         dc = settings.decision
@@ -98,6 +103,10 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
                          QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
                          notifier=notifier, watchdog_s=watchdog_interval_s())
+        if mqtt is not None:
+            mqtt.kiosk.on_applied = lambda: logger.info("gallery now holds %d people", len(set(store.gallery().labels)))
+            mqtt.start(lambda: {**loop.stats.as_dict(), **capture.stats(), "events": dict(events.counts)})
+            stack.callback(mqtt.stop, 0.8)  # after the door is locked; flushes what the broker takes in time
         notifier.status("opening camera")
         capture.start()
         stack.callback(capture.stop, 1.0)

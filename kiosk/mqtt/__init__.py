@@ -1,0 +1,1 @@
+"""Enrollments synced from administrators and events reported back, over MQTT."""

@@ -1,0 +1,303 @@
+"""Enrollment sync and event reporting against a real mosquitto on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.events import EventSink
+from kiosk.mqtt.client import KioskMqtt, make_client
+from kiosk.mqtt.protocol import Signer
+from kiosk.mqtt.topics import Topics
+from kiosk.outbox import Outbox
+from kiosk.store import Enrollment, Store, Tombstone
+from kiosk.vision.quant import l2_normalize
+from tests.broker import Mosquitto, make_tls
+
+FP = "d" * 64
+SITE = "hq"
+ADMIN = Signer(Ed25519PrivateKey.generate())
+KEYS = {ADMIN.key_id: ADMIN.private.public_key()}
+TIMEOUT = 15.0
+
+
+def emb(seed: int) -> np.ndarray:
+    return l2_normalize(np.random.default_rng(seed).normal(size=(2, 128)))
+
+
+class Collector:
+    """A test client that records every message on a pattern and lets tests wait for a condition."""
+
+    def __init__(self, port: int, pattern: str, **auth: Any) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.cond = threading.Condition()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True)
+        if auth.get("username"):
+            self.client.username_pw_set(auth["username"], auth.get("password"))
+        if auth.get("ca"):
+            self.client.tls_set(ca_certs=str(auth["ca"]))
+        self.client.on_connect = lambda c, *a: c.subscribe(pattern, qos=1)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.subscribed.wait(TIMEOUT)
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        with self.cond:
+            self.messages.append((msg.topic, msg.payload))
+            self.cond.notify_all()
+
+    def wait_for(self, pred: Callable[[list[tuple[str, bytes]]], bool], timeout: float = TIMEOUT) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: pred(self.messages), timeout), self.messages[-5:]
+
+    def json(self, suffix: str) -> list[dict[str, Any]]:
+        with self.cond:
+            return [json.loads(p) for t, p in self.messages if t.endswith(suffix)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish(port: int, topic: str, payload: bytes, retain: bool = True, **auth: Any) -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    if auth.get("username"):
+        c.username_pw_set(auth["username"], auth.get("password"))
+    if auth.get("ca"):
+        c.tls_set(ca_certs=str(auth["ca"]))
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(TIMEOUT)
+    c.disconnect()
+    c.loop_stop()
+
+
+class Kiosk:
+    """The kiosk's MQTT side with its own store, outbox and audit log; restartable on the same files."""
+
+    def __init__(self, tmp: Path, port: int, device: str = "door1", key: bytes = b"k" * 32, **client_kw: Any) -> None:
+        self.tmp, self.port, self.device, self.key, self.client_kw = tmp, port, device, key, client_kw
+        self.applied = threading.Semaphore(0)
+        self.start()
+
+    def start(self) -> None:
+        self.store = Store(self.tmp / f"{self.device}.db", self.key, FP)
+        self.events = EventSink(self.tmp / f"{self.device}.audit.jsonl", device=self.device)
+        self.outbox = Outbox(self.tmp / f"{self.device}.outbox.db", max_rows=1000)
+        client = make_client(f"kiosk-{self.device}", **self.client_kw)
+        self.topics = Topics("kiosk", SITE, self.device)
+        self.mqtt = KioskMqtt(client, "127.0.0.1", self.port, self.topics, self.store, self.events, self.outbox, KEYS)
+        self.mqtt.on_applied = self.applied.release
+        self.events.publishers.append(self.mqtt.publish_event)
+        self.mqtt.start()
+        assert self.mqtt.connected.wait(TIMEOUT)
+
+    def wait_applied(self, n: int) -> None:
+        for _ in range(n):
+            assert self.applied.acquire(timeout=TIMEOUT)
+
+    def stop(self) -> None:
+        self.mqtt.stop(flush_timeout=1.0)
+        self.outbox.close()
+        self.events.close()
+        self.store.close()
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+def enroll_msg(pid: str, rev: int, fp: str = FP) -> bytes:
+    return ADMIN.enrollment(SITE, Enrollment(pid, pid.title(), rev, fp, emb(rev)), 1.0)
+
+
+def test_a_new_kiosk_converges_from_retained_messages_alone(broker: Mosquitto, tmp_path: Path) -> None:
+    for i, pid in enumerate(("ann", "bob", "cid")):
+        publish(broker.port, f"kiosk/{SITE}/enrollments/{pid}", enroll_msg(pid, 10 + i))
+    publish(broker.port, f"kiosk/{SITE}/enrollments/bob", ADMIN.tombstone(SITE, Tombstone("bob", 20), 2.0))
+    acks = Collector(broker.port, f"kiosk/{SITE}/+/acks/+")
+    kiosk = Kiosk(tmp_path, broker.port)
+    try:
+        kiosk.wait_applied(3)
+        assert sorted(set(kiosk.store.gallery().labels)) == ["ann", "cid"]
+        acks.wait_for(lambda m: len(m) >= 3)
+        assert {a["person_id"]: a["status"] for a in acks.json("")} == {"ann": "applied", "bob": "deleted",
+                                                                          "cid": "applied"}
+        assert next(iter(acks.json("/bob")))["erased"] is True
+    finally:
+        kiosk.stop()
+        acks.close()
+
+
+def test_delete_while_offline_is_applied_on_return(broker: Mosquitto, tmp_path: Path) -> None:
+    publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 1))
+    kiosk = Kiosk(tmp_path, broker.port)
+    kiosk.wait_applied(1)
+    kiosk.stop()
+    publish(broker.port, f"kiosk/{SITE}/enrollments/ann", ADMIN.tombstone(SITE, Tombstone("ann", 2), 2.0))
+    kiosk.start()
+    try:
+        kiosk.wait_applied(1)
+        assert len(kiosk.store.gallery()) == 0
+        assert kiosk.store.revision("ann") == 2
+    finally:
+        kiosk.stop()
+
+
+def test_replayed_and_older_revisions_never_win(broker: Mosquitto, tmp_path: Path) -> None:
+    kiosk = Kiosk(tmp_path, broker.port)
+    acks = Collector(broker.port, f"kiosk/{SITE}/door1/acks/ann")
+    try:
+        publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 5))
+        kiosk.wait_applied(1)
+        publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 3), retain=False)
+        acks.wait_for(lambda m: any(json.loads(p).get("reason") == "stale_revision" for _, p in m))
+        publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 5), retain=False)  # exact replay
+        acks.wait_for(lambda m: any(json.loads(p).get("status") == "current" for _, p in m))
+        assert kiosk.store.revision("ann") == 5
+        assert kiosk.events.counts.get("sync_error") == 1
+    finally:
+        kiosk.stop()
+        acks.close()
+
+
+BAD_INPUTS = [
+    ("malformed", b"{oops", "malformed_json"),
+    ("schema", json.dumps({"v": 1, "type": "enrollment", "unknown": True}).encode(), "schema"),
+    ("unsigned", json.dumps({**json.loads(enroll_msg("x", 1)), "signature": "AAAA"}).encode(), "bad_signature"),
+    ("oversized", b"{" + b" " * 20000 + b"}", "oversized"),
+]
+
+
+def test_bad_input_is_refused_with_an_ack_and_an_error_event_and_changes_nothing(broker: Mosquitto,
+                                                                               tmp_path: Path) -> None:
+    kiosk = Kiosk(tmp_path, broker.port)
+    acks = Collector(broker.port, f"kiosk/{SITE}/door1/acks/+")
+    events = Collector(broker.port, f"kiosk/{SITE}/door1/events")
+    try:
+        for pid, payload, _ in BAD_INPUTS:
+            publish(broker.port, f"kiosk/{SITE}/enrollments/{pid}", payload, retain=False)
+        other = ADMIN.enrollment(SITE, Enrollment("mm", "Model Mismatch", 1, "e" * 64, emb(1)), 1.0)
+        publish(broker.port, f"kiosk/{SITE}/enrollments/mm", other, retain=False)
+        acks.wait_for(lambda m: len(m) >= len(BAD_INPUTS) + 1)
+        reasons = {a["person_id"]: a["reason"] for a in acks.json("") if a["status"] == "refused"}
+        assert reasons == {**{pid: r for pid, _, r in BAD_INPUTS}, "mm": "model_mismatch"}
+        events.wait_for(lambda m: sum(json.loads(p)["type"] == "sync_error" for _, p in m) >= len(BAD_INPUTS) + 1)
+        mismatch = next(e for e in events.json("events") if e["type"] == "sync_error" and e["person"] == "mm")
+        assert "e" * 64 in mismatch["detail"] and FP in mismatch["detail"]
+        assert kiosk.store.people() == []
+        publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 1))  # still working
+        kiosk.wait_applied(1)
+    finally:
+        kiosk.stop()
+        acks.close()
+        events.close()
+
+
+def test_broker_crash_and_kiosk_restart_lose_no_event(broker: Mosquitto, tmp_path: Path) -> None:
+    sub = Collector(broker.port, f"kiosk/{SITE}/door1/events")
+    kiosk = Kiosk(tmp_path, broker.port)
+    for i in range(50):
+        kiosk.events.emit("access_denied", {"seq": i})
+    sub.wait_for(lambda m: len(m) >= 50)
+    broker.kill()
+    sub.close()
+    for i in range(50, 100):  # broker down: these wait in the durable outbox
+        kiosk.events.emit("access_denied", {"seq": i})
+    assert len(kiosk.outbox) >= 50
+    kiosk.stop()  # the kiosk restarts too, with the broker still down
+    broker.start()
+    sub = Collector(broker.port, f"kiosk/{SITE}/door1/events")
+    kiosk.start()
+    try:
+        for i in range(100, 110):
+            kiosk.events.emit("access_granted", {"seq": i})
+        sub.wait_for(lambda m: {json.loads(p)["seq"] for _, p in m} >= set(range(50, 110)))
+        kiosk.mqtt.drained.wait(TIMEOUT)
+        assert len(kiosk.outbox) == 0 and kiosk.outbox.dropped == 0
+        audit = [json.loads(line) for line in (tmp_path / "door1.audit.jsonl").read_text().splitlines()]
+        assert {e["seq"] for e in audit if "seq" in e} == set(range(110))
+    finally:
+        kiosk.stop()
+        sub.close()
+
+
+def test_availability_is_online_while_connected_and_offline_as_last_will(broker: Mosquitto, tmp_path: Path) -> None:
+    avail = Collector(broker.port, f"kiosk/{SITE}/door1/availability")
+    kiosk = Kiosk(tmp_path, broker.port)
+    avail.wait_for(lambda m: bool(m) and m[-1][1] == b"online")
+    kiosk.mqtt.client._sock.close()  # the connection drops without a DISCONNECT: the broker sends the will
+    avail.wait_for(lambda m: m[-1][1] == b"offline")
+    kiosk.mqtt.stop()
+    avail.close()
+
+
+# TLS, passwords and the ACL shipped in docs/mosquitto/
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def secure_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, dict[str, Any]]]:
+    tls = make_tls(tmp_path)
+    pwfile = tmp_path / "passwd"
+    pwfile.touch()
+    pwfile.chmod(0o600)
+    for user, pw in (("admin", "admin-pw"), ("door1", "door1-pw"), ("door2", "door2-pw")):
+        subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True, capture_output=True)
+    acl = tmp_path / "acl"
+    acl.write_text((ROOT / "docs" / "mosquitto" / "acl").read_text().replace("SITE", SITE))
+    extra = (f"allow_anonymous false\npassword_file {pwfile}\nacl_file {acl}\n"
+             f"cafile {tls['ca']}\ncertfile {tls['cert']}\nkeyfile {tls['key']}\n")
+    b = Mosquitto(tmp_path / "broker", extra=extra).start()
+    yield b, tls
+    b.stop()
+
+
+def test_tls_password_kiosk_syncs_and_the_acl_keeps_it_to_its_own_topics(
+        secure_broker: tuple[Mosquitto, dict[str, Any]], tmp_path: Path) -> None:
+    broker, tls = secure_broker
+    pw = tmp_path / "door1.pw"
+    pw.write_text("door1-pw\n")
+    admin = {"username": "admin", "password": "admin-pw", "ca": tls["ca"]}
+    publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 1), **admin)
+    kiosk = Kiosk(tmp_path, broker.port, tls=True, ca_file=tls["ca"], username="door1", password_file=pw)
+    watch = Collector(broker.port, "kiosk/#", **admin)
+    try:
+        kiosk.wait_applied(1)
+        watch.wait_for(lambda m: any(t == f"kiosk/{SITE}/door1/acks/ann" for t, _ in m))
+        # a kiosk may not write enrollments, nor another kiosk's topics
+        kiosk.mqtt.client.publish(f"kiosk/{SITE}/enrollments/evil", enroll_msg("evil", 1), qos=1).wait_for_publish(5)
+        kiosk.mqtt.client.publish(f"kiosk/{SITE}/door2/events", b"{}", qos=1).wait_for_publish(5)
+        kiosk.events.emit("marker", {})
+        watch.wait_for(lambda m: any(b'"marker"' in p for t, p in m if t.endswith("door1/events")))
+        topics = {t for t, _ in watch.messages}
+        assert f"kiosk/{SITE}/enrollments/evil" not in topics and f"kiosk/{SITE}/door2/events" not in topics
+    finally:
+        kiosk.stop()
+        watch.close()
+    # and the wrong password is refused
+    bad = tmp_path / "bad.pw"
+    bad.write_text("nope")
+    client = make_client("intruder", tls=True, ca_file=tls["ca"], username="door1", password_file=bad)
+    refused = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p=None: refused.set() if rc.is_failure else None
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert refused.wait(TIMEOUT)
+    client.loop_stop()
