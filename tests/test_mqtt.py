@@ -237,6 +237,24 @@ def test_broker_crash_and_kiosk_restart_lose_no_event(broker: Mosquitto, tmp_pat
         sub.close()
 
 
+def test_each_event_is_delivered_once_while_the_broker_is_up(broker: Mosquitto, tmp_path: Path) -> None:
+    sub = Collector(broker.port, f"kiosk/{SITE}/door1/events")
+    kiosk = Kiosk(tmp_path, broker.port)
+    try:
+        for i in range(300):
+            kiosk.events.emit("access_denied", {"seq": i})
+        sub.wait_for(lambda m: len({json.loads(p)["seq"] for _, p in m}) >= 300)
+        assert kiosk.mqtt.drained.wait(TIMEOUT) or len(kiosk.outbox) == 0
+        kiosk.events.emit("marker", {"seq": -1})
+        sub.wait_for(lambda m: any(json.loads(p)["seq"] == -1 for _, p in m))
+        seqs = [json.loads(p)["seq"] for _, p in sub.messages if json.loads(p)["seq"] >= 0]
+        assert sorted(seqs) == list(range(300))  # no duplicates, none missing, in order of emission
+        assert seqs == list(range(300))
+    finally:
+        kiosk.stop()
+        sub.close()
+
+
 def test_availability_is_online_while_connected_and_offline_as_last_will(broker: Mosquitto, tmp_path: Path) -> None:
     avail = Collector(broker.port, f"kiosk/{SITE}/door1/availability")
     kiosk = Kiosk(tmp_path, broker.port)

@@ -78,6 +78,8 @@ class KioskMqtt:
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> outbox row
         self._acked_early: set[int] = set()
+        self._inflight_rows: set[int] = set()
+        self._removed: set[int] = set()
         self._flushing = threading.Lock()
         self._flush_again = threading.Event()
         self.on_applied: Callable[[], None] | None = None
@@ -133,23 +135,28 @@ class KioskMqtt:
     def _flush_once(self) -> None:
         if not self.connected.is_set():
             return
-        for row_id, topic, payload in self.outbox.pending():
+        rows = self.outbox.pending()
+        if rows:
+            with self._lock:  # ids only grow: acknowledged ids below this snapshot cannot come back
+                self._removed = {r for r in self._removed if r >= rows[0][0]}
+        for row_id, topic, payload in rows:
             with self._lock:
-                if row_id in self._inflight.values():
+                # the snapshot may be older than a PUBACK that arrived meanwhile
+                if row_id in self._inflight_rows or row_id in self._removed:
                     continue
+            # Once paho has given a message id it owns the message: it resends it
+            # after a reconnect by itself (even when rc says "not connected"), so
+            # it must never be handed over twice in this process's lifetime.
             info = self.client.publish(topic, payload, qos=1)
-            if info.rc != 0:
-                return  # disconnected meanwhile; the rows stay for the next connection
             with self._lock:
                 if info.mid in self._acked_early:
                     self._acked_early.discard(info.mid)
-                    acked = True
+                    self.outbox.remove(row_id)
+                    self._removed.add(row_id)
+                    self.counters["published"] += 1
                 else:
                     self._inflight[info.mid] = row_id
-                    acked = False
-            if acked:
-                self.outbox.remove(row_id)
-                self.counters["published"] += 1
+                    self._inflight_rows.add(row_id)
 
     # paho callbacks (network thread)
     def _on_connect(self, client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
@@ -157,9 +164,6 @@ class KioskMqtt:
             logger.error("MQTT connection refused: %s", reason)
             return
         logger.info("MQTT connected")
-        with self._lock:
-            self._inflight.clear()
-            self._acked_early.clear()
         self.connected.set()
         client.subscribe(self.topics.enrollments, qos=1)
         client.publish(self.topics.availability, b"online", qos=1, retain=True)
@@ -172,12 +176,17 @@ class KioskMqtt:
 
     def _on_publish(self, _client: Any, _ud: Any, mid: int, _reason: Any = None, _props: Any = None) -> None:
         with self._lock:
-            row_id = self._inflight.pop(mid, None)
+            # the row leaves the outbox before it leaves the in-flight map, so a
+            # concurrent flush never sees it as pending and unsent
+            row_id = self._inflight.get(mid)
             if row_id is None:
                 self._acked_early.add(mid)
                 return
-        self.outbox.remove(row_id)
-        self.counters["published"] += 1
+            self.outbox.remove(row_id)
+            self._removed.add(row_id)
+            del self._inflight[mid]
+            self._inflight_rows.discard(row_id)
+            self.counters["published"] += 1
         if not len(self.outbox):
             self.drained.set()
 
