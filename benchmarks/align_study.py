@@ -2,7 +2,8 @@
 
 Embeds every photo of the labelled development sets with the float embedder
 under a grid of crop conventions (``AlignSpec``) and prints verification AUC
-and best accuracy per set.  The winner becomes ``kiosk.vision.align.DEFAULT_ALIGN``.
+and best accuracy per set.  The highest AUC + best accuracy, averaged over
+the sets, becomes ``kiosk.vision.align.DEFAULT_ALIGN``.
 
     python -m benchmarks.align_study --model path/to/facenet_float32.tflite [--json out.json]
 """
@@ -47,22 +48,28 @@ def main() -> int:
                 items.append((label, rgb, face))
         loaded[name] = items
         print(f"{name}: {len(items)} photos with a face")
-    grid = [AlignSpec(scale=s, shift_y=y, rotate=r)
-            for s, y, r in itertools.product((1.0, 1.1, 1.2, 1.3, 1.4), (0.0, 0.05, 0.1), (False, True))]
+    # square regions around the box, and taller regions like MTCNN box + margin crops
+    # (measured against facenet-pytorch's MTCNN on these photos: same centre x, 10 % higher,
+    # 1.09x the BlazeFace width, 1.36x as tall as wide)
+    grid = [AlignSpec(scale=s, shift_y=y, rotate=False, aspect=a)
+            for s, a, y in itertools.product((1.0, 1.1, 1.2), (1.0, 1.2, 1.36, 1.5), (-0.15, -0.1, -0.05, 0.0, 0.05))]
+    grid += [AlignSpec(scale=1.1, shift_y=-0.1, rotate=True, aspect=1.36), AlignSpec(scale=1.0, shift_y=0.05, rotate=True)]
     rows = []
     for spec in grid:
         row: dict[str, object] = {"spec": spec.as_dict()}
-        aucs = []
+        aucs, scores = [], []
         for name, items in loaded.items():
             emb = embedder.embed([crop_face(rgb, face, spec) for _, rgb, face in items])
             i, j, same = all_pairs([label for label, _, _ in items])
             rep = verification_report(np.sum(emb[i] * emb[j], axis=1), same, 0.5)
             row[name] = {"auc": round(rep.auc, 4), "best_accuracy": round(rep.best_accuracy, 4)}
             aucs.append(rep.auc)
+            scores.append(rep.auc + rep.best_accuracy)
         row["mean_auc"] = round(float(np.mean(aucs)), 4)
+        row["score"] = round(float(np.mean(scores)), 4)  # AUC + best accuracy, averaged over the sets
         rows.append(row)
         print(json.dumps(row))
-    best = max(rows, key=lambda r: float(r["mean_auc"]))  # type: ignore[arg-type]
+    best = max(rows, key=lambda r: float(r["score"]))  # type: ignore[arg-type]
     print("best:", json.dumps(best))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "best": best}, indent=2))

@@ -62,3 +62,10 @@ def test_faces_at_the_frame_edge_are_padded_by_repeating_the_edge() -> None:
     crop = crop_face(rgb, face, AlignSpec(scale=1.0))
     assert crop.shape == (160, 160, 3)
     assert int(crop.min()) == 200
+
+
+def test_aspect_above_one_takes_a_taller_region_and_squeezes_it_square() -> None:
+    face = _face((100, 100, 200, 200), ((130, 140), (170, 140)))
+    m = crop_transform(face, AlignSpec(scale=1.0, aspect=1.5, shift_y=0.0))
+    assert _apply(m, (100, 75)) == pytest.approx([0, 0])
+    assert _apply(m, (200, 225)) == pytest.approx([160, 160])
