@@ -93,6 +93,8 @@ run_tests() {
     "$VENV/bin/mypy"
     say "pytest: numpy 2 + ai-edge-litert + TensorFlow"
     "$VENV/bin/python" -m pytest -q
+    say "benchmarks, quick mode (keeps the scripts working; figures in docs/performance.md come from a full run)"
+    "$VENV/bin/python" -m benchmarks.run --quick --skip-reference > /dev/null
     say "pytest: numpy 1.26 + tflite-runtime 2.14"
     legacy_env
     KIOSK_TFLITE_RUNTIME=tflite_runtime "$LEGACY_VENV/bin/python" -m pytest -q

@@ -114,8 +114,12 @@ def footprint(runs: int) -> dict[str, Any]:
             while b"READY=1" not in sock.recv(4096):
                 pass
             ready.append(time.monotonic() - t0)
-            _, status, usage = os.wait4(proc.pid, 0)
-            rss.append(usage.ru_maxrss / 1024.0)  # KiB -> MiB on Linux
+            if proc.wait() != 0:
+                raise RuntimeError(f"kiosk run exited with status {proc.returncode}")
+            # ru_maxrss of a child carries the parent's high-water mark across fork/exec, so
+            # the service reports its own VmHWM in its last event instead
+            stopped = [json.loads(line) for line in (tmp / "audit.jsonl").read_text().splitlines()][-1]
+            rss.append(stopped["stats"]["peak_rss_mib"])
             sock.close()
     return {"runs": runs, "ready_s_median": round(statistics.median(ready), 3), "ready_s_max": round(max(ready), 3),
             "peak_rss_mib_median": round(statistics.median(rss), 1), "peak_rss_mib_max": round(max(rss), 1)}

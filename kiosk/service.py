@@ -48,6 +48,18 @@ def pin_factory(kind: str) -> Any:
         return MockFactory()
 
 
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory (VmHWM; Linux), in MiB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
+    return None
+
+
 def open_store(settings: Settings, fingerprint: str) -> Store:
     return Store(settings.store.path, load_key(settings.store.key_file), fingerprint)
 
@@ -105,7 +117,8 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
                          notifier=notifier, watchdog_s=watchdog_interval_s())
         if mqtt is not None:
             mqtt.kiosk.on_applied = lambda: logger.info("gallery now holds %d people", len(set(store.gallery().labels)))
-            mqtt.start(lambda: {**loop.stats.as_dict(), **capture.stats(), "events": dict(events.counts)})
+            mqtt.start(lambda: {**loop.stats.as_dict(), **capture.stats(), "events": dict(events.counts),
+                                "peak_rss_mib": peak_rss_mib()})
             stack.callback(mqtt.stop, 0.8)  # after the door is locked; flushes what the broker takes in time
         notifier.status("opening camera")
         capture.start()
@@ -124,6 +137,6 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         finally:
             door.lock("shutdown")
             notifier.stopping()
-            events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats()}})
+            events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats(), "peak_rss_mib": peak_rss_mib()}})
         return {"ready_s": ready_s, **loop.stats.as_dict(), **capture.stats()}
     raise AssertionError("unreachable")  # pragma: no cover
