@@ -107,6 +107,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_door_lock(args: argparse.Namespace) -> int:
+    from kiosk.service import lock_relay
+
+    lock_relay(_settings(args))
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(settings.model_dump(mode="json"), indent=2))
@@ -212,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, help="TOML config (default /etc/kiosk/kiosk.toml)")
     r.add_argument("--until-end", action="store_true", help="stop when a file or replay source ends")
     r.set_defaults(handler=cmd_run)
+
+    dr = sub.add_parser("door", help="the door relay")
+    dsub = dr.add_subparsers(dest="door_command", required=True)
+    dl = dsub.add_parser("lock", help="drive the relay to locked (run by systemd after the service stops)")
+    dl.add_argument("--config", type=Path)
+    dl.set_defaults(handler=cmd_door_lock)
 
     cfg = sub.add_parser("config", help="configuration")
     csub = cfg.add_subparsers(dest="config_command", required=True)

@@ -8,6 +8,7 @@ the processing loop, STATUS= on state changes and STOPPING=1 on the way out.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -60,6 +61,18 @@ def peak_rss_mib() -> float | None:
     return None
 
 
+def lock_relay(settings: Settings) -> None:
+    """Drive the relay to its locked level and exit (systemd's ExecStopPost, after any kind of stop)."""
+    from gpiozero import OutputDevice
+
+    d = settings.door
+    relay = OutputDevice(d.relay_pin, active_high=d.active_high, initial_value=False,
+                         pin_factory=pin_factory(d.pin_factory))
+    relay.off()
+    logger.info("relay on %s driven to locked", d.relay_pin)
+    relay.close()
+
+
 def open_store(settings: Settings, fingerprint: str) -> Store:
     return Store(settings.store.path, load_key(settings.store.key_file), fingerprint)
 
@@ -82,9 +95,21 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         logger.info("received %s: locking and stopping", signal.Signals(signum).name)
         stop.set()
 
+    door_ref: list[Door] = []
+
+    def on_abort(signum: int, _frame: FrameType | None) -> None:
+        # systemd's watchdog sends SIGABRT to a stalled service: lock before dying.
+        # (If the main thread is stuck in C code this never runs; ExecStopPost's
+        # `kiosk door lock` then drives the relay to locked after the process is gone.)
+        for d in door_ref:
+            d.lock("watchdog")
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGABRT)
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGABRT, on_abort)
 
     with ExitStack() as stack:
         stack.callback(notifier.close)
@@ -105,6 +130,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
 
             mqtt = MqttSide(settings, store, events)
         door = build_door_from(settings, clock, events, pin_factory(settings.door.pin_factory))
+        door_ref.append(door)
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
         dc = settings.decision
         engine = DecisionEngine(DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face),

@@ -31,6 +31,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit = tmp_path / "kiosk.service"
     kiosk = Path(sys.executable).with_name("kiosk")
     unit.write_text(UNIT.read_text().replace("/opt/kiosk/venv/bin/kiosk", str(kiosk)))
+    assert "ExecStopPost=" in unit.read_text()
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "kiosk.service" not in proc.stderr, proc.stderr
@@ -112,9 +113,8 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     s.sock.close()
 
 
-@pytest.mark.models
-def test_service_reports_ready_pets_the_watchdog_and_on_sigterm_locks_and_exits_within_two_seconds(
-        tmp_path: Path, notify: NotifySocket, pipeline: Any, models: Path) -> None:
+def _unlocked_service(tmp_path: Path, notify: NotifySocket, pipeline: Any, models: Path) -> subprocess.Popen[str]:
+    """`kiosk run` on a replayed enrolled face, started and waited on until the door is unlocked."""
     from kiosk.artifacts import dataset_path
     from kiosk.demo.run import enroll
     from kiosk.store import Enrollment, Store, generate_key, load_key
@@ -154,6 +154,21 @@ audit_log = "{tmp_path / 'audit.jsonl'}"
     try:
         notify.wait_for("READY=1", timeout=60)
         notify.wait_for("STATUS=door unlocked", timeout=30)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def _audit(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.models
+def test_service_reports_ready_pets_the_watchdog_and_on_sigterm_locks_and_exits_within_two_seconds(
+        tmp_path: Path, notify: NotifySocket, pipeline: Any, models: Path) -> None:
+    proc = _unlocked_service(tmp_path, notify, pipeline, models)
+    try:
         notify.wait_for("WATCHDOG=1", timeout=5)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -166,9 +181,38 @@ audit_log = "{tmp_path / 'audit.jsonl'}"
     assert code == 0, err
     assert elapsed < 2.0
     notify.wait_for("STOPPING=1", timeout=1)
-    events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    events = _audit(tmp_path)
     kinds = [e["type"] for e in events]
     assert kinds.index("door_unlocked") < kinds.index("door_locked")
     locked = [e for e in events if e["type"] == "door_locked"]
     assert locked[-1]["reason"] == "shutdown"
     assert kinds[-1] == "stopped"
+
+
+@pytest.mark.models
+def test_the_watchdog_signal_locks_the_door_before_the_process_dies(
+        tmp_path: Path, notify: NotifySocket, pipeline: Any, models: Path) -> None:
+    proc = _unlocked_service(tmp_path, notify, pipeline, models)
+    try:
+        proc.send_signal(signal.SIGABRT)  # what systemd sends when WatchdogSec runs out
+        code = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc.communicate()
+    assert code == -signal.SIGABRT
+    locked = [e for e in _audit(tmp_path) if e["type"] == "door_locked"]
+    assert locked and locked[-1]["reason"] == "watchdog"
+
+
+def test_door_lock_command_drives_the_relay_to_its_locked_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    from kiosk import service
+
+    factory = MockFactory()
+    monkeypatch.setattr(service, "pin_factory", lambda kind: factory)
+    factory.pin(17).drive_high()  # left energised (unlocked) by a process that died
+    service.lock_relay(load_settings(ROOT / "docs" / "kiosk.example.toml"))
+    assert factory.pin(17).state is False
+    factory.reset()
