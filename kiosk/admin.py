@@ -169,6 +169,17 @@ def topics_for(args: argparse.Namespace) -> Topics:
     return Topics(args.prefix, args.site, "+")
 
 
+def _publish_and_record(args: argparse.Namespace, state: AdminState, revision: int, name: str | None,
+                        payload: bytes, now: float) -> None:
+    """Publish retained and wait for the broker's ack; only then record it as published."""
+    broker = Broker(args)
+    try:
+        broker.publish(topics_for(args).enrollment(args.id), payload)
+    finally:
+        broker.close()
+    state.record(args.id, revision, name, name is None, payload, now)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -193,12 +204,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                         valid_from=args.valid_from.timestamp() if args.valid_from else None,
                         valid_until=args.valid_until.timestamp() if args.valid_until else None)
     payload = signer.enrollment(args.site, record, now)
-    broker = Broker(args)
-    try:
-        broker.publish(topics_for(args).enrollment(args.id), payload)
-    finally:
-        broker.close()
-    state.record(args.id, record.revision, args.name, False, payload, now)
+    _publish_and_record(args, state, record.revision, args.name, payload, now)
     print(f"published {args.id} ({args.name}), revision {record.revision}, {len(embeddings)} embeddings")
     return 0
 
@@ -209,12 +215,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     now = time.time()
     t = Tombstone(args.id, state.next_revision(args.id, now))
     payload = signer.tombstone(args.site, t, now)
-    broker = Broker(args)
-    try:
-        broker.publish(topics_for(args).enrollment(args.id), payload)
-    finally:
-        broker.close()
-    state.record(args.id, t.revision, None, True, payload, now)
+    _publish_and_record(args, state, t.revision, None, payload, now)
     print(f"published deletion of {args.id}, revision {t.revision}")
     return 0
 

@@ -15,6 +15,7 @@ from kiosk.mqtt.homeassistant import discovery, state_updates
 from kiosk.mqtt.topics import Topics
 from kiosk.service import run_service
 from tests.broker import Mosquitto
+from tests.kiosk_config import write_replay_config
 from tests.test_mqtt import TIMEOUT, Collector
 
 pytestmark = pytest.mark.models
@@ -35,7 +36,6 @@ def _photos(celeb: Path, person: str, n: int = 6) -> list[Path]:
 def test_admin_enrolls_a_running_kiosk_opens_for_that_person_and_status_shows_it(
         run_cli: Run, broker: Mosquitto, tmp_path: Path, models: Path, pipeline: Any) -> None:
     from kiosk.artifacts import dataset_path
-    from kiosk.store import generate_key
 
     celeb = dataset_path("5-celebrity")
     key = tmp_path / "admin.key"
@@ -43,28 +43,7 @@ def test_admin_enrolls_a_running_kiosk_opens_for_that_person_and_status_shows_it
     common = ["--port", broker.port, "--host", "127.0.0.1", "--site", "hq", "--signing-key", key,
               "--state", tmp_path / "admin.db"]
 
-    replay = tmp_path / "replay"
-    replay.mkdir()
-    photo = sorted((celeb / "val" / "ben_afflek").glob("*.jpg"))[0]
-    (replay / "0.jpg").write_bytes(photo.read_bytes())
-    generate_key(tmp_path / "store.key")
-    (tmp_path / "kiosk.toml").write_text(f"""
-device = "door1"
-site = "hq"
-[camera]
-type = "replay"
-path = "{replay}"
-fps = 10
-loop = true
-[door]
-pin_factory = "mock"
-[quality]
-min_face_px = 40
-[store]
-path = "{tmp_path / 'kiosk.db'}"
-key_file = "{tmp_path / 'store.key'}"
-[events]
-audit_log = "{tmp_path / 'audit.jsonl'}"
+    config = write_replay_config(tmp_path, device="door1", extra=f"""
 [mqtt]
 enabled = true
 host = "127.0.0.1"
@@ -74,7 +53,7 @@ outbox_path = "{tmp_path / 'outbox.db'}"
 stats_interval_s = 1
 homeassistant = true
 """)
-    settings = load_settings(tmp_path / "kiosk.toml")
+    settings = load_settings(config)
     events = Collector(broker.port, "kiosk/hq/door1/#")
     ha = Collector(broker.port, "homeassistant/#")
     stop = threading.Event()

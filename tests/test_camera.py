@@ -91,8 +91,8 @@ def test_newest_frame_wins_and_dropped_frames_are_counted() -> None:
     assert cap.dropped == 4
 
 
-def test_lockstep_capture_hands_over_every_replayed_frame() -> None:
-    cap = Capture(ReplaySource(_frames(20), fps=10), Events(), lockstep=True)
+def _drain(cap: Capture) -> list[int]:
+    """Start a capture and collect the index of every frame it hands over until its source ends."""
     cap.start()
     seen = []
     while not cap.finished:
@@ -100,6 +100,12 @@ def test_lockstep_capture_hands_over_every_replayed_frame() -> None:
         if f is not None:
             seen.append(f.index)
     cap.stop()
+    return seen
+
+
+def test_lockstep_capture_hands_over_every_replayed_frame() -> None:
+    cap = Capture(ReplaySource(_frames(20), fps=10), Events(), lockstep=True)
+    seen = _drain(cap)
     assert seen == list(range(20)) and cap.dropped == 0
 
 
@@ -110,13 +116,7 @@ def test_failed_camera_is_reopened_with_backoff_and_reported() -> None:
     cap = Capture(src, events, lockstep=True, backoff_s=(0.001, 0.002))
     lost = threading.Event()
     cap.on_lost = lost.set
-    cap.start()
-    seen = []
-    while not cap.finished:
-        f = cap.get(timeout=1.0)
-        if f is not None:
-            seen.append(f.index)
-    cap.stop()
+    seen = _drain(cap)
     assert lost.is_set() and events.restored.is_set()
     assert events.kinds == ["camera_lost", "camera_restored"] and cap.reconnects == 1
     assert seen == [0, 1, 2, 4, 5, 6, 7]

@@ -117,36 +117,14 @@ def _unlocked_service(tmp_path: Path, notify: NotifySocket, pipeline: Any, model
     """`kiosk run` on a replayed enrolled face, started and waited on until the door is unlocked."""
     from kiosk.artifacts import dataset_path
     from kiosk.demo.run import enroll
-    from kiosk.store import Enrollment, Store, generate_key, load_key
+    from kiosk.store import Enrollment, Store, load_key
+    from tests.kiosk_config import write_replay_config
 
-    celeb = dataset_path("5-celebrity")
-    photo = sorted((celeb / "val" / "ben_afflek").glob("*.jpg"))[0]
-    replay = tmp_path / "replay"
-    replay.mkdir()
-    shutil.copy(photo, replay / "0000.jpg")
-    generate_key(tmp_path / "store.key")
+    config = write_replay_config(tmp_path, device="sigterm-test", unlock_s=60)
     store = Store(tmp_path / "kiosk.db", load_key(tmp_path / "store.key"), pipeline[1].fingerprint)
+    celeb = dataset_path("5-celebrity")
     store.apply(Enrollment("ben", "Ben", 1, pipeline[1].fingerprint, enroll(pipeline[0], celeb, "ben_afflek")))
     store.close()
-    config = tmp_path / "kiosk.toml"
-    config.write_text(f"""
-device = "sigterm-test"
-[camera]
-type = "replay"
-path = "{replay}"
-fps = 10
-loop = true
-[door]
-pin_factory = "mock"
-unlock_s = 60
-[quality]
-min_face_px = 40
-[store]
-path = "{tmp_path / 'kiosk.db'}"
-key_file = "{tmp_path / 'store.key'}"
-[events]
-audit_log = "{tmp_path / 'audit.jsonl'}"
-""")
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "KIOSK_MODELS_DIR": str(models),
            "WATCHDOG_USEC": "1000000"}
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run", "--config", str(config)], env=env,
