@@ -96,3 +96,27 @@ def test_conversion_report_meets_the_parity_and_accuracy_targets(models: Path) -
     assert {"5-celebrity", "johns"} <= set(card["accuracy"])
     assert 0.0 < card["threshold"]["value"] < 1.0 and card["threshold"]["method"]
     assert len(card["calibration"]["fingerprint"]) == 64
+
+
+@pytest.mark.parametrize("io", ["uint8", "float"])
+def test_other_io_types_convert_and_embed(io: str, tmp_path: Path, data: Path, models: Path) -> None:
+    """A quick conversion (16 calibration photos) with uint8 or float input/output tensors."""
+    from converter.cli import main as convert_main
+    from kiosk.imageio import read_rgb
+    from kiosk.match import cosine
+    from kiosk.vision.pipeline import build_pipeline
+
+    out = tmp_path / f"facenet_{io}.tflite"
+    assert convert_main(["--io", io, "--limit", "16", "--no-float", "--eval", str(data / "johns"),
+                         "--out", str(out)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    expected = {"uint8": "uint8", "float": "float32"}[io]
+    assert card["input"]["dtype"] == expected and card["output"]["dtype"] == expected
+    if io == "uint8":
+        assert 0 < card["output"]["zero_point"] < 255  # negative embedding values stay representable
+    assert card["parity"]["johns"]["mean_cosine"] >= 0.98
+    pipeline, _ = build_pipeline(out)
+    a = pipeline.largest(read_rgb(data / "people/obama/1.jpg"))[1]
+    b = pipeline.largest(read_rgb(data / "people/obama/2.jpg"))[1]
+    c = pipeline.largest(read_rgb(data / "people/biden/1.jpg"))[1]
+    assert cosine(a, b) > cosine(a, c) + 0.3
