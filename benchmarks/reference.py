@@ -4,7 +4,7 @@ PyTorch Inception-ResNet-v1 carrying the same ``facenet_keras.h5`` weights, on t
 Runs inside the benchmark environment (torch, facenet-pytorch); started by
 ``benchmarks/compare.py``. Reads a JSON job on stdin, writes JSON on stdout:
 
-    {"weights": path, "frame": path, "repeat": n, "threads": 2, "margin": 32, "images": [paths]}
+    {"weights": path, "frame": path, "repeat": n, "threads": 2, "margin": 0, "images": [paths]}
 
 Embeddings of the reference are checked against the Keras model's by the
 caller, so a mis-mapped layer cannot pass unnoticed.
@@ -107,7 +107,7 @@ class Reference:
 def main() -> int:
     job: dict[str, Any] = json.load(sys.stdin)
     torch.set_num_threads(int(job.get("threads", 2)))
-    ref = Reference(job["weights"], int(job.get("margin", 32)))
+    ref = Reference(job["weights"], int(job.get("margin", 0)))
     out: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "margin": job.get("margin")}
     frame = Image.open(job["frame"]).convert("RGB")
     for _ in range(3):
