@@ -35,8 +35,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", type=Path, required=True, help="float32 FaceNet .tflite")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--detector", choices=["auto", "short", "full"], default="auto")
     args = ap.parse_args()
-    detector = build_detector("short")
+    ap_detector = args.detector
+    detector = build_detector(ap_detector)
     embedder = Embedder(load_runtime().interpreter(args.model))
     sets = {"5-celebrity": dataset_path("5-celebrity"), "people": SHARED / "people"}
     loaded = {}

@@ -47,7 +47,11 @@ def run(quick: bool, threads: int) -> dict[str, Any]:
     full = build_detector("full", threads=threads)
     res["stages"]["detect_short"] = timeit(lambda: short.detect(frame), repeat)
     res["stages"]["detect_full"] = timeit(lambda: full.detect(frame), repeat)
-    face = primary_face(short.detect(frame))
+    auto = build_detector("auto", threads=threads)
+    empty = np.full_like(frame, 90)
+    res["stages"]["detect_auto_face"] = timeit(lambda: auto.detect(frame), repeat)
+    res["stages"]["detect_auto_no_face"] = timeit(lambda: auto.detect(empty), repeat)
+    face = primary_face(auto.detect(frame))
     assert face is not None, f"no face in {photo}"
     res["stages"]["align"] = timeit(lambda: crop_face(frame, face, DEFAULT_ALIGN), repeat)
     crop = crop_face(frame, face, DEFAULT_ALIGN)

@@ -16,7 +16,7 @@ from kiosk.imageio import read_rgb
 from kiosk.progress import Progress
 from kiosk.vision.align import DEFAULT_ALIGN, crop_face
 from kiosk.vision.boxes import primary_face
-from kiosk.vision.detector import Detector
+from kiosk.vision.detector import Detector, FallbackDetector
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class CropSet:
         return h.hexdigest()
 
 
-def collect_crops(name: str, root: Path, detector: Detector, show_progress: bool = True) -> CropSet:
+def collect_crops(name: str, root: Path, detector: Detector | FallbackDetector, show_progress: bool = True) -> CropSet:
     items = list(identity_images(root))
     out = CropSet(name, root)
     bar = Progress(len(items), f"{name}: detecting and aligning") if show_progress else None

@@ -87,7 +87,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
     calib_dir = args.calibration or dataset_path("5-celebrity") / "train"
     eval_dirs = args.eval or [dataset_path("5-celebrity"), *([SHARED_JOHNS] if SHARED_JOHNS.is_dir() else [])]
 
-    detector = build_detector("short")
+    detector = build_detector("auto")
     model = build_facenet()
     n_layers = load_h5_weights(model, weights)
     logger.info("loaded %d weighted layers from %s", n_layers, weights)

@@ -30,7 +30,8 @@ def _datetime(text: str) -> datetime:
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="embedder .tflite (default: models/facenet_int8.tflite)")
-    p.add_argument("--detector", choices=["short", "full"], default="short", help="BlazeFace range model")
+    p.add_argument("--detector", choices=["auto", "short", "full"], default="auto",
+                   help="BlazeFace model: auto = full range, short range when it finds nothing")
     p.add_argument("--runtime", default=os.environ.get("KIOSK_TFLITE_RUNTIME", "auto"),
                    choices=["auto", "ai_edge_litert", "tflite_runtime"], help="TFLite runtime package")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads")

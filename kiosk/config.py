@@ -57,7 +57,8 @@ CameraSettings = Annotated[ReplayCamera | OpenCVCamera | PiCamera, Field(discrim
 
 class VisionSettings(Section):
     model: Path | None = Field(None, description="int8 embedder .tflite; default: the models folder's facenet_int8")
-    detector: Literal["short", "full"] = Field("short", description="BlazeFace range model")
+    detector: Literal["auto", "short", "full"] = Field(
+        "auto", description="BlazeFace model: auto = full range, short range when it finds nothing")
     runtime: Literal["auto", "ai_edge_litert", "tflite_runtime"] = Field("auto", description="TFLite runtime")
     threads: int = Field(2, ge=1, le=16, description="interpreter threads")
     delegate: Literal["edgetpu"] | None = Field(None, description="load the Coral Edge TPU delegate")

@@ -62,3 +62,16 @@ class Detector:
         raw_scores = self.interpreter.get_tensor(self._scores)[0]
         boxes, kps, scores = decode(raw_boxes, raw_scores, self.anchors, self.spec.input_size, self.score_threshold)
         return to_faces(weighted_nms(boxes, kps, scores, self.iou_threshold), lb)
+
+
+class FallbackDetector:
+    """Full range first (its boxes suit FaceNet better, docs/alignment.md); short range when it
+    finds nothing, as with a face that fills the frame."""
+
+    def __init__(self, primary: Detector, fallback: Detector) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.spec = primary.spec
+
+    def detect(self, rgb: npt.NDArray[np.uint8]) -> list[Face]:
+        return self.primary.detect(rgb) or self.fallback.detect(rgb)

@@ -14,7 +14,7 @@ from kiosk.errors import NoFaceError
 from kiosk.vision.align import DEFAULT_ALIGN, AlignSpec, crop_face
 from kiosk.vision.anchors import SPECS
 from kiosk.vision.boxes import Face, primary_face
-from kiosk.vision.detector import Detector
+from kiosk.vision.detector import Detector, FallbackDetector
 from kiosk.vision.embedder import Embedder
 from kiosk.vision.modelcard import DEFAULT_MODEL, ModelCard
 from kiosk.vision.runtime import load_runtime
@@ -26,7 +26,7 @@ DETECTOR_ARTIFACTS = {"short": "blazeface_short_range", "full": "blazeface_full_
 
 @dataclass
 class FacePipeline:
-    detector: Detector
+    detector: Detector | FallbackDetector
     embedder: Embedder
     align: AlignSpec = DEFAULT_ALIGN
 
@@ -47,8 +47,14 @@ class FacePipeline:
         return face, self.embed(rgb, [face])[0]
 
 
-def build_detector(kind: str = "short", *, runtime: str = "auto", threads: int = 2,
-                   root: Path | None = None) -> Detector:
+def build_detector(kind: str = "auto", *, runtime: str = "auto", threads: int = 2,
+                   root: Path | None = None) -> Detector | FallbackDetector:
+    """``short`` or ``full`` range BlazeFace, or ``auto``: full range with short range as fallback."""
+    if kind == "auto":
+        full = build_detector("full", runtime=runtime, threads=threads, root=root)
+        short = build_detector("short", runtime=runtime, threads=threads, root=root)
+        assert isinstance(full, Detector) and isinstance(short, Detector)
+        return FallbackDetector(full, short)
     spec = SPECS[kind]
     path = artifact_path(DETECTOR_ARTIFACTS[kind], root, Manifest.load())
     return Detector(load_runtime(runtime).interpreter(path, num_threads=threads), spec)
@@ -57,7 +63,7 @@ def build_detector(kind: str = "short", *, runtime: str = "auto", threads: int =
 def build_pipeline(
     model: Path | None = None,
     *,
-    detector: str = "short",
+    detector: str = "auto",
     runtime: str = "auto",
     threads: int = 2,
     xnnpack: bool = True,
