@@ -35,10 +35,11 @@ class Outbox:
                                  "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (excess,))
             return row_id
 
-    def pending(self, limit: int = 1000) -> list[tuple[int, str, bytes]]:
+    def pending(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str, bytes]]:
+        """Rows with an id above ``after``, oldest first."""
         with self._lock:
-            return [(int(i), str(t), bytes(p)) for i, t, p in
-                    self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,))]
+            return [(int(i), str(t), bytes(p)) for i, t, p in self._db.execute(
+                "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after, limit))]
 
     def remove(self, row_id: int) -> None:
         with self._lock:

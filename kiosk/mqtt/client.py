@@ -77,9 +77,9 @@ class KioskMqtt:
         self.counters = {"applied": 0, "refused": 0, "duplicates": 0, "published": 0}
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> outbox row
-        self._acked_early: set[int] = set()
-        self._inflight_rows: set[int] = set()
-        self._removed: set[int] = set()
+        self._handed_up_to = 0  # highest outbox id given to paho by this process
+        self._handing_off = False
+        self._acked_during_handoff: set[int] = set()
         self._flushing = threading.Lock()
         self._flush_again = threading.Event()
         self.on_applied: Callable[[], None] | None = None
@@ -135,28 +135,24 @@ class KioskMqtt:
     def _flush_once(self) -> None:
         if not self.connected.is_set():
             return
-        rows = self.outbox.pending()
-        if rows:
-            with self._lock:  # ids only grow: acknowledged ids below this snapshot cannot come back
-                self._removed = {r for r in self._removed if r >= rows[0][0]}
-        for row_id, topic, payload in rows:
+        # Once paho has given a message id it owns the message: it resends it after
+        # a reconnect by itself (even when rc says "not connected"). So each row is
+        # handed over once per process, in id order, and only rows above the mark
+        # are read; a restarted process starts at 0 and sends whatever is left.
+        for row_id, topic, payload in self.outbox.pending(after=self._handed_up_to):
             with self._lock:
-                # the snapshot may be older than a PUBACK that arrived meanwhile
-                if row_id in self._inflight_rows or row_id in self._removed:
-                    continue
-            # Once paho has given a message id it owns the message: it resends it
-            # after a reconnect by itself (even when rc says "not connected"), so
-            # it must never be handed over twice in this process's lifetime.
+                self._handing_off = True
             info = self.client.publish(topic, payload, qos=1)
+            self._handed_up_to = row_id
             with self._lock:
-                if info.mid in self._acked_early:
-                    self._acked_early.discard(info.mid)
+                # the PUBACK may have been handled before publish() returned
+                if info.mid in self._acked_during_handoff:
                     self.outbox.remove(row_id)
-                    self._removed.add(row_id)
                     self.counters["published"] += 1
                 else:
                     self._inflight[info.mid] = row_id
-                    self._inflight_rows.add(row_id)
+                self._handing_off = False
+                self._acked_during_handoff.clear()
 
     # paho callbacks (network thread)
     def _on_connect(self, client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
@@ -176,16 +172,12 @@ class KioskMqtt:
 
     def _on_publish(self, _client: Any, _ud: Any, mid: int, _reason: Any = None, _props: Any = None) -> None:
         with self._lock:
-            # the row leaves the outbox before it leaves the in-flight map, so a
-            # concurrent flush never sees it as pending and unsent
-            row_id = self._inflight.get(mid)
-            if row_id is None:
-                self._acked_early.add(mid)
+            row_id = self._inflight.pop(mid, None)
+            if row_id is None:  # not recorded yet (or not an outbox message): let the handoff see it
+                if self._handing_off:
+                    self._acked_during_handoff.add(mid)
                 return
             self.outbox.remove(row_id)
-            self._removed.add(row_id)
-            del self._inflight[mid]
-            self._inflight_rows.discard(row_id)
             self.counters["published"] += 1
         if not len(self.outbox):
             self.drained.set()
