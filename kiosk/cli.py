@@ -134,11 +134,12 @@ def cmd_store_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_list(args: argparse.Namespace) -> int:
+    from kiosk.artifacts import models_dir
     from kiosk.service import open_store
     from kiosk.vision.modelcard import DEFAULT_MODEL, ModelCard
 
     settings = _settings(args)
-    card = ModelCard.load(settings.vision.model or (settings.models_dir or models_dir_default()) / DEFAULT_MODEL)
+    card = ModelCard.load(settings.vision.model or (settings.models_dir or models_dir()) / DEFAULT_MODEL)
     people = open_store(settings, card.fingerprint).people()
     if args.json:
         print(json.dumps(people, indent=2))
@@ -152,6 +153,7 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from kiosk.artifacts import models_dir
     from kiosk.enrollment import embed_photos, similar_people
     from kiosk.service import open_store
     from kiosk.store import Enrollment
@@ -160,7 +162,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     settings = _settings(args)
     v = settings.vision
     pipeline, card = build_pipeline(v.model, detector=v.detector, runtime=v.runtime, threads=v.threads,
-                                    root=settings.models_dir or models_dir_default())
+                                    root=settings.models_dir or models_dir())
     embeddings, checks = embed_photos(pipeline, args.photos)
     for c in checks:
         print(f"  {'ok ' if c.reason is None else 'REJECTED'} {c.path}" + (f": {c.reason}" if c.reason else ""))
@@ -173,12 +175,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                                     valid_until=args.valid_until.timestamp() if args.valid_until else None))
     print(f"enrolled {args.id} ({args.name}) from {len(embeddings)} photos, revision {result.revision}")
     return 0
-
-
-def models_dir_default() -> Path:
-    from kiosk.artifacts import models_dir
-
-    return models_dir()
 
 
 def build_parser() -> argparse.ArgumentParser:

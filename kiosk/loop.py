@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from kiosk.camera.base import Frame
 from kiosk.camera.capture import Capture
 from kiosk.decision import Decision, DecisionEngine, FaceMatch
@@ -19,7 +22,7 @@ from kiosk.match import Gallery
 from kiosk.sdnotify import Notifier
 from kiosk.vision.boxes import Face
 from kiosk.vision.pipeline import FacePipeline
-from kiosk.vision.quality import QualityConfig, check
+from kiosk.vision.quality import QualityConfig, check_geometry, check_sharpness
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +77,21 @@ class KioskLoop:
         t0 = time.perf_counter()
         rgb = frame.rgb
         faces = self.pipeline.detect(rgb)
-        crops = self.pipeline.crops(rgb, faces)
-        gates = [check(f, c, rgb.shape, self.quality) for f, c in zip(faces, crops)]
-        passing = [i for i, g in enumerate(gates) if g is None]
+        # crop only faces whose geometry passes: far-away or turned faces cost no crop
+        gates: list[str | None] = []
+        good: dict[int, npt.NDArray[np.uint8]] = {}
+        for i, face in enumerate(faces):
+            gate = check_geometry(face, rgb.shape, self.quality)
+            if gate is None:
+                crop = self.pipeline.crops(rgb, [face])[0]
+                gate = check_sharpness(crop, self.quality)
+                if gate is None:
+                    good[i] = crop
+            gates.append(gate)
+        passing = list(good)
         matches: list[FaceMatch | None] = [None] * len(faces)
         if passing:
-            embeddings = self.pipeline.embedder.embed([crops[i] for i in passing])
+            embeddings = self.pipeline.embedder.embed([good[i] for i in passing])
             gallery = self.gallery()
             for i, emb in zip(passing, embeddings):
                 m = gallery.match(emb, self.threshold)

@@ -42,14 +42,17 @@ def sharpness(crop: npt.NDArray[np.uint8]) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def check(face: Face, crop: npt.NDArray[np.uint8], frame_shape: tuple[int, ...], cfg: QualityConfig) -> str | None:
-    """None when the face passes every gate, else the name of the first it fails."""
+def check_geometry(face: Face, frame_shape: tuple[int, ...], cfg: QualityConfig) -> str | None:
+    """The gates that need no crop: size, cut off at the edge, head turn."""
     if min(face.width, face.height) < cfg.min_face_px:
         return "too_small"
     if outside_fraction(face, frame_shape[1], frame_shape[0]) > cfg.max_outside:
         return "cut_off"
     if yaw_ratio(face) > cfg.max_yaw:
         return "turned_away"
-    if sharpness(crop) < cfg.min_sharpness:
-        return "blurred"
     return None
+
+
+def check_sharpness(crop: npt.NDArray[np.uint8], cfg: QualityConfig) -> str | None:
+    """The gate on the aligned crop: "blurred" below the sharpness floor."""
+    return "blurred" if sharpness(crop) < cfg.min_sharpness else None
