@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -143,3 +144,141 @@ def test_auto_pin_factory_off_a_pi_is_mock_with_a_warning(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING):
         factory = pin_factory("auto")
     assert isinstance(factory, MockFactory) and "no GPIO" in caplog.text
+
+
+# picamera2 failure modes on a Raspberry Pi, reproduced with stub modules (there is no picamera2 here).
+
+def _stub_package(root: Path, name: str, init: str) -> None:
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text(init)
+
+
+@pytest.fixture()
+def stub_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory first on sys.path, with any already imported picamera2/simplejpeg/libcamera forgotten."""
+    import sys
+
+    for name in ("picamera2", "simplejpeg", "libcamera"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_picamera2_with_apt_simplejpeg_built_for_numpy_1_names_the_venv_fix(stub_path: Path) -> None:
+    # What Raspberry Pi OS's python3-simplejpeg does under the venv's numpy 2 (picamera2 #1088, #1211).
+    _stub_package(stub_path, "simplejpeg", "raise ValueError('numpy.dtype size changed, may indicate binary "
+                                           "incompatibility. Expected 96 from C header, got 88 from PyObject')\n")
+    _stub_package(stub_path, "picamera2", "import simplejpeg\nclass Picamera2: ...\n")
+    with pytest.raises(CameraError, match=r"simplejpeg>=1\.8\.1") as info:
+        Picamera2Source().open()
+    assert "numpy.dtype size changed" in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_picamera2_from_numpy_1_extension_under_numpy_2_import_error_names_the_venv_fix(stub_path: Path) -> None:
+    _stub_package(stub_path, "picamera2", "raise ImportError('numpy.core.multiarray failed to import')\n")
+    with pytest.raises(CameraError, match=r"pip install 'simplejpeg>=1\.8\.1'"):
+        Picamera2Source().open()
+
+
+def test_picamera2_from_pypi_without_libcamera_says_to_use_apt(stub_path: Path) -> None:
+    _stub_package(stub_path, "picamera2", "import libcamera\nclass Picamera2: ...\n")
+    with pytest.raises(CameraError, match=r"libcamera's Python bindings.*apt install python3-picamera2"):
+        Picamera2Source().open()
+
+
+def test_picamera2_missing_one_of_its_apt_dependencies_names_the_module(stub_path: Path) -> None:
+    _stub_package(stub_path, "picamera2", "import pidng_not_installed_here\nclass Picamera2: ...\n")
+    with pytest.raises(CameraError, match=r"'pidng_not_installed_here' is missing.*--reinstall python3-picamera2"):
+        Picamera2Source().open()
+
+
+def test_picamera2_failing_at_import_with_any_other_error_is_still_a_camera_error(stub_path: Path) -> None:
+    _stub_package(stub_path, "picamera2", "raise RuntimeError('libcamera: failed to load IPA module')\n")
+    with pytest.raises(CameraError, match=r"RuntimeError: libcamera: failed to load IPA module.*full-upgrade"):
+        Picamera2Source().open()
+
+
+class StubPicamera2:
+    """Speaks the part of picamera2's API the source uses; fails where told to."""
+
+    instances: ClassVar[list[StubPicamera2]] = []
+    fail_on: ClassVar[str] = ""
+    error: ClassVar[Exception] = RuntimeError()
+
+    def __init__(self, camera_num: int = 0) -> None:
+        self.camera_num = camera_num
+        self.started = self.closed = False
+        self.configured: dict[str, object] = {}
+        StubPicamera2.instances.append(self)
+        if self.fail_on == "init":
+            raise self.error
+
+    def create_video_configuration(self, main: dict[str, object], buffer_count: int) -> dict[str, object]:
+        return {"main": main, "buffer_count": buffer_count}
+
+    def configure(self, config: dict[str, object]) -> None:
+        self.configured = config
+
+    def start(self) -> None:
+        if self.fail_on == "start":
+            raise self.error
+        self.started = True
+
+    def capture_array(self, stream: str) -> np.ndarray:
+        bgr = np.zeros((4, 6, 3), np.uint8)
+        bgr[..., 0] = 10  # blue first in memory, as picamera2's "RGB888"
+        bgr[..., 2] = 200
+        return bgr
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture()
+def stub_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[StubPicamera2]:
+    import sys
+    import types
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = StubPicamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setattr(StubPicamera2, "instances", [])
+    monkeypatch.setattr(StubPicamera2, "fail_on", "")
+    return StubPicamera2
+
+
+@pytest.mark.parametrize(("fail_on", "error", "fix"), [
+    ("init", IndexError("list index out of range"), r"no camera 1 found.*rpicam-hello --list-cameras"),
+    ("start", RuntimeError("Failed to acquire camera: Device or resource busy"), r"camera 1 is busy.*another process"),
+    ("init", PermissionError(13, "Permission denied", "/dev/media0"), r"permission denied.*`video` group"),
+    ("start", RuntimeError("Failed to start camera: Invalid argument"), r"cannot start camera 1: RuntimeError.*dmesg"),
+])
+def test_picamera2_that_cannot_start_raises_camera_error_naming_the_fix_and_releases_the_camera(
+        stub_picamera2: type[StubPicamera2], monkeypatch: pytest.MonkeyPatch,
+        fail_on: str, error: Exception, fix: str) -> None:
+    monkeypatch.setattr(stub_picamera2, "fail_on", fail_on)
+    monkeypatch.setattr(stub_picamera2, "error", error)
+    src = Picamera2Source(camera_num=1)
+    with pytest.raises(CameraError, match=fix) as info:
+        src.open()
+    assert info.value.__cause__ is error
+    if fail_on == "start":
+        assert stub_picamera2.instances[0].closed  # a half-opened camera is released for the next try
+    with pytest.raises(CameraError, match="not open"):
+        src.read()
+
+
+def test_picamera2_frames_are_reordered_from_bgr_memory_to_rgb(stub_picamera2: type[StubPicamera2]) -> None:
+    src = Picamera2Source(320, 240)
+    src.open()
+    cam = stub_picamera2.instances[0]
+    assert cam.started and cam.configured == {"main": {"size": (320, 240), "format": "RGB888"}, "buffer_count": 2}
+    frame = src.read()
+    assert frame is not None and frame.index == 0
+    assert frame.rgb[0, 0].tolist() == [200, 0, 10] and frame.rgb.flags.c_contiguous
+    src.close()
+    assert cam.closed and not cam.started
