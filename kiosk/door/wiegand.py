@@ -1,0 +1,251 @@
+"""A Wiegand reader on two GPIO inputs: pure frame decoders and a gpiozero collector.
+
+Both lines idle high; the reader sends a 0 as a short low pulse on D0 and a
+1 on D1 (typically 50-100 µs wide, 1-2 ms apart). A frame ends when no pulse
+has come for ``gap_s``. Pulse times are taken from the pin events' own
+timestamps where the pin factory provides them (lgpio: the kernel's), so a
+burst of callbacks delivered late by a busy interpreter keeps its spacing;
+the end-of-frame gap is measured on an injected clock by :meth:`WiegandReader.poll`.
+
+Decoded formats:
+
+- 26 bits, HID H10301: even parity over bits 1-12, 8-bit facility code,
+  16-bit card number, odd parity over bits 13-24.
+- 34 bits: even parity over bits 1-16, 16-bit facility, 16-bit card, odd
+  parity over bits 17-32.
+- 4-bit key press: the key's value (0-9, 10 = ``*``, 11 = ``#``).
+- 8-bit key press: the complement of the value in the high nibble, the
+  value in the low nibble (``1`` is 1110 0001).
+
+Rejected, with a reason: bad parity, frames shorter or longer than these,
+another length, pulses closer than ``min_interval_s`` (contact bounce or
+noise), both lines low at once (wiring fault or tampering), an 8-bit key
+press whose nibbles disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+KEY_NAMES = "0123456789*#"
+MAX_BITS = 64
+
+
+@dataclass(frozen=True)
+class Card:
+    format: str  # "h10301" (26 bits) | "w34"
+    facility: int
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.format}:{self.facility}:{self.number}"
+
+
+@dataclass(frozen=True)
+class KeyPress:
+    key: str  # "0".."9", "*", "#"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str  # bad_parity | short_frame | long_frame | unknown_length | bounce | both_lines_low | bad_keypress
+    detail: str
+
+
+Decoded = Card | KeyPress | Rejected
+
+
+def _value(bits: Sequence[int]) -> int:
+    v = 0
+    for b in bits:
+        v = (v << 1) | b
+    return v
+
+
+def _parity_card(bits: Sequence[int], fmt: str, facility_bits: int) -> Decoded:
+    half = len(bits) // 2
+    even_ok = sum(bits[:half]) % 2 == 0  # leading parity bit + first half of the data
+    odd_ok = sum(bits[half:]) % 2 == 1  # second half of the data + trailing parity bit
+    if not (even_ok and odd_ok):
+        which = " and ".join(n for n, ok in (("leading even", even_ok), ("trailing odd", odd_ok)) if not ok)
+        return Rejected("bad_parity", f"{len(bits)}-bit frame fails its {which} parity")
+    data = bits[1:-1]
+    return Card(fmt, _value(data[:facility_bits]), _value(data[facility_bits:]))
+
+
+def decode_frame(bits: Sequence[int]) -> Decoded:
+    """One frame's bits, first received first, into a card, a key press or a rejection."""
+    n = len(bits)
+    if n == 26:
+        return _parity_card(bits, "h10301", 8)
+    if n == 34:
+        return _parity_card(bits, "w34", 16)
+    if n == 4:
+        v = _value(bits)
+        if v >= len(KEY_NAMES):
+            return Rejected("bad_keypress", f"4-bit key press value {v} is not a key (0-9, 10 '*', 11 '#')")
+        return KeyPress(KEY_NAMES[v])
+    if n == 8:
+        hi, lo = _value(bits[:4]), _value(bits[4:])
+        if hi != (~lo & 0xF):
+            return Rejected("bad_keypress", f"8-bit key press {_value(bits):08b}: high nibble is not the complement of the low")
+        if lo >= len(KEY_NAMES):
+            return Rejected("bad_keypress", f"8-bit key press value {lo} is not a key (0-9, 10 '*', 11 '#')")
+        return KeyPress(KEY_NAMES[lo])
+    if n < 4:
+        return Rejected("short_frame", f"{n} bits: shorter than any format (4, 8, 26, 34)")
+    if n > 34:
+        return Rejected("long_frame", f"{n} bits: longer than any format (4, 8, 26, 34)")
+    return Rejected("unknown_length", f"{n} bits: not a 4, 8, 26 or 34-bit format")
+
+
+def encode_h10301(facility: int, number: int) -> list[int]:
+    """The 26 bits a reader sends for a card (used by tests and by the admin tool's card checks)."""
+    return _encode(facility, number, 8)
+
+
+def encode_w34(facility: int, number: int) -> list[int]:
+    return _encode(facility, number, 16)
+
+
+def _encode(facility: int, number: int, fbits: int) -> list[int]:
+    if not (0 <= facility < 1 << fbits and 0 <= number < 1 << 16):
+        raise ValueError(f"facility must fit {fbits} bits and card number 16 bits, got {facility}, {number}")
+    data = [int(c) for c in f"{facility:0{fbits}b}{number:016b}"]
+    half = len(data) // 2
+    return [sum(data[:half]) % 2, *data, 1 - sum(data[half:]) % 2]
+
+
+class WiegandCollector:
+    """Pulses in, decoded frames out (pure; times in seconds from the caller)."""
+
+    def __init__(self, gap_s: float = 0.025, min_interval_s: float = 0.0002) -> None:
+        self.gap_s = gap_s
+        self.min_interval_s = min_interval_s
+        self._bits: list[int] = []
+        self._last: float | None = None
+        self._fault: Rejected | None = None
+
+    def pulse(self, bit: int, at: float, since_previous: float | None = None) -> None:
+        """A low pulse on D0 (``bit`` 0) or D1 (1) at ``at``; ``since_previous``: spacing measured by the source."""
+        if self._last is not None:
+            spacing = since_previous if since_previous is not None else at - self._last
+            if spacing < self.min_interval_s and self._fault is None:
+                self._fault = Rejected("bounce", f"two pulses {spacing * 1e6:.0f} µs apart (minimum "
+                                                 f"{self.min_interval_s * 1e6:.0f} µs) after bit {len(self._bits)}")
+        self._last = at
+        if len(self._bits) <= MAX_BITS:
+            self._bits.append(bit)
+
+    def fault(self, reason: str, detail: str) -> None:
+        """Mark the frame being received as unusable (e.g. both lines low)."""
+        if self._fault is None:
+            self._fault = Rejected(reason, detail)
+
+    def poll(self, now: float) -> Decoded | None:
+        """The frame, once ``gap_s`` has passed since its last pulse."""
+        if self._last is None or now - self._last < self.gap_s:
+            return None
+        bits, fault = self._bits, self._fault
+        self._bits, self._last, self._fault = [], None, None
+        if fault is not None:
+            return fault
+        return decode_frame(bits)
+
+
+class WiegandReader:
+    """D0/D1 as gpiozero ``InputDevice``s with pull-ups; pulses recorded from their pin events.
+
+    ``poll()`` returns decoded frames (and logs rejects); call it from the
+    kiosk's loop, or ``start()`` a thread that polls and queues them for
+    ``read()``. Rejections are returned too, so the caller can count them.
+    """
+
+    def __init__(self, d0: Any, d1: Any, clock: Callable[[], float], gap_s: float = 0.025,
+                 min_interval_s: float = 0.0002, poll_interval_s: float = 0.01) -> None:
+        self.d0, self.d1, self.clock = d0, d1, clock
+        self.poll_interval_s = poll_interval_s
+        self._collector = WiegandCollector(gap_s, min_interval_s)
+        self._lock = threading.Lock()
+        self._last_ticks: Any = None
+        self._queue: list[tuple[Decoded, float]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        for dev, bit in ((d0, 0), (d1, 1)):
+            dev.pin.edges = "falling"
+            dev.pin.when_changed = self._handler(bit)
+
+    def _handler(self, bit: int) -> Callable[[Any, int], None]:
+        other = self.d1 if bit == 0 else self.d0
+
+        def changed(ticks: Any, state: int) -> None:
+            if state:  # rising edge (some pin drivers report both): the end of a pulse
+                return
+            now = self.clock()
+            factory = self.d0.pin_factory
+            with self._lock:
+                since = None if self._last_ticks is None else factory.ticks_diff(ticks, self._last_ticks)
+                self._last_ticks = ticks
+                self._collector.pulse(bit, now, since)
+                if not other.pin.state:
+                    self._collector.fault("both_lines_low", "D0 and D1 low at once: check the wiring, or tampering")
+
+        return changed
+
+    def poll(self) -> Decoded | None:
+        with self._lock:
+            result = self._collector.poll(self.clock())
+            if result is not None:
+                self._last_ticks = None
+        if isinstance(result, Rejected):
+            logger.warning("Wiegand frame rejected: %s (%s)", result.reason, result.detail)
+        return result
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="wiegand", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            result = self.poll()
+            if result is not None:
+                with self._lock:
+                    self._queue.append((result, self.clock()))
+                    del self._queue[:-64]
+
+    def read(self) -> list[tuple[Decoded, float]]:
+        """Frames decoded by the thread since the last call (with the time they ended), oldest first."""
+        with self._lock:
+            out, self._queue = self._queue, []
+        return out
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        for dev in (self.d0, self.d1):
+            dev.pin.when_changed = None
+            dev.close()
+
+
+def build_wiegand(d0_pin: int | str, d1_pin: int | str, *, clock: Callable[[], float], gap_s: float = 0.025,
+                  min_interval_s: float = 0.0002, pin_factory: Any = None) -> WiegandReader:
+    """gpiozero inputs with pull-ups on D0/D1. A 5 V reader needs level shifting to 3.3 V: see docs/second_factor.md."""
+    from gpiozero import InputDevice
+
+    d0 = InputDevice(d0_pin, pull_up=True, pin_factory=pin_factory)
+    d1 = InputDevice(d1_pin, pull_up=True, pin_factory=pin_factory)
+    return WiegandReader(d0, d1, clock, gap_s=gap_s, min_interval_s=min_interval_s)

@@ -1,0 +1,5 @@
+"""A second factor beside the face: PIN verifiers, schedule policy, lockout, and the claims the decision uses."""
+
+from kiosk.factor.second import Claim, PinResult, SecondFactor
+
+__all__ = ["Claim", "PinResult", "SecondFactor"]
