@@ -64,7 +64,7 @@ def loop_latency(quick: bool) -> dict[str, Any]:
         capture = Capture(ReplaySource(frames, fps=15, clock=clock), events, lockstep=True)
         results: list[FrameResult] = []
         loop = KioskLoop(capture, pipeline, lambda: gallery, card.threshold,
-                         DecisionEngine(DecisionConfig(frames_to_grant=3, window_s=1.0), clock), door, events,
+                         DecisionEngine(DecisionConfig(frames_to_grant=3, window_s=1.0, liveness=False), clock), door, events,
                          QualityConfig(min_face_px=60.0), on_result=results.append)
         capture.start()
         t0 = time.perf_counter()

@@ -1,9 +1,15 @@
-"""Access decisions from per-frame matches (pure logic, injected clock).
+"""Access decisions per approach (pure logic, injected clock).
 
-Grant only after K matching frames of the same person within a window; a
-second face in view follows a policy (deny by default); cooldown after a
-grant; lockout after N denials within a window; denial events rate-limited;
-validity windows respected.  Nothing here sleeps or reads the wall clock.
+Evidence is gathered per track (one face followed across frames, see
+``kiosk.track``): the embeddings of the track's recent frames are fused into
+one probe (weighted by quality), and only that probe is matched. A grant
+needs, for the same track: K frames within a window, a fused probe whose best
+person clears the threshold *and* beats the second best by a margin, a live
+verdict from the liveness cues (when they are on), a valid enrollment, and
+the second factor when the door asks for one. A second face in view follows a
+policy (deny by default). Denied approaches count towards a lockout of that
+face only (``kiosk.lockout``); a person who was let in is not let in again
+while they stay in view. Nothing here sleeps or reads the wall clock.
 """
 
 from __future__ import annotations
@@ -11,10 +17,18 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from kiosk.lockout import FaceLockout, LockoutConfig
 
 logger = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
 
 
 class MultiFacePolicy(StrEnum):
@@ -32,15 +46,54 @@ class DecisionConfig:
     lockout_window_s: float = 60.0
     lockout_s: float = 60.0
     deny_event_interval_s: float = 10.0
+    margin: float = 0.05  # the best person must beat the second best by this much (cosine)
+    fuse_frames: int = 15  # the probe fuses this many recent frames of the track
+    same_face: float = 0.5  # cosine at which two denied approaches are the same face
+    lockout_ceiling: int = 20  # denied approaches of all faces within the window that raise an alarm
+    regrant_after_s: float = 300.0  # a person still in view after a grant is let in again only after this
+    liveness: bool = True  # a live verdict is needed for a grant
+    claim_timeout_s: float = 20.0  # a PIN or card entered waits this long for its face
+
+
+class Liveness(Protocol):
+    """What the decision reads of a liveness result (``kiosk.liveness.LivenessResult``)."""
+
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def values(self) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
-class FaceMatch:
-    """One face in one frame: who it matched (None: nobody) and how well."""
+class Observation:
+    """One face of one frame that passed the quality gates."""
+
+    track: int
+    embedding: F32  # unit vector
+    area: float = 0.0
+    weight: float = 1.0  # quality weight of this frame in the fused probe
+    liveness: Liveness | None = None  # None: no result for this frame
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Who the fused probe is closest to: the best person and the best score of anybody else."""
 
     person: str | None
     score: float
-    area: float = 0.0
+    second: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An identity claimed at a reader: a user code + PIN, or a card (already checked by ``kiosk.factor``)."""
+
+    person: str
+    kind: str  # "pin" | "card"
+    at: float
+    duress: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,72 +101,173 @@ class Decision:
     granted: bool
     person: str | None
     score: float
-    reason: str  # granted | unknown | multiple_faces | not_valid_now | locked_out
+    # granted | unknown | ambiguous | multiple_faces | not_valid_now | locked_out | presentation_attack
+    # | second_factor_mismatch
+    reason: str
+    track: int | None = None
+    second: float | None = None
+    threshold: float | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    duress: bool = False
+
+
+Matcher = Callable[[F32], Candidate]
+Verifier = Callable[[F32, str], float]  # probe, person -> score against that person only (1:1)
+
+
+@dataclass
+class _Track:
+    first: float
+    frames: deque[tuple[float, F32, float, str | None]] = field(default_factory=deque)  # t, embedding, weight, top-1
+    counted: bool = False  # this approach already counted as one denied attempt
+    granted_at: float | None = None
+    flat: bool = False
+
+
+def fuse(rows: list[tuple[F32, float]]) -> F32:
+    """Quality-weighted mean of unit embeddings, normalised."""
+    total = np.zeros_like(rows[0][0], dtype=np.float64)
+    for emb, w in rows:
+        total += float(max(w, 1e-6)) * np.asarray(emb, np.float64)
+    norm = float(np.linalg.norm(total))
+    return (total / norm if norm > 0 else total).astype(np.float32)
 
 
 class DecisionEngine:
-    """Feed it the matches of every processed frame; it returns a Decision when one is made."""
+    """Feed it the observations of every processed frame; it returns a Decision when one is made.
 
-    def __init__(self, config: DecisionConfig, clock: Callable[[], float],
-                 is_valid: Callable[[str, float], bool] | None = None) -> None:
+    ``match`` finds the closest people to a fused probe; ``threshold`` gives the
+    cosine the door needs now (it depends on how many templates are held);
+    ``verify`` scores a probe against one claimed person (1:1) at ``threshold_1to1``.
+    Left out, the loop binds ``match`` and ``threshold`` to its own gallery and threshold.
+    """
+
+    def __init__(self, config: DecisionConfig, clock: Callable[[], float], match: Matcher | None = None,
+                 threshold: Callable[[], float] | None = None, *, is_valid: Callable[[str, float], bool] | None = None,
+                 second_factor: Callable[[float], bool] | None = None, verify: Verifier | None = None,
+                 threshold_1to1: Callable[[], float] | None = None) -> None:
         self.config = config
         self.clock = clock
+        self.match: Matcher = match or (lambda probe: Candidate(None, -1.0, -1.0))
+        self.threshold: Callable[[], float] = threshold or (lambda: 1.0)
+        self.bound = match is not None  # the loop binds its gallery and threshold when none were given
         self.is_valid = is_valid or (lambda person, now: True)
-        self._streak: deque[tuple[float, str | None, float]] = deque()
-        self._denials: deque[float] = deque()
+        self.second_factor = second_factor or (lambda now: False)
+        self.verify = verify
+        self.threshold_1to1 = threshold_1to1 or self.threshold
+        self.lockout = FaceLockout(LockoutConfig(config.lockout_attempts, config.lockout_window_s, config.lockout_s,
+                                                 config.same_face, config.lockout_ceiling))
+        self._tracks: dict[int, _Track] = {}
         self._cooldown_until = float("-inf")
-        self._locked_until = float("-inf")
         self._last_deny_event: dict[str, float] = {}  # per reason
-        self._presence_denied = False  # this approach already counted as one denied attempt
+        self._claim: Claim | None = None
+        self.alarms: list[tuple[str, dict[str, Any]]] = []  # taken by the loop and emitted as events
 
-    @property
-    def locked_out(self) -> bool:
-        return self.clock() < self._locked_until
+    def end(self, tracks: list[int]) -> None:
+        """These tracks left the view."""
+        for t in tracks:
+            self._tracks.pop(t, None)
 
-    def observe(self, faces: list[FaceMatch], extra_faces: int = 0) -> Decision | None:
+    def claim(self, claim: Claim) -> None:
+        """A PIN or card was presented: the next approach is compared 1:1 with this person."""
+        self._claim = claim
+
+    def awaiting_second_factor(self) -> bool:
+        return self.second_factor(self.clock()) and self._claim is None
+
+    def observe(self, faces: list[Observation], extra_faces: int = 0) -> Decision | None:
         """``faces``: the faces that passed the quality gates; ``extra_faces``: others in view."""
         now = self.clock()
+        if self._claim is not None and now - self._claim.at > self.config.claim_timeout_s:
+            logger.info("the %s claim for %s expired without a matching face", self._claim.kind, self._claim.person)
+            self._claim = None
         if not faces:
-            self._streak.clear()
-            self._presence_denied = False
             return None
         if now < self._cooldown_until:
             return None
-        if now < self._locked_until:
-            return self._deny(now, None, max(f.score for f in faces), "locked_out", count=False)
         if len(faces) + extra_faces > 1 and self.config.multi_face is MultiFacePolicy.DENY:
-            self._streak.clear()
-            return self._deny(now, None, max(f.score for f in faces), "multiple_faces", count=False)
+            for f in faces:
+                self._tracks.pop(f.track, None)  # evidence starts over once the other person has gone
+            return self._deny(now, None, 0.0, "multiple_faces", None)
         face = max(faces, key=lambda f: f.area)
-        self._streak.append((now, face.person, face.score))
-        while self._streak and now - self._streak[0][0] > self.config.window_s:
-            self._streak.popleft()
-        recent = list(self._streak)[-self.config.frames_to_grant:]
-        if len(recent) < self.config.frames_to_grant or len({p for _, p, _ in recent}) != 1:
+        st = self._tracks.setdefault(face.track, _Track(now))
+        if st.granted_at is not None:
+            if now - st.granted_at < self.config.regrant_after_s:
+                return None  # let in already and still in view: no loitering re-grants
+            st.granted_at, st.counted = None, False
+            st.frames.clear()
+        st.frames.append((now, face.embedding, face.weight, self.match(face.embedding).person))
+        while len(st.frames) > max(self.config.fuse_frames, self.config.frames_to_grant):
+            st.frames.popleft()
+        recent = list(st.frames)[-self.config.frames_to_grant:]
+        if len(recent) < self.config.frames_to_grant or now - recent[0][0] > self.config.window_s or now < recent[0][0]:
             return None
-        self._streak.clear()
-        score = min(s for _, _, s in recent)
-        if face.person is None:
-            return self._deny(now, None, score, "unknown")
-        if not self.is_valid(face.person, now):
-            return self._deny(now, face.person, score, "not_valid_now")
-        self._cooldown_until = now + self.config.cooldown_s
-        self._denials.clear()
-        self._presence_denied = False
-        return Decision(True, face.person, score, "granted")
+        probe = fuse([(e, w) for _, e, w, _ in st.frames])
+        live = face.liveness
+        if live is not None and live.verdict == "flat":
+            values = {"liveness_reason": live.reason, **{k: round(float(v), 4) for k, v in live.values.items()}}
+            return self._deny(now, None, 0.0, "presentation_attack", st, probe, face.track, values=values)
+        if self.lockout.locked(probe, now):
+            return self._deny(now, None, 0.0, "locked_out", None, track=face.track)
+        claim = self._claim
+        if claim is not None:
+            return self._one_to_one(now, st, face, probe, claim, live)
+        cand = self.match(probe)
+        thr = self.threshold()
+        base = {"track": face.track, "second": round(cand.second, 4), "threshold": round(thr, 4)}
+        if cand.person is None or cand.score < thr:
+            return self._deny(now, None, cand.score, "unknown", st, probe, face.track, base)
+        if cand.score - cand.second < self.config.margin or any(p != cand.person for *_, p in recent):
+            # too close to a second person, or the last K frames on their own point at different people
+            return self._deny(now, cand.person, cand.score, "ambiguous", st, probe, face.track, base)
+        if not self.is_valid(cand.person, now):
+            return self._deny(now, cand.person, cand.score, "not_valid_now", st, probe, face.track, base)
+        if self.config.liveness and (live is None or live.verdict != "live"):
+            return None  # recognised; waiting for the liveness verdict (a challenge may be running)
+        if self.second_factor(now):
+            return None  # recognised and live; this door wants a PIN or card now
+        return self._grant(now, st, cand.person, cand.score, probe, face.track, base, live)
 
-    def _deny(self, now: float, person: str | None, score: float, reason: str, count: bool = True) -> Decision | None:
-        if count and not self._presence_denied:
-            self._presence_denied = True
-            self._denials.append(now)
-            while self._denials and now - self._denials[0] > self.config.lockout_window_s:
-                self._denials.popleft()
-            if len(self._denials) >= self.config.lockout_attempts:
-                self._locked_until = now + self.config.lockout_s
-                self._denials.clear()
-                logger.warning("lockout for %.0f s after %d denied attempts", self.config.lockout_s,
-                               self.config.lockout_attempts)
+    def _one_to_one(self, now: float, st: _Track, face: Observation, probe: F32, claim: Claim,
+                    live: Liveness | None) -> Decision | None:
+        score = self.verify(probe, claim.person) if self.verify is not None else -1.0
+        thr = self.threshold_1to1()
+        base = {"track": face.track, "threshold": round(thr, 4), "claim": claim.kind}
+        if score < thr:
+            self._claim = None
+            return self._deny(now, claim.person, score, "second_factor_mismatch", st, probe, face.track, base)
+        if not self.is_valid(claim.person, now):
+            self._claim = None
+            return self._deny(now, claim.person, score, "not_valid_now", st, probe, face.track, base)
+        if self.config.liveness and (live is None or live.verdict != "live"):
+            return None
+        self._claim = None
+        return self._grant(now, st, claim.person, score, probe, face.track, base, live, duress=claim.duress)
+
+    def _grant(self, now: float, st: _Track, person: str, score: float, probe: F32, track: int,
+               base: dict[str, Any], live: Liveness | None, duress: bool = False) -> Decision:
+        self._cooldown_until = now + self.config.cooldown_s
+        st.granted_at = now
+        self.lockout.forgive(probe)
+        values = dict(base)
+        if live is not None:
+            values.update({k: round(float(v), 4) for k, v in live.values.items()})
+        return Decision(True, person, score, "granted", track, base.get("second"), base.get("threshold"), values,
+                        duress=duress)
+
+    def _deny(self, now: float, person: str | None, score: float, reason: str, st: _Track | None,
+              probe: F32 | None = None, track: int | None = None, values: dict[str, Any] | None = None
+              ) -> Decision | None:
+        values = dict(values or {})
+        if st is not None and probe is not None and not st.counted:
+            st.counted = True
+            locked, alarm = self.lockout.deny(probe, now)
+            if locked:
+                self.alarms.append(("lockout", {"seconds": self.config.lockout_s, "reason": reason}))
+            if alarm:
+                self.alarms.append(("lockout_ceiling", {"denied": self.config.lockout_ceiling,
+                                                        "window_s": self.config.lockout_window_s}))
         if now - self._last_deny_event.get(reason, float("-inf")) < self.config.deny_event_interval_s:
             return None
         self._last_deny_event[reason] = now
-        return Decision(False, person, score, reason)
+        return Decision(False, person, score, reason, track, values.get("second"), values.get("threshold"), values)

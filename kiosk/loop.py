@@ -15,16 +15,19 @@ import numpy.typing as npt
 
 from kiosk.camera.base import Frame
 from kiosk.camera.capture import Capture
-from kiosk.decision import Decision, DecisionEngine, FaceMatch
+from kiosk.decision import Candidate, Decision, DecisionEngine, Observation
 from kiosk.door import Door
 from kiosk.events import EventSink
 from kiosk.match import Gallery
 from kiosk.sdnotify import Notifier
+from kiosk.track import Tracker
 from kiosk.vision.boxes import Face
 from kiosk.vision.pipeline import FacePipeline
-from kiosk.vision.quality import QualityConfig, check_geometry, check_sharpness
+from kiosk.vision.quality import QualityConfig, check_geometry, sharpness
 
 logger = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
 
 
 @dataclass
@@ -36,6 +39,17 @@ class FrameResult:
     decision: Decision | None
     latency_ms: float
     door_unlocked: bool
+    tracks: list[int] = field(default_factory=list)  # per face
+    liveness: list[Any] = field(default_factory=list)  # per face: a LivenessResult, or None
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """One face in one frame: who its own embedding is closest to (None: nobody above the threshold)."""
+
+    person: str | None
+    score: float
+    area: float = 0.0
 
 
 @dataclass
@@ -44,24 +58,50 @@ class LoopStats:
     granted: int = 0
     denied: int = 0
     errors: int = 0
+    presentation_attacks: int = 0
     latency_ms_sum: float = 0.0
     gate_failures: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         mean = self.latency_ms_sum / self.frames_processed if self.frames_processed else 0.0
         return {"frames_processed": self.frames_processed, "granted": self.granted, "denied": self.denied,
-                "errors": self.errors, "mean_frame_ms": round(mean, 2), "gate_failures": dict(self.gate_failures)}
+                "errors": self.errors, "presentation_attacks": self.presentation_attacks,
+                "mean_frame_ms": round(mean, 2), "gate_failures": dict(self.gate_failures)}
+
+
+def candidate(gallery: Gallery, probe: F32) -> Candidate:
+    """The best person for a probe and the best score of anybody else (any number of rows per person)."""
+    if len(gallery) == 0:
+        return Candidate(None, -1.0, -1.0)
+    top2 = getattr(gallery, "top2", None)
+    if top2 is not None:
+        person, best, second = top2(probe)
+        return Candidate(person, float(best), float(second))
+    scores = gallery.scores(probe)
+    order = np.argsort(-scores)
+    best_label = gallery.labels[int(order[0])]
+    second = next((float(scores[i]) for i in order[1:] if gallery.labels[int(i)] != best_label), -1.0)
+    return Candidate(best_label, float(scores[int(order[0])]), second)
+
+
+# gates a face may fail and still be followed by the liveness cues (a head turned for a challenge)
+LIVENESS_GATES = (None, "turned_away", "blurred")
 
 
 class KioskLoop:
-    def __init__(self, capture: Capture, pipeline: FacePipeline, gallery: Callable[[], Gallery], threshold: float,
-                 engine: DecisionEngine, door: Door, events: EventSink, quality: QualityConfig,
-                 notifier: Notifier | None = None, watchdog_s: float | None = None,
-                 on_result: Callable[[FrameResult], None] | None = None) -> None:
+    def __init__(self, capture: Capture, pipeline: FacePipeline, gallery: Callable[[], Gallery],
+                 threshold: float | Callable[[], float], engine: DecisionEngine, door: Door, events: EventSink,
+                 quality: QualityConfig, notifier: Notifier | None = None, watchdog_s: float | None = None,
+                 on_result: Callable[[FrameResult], None] | None = None, *, liveness: Any = None,
+                 tracker: Tracker | None = None, healthy: Callable[[], bool] | None = None) -> None:
+        """``liveness``: a (landmarker, judge) pair from ``kiosk.liveness``, or None when liveness is off.
+
+        ``healthy``: extra checks the systemd watchdog depends on (sync thread alive, camera not frozen).
+        """
         self.capture = capture
         self.pipeline = pipeline
         self.gallery = gallery
-        self.threshold = threshold
+        self.threshold: Callable[[], float] = threshold if callable(threshold) else (lambda: float(threshold))
         self.engine = engine
         self.door = door
         self.events = events
@@ -69,57 +109,97 @@ class KioskLoop:
         self.notifier = notifier or Notifier("")
         self.watchdog_s = watchdog_s
         self.on_result = on_result
+        self.liveness = liveness
+        self.tracker = tracker or Tracker()
+        self.healthy = healthy or (lambda: True)
         self.stats = LoopStats()
         self._last_watchdog = -math.inf
-        capture.on_lost = lambda: door.lock("camera_lost")  # fail secure at once, from the capture thread
+        self._clock = engine.clock
+        capture.on_lost = self._camera_lost  # fail secure at once, from the capture thread
+        if not engine.bound:
+            engine.match = lambda probe: candidate(self.gallery(), probe)
+            engine.threshold = self.threshold
+            engine.threshold_1to1 = self.threshold
+            engine.bound = True
+        if engine.config.liveness and liveness is None:
+            logger.warning("the decision needs a live verdict but no liveness cues are running: nobody will be let in")
+
+    def _camera_lost(self) -> None:
+        self.door.lock("camera_lost")
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
+        now = self._clock()
         rgb = frame.rgb
         faces = self.pipeline.detect(rgb)
+        tracks, ended = self.tracker.update([f.box for f in faces], now)
+        if ended:
+            self.engine.end(ended)
+            if self.liveness is not None:
+                for t in ended:
+                    self.liveness[1].end(t)
         # crop only faces whose geometry passes: far-away or turned faces cost no crop
         gates: list[str | None] = []
-        good: dict[int, npt.NDArray[np.uint8]] = {}
+        good: dict[int, tuple[npt.NDArray[np.uint8], float]] = {}
         for i, face in enumerate(faces):
             gate = check_geometry(face, rgb.shape, self.quality)
             if gate is None:
                 crop = self.pipeline.crops(rgb, [face])[0]
-                gate = check_sharpness(crop, self.quality)
+                sharp = sharpness(crop)
+                gate = "blurred" if sharp < self.quality.min_sharpness else None
                 if gate is None:
-                    good[i] = crop
+                    good[i] = (crop, sharp)
             gates.append(gate)
+        live: list[Any] = [None] * len(faces)
+        if self.liveness is not None:
+            landmarker, judge = self.liveness
+            for i, face in enumerate(faces):
+                if gates[i] in LIVENESS_GATES:
+                    live[i] = judge.observe(tracks[i], landmarker.landmarks(rgb, face), now)
         passing = list(good)
         matches: list[FaceMatch | None] = [None] * len(faces)
+        observed: list[Observation] = []
         if passing:
-            embeddings = self.pipeline.embedder.embed([good[i] for i in passing])
+            embeddings = self.pipeline.embedder.embed([good[i][0] for i in passing])
             gallery = self.gallery()
+            thr = self.threshold()
             for i, emb in zip(passing, embeddings):
-                m = gallery.match(emb, self.threshold)
+                m = gallery.match(emb, thr)
                 matches[i] = FaceMatch(m.label, m.score, faces[i].area)
+                weight = float(np.clip(good[i][1] / (4.0 * max(self.quality.min_sharpness, 1.0)), 0.25, 1.0))
+                observed.append(Observation(tracks[i], emb, faces[i].area, weight, live[i]))
         for g in gates:
             if g is not None:
                 self.stats.gate_failures[g] = self.stats.gate_failures.get(g, 0) + 1
-        observed = [m for m in matches if m is not None]
-        decision = self.engine.observe(observed, extra_faces=len(faces) - len(observed)) if observed else \
-            self.engine.observe([])
+        decision = self.engine.observe(observed, extra_faces=len(faces) - len(observed))
         latency_ms = (time.perf_counter() - t0) * 1000.0
+        for kind, fields in self.engine.alarms:
+            self.events.emit(kind, fields)
+        self.engine.alarms.clear()
         if decision is not None:
             self._act(decision, latency_ms)
         self.stats.frames_processed += 1
         self.stats.latency_ms_sum += latency_ms
-        return FrameResult(frame, faces, gates, matches, decision, latency_ms, self.door.unlocked)
+        return FrameResult(frame, faces, gates, matches, decision, latency_ms, self.door.unlocked, tracks, live)
 
     def _act(self, d: Decision, latency_ms: float) -> None:
-        fields = {"person": d.person or "unknown", "score": round(d.score, 4), "threshold": self.threshold,
-                  "latency_ms": round(latency_ms, 2), "reason": d.reason}
+        fields = {"person": d.person or "unknown", "score": round(d.score, 4), "latency_ms": round(latency_ms, 2),
+                  "reason": d.reason, **d.values}
+        fields.setdefault("threshold", round(self.threshold(), 4))
         if d.granted:
             self.stats.granted += 1
             self.door.unlock("granted", d.person)
             self.events.emit("access_granted", fields)
+            if d.duress:
+                self.events.emit("duress", {"person": d.person, "track": d.track})
+                logger.warning("duress PIN entered by %s", d.person)
             logger.info("access granted to %s (score %.3f)", d.person, d.score)
         else:
             self.stats.denied += 1
             self.events.emit("access_denied", fields)
+            if d.reason == "presentation_attack":
+                self.stats.presentation_attacks += 1
+                self.events.emit("presentation_attack", {k: v for k, v in fields.items() if k != "person"})
             logger.info("access denied: %s (score %.3f)", d.reason, d.score)
 
     def _heartbeat(self) -> None:
@@ -127,6 +207,13 @@ class KioskLoop:
         if self.watchdog_s is not None and now - self._last_watchdog >= self.watchdog_s:
             self.notifier.watchdog()
             self._last_watchdog = now
+
+    def _forget_tracks(self) -> None:
+        ended = self.tracker.reset()
+        self.engine.end(ended)
+        if self.liveness is not None:
+            for t in ended:
+                self.liveness[1].end(t)
 
     def run(self, stop: threading.Event, until_end: bool = False) -> None:
         """Process frames until ``stop`` is set (or the source ends, with ``until_end``).
@@ -136,7 +223,8 @@ class KioskLoop:
         was_healthy = True
         try:
             while not stop.is_set():
-                self._heartbeat()
+                if self.healthy():
+                    self._heartbeat()
                 self.door.tick()
                 frame = self.capture.get(timeout=0.1)
                 if frame is None:
@@ -145,6 +233,7 @@ class KioskLoop:
                     healthy = self.capture.healthy.is_set()
                     if not healthy and was_healthy:
                         self.door.lock("camera_lost")
+                        self._forget_tracks()
                         self.notifier.status("camera lost; door locked")
                     was_healthy = healthy
                     continue

@@ -1,0 +1,95 @@
+"""Lockout per face, with a site-wide ceiling that raises an alarm instead of locking everyone out (pure).
+
+A denied approach is remembered by its fused embedding. Approaches whose
+embeddings agree (cosine at or above ``same_face``) are the same face: once
+one face has been denied ``attempts`` times within ``window_s`` it is locked
+out for ``lockout_s``, while everybody else can still be let in. When denied
+approaches of all faces together reach ``ceiling`` within the window, the
+kiosk raises an alarm (somebody is probing the door) once per window;
+nobody is locked out by it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class LockoutConfig:
+    attempts: int = 5
+    window_s: float = 60.0
+    lockout_s: float = 60.0
+    same_face: float = 0.5
+    ceiling: int = 20
+    max_faces: int = 256  # remembered faces; the least recently denied is forgotten first
+
+
+@dataclass
+class _Face:
+    embedding: F32
+    denials: deque[float] = field(default_factory=deque)
+    locked_until: float = float("-inf")
+    last: float = float("-inf")
+
+
+class FaceLockout:
+    def __init__(self, config: LockoutConfig) -> None:
+        self.config = config
+        self._faces: list[_Face] = []
+        self._all: deque[float] = deque()
+        self._alarm_until = float("-inf")
+
+    def _find(self, embedding: F32) -> _Face | None:
+        best, best_score = None, self.config.same_face
+        for face in self._faces:
+            score = float(np.dot(face.embedding, embedding))
+            if score >= best_score:
+                best, best_score = face, score
+        return best
+
+    def locked(self, embedding: F32, now: float) -> bool:
+        face = self._find(embedding)
+        return face is not None and now < face.locked_until
+
+    def deny(self, embedding: F32, now: float) -> tuple[bool, bool]:
+        """Count one denied approach; returns (this face is now locked out, the site-wide ceiling was reached)."""
+        c = self.config
+        face = self._find(embedding)
+        if face is None:
+            face = _Face(np.asarray(embedding, np.float32).copy())
+            self._faces.append(face)
+            if len(self._faces) > c.max_faces:
+                self._faces.remove(min(self._faces, key=lambda f: f.last))
+        face.last = now
+        face.denials.append(now)
+        while face.denials and now - face.denials[0] > c.window_s:
+            face.denials.popleft()
+        locked = False
+        if len(face.denials) >= c.attempts:
+            face.locked_until = now + c.lockout_s
+            face.denials.clear()
+            locked = True
+            logger.warning("one face locked out for %.0f s after %d denied approaches", c.lockout_s, c.attempts)
+        self._all.append(now)
+        while self._all and now - self._all[0] > c.window_s:
+            self._all.popleft()
+        alarm = len(self._all) >= c.ceiling and now >= self._alarm_until
+        if alarm:
+            self._alarm_until = now + c.window_s
+            logger.warning("%d denied approaches within %.0f s: raising the lockout alarm", len(self._all), c.window_s)
+        return locked, alarm
+
+    def forgive(self, embedding: F32) -> None:
+        """A granted approach clears that face's record."""
+        face = self._find(embedding)
+        if face is not None:
+            self._faces.remove(face)
