@@ -82,7 +82,8 @@ class Rig:
 
         source = ReplaySource(frames, fps=FPS, clock=self.clock, fail_at=fail)
         self.capture = Capture(source, self.events, lockstep=True, backoff_s=(0.001, 0.002))
-        engine = DecisionEngine(DecisionConfig(frames_to_grant=3, window_s=1.0, multi_face=multi_face), self.clock)
+        engine = DecisionEngine(DecisionConfig(frames_to_grant=3, window_s=1.0, multi_face=multi_face, liveness=False),
+                                self.clock)
         self.results: list[FrameResult] = []
         self.loop = KioskLoop(self.capture, pipeline[0], lambda: gallery, pipeline[1].threshold, engine, self.door,
                               self.events, QualityConfig(min_face_px=60.0), on_result=self.results.append)
