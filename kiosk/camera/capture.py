@@ -1,4 +1,9 @@
-"""Capture on its own thread, newest frame wins, lost cameras reopened with backoff."""
+"""Capture on its own thread, newest frame wins, lost cameras reopened with backoff.
+
+With a ``FrameWatchdog`` attached, every frame is reported to it and it is
+the one voice for ``camera_lost``/``camera_restored`` (errors, silence and
+frozen pictures alike); without one, errors are reported here as before.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kiosk.camera.base import CameraError, Frame, FrameSource
-from kiosk.door import Emit
+from kiosk.camera.watchdog import FrameWatchdog
+from kiosk.door.relay import Emit
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +29,10 @@ class Capture:
     """
 
     def __init__(self, source: FrameSource, emit: Emit, *, lockstep: bool = False,
-                 backoff_s: tuple[float, float] = (0.5, 10.0), on_lost: Callable[[], None] | None = None) -> None:
+                 backoff_s: tuple[float, float] = (0.5, 10.0), on_lost: Callable[[], None] | None = None,
+                 watchdog: FrameWatchdog | None = None) -> None:
         self.source = source
+        self.watchdog = watchdog
         self.on_lost = on_lost  # runs on the capture thread the moment the camera fails
         self.emit = emit
         self.lockstep = lockstep
@@ -40,6 +48,8 @@ class Capture:
 
     def start(self) -> None:
         """Open the source and start reading; a source that will not open is retried with backoff."""
+        if self.watchdog is not None:
+            self.watchdog.arm()
         try:
             self.source.open()
             self.healthy.set()
@@ -71,8 +81,10 @@ class Capture:
             logger.warning("closing camera: %s", exc)
 
     def stats(self) -> dict[str, Any]:
+        watched = {} if self.watchdog is None else self.watchdog.stats()
+        healthy = self.healthy.is_set() and not watched.get("camera_lost", False)
         return {"frames_captured": self.captured, "frames_dropped": self.dropped,
-                "camera_reconnects": self.reconnects, "camera_healthy": self.healthy.is_set()}
+                "camera_reconnects": self.reconnects, **watched, "camera_healthy": healthy}
 
     def _put(self, frame: Frame) -> None:
         if self.lockstep:
@@ -103,17 +115,24 @@ class Capture:
                 self._recover(exc)
                 continue
             if frame is None:
+                if self.watchdog is not None:
+                    self.watchdog.source_ended()
                 self.ended.set()
                 return
             self.captured += 1
+            if self.watchdog is not None:
+                self.watchdog.observe(frame.rgb)
             self._put(frame)
 
     def _recover(self, exc: CameraError) -> None:
         self.healthy.clear()
         if self.on_lost is not None:
             self.on_lost()
-        logger.error("camera lost: %s", exc)
-        self.emit("camera_lost", {"error": str(exc)})
+        if self.watchdog is not None:
+            self.watchdog.report_error(str(exc))
+        else:
+            logger.error("camera lost: %s", exc)
+            self.emit("camera_lost", {"error": str(exc)})
         delay, limit = self.backoff_s
         while not self._stop.wait(delay):
             try:
@@ -125,6 +144,9 @@ class Capture:
                 continue
             self.reconnects += 1
             self.healthy.set()
-            logger.info("camera restored")
-            self.emit("camera_restored", {"reconnects": self.reconnects})
+            if self.watchdog is None:
+                logger.info("camera restored")
+                self.emit("camera_restored", {"reconnects": self.reconnects})
+            else:
+                logger.info("camera reopened; restored once it delivers a fresh frame")
             return

@@ -2,6 +2,13 @@
 
 Fail-secure: the relay is de-energised (locked) at start, after the unlock
 time, on ``close()`` and whenever the owner calls ``lock()`` on an error.
+Every state change (relay, relock deadline, door-open time, alarms) happens
+under one lock, because three threads touch it: the frame loop (grants),
+gpiozero's callback thread (contact, exit button) and the relock timer
+(``kiosk.door.timer``), which relocks on time even when frame processing
+stalls. Events are emitted after the lock is released, so a slow event sink
+never delays the relay.
+
 GPIO devices are injected (gpiozero, with whatever pin factory the caller
 chose), and time comes from an injected clock, so everything here is tested
 with gpiozero's ``MockFactory`` and no sleeping.
@@ -19,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, Any]], None]
 
+# Unlock reasons a hold (e.g. ``camera_lost``) does not block: egress must always work.
+HOLD_EXEMPT = frozenset({"request_to_exit"})
+
 
 class Relay(Protocol):
     def on(self) -> None: ...
@@ -33,6 +43,14 @@ class DoorTiming:
 
 
 class Door:
+    """The lock relay and the door's sensors, with every state change under one lock.
+
+    ``contact_active_means_closed``: with the contact wired to ground through
+    a pull-up, an active (low) input means the switch is closed. For a
+    normally-open reed switch that closes when the door shuts this is True;
+    for a normally-closed contact (or one wired the other way) set it False.
+    """
+
     def __init__(self, relay: Relay, clock: Callable[[], float], emit: Emit, timing: DoorTiming = DoorTiming(),
                  contact: Any | None = None, contact_active_means_closed: bool = True,
                  exit_button: Any | None = None) -> None:
@@ -47,86 +65,191 @@ class Door:
         self._relock_at: float | None = None
         self._opened_at: float | None = None
         self._held_alarm = False
+        self._holds: set[str] = set()
+        self._closing = False  # no unlock is accepted once close() has begun
+        self._released = False  # the pins are closed; the relay was left de-energised
         self.relay.off()
         if contact is not None:
+            with self._lock:
+                if self._contact_open():
+                    self._opened_at = clock()
             contact.when_activated = self._contact_changed
             contact.when_deactivated = self._contact_changed
-            if self.is_open:
-                self._opened_at = clock()
         if exit_button is not None:
-            exit_button.when_activated = lambda *_: self.unlock("request_to_exit")
+            exit_button.when_activated = self._exit_pressed
+
+    # -- state, read under the lock -------------------------------------------------------------
 
     @property
     def unlocked(self) -> bool:
-        return self._relock_at is not None
+        with self._lock:
+            return self._relock_at is not None
 
     @property
     def is_open(self) -> bool:
-        if self.contact is None:
-            return False
-        return bool(self.contact.is_active) != self._closed_when_active
-
-    def unlock(self, reason: str, person: str | None = None) -> None:
+        """The contact says the door leaf is open (False without a contact)."""
         with self._lock:
-            was = self.unlocked
-            self._relock_at = self.clock() + self.timing.unlock_s
-            self.relay.on()
+            return self._contact_open()
+
+    @property
+    def holds(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._holds)
+
+    def next_deadline(self) -> float | None:
+        """Clock time of the next relock or held-open alarm, None when nothing is due."""
+        with self._lock:
+            return self._next_deadline_locked()
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def unlock(self, reason: str, person: str | None = None) -> bool:
+        """Energise the relay for ``unlock_s`` (extending a running unlock). False when refused:
+        the door is closing, or a hold is active and ``reason`` is not exempt from holds."""
+        with self._lock:
+            if self._closing:
+                refused: dict[str, Any] | None = {"reason": reason, "person": person, "why": "shutting_down"}
+            elif self._holds and reason not in HOLD_EXEMPT:
+                refused = {"reason": reason, "person": person, "why": ",".join(sorted(self._holds))}
+            else:
+                refused = None
+                was = self._relock_at is not None
+                self.relay.on()
+                self._relock_at = self.clock() + self.timing.unlock_s
+        if refused is not None:
+            logger.warning("unlock (%s) refused: %s", reason, refused["why"])
+            self.emit("door_unlock_refused", refused)
+            return False
         if not was:
             logger.info("door unlocked (%s)", reason)
             self.emit("door_unlocked", {"reason": reason, "person": person, "seconds": self.timing.unlock_s})
+        return True
 
     def lock(self, reason: str) -> None:
+        """De-energise the relay now. A no-op once ``close()`` has released the pins."""
         with self._lock:
-            was = self.unlocked
+            if self._released:
+                return
+            was = self._relock_at is not None
+            self.relay.off()  # before the state: if this raises, the door still reads unlocked and is retried
             self._relock_at = None
-            self.relay.off()
         if was:
             logger.info("door locked (%s)", reason)
             self.emit("door_locked", {"reason": reason})
 
-    def tick(self) -> None:
-        """Relock when the unlock time is over; raise the held-open alarm. Call often."""
-        now = self.clock()
+    def hold(self, name: str) -> None:
+        """Lock now and refuse unlocks (except request-to-exit) until ``release(name)``."""
         with self._lock:
-            expired = self._relock_at is not None and now >= self._relock_at
-        if expired:
-            self.lock("timeout")
-        if (self._opened_at is not None and not self._held_alarm
-                and now - self._opened_at >= self.timing.held_open_s):
-            self._held_alarm = True
-            logger.warning("door held open for %.0f s", now - self._opened_at)
-            self.emit("door_held_open", {"seconds": round(now - self._opened_at, 1)})
+            new = name not in self._holds
+            self._holds.add(name)
+        if new:
+            logger.warning("door held locked: %s", name)
+        self.lock(name)
 
-    def _contact_changed(self, *_: object) -> None:
+    def release(self, name: str) -> None:
+        with self._lock:
+            had = name in self._holds
+            self._holds.discard(name)
+        if had:
+            logger.info("door hold released: %s", name)
+
+    def tick(self) -> float | None:
+        """Relock when the unlock time is over; raise the held-open alarm.
+
+        Called by the relock timer's thread (and harmlessly by anyone else).
+        Returns the seconds until the next deadline, None when nothing is due.
+        """
         now = self.clock()
-        if self.is_open:
-            if self._opened_at is not None:
-                return
-            self._opened_at = now
-            self._held_alarm = False
-            self.emit("door_opened", {})
-            if not self.unlocked:
-                logger.warning("door forced open")
-                self.emit("door_forced_open", {})
-        else:
-            if self._opened_at is None:
-                return
-            self._opened_at = None
-            self._held_alarm = False
-            self.emit("door_closed", {})
+        events: list[tuple[str, dict[str, Any]]] = []
+        with self._lock:
+            if self._released:
+                return None
+            if self._relock_at is not None and now >= self._relock_at:
+                self.relay.off()
+                self._relock_at = None
+                events.append(("door_locked", {"reason": "timeout"}))
+            if (self._opened_at is not None and not self._held_alarm
+                    and now - self._opened_at >= self.timing.held_open_s):
+                self._held_alarm = True
+                events.append(("door_held_open", {"seconds": round(now - self._opened_at, 1)}))
+            deadline = self._next_deadline_locked()
+        for kind, fields in events:
+            if kind == "door_locked":
+                logger.info("door locked (timeout)")
+            else:
+                logger.warning("door held open for %.0f s", fields["seconds"])
+            self.emit(kind, fields)
+        return None if deadline is None else max(0.0, deadline - now)
 
     def close(self) -> None:
-        """Lock and release the pins (the relay stays de-energised)."""
+        """Detach the exit button, lock, release the pins (the relay stays de-energised).
+
+        The exit button is detached first, so no press can energise the relay
+        after the final lock.
+        """
+        with self._lock:
+            self._closing = True
+        if self.exit_button is not None:
+            self.exit_button.when_activated = None
+            self.exit_button.close()
+        if self.contact is not None:
+            self.contact.when_activated = None
+            self.contact.when_deactivated = None
         self.lock("shutdown")
-        for dev in (self.exit_button, self.contact, self.relay):
-            if dev is not None:
-                dev.close()
+        with self._lock:
+            self._released = True  # from here on lock() and tick() leave the relay alone
+        # devices are closed outside the lock: a GPIO callback in flight may be waiting for it
+        if self.contact is not None:
+            self.contact.close()
+        self.relay.close()
+
+    # -- callbacks and helpers --------------------------------------------------------------------
+
+    def _exit_pressed(self, *_: object) -> None:
+        self.unlock("request_to_exit")
+
+    def _contact_open(self) -> bool:
+        if self.contact is None:
+            return False
+        return bool(self.contact.is_active) != self._closed_when_active
+
+    def _next_deadline_locked(self) -> float | None:
+        due = [] if self._relock_at is None else [self._relock_at]
+        if self._opened_at is not None and not self._held_alarm:
+            due.append(self._opened_at + self.timing.held_open_s)
+        return min(due) if due else None
+
+    def _contact_changed(self, *_: object) -> None:
+        events: list[tuple[str, dict[str, Any]]] = []
+        with self._lock:
+            if self._closing:
+                return
+            now = self.clock()
+            if self._contact_open():
+                if self._opened_at is None:
+                    self._opened_at = now
+                    self._held_alarm = False
+                    events.append(("door_opened", {}))
+                    if self._relock_at is None:
+                        events.append(("door_forced_open", {}))
+            elif self._opened_at is not None:
+                self._opened_at = None
+                self._held_alarm = False
+                events.append(("door_closed", {}))
+        for kind, fields in events:
+            if kind == "door_forced_open":
+                logger.warning("door forced open")
+            self.emit(kind, fields)
 
 
 def build_door(relay_pin: int | str, *, active_high: bool, timing: DoorTiming, clock: Callable[[], float],
-               emit: Emit, contact_pin: int | str | None = None, exit_pin: int | str | None = None,
-               pin_factory: Any = None, bounce_s: float | None = 0.05) -> Door:
-    """gpiozero devices on the given pins; ``pin_factory`` None means gpiozero's default."""
+               emit: Emit, contact_pin: int | str | None = None, contact_active_means_closed: bool = True,
+               exit_pin: int | str | None = None, pin_factory: Any = None, bounce_s: float | None = 0.05) -> Door:
+    """gpiozero devices on the given pins; ``pin_factory`` None means gpiozero's default.
+
+    Inputs use the internal pull-up: a contact or button wired to ground reads
+    active when its switch is closed.
+    """
     from gpiozero import DigitalInputDevice, OutputDevice
 
     relay = OutputDevice(relay_pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
@@ -134,4 +257,5 @@ def build_door(relay_pin: int | str, *, active_high: bool, timing: DoorTiming, c
                if contact_pin is not None else None)
     exit_button = (DigitalInputDevice(exit_pin, pull_up=True, bounce_time=bounce_s, pin_factory=pin_factory)
                    if exit_pin is not None else None)
-    return Door(relay, clock, emit, timing, contact=contact, exit_button=exit_button)
+    return Door(relay, clock, emit, timing, contact=contact, contact_active_means_closed=contact_active_means_closed,
+                exit_button=exit_button)
