@@ -4,6 +4,8 @@
 #   ./dev.sh test   set everything up, then lint, type-check and run the whole suite
 #                   (also on the numpy 1.26 + tflite-runtime 2.14 set)
 #   ./dev.sh setup  only set up (.venv, models fetched and converted)
+#   ./dev.sh pi-check  (root) demo + suite in an emulated arm64 Raspberry Pi OS root
+#                   file system, Cortex-A76 then A72 (slow: not part of CI; docs/deploy-pi.md)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,20 +41,33 @@ setup() {
         say "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    say "installing the kiosk, the converter and the test tools into $VENV"
+    say "installing the kiosk and the test tools into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e ".[convert,plot,test]"
+    "$VENV/bin/pip" install -q -e ".[plot,test]"
     say "fetching model artifacts (pinned sha256)"
     "$VENV/bin/kiosk" models fetch
-    # Rebuild when the model is missing or the code that shapes it has changed.
+    # Rebuild when the model is missing or the code that shapes it has changed;
+    # only then is the converter (TensorFlow, about 600 MB) installed.
     local stamp
-    stamp=$(cat converter/*.py kiosk/vision/*.py models/manifest.toml | sha256sum | cut -c1-64)
+    stamp=$(convert_stamp)
     if [ ! -f models/facenet_int8.tflite ] || [ ! -f models/facenet_int8.json ] \
         || [ "$(cat models/.convert-stamp 2>/dev/null)" != "$stamp" ]; then
+        install_converter
         say "converting FaceNet to int8 (about a minute)"
         "$VENV/bin/kiosk-convert"
         echo "$stamp" > models/.convert-stamp
     fi
+}
+
+convert_stamp() {
+    # What the int8 model depends on: the converter, the kiosk's crops, the pinned sources.
+    cat converter/*.py kiosk/vision/*.py models/manifest.toml | sha256sum | cut -c1-64
+}
+
+install_converter() {
+    # tensorflow-cpu on x86_64, tensorflow on aarch64 (pyproject.toml's markers).
+    say "installing the converter (TensorFlow) into $VENV"
+    "$VENV/bin/pip" install -q -e ".[convert,plot,test]"
 }
 
 demo() {
@@ -86,6 +101,7 @@ legacy_env() {
 
 run_tests() {
     setup
+    install_converter  # the converter's own tests need TensorFlow
     apt_install mosquitto systemd
     say "ruff"
     "$VENV/bin/ruff" check kiosk converter tests benchmarks
@@ -104,5 +120,6 @@ case "${1:-}" in
     demo) demo ;;
     test) run_tests ;;
     setup) setup ;;
-    *) echo "usage: $0 demo|test|setup" >&2; exit 2 ;;
+    pi-check) shift; exec tools/pi/check.sh "$@" ;;
+    *) echo "usage: $0 demo|test|setup|pi-check" >&2; exit 2 ;;
 esac

@@ -76,7 +76,8 @@ def explain_start_failure(exc: BaseException, camera_num: int) -> str:
             "`rpicam-hello --list-cameras` lists it and `dmesg` shows no sensor errors")
 
 
-def _import_picamera2() -> Any:
+def import_picamera2() -> Any:
+    """The ``Picamera2`` class, or a ``CameraError`` saying how to make it importable."""
     try:
         module = importlib.import_module("picamera2")
         return module.Picamera2
@@ -92,7 +93,7 @@ class Picamera2Source:
         self._i = 0
 
     def open(self) -> None:
-        picamera2_cls = _import_picamera2()
+        picamera2_cls = import_picamera2()
         cam: Any = None
         try:
             cam = picamera2_cls(self.camera_num)
