@@ -1,4 +1,5 @@
-"""Home Assistant MQTT discovery: the door as a state-only lock, its contact, the last access (pure)."""
+"""Home Assistant MQTT discovery (pure): the door as a state-only lock, its contact, the last access,
+presentation attacks as an event entity, and problem sensors for an expired snapshot and an unsynchronised clock."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ from kiosk.mqtt.topics import Topics
 
 DOOR_STATES = {"door_unlocked": "UNLOCKED", "door_locked": "LOCKED"}
 CONTACT_STATES = {"door_opened": "ON", "door_closed": "OFF"}
+# event type -> (problem, state): what turns each problem sensor on and off
+PROBLEMS = {"snapshot_expired": ("snapshot_expired", "ON"), "snapshot_valid": ("snapshot_expired", "OFF"),
+            "clock_unsynchronised": ("clock_unsynchronised", "ON"), "clock_synchronised": ("clock_unsynchronised", "OFF")}
+PROBLEM_NAMES = {"snapshot_expired": "Site snapshot expired", "clock_unsynchronised": "Clock not synchronised"}
+PRESENTATION_ATTACK = "presentation_attack"
+_NOT_ATTRIBUTES = {"id", "device", "type"}
+
+
+def problem_topic(topics: Topics, problem: str) -> str:
+    return f"{topics.health}/{problem}"
+
+
+def attack_topic(topics: Topics) -> str:
+    return f"{topics.door_state}/{PRESENTATION_ATTACK}"
 
 
 def discovery(topics: Topics, ha_prefix: str = "homeassistant", contact: bool = True) -> dict[str, dict[str, Any]]:
@@ -26,7 +41,15 @@ def discovery(topics: Topics, ha_prefix: str = "homeassistant", contact: bool = 
             "name": "Last access", "unique_id": f"{uid}_last_access", "state_topic": f"{topics.door_state}/last_access",
             "value_template": "{{ value_json.person }}", "json_attributes_topic": f"{topics.door_state}/last_access",
             "device": device, **avail},
+        f"{ha_prefix}/event/{uid}_{PRESENTATION_ATTACK}/config": {
+            "name": "Presentation attack", "unique_id": f"{uid}_{PRESENTATION_ATTACK}",
+            "state_topic": attack_topic(topics), "event_types": [PRESENTATION_ATTACK], "device": device, **avail},
     }
+    for problem, name in PROBLEM_NAMES.items():
+        out[f"{ha_prefix}/binary_sensor/{uid}_{problem}/config"] = {
+            "name": name, "unique_id": f"{uid}_{problem}", "device_class": "problem",
+            "entity_category": "diagnostic", "state_topic": problem_topic(topics, problem), "payload_on": "ON",
+            "payload_off": "OFF", "device": device, **avail}
     if contact:
         out[f"{ha_prefix}/binary_sensor/{uid}_contact/config"] = {
             "name": "Door contact", "unique_id": f"{uid}_contact", "device_class": "door",
@@ -45,4 +68,22 @@ def state_updates(topics: Topics, event: dict[str, Any]) -> list[tuple[str, str 
     if kind in ("access_granted", "access_denied"):
         return [(f"{topics.door_state}/last_access", {"person": event.get("person"), "granted": kind == "access_granted",
                                                       "score": event.get("score"), "ts": event.get("ts")})]
+    if kind in PROBLEMS:
+        problem, state = PROBLEMS[kind]
+        return [(problem_topic(topics, problem), state)]
+    if kind == "sync" and event.get("status") == "snapshot_applied":  # a snapshot the kiosk accepted is current
+        return [(problem_topic(topics, "snapshot_expired"), "OFF")]
+    return []
+
+
+def is_presentation_attack(event: dict[str, Any]) -> bool:
+    kind = event.get("type", "")
+    return kind == PRESENTATION_ATTACK or (kind == "access_denied" and event.get("reason") == PRESENTATION_ATTACK)
+
+
+def event_updates(topics: Topics, event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Not-retained messages for Home Assistant event entities (a retained one would fire again on restart)."""
+    if is_presentation_attack(event):
+        attributes = {k: v for k, v in event.items() if k not in _NOT_ATTRIBUTES}
+        return [(attack_topic(topics), {**attributes, "event_type": PRESENTATION_ATTACK})]
     return []

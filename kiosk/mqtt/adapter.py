@@ -1,0 +1,268 @@
+"""The thin paho adapter: carries messages to the sync core, carries out its actions, sends the outbox.
+
+Every paho callback is wrapped (an exception is logged and counted, never
+raised into paho) and ``suppress_exceptions`` is on, so no message can end
+the network thread. ``alive()`` says whether that thread still runs and
+still calls back: the kiosk sends itself a probe every ``heartbeat_s`` while
+connected, and paho calls back on every reconnection attempt while it is
+not. The service feeds the systemd watchdog only while ``alive()`` holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kiosk.events import EventSink
+from kiosk.mqtt.core import Action, Changed, Emit, Publish, StaticTrust, SyncCore, SyncSettings, SyncStore, Trust
+from kiosk.mqtt.topics import Topics
+from kiosk.outbox import Outbox, priority_of
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 1.0
+
+
+class KioskMqtt:
+    """Runs on paho's network thread; the store and outbox are thread-safe."""
+
+    def __init__(self, client: Any, host: str, port: int, topics: Topics, store: SyncStore, events: EventSink,
+                 outbox: Outbox, trust: Trust | dict[str, Ed25519PublicKey], keepalive_s: int = 30, *,
+                 settings: SyncSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.host, self.port = host, port
+        self.topics = topics
+        self.events = events
+        self.outbox = outbox
+        self.settings = settings or SyncSettings()
+        self.trust: Trust = StaticTrust(trust) if isinstance(trust, dict) else trust
+        self.core = SyncCore(topics, store, self.trust, self.settings)
+        self.keepalive_s = keepalive_s
+        self.clock = clock
+        self.connected = threading.Event()
+        self.drained = threading.Event()
+        self._counters = {"published": 0, "callback_errors": 0, "action_errors": 0, "probes_sent": 0,
+                          "probes_received": 0}
+        self._lock = threading.Lock()
+        self._inflight: dict[int, int] = {}  # mid -> outbox row
+        self._handed_up_to = 0  # highest outbox id given to paho by this process
+        self._handing_off = False
+        self._acked_during_handoff: set[int] = set()
+        self._flushing = threading.Lock()
+        self._flush_again = threading.Event()
+        self._last_activity = clock()
+        self._last_probe_sent = -float("inf")
+        self._started = False
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.on_applied: Callable[[], None] | None = None  # after any store change
+        self.on_change: Callable[[str, bool], None] | None = None  # (person_id, deleted) after each change
+        self.on_connected: list[Callable[[], None]] = []  # run on the network thread after each connection
+        client.suppress_exceptions = True
+        client.on_connect = self._guard("connect", self._on_connect)
+        client.on_disconnect = self._guard("disconnect", self._on_disconnect)
+        client.on_message = self._guard("message", self._on_message)
+        client.on_publish = self._guard("publish", self._on_publish)
+        client.on_subscribe = self._guard("subscribe", lambda *_a: None)
+        client.on_pre_connect = self._guard("pre_connect", lambda *_a: None)
+        client.on_connect_fail = self._guard("connect_fail", lambda *_a: None)
+        client.will_set(topics.availability, b"offline", qos=1, retain=True)
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        with self._lock:
+            own = dict(self._counters)
+        return {**self.core.stats(), **own}
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counters[name] += n
+
+    def _guard(self, name: str, fn: Callable[..., None]) -> Callable[..., None]:
+        def callback(*args: Any) -> None:
+            self._last_activity = self.clock()
+            try:
+                fn(*args)
+            except Exception:
+                self._count("callback_errors")
+                logger.exception("MQTT %s callback failed; the network thread goes on", name)
+
+        return callback
+
+    # life cycle and health
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._last_activity = self.clock()
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        self.client.loop_start()
+        self._started = True
+        self._timer = threading.Thread(target=self._run_timer, name="mqtt-sync-timer", daemon=True)
+        self._timer.start()
+
+    def network_thread(self) -> threading.Thread | None:
+        thread = getattr(self.client, "_thread", None)
+        return thread if isinstance(thread, threading.Thread) else None
+
+    def alive(self) -> bool:
+        """The network thread runs and called back within ``stall_s`` (a probe while connected, a connection
+        attempt while not). False before ``start`` and after ``stop``."""
+        thread = self.network_thread()
+        if not self._started or thread is None or not thread.is_alive():
+            return False
+        return self.clock() - self._last_activity <= self.settings.stall_s
+
+    def stop(self, flush_timeout: float = 1.0) -> None:
+        """Flush the outbox as far as the broker allows, mark offline, disconnect."""
+        self._stop.set()
+        if self.connected.is_set():
+            self._flush()
+            if len(self.outbox):
+                self.drained.clear()
+                self.drained.wait(flush_timeout)
+            info = self.client.publish(self.topics.availability, b"offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=min(flush_timeout, 0.5))
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._started = False
+        if self._timer is not None:
+            self._timer.join(2 * TICK_S)
+            self._timer = None
+
+    def _run_timer(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("MQTT sync timer failed; it goes on")
+
+    def tick(self) -> None:
+        """Summaries of refusals, and the liveness probe when one is due."""
+        now = self.clock()
+        self._run(self.core.tick(now))
+        if self.connected.is_set() and now - self._last_probe_sent >= self.settings.heartbeat_s:
+            self._last_probe_sent = now
+            self.client.publish(self.topics.heartbeat, b"1", qos=0, retain=False)
+            self._count("probes_sent")
+
+    # carrying out the core's actions
+
+    def _run(self, actions: list[Action]) -> None:
+        for action in actions:
+            try:
+                if isinstance(action, Publish):
+                    self.client.publish(action.topic, action.payload, qos=action.qos, retain=action.retain)
+                elif isinstance(action, Emit):
+                    self.events.emit(action.kind, action.fields)
+                elif isinstance(action, Changed):
+                    if self.on_change is not None:
+                        self.on_change(action.person_id, action.deleted)
+                    if self.on_applied is not None:
+                        self.on_applied()
+            except Exception:
+                self._count("action_errors")
+                logger.exception("MQTT sync could not carry out %s", type(action).__name__)
+
+    # events
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        self.outbox.add(self.topics.events, json.dumps(event, default=str).encode(),
+                        priority_of(str(event.get("type", ""))))
+        self._flush()
+
+    def publish_state(self, topic: str, payload: dict[str, Any] | str, retain: bool = True) -> None:
+        """Latest-value topics (stats, door state): not queued, the next value replaces them."""
+        if self.connected.is_set():
+            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            self.client.publish(topic, data, qos=1, retain=retain)
+
+    def _flush(self) -> None:
+        """Send every pending row not already in flight; one flusher at a time, re-run if asked meanwhile."""
+        if not self._flushing.acquire(blocking=False):
+            self._flush_again.set()
+            return
+        try:
+            while True:
+                self._flush_again.clear()
+                self._flush_once()
+                if not self._flush_again.is_set():
+                    return
+        finally:
+            self._flushing.release()
+
+    def _flush_once(self) -> None:
+        if not self.connected.is_set():
+            return
+        # Once paho has given a message id it owns the message: it resends it after
+        # a reconnect by itself (even when rc says "not connected"). So each row is
+        # handed over once per process, in id order, and only rows above the mark
+        # are read; a restarted process starts at 0 and sends whatever is left.
+        for row_id, topic, payload in self.outbox.pending(after=self._handed_up_to):
+            with self._lock:
+                self._handing_off = True
+            info = self.client.publish(topic, payload, qos=1)
+            self._handed_up_to = row_id
+            with self._lock:
+                # the PUBACK may have been handled before publish() returned
+                if info.mid in self._acked_during_handoff:
+                    self.outbox.remove(row_id)
+                    self._counters["published"] += 1
+                else:
+                    self._inflight[info.mid] = row_id
+                self._handing_off = False
+                self._acked_during_handoff.clear()
+
+    # paho callbacks (network thread), each wrapped by _guard
+
+    def _on_connect(self, client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            logger.error("MQTT connection refused: %s", reason)
+            return
+        logger.info("MQTT connected")
+        self.connected.set()
+        for topic in self.core.subscriptions():
+            client.subscribe(topic, qos=1)
+        client.subscribe(self.topics.heartbeat, qos=0)
+        client.publish(self.topics.availability, b"online", qos=1, retain=True)
+        for hook in self.on_connected:
+            try:
+                hook()
+            except Exception:
+                self._count("callback_errors")
+                logger.exception("MQTT on-connect hook failed")
+        threading.Thread(target=self._flush, name="outbox-flush", daemon=True).start()
+
+    def _on_disconnect(self, _client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
+        if self.connected.is_set():
+            logger.warning("MQTT disconnected: %s", reason)
+        self.connected.clear()
+
+    def _on_publish(self, _client: Any, _ud: Any, mid: int, _reason: Any = None, _props: Any = None) -> None:
+        with self._lock:
+            row_id = self._inflight.pop(mid, None)
+            if row_id is None:  # not recorded yet (or not an outbox message): let the handoff see it
+                if self._handing_off:
+                    self._acked_during_handoff.add(mid)
+                return
+            self.outbox.remove(row_id)
+            self._counters["published"] += 1
+        if not len(self.outbox):
+            self.drained.set()
+
+    def _on_message(self, _client: Any, _ud: Any, msg: Any) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # brokers refuse such topics; refuse the message if one gets through
+            topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "replace")
+        if topic == self.topics.heartbeat:
+            self._count("probes_received")
+            return
+        self._run(self.core.handle(topic, msg.payload, self.clock()))

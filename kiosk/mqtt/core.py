@@ -1,0 +1,452 @@
+"""The transport-free sync core: one message in; store changes, acks and events out.
+
+``SyncCore.handle(topic, payload, now)`` never raises: whatever the payload
+(nesting 10,000 deep, 16 KiB of digits, invalid UTF-8, any JSON type in any
+field), it returns the actions to carry out, and a message it cannot use is
+refused with a reason. Trust (which administrator keys are valid, what the
+signed site snapshot says) is delegated to an injected ``Trust``. Refusals
+are counted; only those within the per-topic and total budgets are reported
+one by one (a non-retained ack, a ``sync_error`` event, a log line); the
+rest are summarised in one ``sync_refusals`` event per interval by ``tick``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, parse
+from kiosk.mqtt.topics import Topics
+from kiosk.ratelimit import Limits, RefusalLimiter
+from kiosk.records import Enrollment, Tombstone
+
+logger = logging.getLogger(__name__)
+
+MAX_DEPTH = 32  # enrollments nest 2 deep; snapshots and key lists a few more
+PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
+_BRACKET = re.compile(rb"[\[\]{}]")
+_DETAIL = 300
+_TOPIC_SHOWN = 200
+_WINDOW_TOPICS = 256
+
+
+# actions the transport carries out
+
+@dataclass(frozen=True)
+class Publish:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int = 1
+
+
+@dataclass(frozen=True)
+class Emit:
+    kind: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The store changed for this person (the gallery should follow)."""
+
+    person_id: str
+    deleted: bool
+
+
+Action = Publish | Emit | Changed
+
+
+class Trust(Protocol):
+    def keys(self) -> dict[str, Ed25519PublicKey]: ...
+    def on_key_list(self, payload: bytes) -> None: ...
+    def on_snapshot(self, payload: bytes) -> Sequence[str | Tombstone]: ...
+    def admits(self, person_id: str, revision: int) -> str | None: ...
+
+
+class ApplyOutcome(Protocol):
+    @property
+    def applied(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+
+
+class SyncStore(Protocol):
+    @property
+    def model_fingerprint(self) -> str: ...
+    def revision(self, person_id: str) -> int | None: ...
+    def apply(self, record: Enrollment | Tombstone) -> ApplyOutcome: ...
+
+
+class StaticTrust:
+    """Fixed administrator keys and no snapshot: key lists and snapshots are refused, every revision admitted.
+
+    Also what the store asks of the site's trust (``site``, ``revoked``, ``now``, ``deleted_revision``).
+    ``now`` is the synchronised wall clock (e.g. ``kiosk.clock``'s), or ``None`` when it is not known: then
+    nothing is refused as issued in the future, and the store fails validity windows closed.
+    """
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey], site: str = "",
+                 now: Callable[[], float | None] | None = None) -> None:
+        self._keys = dict(keys)
+        self.site = site
+        self._now = now
+
+    def keys(self) -> dict[str, Ed25519PublicKey]:
+        return self._keys
+
+    def revoked(self) -> frozenset[str]:
+        return frozenset()
+
+    def now(self) -> float | None:
+        return self._now() if self._now is not None else None
+
+    def deleted_revision(self, person_id: str) -> int | None:
+        return None
+
+    def on_key_list(self, payload: bytes) -> None:
+        raise ProtocolError("unsupported", "this kiosk pins fixed administrator keys and pins no site root key: "
+                                           "configure a root key to use signed key lists")
+
+    def on_snapshot(self, payload: bytes) -> list[str]:
+        raise ProtocolError("unsupported", "this kiosk pins fixed administrator keys and pins no site root key: "
+                                           "configure a root key to use signed snapshots")
+
+    def admits(self, person_id: str, revision: int) -> str | None:
+        return None
+
+
+class SyncSettings(BaseModel):
+    """How refusals are reported and how the MQTT network thread is watched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    refusal_topic_burst: int = Field(3, ge=1, le=1000,
+                                     description="refusals reported one by one per topic before the rate applies")
+    refusal_topic_per_min: float = Field(1.0, ge=0, le=600,
+                                         description="refusals reported per topic per minute after the burst")
+    refusal_total_burst: int = Field(20, ge=1, le=10_000,
+                                     description="refusals reported one by one, all topics together, before the rate")
+    refusal_total_per_s: float = Field(1.0, ge=0, le=1000,
+                                       description="refusals reported per second, all topics together, after the burst")
+    refusal_topics_tracked: int = Field(1024, ge=16, le=100_000,
+                                        description="topics with their own refusal budget (least recent forgotten)")
+    summary_interval_s: float = Field(60.0, ge=1, le=3600,
+                                      description="one sync_refusals event sums up each interval with refusals")
+    max_snapshot_bytes: int = Field(8 * 2**20, ge=64 * 1024, le=256 * 2**20,
+                                    description="largest snapshot or key list payload accepted")
+    heartbeat_s: float = Field(15.0, ge=1, le=600,
+                               description="the kiosk sends itself a probe this often to prove the network thread works")
+    stall_s: float = Field(90.0, ge=10, le=3600,
+                           description="no callback for this long (probe included) means the network thread is stalled")
+
+    def limits(self) -> Limits:
+        return Limits(topic_rate=self.refusal_topic_per_min / 60.0, topic_burst=self.refusal_topic_burst,
+                      total_rate=self.refusal_total_per_s, total_burst=self.refusal_total_burst,
+                      max_topics=self.refusal_topics_tracked)
+
+
+# strict JSON decoding (pure)
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} does not fit a 64-bit float")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k[:40]!r}")
+        out[k] = v
+    return out
+
+
+def check_nesting(payload: bytes, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse arrays/objects nested deeper than ``max_depth`` before any recursive parser sees them."""
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub(b"", payload)):
+        depth += 1 if m.group() in (b"[", b"{") else -1
+        if depth > max_depth:
+            raise ProtocolError("malformed_json", f"nested deeper than {max_depth} levels")
+
+
+def decode_json(payload: bytes, max_bytes: int) -> Any:
+    """Size, UTF-8, nesting, then a strict decode: no NaN, no infinity, no duplicate keys."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("oversized", f"{len(payload)} bytes; at most {max_bytes}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("malformed_json", f"not UTF-8: {exc}") from exc
+    check_nesting(payload)
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("malformed_json", str(exc)[:200]) from exc
+
+
+# the core
+
+@dataclass
+class _Window:
+    start: float | None = None
+    refused: int = 0
+    suppressed: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    by_topic: dict[str, int] = field(default_factory=dict)
+    other_topics: int = 0
+
+
+class SyncCore:
+    """Pure sync logic. ``handle`` runs on one thread (the network thread), ``tick`` may run on another."""
+
+    def __init__(self, topics: Topics, store: SyncStore, trust: Trust, settings: SyncSettings | None = None) -> None:
+        self.topics = topics
+        self.store = store
+        self.trust = trust
+        self.settings = settings or SyncSettings()
+        self.limiter = RefusalLimiter(self.settings.limits())
+        self.counters = {"applied": 0, "refused": 0, "duplicates": 0, "suppressed": 0, "key_lists": 0,
+                         "snapshots": 0, "erased_by_snapshot": 0}
+        self.refused_by_reason: dict[str, int] = {}
+        self._window = _Window()
+        self._lock = threading.Lock()
+
+    def subscriptions(self) -> list[str]:
+        """Key list first, then the snapshot, then enrollments: retained messages arrive in that order."""
+        return [self.topics.keys, self.topics.snapshot, self.topics.enrollments]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {**self.counters, "refused_by_reason": dict(self.refused_by_reason)}
+
+    # one message
+
+    def handle(self, topic: str, payload: bytes, now: float) -> list[Action]:
+        """The actions for one message. Never raises (short of KeyboardInterrupt/SystemExit)."""
+        try:
+            return self._dispatch(topic, payload, now)
+        except Exception as exc:
+            # RecursionError from any decoder is a malformed payload; anything else is a defect, refused too
+            reason = "malformed_json" if isinstance(exc, RecursionError) else "internal_error"
+            if reason == "internal_error":
+                logger.error("sync could not handle a message on %.200s: %r", topic, exc, exc_info=exc)
+            try:
+                return self._refuse(topic, now, reason, f"{type(exc).__name__}: {exc}")
+            except Exception:
+                logger.exception("sync could not refuse a message on %.200s", topic)
+                return []
+
+    def _dispatch(self, topic: str, payload: bytes, now: float) -> list[Action]:
+        payload = bytes(payload)
+        if topic == self.topics.keys:
+            return self._key_list(topic, payload, now)
+        if topic == self.topics.snapshot:
+            return self._snapshot(topic, payload, now)
+        root = self.topics.enrollment_root
+        if topic.startswith(root) and "/" not in topic[len(root):]:
+            return self._enrollment(topic, topic[len(root):], payload, now)
+        return self._refuse(topic, now, "unknown_topic", "not a key list, snapshot or enrollment topic of this site")
+
+    def _enrollment(self, topic: str, person: str, payload: bytes, now: float) -> list[Action]:
+        if not PERSON_ID.fullmatch(person):
+            return self._refuse(topic, now, "bad_topic", "the topic's last level is not a person id "
+                                                          "(1-64 letters, digits, '_' or '-')")
+        try:
+            decode_json(payload, MAX_PAYLOAD)
+            record = parse(payload, self.trust.keys(), self.topics.site, topic_person=person,
+                           revoked=self._revoked(), now_ms=self._now_ms())
+        except ProtocolError as exc:
+            return self._refuse(topic, now, exc.reason, str(exc), person=person)
+        refusal = self.trust.admits(person, record.revision)
+        if refusal is not None:
+            return self._refuse(topic, now, refusal, f"revision {record.revision} is refused by the site snapshot",
+                                person=person, revision=record.revision)
+        try:
+            result = self.store.apply(record)
+        except Exception as exc:  # the store refusing must not stop sync
+            return self._refuse(topic, now, "store_error", str(exc), person=person, revision=record.revision)
+        if result.applied:
+            return self._applied(person, record, result)
+        if result.reason == "stale_revision" and result.revision == record.revision:
+            with self._lock:
+                self.counters["duplicates"] += 1  # a retained message seen again after a reconnect
+            return [self._ack(person, {"status": "current", "revision": result.revision}, retain=True)]
+        if result.reason == "model_mismatch":
+            return self._refuse(topic, now, "model_mismatch",
+                                f"enrollment made with model {getattr(record, 'model_fingerprint', '?')}, this kiosk "
+                                f"runs {self.store.model_fingerprint}", person=person, revision=record.revision)
+        return self._refuse(topic, now, result.reason,
+                            f"revision {record.revision} is older than the held {result.revision}",
+                            person=person, revision=record.revision)
+
+    def _revoked(self) -> Collection[str]:
+        """Key ids the trust knows as revoked (a trust without that notion revokes none)."""
+        revoked = getattr(self.trust, "revoked", None)
+        return frozenset(revoked()) if callable(revoked) else frozenset()
+
+    def _now_ms(self) -> int | None:
+        """The trust's wall clock in ms when it is synchronised, ``None`` when unknown (nothing is then
+        refused as issued in the future)."""
+        now = getattr(self.trust, "now", None)
+        value = now() if callable(now) else None
+        return None if value is None else int(value * 1000)
+
+    def _trust_changed(self) -> None:
+        """New keys or a new snapshot: the store re-applies its policy to the rows it holds."""
+        changed = getattr(self.store, "trust_changed", None)
+        if callable(changed):
+            changed()
+
+    def _applied(self, person: str, record: Enrollment | Tombstone, result: ApplyOutcome) -> list[Action]:
+        with self._lock:
+            self.counters["applied"] += 1
+        deleted = isinstance(record, Tombstone)
+        kind = "deleted" if deleted else "applied"
+        erased = bool(getattr(result, "erased", False))
+        return [self._ack(person, {"status": kind, "revision": result.revision, "erased": erased}, retain=True),
+                Emit("sync", {"person": person, "status": kind, "revision": result.revision}),
+                Changed(person, deleted)]
+
+    def _key_list(self, topic: str, payload: bytes, now: float) -> list[Action]:
+        try:
+            decode_json(payload, self.settings.max_snapshot_bytes)
+            self.trust.on_key_list(payload)
+        except ProtocolError as exc:
+            return self._refuse(topic, now, exc.reason, str(exc))
+        self._trust_changed()
+        digest = hashlib.sha256(payload).hexdigest()
+        with self._lock:
+            self.counters["key_lists"] += 1
+        body = {"device": self.topics.device, "status": "applied", "sha256": digest}
+        return [Publish(self.topics.keys_ack, json.dumps(body).encode(), retain=True),
+                Emit("sync", {"status": "keys_applied", "sha256": digest})]
+
+    def _snapshot(self, topic: str, payload: bytes, now: float) -> list[Action]:
+        try:
+            data = decode_json(payload, self.settings.max_snapshot_bytes)
+            erasures = list(self.trust.on_snapshot(payload))
+        except ProtocolError as exc:
+            return self._refuse(topic, now, exc.reason, str(exc))
+        self._trust_changed()
+        digest = hashlib.sha256(payload).hexdigest()
+        actions: list[Action] = []
+        erased: list[str] = []
+        failed: list[str] = []
+        for item in erasures:
+            tomb = item if isinstance(item, Tombstone) else self._tombstone_for(str(item), data)
+            try:
+                result = self.store.apply(tomb)
+            except Exception as exc:  # one bad id must not keep the others
+                logger.error("snapshot erasure of %.64s failed: %s", tomb.person_id, exc)
+                failed.append(tomb.person_id[:64])
+                continue
+            if result.applied:
+                erased.append(tomb.person_id)
+                actions += [self._ack(tomb.person_id, {"status": "deleted", "revision": result.revision,
+                                                       "erased": bool(getattr(result, "erased", False)),
+                                                       "by": "snapshot"}, retain=True),
+                            Changed(tomb.person_id, True)]
+        with self._lock:
+            self.counters["snapshots"] += 1
+            self.counters["erased_by_snapshot"] += len(erased)
+        body = {"device": self.topics.device, "status": "applied", "sha256": digest, "erased": len(erased),
+                "failed": failed[:50]}
+        actions.insert(0, Publish(self.topics.snapshot_ack, json.dumps(body).encode(), retain=True))
+        actions.append(Emit("sync", {"status": "snapshot_applied", "sha256": digest, "erased": erased[:50],
+                                     "erased_count": len(erased), "failed": failed[:50]}))
+        return actions
+
+    def _tombstone_for(self, person: str, data: Any) -> Tombstone:
+        """A tombstone at the revision the snapshot gives the person (``people[id] = [revision, deleted]``),
+        else at the snapshot's own revision or issue time in ms, else just above what the store holds."""
+        revision: int | None = None
+        if isinstance(data, dict):
+            people = data.get("people")
+            entry = people.get(person) if isinstance(people, dict) else None
+            candidates = [entry[0] if isinstance(entry, list) and entry else None, data.get("revision"),
+                          data.get("issued_at_ms")]
+            revision = next((c for c in candidates if isinstance(c, int) and not isinstance(c, bool) and c >= 1), None)
+        if revision is None:
+            revision = (self.store.revision(person) or 0) + 1
+        return Tombstone(person, revision)
+
+    # acks and refusals
+
+    def _ack(self, person: str, body: dict[str, Any], retain: bool) -> Publish:
+        payload = {"person_id": person, "device": self.topics.device, **body}
+        return Publish(self.topics.ack(person), json.dumps(payload).encode(), retain=retain)
+
+    def _refuse(self, topic: str, now: float, reason: str, detail: str, person: str | None = None,
+                revision: int | None = None) -> list[Action]:
+        reason = str(reason)[:64] or "refused"
+        with self._lock:
+            self.counters["refused"] += 1
+            self.refused_by_reason[reason] = self.refused_by_reason.get(reason, 0) + 1
+            w = self._window
+            if w.start is None:
+                w.start = now
+            w.refused += 1
+            w.by_reason[reason] = w.by_reason.get(reason, 0) + 1
+            shown = topic[:_TOPIC_SHOWN]
+            if shown in w.by_topic or len(w.by_topic) < _WINDOW_TOPICS:
+                w.by_topic[shown] = w.by_topic.get(shown, 0) + 1
+            else:
+                w.other_topics += 1
+            reported = self.limiter.allow(topic, now)
+            if not reported:
+                self.counters["suppressed"] += 1
+                w.suppressed += 1
+        if not reported:
+            return []
+        detail = detail[:_DETAIL]
+        logger.warning("refused message on %.200s: %s (%s)", topic, reason, detail)
+        body: dict[str, Any] = {"status": "refused", "reason": reason, "detail": detail, "received_revision": revision}
+        event: dict[str, Any] = {"person": person, "reason": reason, "detail": detail, "topic": topic[:_TOPIC_SHOWN]}
+        if person is not None:
+            ack = self._ack(person, {**body, "revision": self.store.revision(person)}, retain=False)
+        else:
+            target = {self.topics.keys: self.topics.keys_ack,
+                      self.topics.snapshot: self.topics.snapshot_ack}.get(topic, self.topics.refused)
+            ack = Publish(target, json.dumps({"device": self.topics.device, "topic": topic[:_TOPIC_SHOWN],
+                                              **body}).encode(), retain=False)
+        return [Publish(ack.topic, ack.payload, retain=False, qos=0), Emit("sync_error", event)]
+
+    # the periodic summary
+
+    def tick(self, now: float) -> list[Action]:
+        """One ``sync_refusals`` event per ``summary_interval_s`` that saw refusals; nothing otherwise."""
+        with self._lock:
+            w = self._window
+            if w.start is None or now - w.start < self.settings.summary_interval_s:
+                return []
+            self._window = _Window()
+        top = sorted(w.by_topic.items(), key=lambda kv: -kv[1])[:5]
+        if w.suppressed:
+            logger.warning("%d refused sync messages in %.0f s (%d not reported one by one): %s", w.refused,
+                           now - w.start, w.suppressed, w.by_reason)
+        return [Emit("sync_refusals", {"interval_s": round(now - w.start, 1), "refused": w.refused,
+                                       "reported": w.refused - w.suppressed, "suppressed": w.suppressed,
+                                       "by_reason": w.by_reason, "topics": len(w.by_topic),
+                                       "refused_beyond_tracked_topics": w.other_topics,
+                                       "top_topics": [{"topic": t, "count": c} for t, c in top]})]
