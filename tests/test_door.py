@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from kiosk.door import Door, DoorTiming, build_door
+from kiosk.door import Door, DoorTiming, Ticker, build_door
 from tests.clock import FakeClock
 
 RELAY, CONTACT, EXIT = 17, 27, 22
@@ -17,9 +18,12 @@ RELAY, CONTACT, EXIT = 17, 27, 22
 class Events:
     def __init__(self) -> None:
         self.items: list[tuple[str, dict[str, Any]]] = []
+        self.hooks: dict[str, Any] = {}
 
     def __call__(self, kind: str, fields: dict[str, Any]) -> None:
         self.items.append((kind, fields))
+        if kind in self.hooks:
+            self.hooks[kind](fields)
 
     @property
     def kinds(self) -> list[str]:
@@ -33,27 +37,46 @@ def factory() -> Iterator[MockFactory]:
     f.reset()
 
 
-def _door(factory: MockFactory, clock: FakeClock, events: Events, active_high: bool = True) -> Door:
+def _shut_level(active_means_closed: bool) -> bool:
+    """Pin level of a shut door: inputs are pulled up, so an active (closed) switch reads low."""
+    return not active_means_closed
+
+
+def _door(factory: MockFactory, clock: FakeClock, events: Events, active_high: bool = True,
+          active_means_closed: bool = True) -> Door:
     door = build_door(RELAY, active_high=active_high, timing=DoorTiming(unlock_s=5, held_open_s=30), clock=clock,
-                      emit=events, contact_pin=CONTACT, exit_pin=EXIT, pin_factory=factory, bounce_s=None)
-    factory.pin(CONTACT).drive_low()  # reed switch closed: door shut
+                      emit=events, contact_pin=CONTACT, contact_active_means_closed=active_means_closed,
+                      exit_pin=EXIT, pin_factory=factory, bounce_s=None)
+    contact = factory.pin(CONTACT)
+    contact.drive_high() if _shut_level(active_means_closed) else contact.drive_low()  # door shut
     events.items.clear()
     return door
+
+
+def _open(factory: MockFactory, active_means_closed: bool = True) -> None:
+    pin = factory.pin(CONTACT)
+    pin.drive_low() if _shut_level(active_means_closed) else pin.drive_high()
+
+
+def _shut(factory: MockFactory, active_means_closed: bool = True) -> None:
+    pin = factory.pin(CONTACT)
+    pin.drive_high() if _shut_level(active_means_closed) else pin.drive_low()
 
 
 def test_relay_starts_locked_unlocks_for_the_configured_time_then_relocks(factory: MockFactory) -> None:
     clock, events = FakeClock(), Events()
     door = _door(factory, clock, events)
     relay = factory.pin(RELAY)
-    door.unlock("granted", "ann")
+    assert door.unlock("granted", "ann") is True
     clock.advance(4.9)
-    door.tick()
+    assert door.tick() == pytest.approx(0.1)  # seconds until the relock
     assert door.unlocked
     clock.advance(0.2)
-    door.tick()
+    assert door.tick() is None
     assert not door.unlocked
     relay.assert_states([False, True, False])
     assert events.kinds == ["door_unlocked", "door_locked"]
+    assert events.items[1] == ("door_locked", {"reason": "timeout"})
 
 
 def test_active_low_relay_is_driven_high_when_locked(factory: MockFactory) -> None:
@@ -71,29 +94,41 @@ def test_close_leaves_the_relay_locked(factory: MockFactory) -> None:
     door.unlock("granted")
     door.close()
     factory.pin(RELAY).assert_states([False, True, False])
+    assert events.items[-1] == ("door_locked", {"reason": "shutdown"})
 
 
-def test_door_opened_without_a_grant_raises_forced_open(factory: MockFactory) -> None:
+@pytest.mark.parametrize("active_means_closed", [True, False], ids=["NO-contact", "NC-contact"])
+def test_door_opened_without_a_grant_raises_forced_open_for_either_contact_polarity(
+        factory: MockFactory, active_means_closed: bool) -> None:
     clock, events = FakeClock(), Events()
-    _door(factory, clock, events)
-    factory.pin(CONTACT).drive_high()
+    door = _door(factory, clock, events, active_means_closed=active_means_closed)
+    assert not door.is_open and events.kinds == []
+    _open(factory, active_means_closed)
+    assert door.is_open
     assert events.kinds == ["door_opened", "door_forced_open"]
+    _shut(factory, active_means_closed)
+    assert not door.is_open
+    assert events.kinds == ["door_opened", "door_forced_open", "door_closed"]
 
 
-def test_door_opened_after_a_grant_is_not_forced(factory: MockFactory) -> None:
+@pytest.mark.parametrize("active_means_closed", [True, False], ids=["NO-contact", "NC-contact"])
+def test_door_opened_after_a_grant_is_not_forced_for_either_contact_polarity(
+        factory: MockFactory, active_means_closed: bool) -> None:
     clock, events = FakeClock(), Events()
-    door = _door(factory, clock, events)
+    door = _door(factory, clock, events, active_means_closed=active_means_closed)
     door.unlock("granted", "ann")
-    factory.pin(CONTACT).drive_high()
-    factory.pin(CONTACT).drive_low()
+    _open(factory, active_means_closed)
+    _shut(factory, active_means_closed)
     assert events.kinds == ["door_unlocked", "door_opened", "door_closed"]
 
 
-def test_held_open_alarm_after_the_configured_time_once(factory: MockFactory) -> None:
+@pytest.mark.parametrize("active_means_closed", [True, False], ids=["NO-contact", "NC-contact"])
+def test_held_open_alarm_after_the_configured_time_once_for_either_contact_polarity(
+        factory: MockFactory, active_means_closed: bool) -> None:
     clock, events = FakeClock(), Events()
-    door = _door(factory, clock, events)
+    door = _door(factory, clock, events, active_means_closed=active_means_closed)
     door.unlock("granted")
-    factory.pin(CONTACT).drive_high()
+    _open(factory, active_means_closed)
     clock.advance(29)
     door.tick()
     assert "door_held_open" not in events.kinds
@@ -101,6 +136,28 @@ def test_held_open_alarm_after_the_configured_time_once(factory: MockFactory) ->
     door.tick()
     door.tick()
     assert events.kinds.count("door_held_open") == 1
+    assert events.kinds == ["door_unlocked", "door_opened", "door_locked", "door_held_open"]
+
+
+def test_a_shut_door_never_raises_held_open_whatever_the_polarity_setting(factory: MockFactory) -> None:
+    # the polarity that the old code ignored: an NC contact reading "active" on a shut door
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events, active_means_closed=False)
+    clock.advance(3600)
+    door.tick()
+    assert events.kinds == [] and not door.is_open
+
+
+def test_door_already_open_at_start_counts_held_open_from_start(factory: MockFactory) -> None:
+    clock, events = FakeClock(), Events()
+    factory.pin(CONTACT).drive_high()  # NO contact, pulled up: open
+    door = build_door(RELAY, active_high=True, timing=DoorTiming(unlock_s=5, held_open_s=30), clock=clock,
+                      emit=events, contact_pin=CONTACT, pin_factory=factory, bounce_s=None)
+    assert door.is_open
+    assert door.next_deadline() == pytest.approx(clock() + 30)
+    clock.advance(30)
+    door.tick()
+    assert events.kinds == ["door_held_open"]
 
 
 def test_request_to_exit_button_unlocks(factory: MockFactory) -> None:
@@ -109,3 +166,123 @@ def test_request_to_exit_button_unlocks(factory: MockFactory) -> None:
     factory.pin(EXIT).drive_low()  # pressed (pull-up, active low)
     assert door.unlocked
     assert events.items[0] == ("door_unlocked", {"reason": "request_to_exit", "person": None, "seconds": 5})
+    factory.pin(RELAY).assert_states([False, True])
+
+
+def test_exit_button_pressed_after_close_never_energises_the_relay(factory: MockFactory) -> None:
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events)
+    door.close()
+    factory.pin(EXIT).drive_low()
+    factory.pin(EXIT).drive_high()
+    factory.pin(EXIT).drive_low()
+    assert door.unlock("request_to_exit") is False  # a callback already in flight is refused too
+    factory.pin(RELAY).assert_states([False])
+    assert not door.unlocked
+    assert events.kinds == ["door_unlock_refused"]
+
+
+def test_exit_button_is_detached_before_the_final_lock(factory: MockFactory) -> None:
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events)
+    door.unlock("granted")
+    seen: dict[str, Any] = {}
+
+    def at_final_lock(fields: dict[str, Any]) -> None:
+        # the moment the shutdown lock is reported, the button must already be gone: press it now
+        assert door.exit_button is not None
+        seen["closed"] = door.exit_button.closed
+        factory.pin(EXIT).drive_low()
+        seen["unlock"] = door.unlock("request_to_exit")
+
+    events.hooks["door_locked"] = at_final_lock
+    door.close()
+    assert seen == {"closed": True, "unlock": False}
+    factory.pin(RELAY).assert_states([False, True, False])
+
+
+def test_lock_and_tick_after_close_are_harmless_no_ops(factory: MockFactory) -> None:
+    # the SIGABRT handler may lock a door that shutdown already closed: it must not raise
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events)
+    door.close()
+    door.lock("watchdog")
+    assert door.tick() is None
+    factory.pin(RELAY).assert_states([False])
+
+
+def test_a_hold_locks_now_refuses_grants_but_lets_people_out(factory: MockFactory) -> None:
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events)
+    door.unlock("granted", "ann")
+    door.hold("camera_lost")
+    assert not door.unlocked
+    assert door.unlock("granted", "bob") is False
+    assert door.unlock("request_to_exit") is True
+    door.lock("test")
+    door.release("camera_lost")
+    assert door.unlock("granted", "bob") is True
+    factory.pin(RELAY).assert_states([False, True, False, True, False, True])
+    assert events.kinds == ["door_unlocked", "door_locked", "door_unlock_refused", "door_unlocked", "door_locked",
+                            "door_unlocked"]
+    assert events.items[1] == ("door_locked", {"reason": "camera_lost"})
+    assert events.items[2][1]["why"] == "camera_lost"
+
+
+class FlakyRelay:
+    """A relay whose ``off()`` fails a given number of times (a GPIO error)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.states: list[bool] = []
+
+    def on(self) -> None:
+        self.states.append(True)
+
+    def off(self) -> None:
+        if self.states and self.failures > 0:
+            self.failures -= 1
+            raise OSError("gpiochip: I/O error")
+        self.states.append(False)
+
+    def close(self) -> None: ...
+
+
+def test_a_relock_that_fails_is_retried_on_the_next_tick() -> None:
+    clock, events = FakeClock(), Events()
+    relay = FlakyRelay(failures=1)
+    door = Door(relay, clock, events, DoorTiming(unlock_s=5))
+    door.unlock("granted")
+    clock.advance(5)
+    with pytest.raises(OSError):
+        door.tick()
+    assert door.unlocked  # it still says so: nothing pretends the relay dropped
+    assert door.tick() is None
+    assert not door.unlocked and relay.states == [False, True, False]
+
+
+def test_contact_chatter_against_a_running_timer_keeps_the_event_sequence_consistent(factory: MockFactory) -> None:
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events)
+    ticker = Ticker(door.tick, 0.05, name="door-timer", wait=lambda _t: None)  # tick as fast as it can
+    ticker.start()
+    stop = threading.Event()
+
+    def advance() -> None:
+        while not stop.is_set():
+            clock.advance(1.0)
+
+    mover = threading.Thread(target=advance)
+    mover.start()
+    try:
+        for _ in range(300):
+            _open(factory)
+            _shut(factory)
+    finally:
+        stop.set()
+        mover.join(5)
+        ticker.stop(5)
+    assert ticker.errors == 0 and ticker.ticks > 0
+    door_events = [k for k in events.kinds if k in ("door_opened", "door_closed")]
+    assert door_events == ["door_opened", "door_closed"] * 300
+    assert events.kinds.count("door_forced_open") == 300
