@@ -1,10 +1,21 @@
-"""The kiosk's enrollment store: SQLite (WAL), embeddings encrypted at rest, no photos.
+"""The kiosk's enrollment store: SQLite (WAL), the administrators' signed records encrypted at rest.
+
+What the store trusts is the signed record, not its own columns. Each row
+keeps the exact payload an administrator signed (AES-GCM encrypted, so no
+embedding is readable without the store key), and whenever the gallery is
+loaded every row is decrypted and verified again: the signature against the
+administrator keys valid now, and the row's place in the site snapshot. The
+kiosk holds no signing key, so editing the database file (enabled, validity,
+name, embeddings, revision) cannot admit anyone: the edited row no longer
+verifies, is quarantined (an event, a count, ``store_health()``) and is never
+used, and the kiosk still starts. The clear columns are for listing only.
 
 Every change is one transaction, so a power cut leaves the old or the new
-state. Revisions only grow: an older revision never overwrites a newer one
-and never resurrects a deleted person (tombstones keep their revision).
-Deleting a person overwrites its ciphertext (``secure_delete``) and
-checkpoints the WAL, so the embedding is gone from the disk, not just hidden.
+state. Revisions only grow. Deleting a person overwrites its ciphertext
+(``secure_delete``) and checkpoints the WAL; the erasure is reported only
+once the checkpoint succeeded. The gallery is updated one person at a time
+(``kiosk.gallery``), and changes made by another process (a local
+``kiosk enroll``) are picked up through SQLite's ``data_version``.
 """
 
 from __future__ import annotations
@@ -19,51 +30,74 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.errors import ConfigError, KioskError
+from kiosk.gallery import IncrementalGallery
 from kiosk.match import Gallery
+from kiosk.records import (
+    EMBEDDING_SIZE,
+    MAX_EMBEDDINGS,
+    PERSON_ID_PATTERN,
+    Enrollment,
+    Record,
+    Tombstone,
+    window_open,
+)
+
+__all__ = ["EMBEDDING_SIZE", "MAX_EMBEDDINGS", "ApplyResult", "Enrollment", "Store", "StoreError", "Tombstone",
+           "Verifier", "generate_key", "load_key"]
 
 logger = logging.getLogger(__name__)
 
 KEY_BYTES = 32
-EMBEDDING_SIZE = 128
-MAX_EMBEDDINGS = 10
-PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PERSON_ID = re.compile(PERSON_ID_PATTERN)
+SCHEMA_VERSION = 2
+# Reasons a verified row is set aside by policy (it may come back when keys or snapshot change);
+# anything else is an integrity failure and quarantines the row.
+POLICY = {"unknown_key", "revoked_key", "older_than_snapshot", "deleted_in_snapshot", "model_mismatch", "no_trust",
+          "unsigned"}
+EventHook = Callable[[str, dict[str, Any]], None]
 
 
 class StoreError(KioskError, RuntimeError):
     exit_code = 13
 
 
-@dataclass(frozen=True)
-class Enrollment:
-    person_id: str
-    name: str
-    revision: int
-    model_fingerprint: str
-    embeddings: npt.NDArray[np.float32]  # (n, 128), unit rows
-    enabled: bool = True
-    valid_from: float | None = None  # unix seconds
-    valid_until: float | None = None
+class Verifier(Protocol):
+    """What the store asks of the site's trust (``kiosk.mqtt.trust.SiteTrust``)."""
 
+    site: str
 
-@dataclass(frozen=True)
-class Tombstone:
-    person_id: str
-    revision: int
+    def keys(self) -> dict[str, Ed25519PublicKey]: ...
+
+    def revoked(self) -> frozenset[str]: ...
+
+    def admits(self, person_id: str, revision: int) -> str | None: ...
+
+    def now(self) -> float | None: ...
+
+    def deleted_revision(self, person_id: str) -> int | None: ...
 
 
 @dataclass(frozen=True)
 class ApplyResult:
     applied: bool
-    reason: str  # applied | deleted | stale_revision | model_mismatch
+    reason: str  # applied | deleted | stale_revision | model_mismatch | a trust refusal
     revision: int  # the revision the store holds afterwards
-    erased: bool = False
+    erased: bool = False  # the deleted embedding is gone from the WAL too (checkpoint succeeded)
+
+
+@dataclass
+class _Row:
+    revision: int
+    state: str  # active | inactive | quarantined | deleted
+    reason: str = ""
+    key_id: str | None = None
 
 
 def generate_key(path: Path) -> None:
@@ -105,115 +139,406 @@ CREATE TABLE IF NOT EXISTS people (
     ciphertext BLOB,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS trust_state (name TEXT PRIMARY KEY, payload BLOB NOT NULL, updated_at REAL NOT NULL);
 """
+# Added in schema 2: the signed payload (encrypted) and who signed it. Rows written by
+# schema 1 have none and wait, unused, for the retained signed record from the broker.
+NEW_COLUMNS = {"signed_nonce": "BLOB", "signed_ct": "BLOB", "key_id": "TEXT"}
 
 
 class Store:
     def __init__(self, path: Path, key: bytes, model_fingerprint: str,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, *, verifier: Verifier | None = None,
+                 on_event: EventHook | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, checkpoint_attempts: int = 5,
+                 poll_s: float = 1.0) -> None:
         self.path = path
         self.model_fingerprint = model_fingerprint
         self.wall_clock = wall_clock
+        self.on_event = on_event
         self._aead = AESGCM(key)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._checkpoint_attempts = checkpoint_attempts
+        self._poll_s = poll_s
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")
-        self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
+        self._migrate()
+        self._verifier = verifier
         self._version = 0
-        self._cached: tuple[int, Gallery] | None = None
+        self._data_version = self._db_version()
+        self._polled_at = monotonic()
+        self._gallery: IncrementalGallery | None = None
+        self._rows: dict[str, _Row] = {}
         self._validity: dict[str, tuple[bool, float | None, float | None]] = {}
+        self._pending_erasure: set[str] = set()
 
-    def _aad(self, person_id: str, revision: int, model_fp: str) -> bytes:
-        return f"{person_id}\x00{revision}\x00{model_fp}".encode()
+    # schema
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.executescript(SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(people)")}
+            for column, kind in NEW_COLUMNS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE people ADD COLUMN {column} {kind}")
+            old = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if old < SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                if old == 0 and have:
+                    logger.warning("store %s migrated to schema %d: its unsigned rows stay unused until the signed "
+                                   "records arrive (retained on the broker, or `kiosk admin republish`)",
+                                   self.path, SCHEMA_VERSION)
 
+    def _db_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    # trust
+    def use_verifier(self, verifier: Verifier) -> None:
+        """Attach the site's trust; the next gallery access verifies every row again."""
+        with self._lock:
+            self._verifier = verifier
+            self._gallery = None
+
+    def trust_changed(self) -> None:
+        """Keys or snapshot changed: re-apply policy to every row, reloading only those that change state."""
+        with self._lock:
+            if self._gallery is None:
+                return
+            v = self._verifier
+            for pid, row in list(self._rows.items()):
+                if row.state == "active":
+                    reason = self._policy(pid, row.revision, row.key_id)
+                    if reason is not None:
+                        self._gallery.remove(pid)
+                        self._validity.pop(pid, None)
+                        self._rows[pid] = _Row(row.revision, "inactive", reason, row.key_id)
+                        logger.info("%s no longer admitted: %s", pid, reason)
+                elif row.state == "inactive" and row.reason not in ("unsigned", "model_mismatch") and v is not None \
+                        and self._policy(pid, row.revision, row.key_id) is None:
+                    self._load_one(pid)
+            self._version += 1
+
+    def _policy(self, pid: str, revision: int, key_id: str | None) -> str | None:
+        v = self._verifier
+        if v is None:
+            return "no_trust"
+        trusted = v.keys()
+        if key_id is None or key_id not in trusted:
+            return "revoked_key" if key_id in v.revoked() else "unknown_key"
+        return v.admits(pid, revision)
+
+    def save_state(self, name: str, payload: bytes) -> None:
+        """Persist a signed trust document (key list, snapshot) so a restart works offline."""
+        with self._lock:
+            self._db.execute("INSERT INTO trust_state VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                             "payload=excluded.payload, updated_at=excluded.updated_at",
+                             (name, payload, self.wall_clock()))
+
+    def load_state(self, name: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM trust_state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # writes
     def revision(self, person_id: str) -> int | None:
-        row = self._db.execute("SELECT revision FROM people WHERE id = ?", (person_id,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT revision FROM people WHERE id = ?", (person_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    def apply(self, record: Enrollment | Tombstone) -> ApplyResult:
-        """Apply one enrollment or deletion in a single transaction."""
+    def apply(self, record: Record) -> ApplyResult:
+        """Apply one signed enrollment, or a deletion, in a single transaction.
+
+        An enrollment must carry its signed payload (``record.signed``, as
+        ``kiosk.mqtt.protocol.parse`` returns it); the payload is verified
+        again here and is what gets stored, whatever the other fields say.
+        """
         if not PERSON_ID.fullmatch(record.person_id):
             raise StoreError(f"person id {record.person_id!r} must be 1-64 letters, digits, '_' or '-'")
         with self._lock:
-            current = self.revision(record.person_id)
-            if current is not None and record.revision <= current:
-                return ApplyResult(False, "stale_revision", current)
+            self._poll()
+            row = self._db.execute("SELECT revision, deleted = 0 AND signed_ct IS NULL FROM people WHERE id = ?",
+                                   (record.person_id,)).fetchone()
+            current = None if row is None else int(row[0])
+            held = self._rows.get(record.person_id)
+            # a row that never verified (written unsigned by schema 1, or quarantined) is replaced by any verified one
+            repairable = row is not None and (bool(row[1]) or (held is not None and held.state == "quarantined"))
+            stale = current is not None and not repairable
             if isinstance(record, Tombstone):
+                if stale and current is not None and record.revision <= current:
+                    return ApplyResult(False, "stale_revision", current)
                 return self._delete(record)
-            if record.model_fingerprint != self.model_fingerprint:
+            verified = self._verify(record.person_id, record.signed)
+            if stale and current is not None and verified.revision <= current:
+                return ApplyResult(False, "stale_revision", current)
+            if verified.model_fingerprint != self.model_fingerprint:
                 return ApplyResult(False, "model_mismatch", current or 0)
-            emb = np.ascontiguousarray(record.embeddings, dtype="<f4")
-            if emb.ndim != 2 or emb.shape[1] != EMBEDDING_SIZE or not 1 <= emb.shape[0] <= MAX_EMBEDDINGS:
-                raise StoreError(f"expected 1-{MAX_EMBEDDINGS} embeddings of {EMBEDDING_SIZE} values, got {emb.shape}")
-            nonce = os.urandom(12)
-            blob = self._aead.encrypt(nonce, emb.tobytes(), self._aad(record.person_id, record.revision,
-                                                                       record.model_fingerprint))
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "INSERT INTO people (id, name, enabled, valid_from, valid_until, revision, deleted, model_fp, "
-                    "n_embeddings, nonce, ciphertext, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, enabled=excluded.enabled, "
-                    "valid_from=excluded.valid_from, valid_until=excluded.valid_until, revision=excluded.revision, "
-                    "deleted=0, model_fp=excluded.model_fp, n_embeddings=excluded.n_embeddings, nonce=excluded.nonce, "
-                    "ciphertext=excluded.ciphertext, updated_at=excluded.updated_at",
-                    (record.person_id, record.name, int(record.enabled), record.valid_from, record.valid_until,
-                     record.revision, record.model_fingerprint, emb.shape[0], nonce, blob, self.wall_clock()))
+            reason = self._policy(verified.person_id, verified.revision, verified.key_id)
+            if reason is not None:
+                return ApplyResult(False, reason, current or 0)
+            self._write(verified)
+            if self._gallery is not None:
+                self._activate(verified)
             self._version += 1
-            return ApplyResult(True, "applied", record.revision)
+            self._data_version = self._db_version()
+            return ApplyResult(True, "applied", verified.revision)
 
-    def _delete(self, t: Tombstone) -> ApplyResult:
+    def _verify(self, pid: str, signed: bytes | None) -> Enrollment:
+        from kiosk.mqtt.protocol import ProtocolError, parse
+
+        if signed is None:
+            raise StoreError(f"enrollment of {pid} is not signed: the kiosk stores only records an administrator "
+                             "signed (`kiosk admin enroll`, or a signed local enrollment)")
+        v = self._verifier
+        if v is None:
+            raise StoreError("no administrator keys are configured (SiteTrust not attached): nothing can be verified")
+        try:
+            got = parse(signed, v.keys(), v.site, topic_person=pid, revoked=v.revoked())
+        except ProtocolError as exc:
+            raise StoreError(f"the signed record of {pid} does not verify: {exc}") from exc
+        if not isinstance(got, Enrollment):
+            raise StoreError(f"the signed record of {pid} is a {type(got).__name__}, not an enrollment")
+        return got
+
+    def _encrypt(self, pid: str, revision: int, payload: bytes) -> tuple[bytes, bytes]:
+        nonce = os.urandom(12)
+        return nonce, self._aead.encrypt(nonce, payload, f"signed\x00{pid}\x00{revision}".encode())
+
+    def _write(self, e: Enrollment) -> None:
+        assert e.signed is not None
+        nonce, blob = self._encrypt(e.person_id, e.revision, e.signed)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT INTO people (id, name, enabled, revision, deleted, n_embeddings, updated_at) "
-                "VALUES (?, '', 0, ?, 1, 0, ?) ON CONFLICT(id) DO UPDATE SET name='', enabled=0, valid_from=NULL, "
-                "valid_until=NULL, revision=excluded.revision, deleted=1, model_fp=NULL, n_embeddings=0, nonce=NULL, "
-                "ciphertext=NULL, updated_at=excluded.updated_at",
-                (t.person_id, t.revision, self.wall_clock()))
-        # secure_delete zeroes freed pages in the main file; the WAL still holds
-        # the old page until it is checkpointed and truncated.
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                "INSERT INTO people (id, name, enabled, valid_from, valid_until, revision, deleted, model_fp, "
+                "n_embeddings, nonce, ciphertext, updated_at, signed_nonce, signed_ct, key_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name=excluded.name, enabled=excluded.enabled, "
+                "valid_from=excluded.valid_from, valid_until=excluded.valid_until, revision=excluded.revision, "
+                "deleted=0, model_fp=excluded.model_fp, n_embeddings=excluded.n_embeddings, nonce=NULL, "
+                "ciphertext=NULL, updated_at=excluded.updated_at, signed_nonce=excluded.signed_nonce, "
+                "signed_ct=excluded.signed_ct, key_id=excluded.key_id",
+                (e.person_id, e.name, int(e.enabled), e.valid_from, e.valid_until, e.revision, e.model_fingerprint,
+                 len(e.embeddings), self.wall_clock(), nonce, blob, e.key_id))
+
+    def erase(self, person_id: str, revision: int | None = None) -> ApplyResult:
+        """Delete a person the snapshot marks deleted (its revision by default), whatever the store holds."""
+        v = self._verifier
+        rev = revision or (v.deleted_revision(person_id) if v is not None else None) or \
+            (self.revision(person_id) or 0) + 1
+        return self.apply(Tombstone(person_id, rev))
+
+    def _delete(self, t: Tombstone) -> ApplyResult:
+        signed = (None, None) if t.signed is None else self._encrypt(t.person_id, t.revision, t.signed)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO people (id, name, enabled, revision, deleted, n_embeddings, updated_at, signed_nonce, "
+                "signed_ct, key_id) VALUES (?, '', 0, ?, 1, 0, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name='', "
+                "enabled=0, valid_from=NULL, valid_until=NULL, revision=excluded.revision, deleted=1, model_fp=NULL, "
+                "n_embeddings=0, nonce=NULL, ciphertext=NULL, updated_at=excluded.updated_at, "
+                "signed_nonce=excluded.signed_nonce, signed_ct=excluded.signed_ct, key_id=excluded.key_id",
+                (t.person_id, t.revision, self.wall_clock(), *signed, t.key_id))
+        if self._gallery is not None:
+            self._gallery.remove(t.person_id)
+        self._validity.pop(t.person_id, None)
+        self._rows[t.person_id] = _Row(t.revision, "deleted")
         self._version += 1
-        return ApplyResult(True, "deleted", t.revision, erased=True)
+        self._data_version = self._db_version()
+        self._pending_erasure.add(t.person_id)
+        erased = self._checkpoint()
+        return ApplyResult(True, "deleted", t.revision, erased=erased)
+
+    def _checkpoint(self) -> bool:
+        """secure_delete zeroes freed pages in the main file; the WAL keeps the old page until it is
+        checkpointed and truncated. Retried with back-off while a reader holds it; a failure is reported."""
+        delay = 0.05
+        for attempt in range(self._checkpoint_attempts):
+            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if busy == 0:
+                self._pending_erasure.clear()
+                return True
+            if attempt + 1 < self._checkpoint_attempts:
+                self._sleep(delay)
+                delay *= 2
+        pending = sorted(self._pending_erasure)
+        logger.error("WAL checkpoint still blocked after %d attempts: erasure of %s not complete",
+                     self._checkpoint_attempts, pending)
+        self._emit("erase_incomplete", {"people": pending, "detail": "a reader holds the WAL; retried later"})
+        return False
+
+    def retry_erasure(self) -> bool:
+        """Try again to checkpoint erasures that could not complete; True when nothing is pending."""
+        with self._lock:
+            return not self._pending_erasure or self._checkpoint()
+
+    # reads
+    def _poll(self) -> None:
+        """Pick up changes another process committed (a local ``kiosk enroll``)."""
+        dv = self._db_version()
+        if dv != self._data_version:
+            self._data_version = dv
+            self._version += 1
+            if self._gallery is not None:
+                logger.info("the store changed on disk: reloading and verifying every row")
+                self._gallery = None
+
+    def change_token(self) -> int:
+        with self._lock:
+            self._poll()
+            return self._version
+
+    def changed_since(self, token: int) -> bool:
+        """Whether anything changed (here or in another process) since ``change_token()`` returned ``token``."""
+        return self.change_token() != token
 
     def gallery(self) -> Gallery:
-        """Decrypted embeddings of everyone enabled, for this model; cached until the next change."""
+        """The verified, admitted embeddings for this model; O(1) between changes."""
         with self._lock:
-            if self._cached is not None and self._cached[0] == self._version:
-                return self._cached[1]
-            rows = self._db.execute(
-                "SELECT id, revision, model_fp, n_embeddings, nonce, ciphertext, enabled, valid_from, valid_until "
-                "FROM people WHERE deleted = 0 AND model_fp = ?", (self.model_fingerprint,)).fetchall()
-            mats, labels = [], []
-            validity = {}
-            for pid, rev, fp, n, nonce, blob, enabled, vf, vu in rows:
-                raw = self._aead.decrypt(nonce, blob, self._aad(pid, rev, fp))
-                mats.append(np.frombuffer(raw, dtype="<f4").reshape(n, EMBEDDING_SIZE))
-                labels += [pid] * n
-                validity[pid] = (bool(enabled), vf, vu)
-            matrix = np.concatenate(mats).astype(np.float32) if mats else np.zeros((0, EMBEDDING_SIZE), np.float32)
-            g = Gallery(matrix, labels)
-            self._cached = (self._version, g)
-            self._validity = validity
-            return g
+            now = self._monotonic()
+            if now - self._polled_at >= self._poll_s:
+                self._polled_at = now
+                self._poll()
+            if self._gallery is None:
+                self._load_all()
+            assert self._gallery is not None
+            return self._gallery.snapshot()
+
+    def _load_all(self) -> None:
+        self._gallery = IncrementalGallery(EMBEDDING_SIZE)
+        self._rows.clear()
+        self._validity.clear()
+        ids = [r[0] for r in self._db.execute("SELECT id FROM people ORDER BY id")]
+        for pid in ids:
+            self._load_one(pid)
+        bad = {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
+        logger.info("gallery: %d people admitted, %d set aside, %d quarantined", self._gallery.people(),
+                    sum(r.state == "inactive" for r in self._rows.values()), len(bad))
+
+    def _load_one(self, pid: str) -> None:
+        from kiosk.mqtt.protocol import ProtocolError, parse
+
+        assert self._gallery is not None
+        row = self._db.execute("SELECT revision, deleted, signed_nonce, signed_ct, key_id FROM people WHERE id = ?",
+                               (pid,)).fetchone()
+        self._gallery.remove(pid)
+        self._validity.pop(pid, None)
+        if row is None:
+            self._rows.pop(pid, None)
+            return
+        revision, deleted, nonce, blob, kid = int(row[0]), bool(row[1]), row[2], row[3], row[4]
+        if deleted:
+            self._rows[pid] = _Row(revision, "deleted")
+            return
+        if blob is None:
+            self._rows[pid] = _Row(revision, "inactive", "unsigned", kid)
+            return
+        if self._verifier is None:
+            self._rows[pid] = _Row(revision, "inactive", "no_trust", kid)
+            return
+        v = self._verifier
+        try:
+            payload = self._aead.decrypt(nonce, blob, f"signed\x00{pid}\x00{revision}".encode())
+            record = parse(payload, v.keys(), v.site, topic_person=pid, revoked=v.revoked())
+        except (InvalidTag, ValueError, TypeError) as exc:
+            reason = exc.reason if isinstance(exc, ProtocolError) else "undecryptable"
+            if reason in POLICY:
+                self._rows[pid] = _Row(revision, "inactive", reason, kid)
+            else:
+                self._quarantine(pid, revision, reason)
+            return
+        if not isinstance(record, Enrollment) or record.revision != revision:
+            self._quarantine(pid, revision, "revision_mismatch")
+            return
+        if record.model_fingerprint != self.model_fingerprint:
+            self._rows[pid] = _Row(revision, "inactive", "model_mismatch", record.key_id)
+            return
+        refusal = self._policy(pid, revision, record.key_id)
+        if refusal is not None:
+            self._rows[pid] = _Row(revision, "inactive", refusal, record.key_id)
+            return
+        self._activate(record)
+
+    def _activate(self, e: Enrollment) -> None:
+        assert self._gallery is not None
+        self._gallery.put(e.person_id, e.embeddings)
+        self._validity[e.person_id] = (e.enabled, e.valid_from, e.valid_until)
+        self._rows[e.person_id] = _Row(e.revision, "active", "", e.key_id)
+
+    def _quarantine(self, pid: str, revision: int, reason: str) -> None:
+        self._rows[pid] = _Row(revision, "quarantined", reason)
+        logger.error("store row %s quarantined (%s): it is never used; re-publish that person's record", pid, reason)
+        self._emit("store_quarantine", {"person": pid, "reason": reason})
+
+    def _emit(self, kind: str, fields: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, fields)
+            except Exception:  # reporting must never stop the store
+                logger.exception("store event hook failed for %s", kind)
 
     def is_valid(self, person_id: str, _now: float | None = None) -> bool:
-        """Enabled and inside its validity window right now (wall clock)."""
-        self.gallery()
-        enabled, vf, vu = self._validity.get(person_id, (False, None, None))
-        now = self.wall_clock()
-        return enabled and (vf is None or now >= vf) and (vu is None or now < vu)
+        """Admitted, enabled and inside its validity window, all from the verified record.
+
+        A validity window needs a synchronised wall clock: while the clock is
+        not known to be right, only people without a window pass.
+        """
+        with self._lock:
+            self.gallery()
+            entry = self._validity.get(person_id)
+            v = self._verifier
+        if entry is None or v is None:
+            return False
+        return window_open(*entry, v.now())
+
+    def count(self) -> int:
+        """People admitted right now (cheap: no gallery copy)."""
+        with self._lock:
+            self.gallery()
+            assert self._gallery is not None
+            return self._gallery.people()
+
+    @property
+    def quarantined(self) -> dict[str, str]:
+        with self._lock:
+            return {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
+
+    def store_health(self) -> dict[str, Any]:
+        """What ``kiosk doctor`` shows: how many rows are used, set aside (and why) or quarantined."""
+        with self._lock:
+            self.gallery()
+            self.retry_erasure()
+            inactive: dict[str, int] = {}
+            for r in self._rows.values():
+                if r.state == "inactive":
+                    inactive[r.reason] = inactive.get(r.reason, 0) + 1
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            return {"path": str(self.path), "schema": SCHEMA_VERSION, "rows": len(self._rows),
+                    "admitted": sum(r.state == "active" for r in self._rows.values()),
+                    "deleted": sum(r.state == "deleted" for r in self._rows.values()),
+                    "set_aside": inactive, "quarantined": self.quarantined,
+                    "pending_erasure": sorted(self._pending_erasure), "sqlite_check": check,
+                    "trust": self._verifier is not None,
+                    "ok": check == "ok" and not self.quarantined and not self._pending_erasure}
 
     def people(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT id, name, enabled, valid_from, valid_until, revision, deleted, model_fp, "
-                                "n_embeddings, updated_at FROM people ORDER BY id").fetchall()
+        """Listing (clear columns, never embeddings) with each row's verification status."""
+        with self._lock:
+            self.gallery()
+            rows = self._db.execute("SELECT id, name, enabled, valid_from, valid_until, revision, deleted, model_fp, "
+                                    "n_embeddings, updated_at FROM people ORDER BY id").fetchall()
+            status = {p: (r.state if not r.reason else f"{r.state}:{r.reason}") for p, r in self._rows.items()}
         keys = ("id", "name", "enabled", "valid_from", "valid_until", "revision", "deleted", "model_fingerprint",
                 "embeddings", "updated_at")
-        return [{**dict(zip(keys, r)), "enabled": bool(r[2]), "deleted": bool(r[6])} for r in rows]
+        return [{**dict(zip(keys, r)), "enabled": bool(r[2]), "deleted": bool(r[6]), "status": status.get(r[0], "")}
+                for r in rows]
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+

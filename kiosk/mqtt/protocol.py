@@ -2,8 +2,11 @@
 
 Payloads are canonical JSON signed with Ed25519 by an administrator's key;
 kiosks hold only public keys. Embeddings travel as base64 of little-endian
-float32 rows. Everything a parser can refuse is a ``ProtocolError`` with a
-short machine-readable ``reason``.
+float32 rows. The revision of a record is its own issue time in milliseconds
+(``issued_at_ms``), so two administrators cannot mint the same revision by
+accident and nobody can mint a revision far in the future without a kiosk
+with a synchronised clock noticing. Everything a parser can refuse is a
+``ProtocolError`` with a short machine-readable ``reason``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import hashlib
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,11 +27,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kiosk.errors import KioskError
-from kiosk.store import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
+from kiosk.records import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
 
-VERSION = 1
+VERSION = 2
 MAX_PAYLOAD = 16 * 1024  # 10 embeddings take ~7 KiB in base64
 PERSON_ID = r"^[A-Za-z0-9_-]{1,64}$"
+SITE = r"^[A-Za-z0-9_-]{1,64}$"
+KEY_ID = r"^[0-9a-f]{16}$"
+MAX_AHEAD_MS = 86_400_000  # a record issued more than a day after a synchronised kiosk's clock is refused
+MAX_MS = 2**53
 
 
 class ProtocolError(KioskError, ValueError):
@@ -47,36 +55,88 @@ def canonical(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-class _Strict(BaseModel):
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key in a JSON object")
+    return out
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def decode_json(payload: bytes, limit: int) -> dict[str, Any]:
+    """A JSON object, strictly: any decoder failure (nesting, huge numbers, bad UTF-8...) is ``malformed_json``."""
+    if not isinstance(payload, bytes | bytearray):
+        raise ProtocolError("malformed_json", f"payload is {type(payload).__name__}, not bytes")
+    if len(payload) > limit:
+        raise ProtocolError("oversized", f"{len(payload)} bytes; at most {limit}")
+    try:
+        data = json.loads(payload, parse_constant=_constant, parse_float=_finite, object_pairs_hook=_no_duplicates)
+    except (ValueError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
+        raise ProtocolError("malformed_json", (str(exc) or type(exc).__name__)[:200]) from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("schema", "payload is not a JSON object")
+    return data
+
+
+def validate(model: type[Any], data: dict[str, Any]) -> Any:
+    """``model.model_validate`` with the first error as a ``schema`` refusal."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ProtocolError("schema", f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from exc
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise ProtocolError("schema", str(exc)[:200]) from exc
+
+
+def verify(data: dict[str, Any], public: Ed25519PublicKey) -> None:
+    """Check ``data['signature']`` over the canonical form of every other field."""
+    body = {k: v for k, v in data.items() if k != "signature"}
+    try:
+        signature = base64.b64decode(str(data.get("signature", "")), validate=True)
+        public.verify(signature, canonical(body))
+    except (InvalidSignature, ValueError) as exc:
+        raise ProtocolError("bad_signature", "signature does not verify") from exc
+
+
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class EnrollmentMsg(_Strict):
-    v: Literal[1]
+class EnrollmentMsg(Strict):
+    v: Literal[2]
     type: Literal["enrollment"]
-    site: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    site: str = Field(pattern=SITE)
     person_id: str = Field(pattern=PERSON_ID)
     name: str = Field(min_length=1, max_length=128)
     enabled: bool
     valid_from: float | None
     valid_until: float | None
-    revision: int = Field(ge=1, le=2**53)
     model_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
     embeddings: list[str] = Field(min_length=1, max_length=MAX_EMBEDDINGS)
-    issued_at: float
-    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
-    signature: str
+    issued_at_ms: int = Field(ge=1, le=MAX_MS)
+    key_id: str = Field(pattern=KEY_ID)
+    signature: str = Field(max_length=200)
 
 
-class TombstoneMsg(_Strict):
-    v: Literal[1]
+class TombstoneMsg(Strict):
+    v: Literal[2]
     type: Literal["tombstone"]
-    site: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    site: str = Field(pattern=SITE)
     person_id: str = Field(pattern=PERSON_ID)
-    revision: int = Field(ge=1, le=2**53)
-    issued_at: float
-    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
-    signature: str
+    issued_at_ms: int = Field(ge=1, le=MAX_MS)
+    key_id: str = Field(pattern=KEY_ID)
+    signature: str = Field(max_length=200)
 
 
 def encode_embedding(row: npt.NDArray[np.float32]) -> str:
@@ -106,57 +166,60 @@ class Signer:
     def key_id(self) -> str:
         return key_id(self.private.public_key())
 
-    def _sign(self, body: dict[str, Any]) -> bytes:
+    def sign(self, body: dict[str, Any]) -> bytes:
+        """The canonical payload of ``body`` with this key's id and signature added."""
         body = {**body, "key_id": self.key_id}
         body["signature"] = base64.b64encode(self.private.sign(canonical(body))).decode()
         return canonical(body)
 
-    def enrollment(self, site: str, e: Enrollment, issued_at: float) -> bytes:
-        return self._sign({"v": VERSION, "type": "enrollment", "site": site, "person_id": e.person_id, "name": e.name,
-                           "enabled": e.enabled, "valid_from": e.valid_from, "valid_until": e.valid_until,
-                           "revision": e.revision, "model_fingerprint": e.model_fingerprint,
-                           "embeddings": [encode_embedding(r) for r in e.embeddings], "issued_at": issued_at})
+    def enrollment(self, site: str, e: Enrollment) -> bytes:
+        """Signed enrollment; ``e.revision`` is its issue time in ms."""
+        return self.sign({"v": VERSION, "type": "enrollment", "site": site, "person_id": e.person_id, "name": e.name,
+                          "enabled": e.enabled, "valid_from": e.valid_from, "valid_until": e.valid_until,
+                          "model_fingerprint": e.model_fingerprint,
+                          "embeddings": [encode_embedding(r) for r in e.embeddings], "issued_at_ms": e.revision})
 
-    def tombstone(self, site: str, t: Tombstone, issued_at: float) -> bytes:
-        return self._sign({"v": VERSION, "type": "tombstone", "site": site, "person_id": t.person_id,
-                           "revision": t.revision, "issued_at": issued_at})
+    def tombstone(self, site: str, t: Tombstone) -> bytes:
+        return self.sign({"v": VERSION, "type": "tombstone", "site": site, "person_id": t.person_id,
+                          "issued_at_ms": t.revision})
 
 
-def parse(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str, topic_person: str | None = None
-          ) -> Enrollment | Tombstone:
-    """Verify and decode one message; raises ``ProtocolError`` with the reason it was refused."""
-    if len(payload) > MAX_PAYLOAD:
-        raise ProtocolError("oversized", f"{len(payload)} bytes; at most {MAX_PAYLOAD}")
-    try:
-        data = json.loads(payload, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("malformed_json", str(exc)[:200]) from exc
-    if not isinstance(data, dict):
-        raise ProtocolError("schema", "payload is not a JSON object")
+def check_not_ahead(issued_ms: int, now_ms: int | None, what: str) -> None:
+    """Refuse a time more than a day ahead of a synchronised clock; an unknown clock (``None``) refuses nothing."""
+    if now_ms is not None and issued_ms > now_ms + MAX_AHEAD_MS:
+        raise ProtocolError("from_the_future", f"{what} issued at {issued_ms} ms, more than a day after this kiosk's "
+                                               f"synchronised clock ({now_ms} ms); check the administrator's clock")
+
+
+def parse(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str, topic_person: str | None = None, *,
+          revoked: Collection[str] = (), now_ms: int | None = None) -> Enrollment | Tombstone:
+    """Verify and decode one message; raises ``ProtocolError`` with the reason it was refused.
+
+    ``revoked`` names key ids that once were valid (refused as ``revoked_key``
+    rather than ``unknown_key``); ``now_ms`` is the wall clock when it is
+    synchronised, ``None`` when it is not known.
+    """
+    data = decode_json(payload, MAX_PAYLOAD)
     models: dict[str, type[EnrollmentMsg] | type[TombstoneMsg]] = {"enrollment": EnrollmentMsg,
                                                                    "tombstone": TombstoneMsg}
-    model = models.get(str(data.get("type")))
+    kind = data.get("type")
+    model = models.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise ProtocolError("schema", f"unknown message type {data.get('type')!r}")
-    try:
-        msg: EnrollmentMsg | TombstoneMsg = model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ProtocolError("schema", f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from exc
+        raise ProtocolError("schema", f"unknown message type {str(kind)[:40]!r}")
+    msg: EnrollmentMsg | TombstoneMsg = validate(model, data)
     public = keys.get(msg.key_id)
     if public is None:
-        raise ProtocolError("unknown_key", f"no administrator key {msg.key_id} is configured")
-    body = {k: v for k, v in data.items() if k != "signature"}
-    try:
-        public.verify(base64.b64decode(msg.signature, validate=True), canonical(body))
-    except (InvalidSignature, ValueError) as exc:
-        raise ProtocolError("bad_signature", "signature does not verify") from exc
+        if msg.key_id in revoked:
+            raise ProtocolError("revoked_key", f"administrator key {msg.key_id} was revoked; re-sign with a current key")
+        raise ProtocolError("unknown_key", f"no administrator key {msg.key_id} is trusted")
+    verify(data, public)
     if msg.site != site:
         raise ProtocolError("wrong_site", f"message for site {msg.site!r}, this kiosk is in {site!r}")
     if topic_person is not None and topic_person != msg.person_id:
-        raise ProtocolError("topic_mismatch", f"topic names {topic_person!r}, payload {msg.person_id!r}")
+        raise ProtocolError("topic_mismatch", f"topic names {topic_person[:64]!r}, payload {msg.person_id!r}")
+    check_not_ahead(msg.issued_at_ms, now_ms, msg.type)
     if isinstance(msg, TombstoneMsg):
-        return Tombstone(msg.person_id, msg.revision)
+        return Tombstone(msg.person_id, msg.issued_at_ms, signed=bytes(payload), key_id=msg.key_id)
     rows = np.stack([decode_embedding(t) for t in msg.embeddings])
-    return Enrollment(msg.person_id, msg.name, msg.revision, msg.model_fingerprint, rows, msg.enabled,
-                      msg.valid_from, msg.valid_until)
+    return Enrollment(msg.person_id, msg.name, msg.issued_at_ms, msg.model_fingerprint, rows, msg.enabled,
+                      msg.valid_from, msg.valid_until, signed=bytes(payload), key_id=msg.key_id)

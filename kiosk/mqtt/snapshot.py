@@ -1,0 +1,116 @@
+"""The signed site snapshot: every person's current revision, against rollback.
+
+Retained enrollments alone cannot stop a rollback: anyone who can publish
+on the broker can put back an older, validly signed enrollment of a person
+who was since deleted, and a kiosk starting from an empty store has no
+tombstone to compare it with. So an administrator signs, retained on
+``<prefix>/<site>/snapshot``, the site's state: each person's current
+revision (deleted people included), the active administrator key ids, an
+issue time and an expiry. It is re-signed on every change and on a timer.
+
+A kiosk refuses any enrollment older than the snapshot's revision for that
+person, erases people the snapshot marks deleted, refuses a snapshot older
+than the one it holds, and raises an alarm when the one it holds expired.
+
+    {"v":1,"type":"snapshot","site":"hq","issued_at_ms":...,"expires_at_ms":...,
+     "people":{"ann":[1795375999000,false],"bob":[1795376999000,true]},
+     "keys":["<admin key id>",...],"key_id":"<signer>","signature":"..."}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import Field
+
+from kiosk.mqtt.protocol import (
+    KEY_ID,
+    MAX_MS,
+    SITE,
+    ProtocolError,
+    Signer,
+    Strict,
+    check_not_ahead,
+    decode_json,
+    validate,
+    verify,
+)
+from kiosk.records import PERSON_ID_PATTERN
+
+MAX_SNAPSHOT = 8 * 1024 * 1024  # ~100,000 people
+PERSON = re.compile(PERSON_ID_PATTERN)
+
+
+class SnapshotMsg(Strict):
+    v: Literal[1]
+    type: Literal["snapshot"]
+    site: str = Field(pattern=SITE)
+    issued_at_ms: int = Field(ge=1, le=MAX_MS)
+    expires_at_ms: int = Field(ge=1, le=MAX_MS)
+    people: dict[str, tuple[int, bool]]
+    keys: list[str] = Field(max_length=64)
+    key_id: str = Field(pattern=KEY_ID)
+    signature: str = Field(max_length=200)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    issued_at_ms: int
+    expires_at_ms: int
+    people: dict[str, tuple[int, bool]]  # person -> (revision, deleted)
+    keys: frozenset[str]
+    key_id: str
+    payload: bytes = field(repr=False, default=b"")
+
+    def refusal(self, person_id: str, revision: int) -> str | None:
+        """Why a record of this person at this revision must not be used, or ``None``."""
+        entry = self.people.get(person_id)
+        if entry is None:
+            return None  # enrolled after this snapshot was signed
+        held, deleted = entry
+        if deleted and revision <= held:
+            return "deleted_in_snapshot"
+        if revision < held:
+            return "older_than_snapshot"
+        return None
+
+    def deleted(self) -> dict[str, int]:
+        return {p: rev for p, (rev, gone) in self.people.items() if gone}
+
+    def expired(self, now_ms: int | None) -> bool:
+        """Past its expiry; an unknown clock (``None``) counts as expired (fail closed)."""
+        return now_ms is None or now_ms >= self.expires_at_ms
+
+
+def sign_snapshot(signer: Signer, site: str, people: dict[str, tuple[int, bool]], keys: set[str] | frozenset[str],
+                  issued_at_ms: int, expires_at_ms: int) -> bytes:
+    if expires_at_ms <= issued_at_ms:
+        raise ValueError("a snapshot must expire after it is issued")
+    return signer.sign({"v": 1, "type": "snapshot", "site": site, "issued_at_ms": issued_at_ms,
+                        "expires_at_ms": expires_at_ms,
+                        "people": {p: [int(r), bool(d)] for p, (r, d) in sorted(people.items())},
+                        "keys": sorted(keys)})
+
+
+def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str,
+                   now_ms: int | None = None) -> Snapshot:
+    """Verify a snapshot against the administrator keys valid now; ``ProtocolError`` when refused."""
+    data = decode_json(payload, MAX_SNAPSHOT)
+    msg: SnapshotMsg = validate(SnapshotMsg, data)
+    public = keys.get(msg.key_id)
+    if public is None:
+        raise ProtocolError("unknown_key", f"snapshot signed by {msg.key_id}, not a current administrator key")
+    verify(data, public)
+    if msg.site != site:
+        raise ProtocolError("wrong_site", f"snapshot for site {msg.site!r}, this kiosk is in {site!r}")
+    if msg.expires_at_ms <= msg.issued_at_ms:
+        raise ProtocolError("schema", "snapshot expires before it is issued")
+    check_not_ahead(msg.issued_at_ms, now_ms, "snapshot")
+    for person, (revision, _deleted) in msg.people.items():
+        if not PERSON.fullmatch(person) or not 1 <= revision <= MAX_MS:
+            raise ProtocolError("schema", f"snapshot entry {person[:64]!r}: bad person id or revision")
+    return Snapshot(msg.issued_at_ms, msg.expires_at_ms, dict(msg.people), frozenset(msg.keys), msg.key_id,
+                    bytes(payload))

@@ -1,0 +1,193 @@
+"""What a kiosk trusts: the root-signed admin key list, the signed site snapshot, a known clock.
+
+``SiteTrust`` is the one object the sync core and the store ask:
+
+- ``keys()``: the administrator keys valid now: those of the newest key list
+  the pinned root signed (or, with no root key configured, the public keys
+  in the admin-keys folder: no rotation, no revocation);
+- ``on_key_list(payload)`` / ``on_snapshot(payload)``: verify, refuse
+  anything older than what is held (``ProtocolError``), persist in the store
+  (a restart works offline) and make the store re-apply its policy;
+  ``on_snapshot`` returns the people to erase;
+- ``admits(person, revision)``: ``None``, or why a record must not be used.
+
+Date rules fail closed: with the clock not known to be synchronised, records
+are not refused for being ahead of it, but the snapshot counts as expired and
+validity windows are shut.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiosk.clock import ClockSettings, TrustedClock
+from kiosk.mqtt.keys import KeyList, load_public_key, load_public_keys, parse_key_list
+from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id
+from kiosk.mqtt.snapshot import Snapshot, parse_snapshot
+from kiosk.store import Store
+
+logger = logging.getLogger(__name__)
+
+KEY_LIST = "key_list"
+SNAPSHOT = "snapshot"
+
+
+class Trust(Protocol):
+    def keys(self) -> dict[str, Ed25519PublicKey]: ...
+
+    def on_key_list(self, payload: bytes) -> None: ...
+
+    def on_snapshot(self, payload: bytes) -> list[str]: ...
+
+    def admits(self, person_id: str, revision: int) -> str | None: ...
+
+
+class TrustSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root_key: Path | None = Field(None, description="the site root's Ed25519 public key (*.pub or *.pem); when set, "
+                                                    "administrator keys come only from the root-signed key list")
+    clock: ClockSettings = Field(default_factory=ClockSettings, description="how the kiosk tells its clock is right")
+
+
+class SiteTrust:
+    def __init__(self, store: Store, site: str, clock: TrustedClock, *, root_key: Ed25519PublicKey | None = None,
+                 static_keys: dict[str, Ed25519PublicKey] | None = None) -> None:
+        self.site = site
+        self.store = store
+        self.clock = clock
+        self.root_key = root_key
+        self._static = dict(static_keys or {})
+        if root_key is not None and self._static:
+            logger.warning("a site root key is pinned: the %d administrator key files are ignored; administrator "
+                           "keys come from the root-signed key list", len(self._static))
+        if root_key is None:
+            logger.warning("no site root key pinned: trusting %d administrator key files, with no rotation or "
+                           "revocation (see docs/keys.md)", len(self._static))
+        self._lock = threading.RLock()
+        self._key_list: KeyList | None = None
+        self._snapshot: Snapshot | None = None
+        self._restore()
+        store.use_verifier(self)
+
+    @classmethod
+    def from_files(cls, store: Store, site: str, settings: TrustSettings, admin_keys: list[Path]) -> SiteTrust:
+        root = load_public_key(settings.root_key) if settings.root_key is not None else None
+        static = {} if root is not None else load_public_keys([p for p in admin_keys if p.exists()])
+        return cls(store, site, TrustedClock.from_settings(settings.clock), root_key=root, static_keys=static)
+
+    def _restore(self) -> None:
+        """The key list and snapshot held before a restart, verified again (no clock check: they were)."""
+        if self.root_key is not None and (payload := self.store.load_state(KEY_LIST)) is not None:
+            try:
+                self._key_list = parse_key_list(payload, self.root_key, self.site)
+            except ProtocolError as exc:
+                logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
+        if (payload := self.store.load_state(SNAPSHOT)) is not None:
+            try:
+                self._snapshot = parse_snapshot(payload, self.keys(), self.site)
+            except ProtocolError as exc:
+                logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
+
+    # what the store and the sync core ask
+    def keys(self) -> dict[str, Ed25519PublicKey]:
+        with self._lock:
+            if self.root_key is None:
+                return dict(self._static)
+            return dict(self._key_list.keys) if self._key_list is not None else {}
+
+    def revoked(self) -> frozenset[str]:
+        with self._lock:
+            return self._key_list.revoked if self._key_list is not None else frozenset()
+
+    def now(self) -> float | None:
+        return self.clock.now()
+
+    def admits(self, person_id: str, revision: int) -> str | None:
+        now_ms = self.clock.now_ms()
+        if now_ms is not None and revision > now_ms + MAX_AHEAD_MS:
+            return "from_the_future"
+        with self._lock:
+            snap = self._snapshot
+        return None if snap is None else snap.refusal(person_id, revision)
+
+    def deleted_revision(self, person_id: str) -> int | None:
+        with self._lock:
+            entry = self._snapshot.people.get(person_id) if self._snapshot is not None else None
+        return entry[0] if entry is not None and entry[1] else None
+
+    # updates from the broker
+    def on_key_list(self, payload: bytes) -> None:
+        if self.root_key is None:
+            raise ProtocolError("no_root_key", "this kiosk pins no site root key (trust.root_key); it uses its "
+                                               "administrator key files and ignores key lists")
+        got = parse_key_list(payload, self.root_key, self.site, self.clock.now_ms())
+        with self._lock:
+            held = self._key_list
+            if held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
+                                                   "key_list"):
+                return
+            self._key_list = got
+            self.store.save_state(KEY_LIST, payload)
+        logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
+                    len(got.revoked))
+        self.store.trust_changed()
+
+    def on_snapshot(self, payload: bytes) -> list[str]:
+        got = parse_snapshot(payload, self.keys(), self.site, self.clock.now_ms())
+        with self._lock:
+            held = self._snapshot
+            if held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
+                                                   "snapshot"):
+                return []
+            self._snapshot = got
+            self.store.save_state(SNAPSHOT, payload)
+        logger.info("site snapshot of %d: %d people, %d deleted", got.issued_at_ms, len(got.people),
+                    len(got.deleted()))
+        self.store.trust_changed()
+        erase = []
+        for person, revision in got.deleted().items():
+            held_rev = self.store.revision(person)
+            if held_rev is None or held_rev < revision:
+                erase.append(person)
+        return sorted(erase)
+
+    # status
+    def expired(self, now: float | None = None) -> bool:
+        """The snapshot held has expired (alarm). ``now`` (wall seconds) defaults to the trusted clock;
+        an unsynchronised clock counts as expired. No snapshot held is not expired (see ``status``)."""
+        with self._lock:
+            snap = self._snapshot
+        if snap is None:
+            return False
+        now_ms = int(now * 1000) if now is not None else self.clock.now_ms()
+        return snap.expired(now_ms)
+
+    def status(self) -> dict[str, Any]:
+        """For stats and ``kiosk doctor``."""
+        with self._lock:
+            kl, snap = self._key_list, self._snapshot
+        return {"root_key": key_id(self.root_key) if self.root_key is not None else None,
+                "key_list_issued_at_ms": kl.issued_at_ms if kl else None,
+                "admin_keys": sorted(self.keys()), "revoked_keys": sorted(self.revoked()),
+                "snapshot_issued_at_ms": snap.issued_at_ms if snap else None,
+                "snapshot_expires_at_ms": snap.expires_at_ms if snap else None,
+                "snapshot_people": len(snap.people) if snap else 0,
+                "snapshot_expired": self.expired(), "snapshot_missing": snap is None,
+                "clock_synchronised": self.clock.synchronised()}
+
+
+def _same_or_older(issued: int, payload: bytes, held_issued: int, held_payload: bytes, what: str) -> bool:
+    """True for the one held (seen again after a reconnect); raises for an older or a conflicting one."""
+    if issued == held_issued and payload == held_payload:
+        return True
+    if issued <= held_issued:
+        raise ProtocolError(f"stale_{what}", f"{what} issued at {issued} ms; this kiosk holds one issued at "
+                                             f"{held_issued} ms")
+    return False
