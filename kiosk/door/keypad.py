@@ -6,8 +6,9 @@ connects its row to its column, so that column reads low. Scanned every
 ``scan_interval_s`` by a thread (``while not stop.wait(interval)``, as
 gpiozero's ``GPIOThread``), debounced on an injected clock: a set of pressed
 keys counts only once it has been the same for ``debounce_s``; a key is
-reported when it is pressed alone after all keys were released (two keys at
-once report nothing: ghosting on a matrix without diodes makes them ambiguous).
+reported when it becomes the only key down and was not already down (two keys
+at once report nothing, nor does the key left when one of them is released:
+ghosting on a matrix without diodes makes chords ambiguous).
 
 :class:`KeyBuffer` is pure: digits accumulate, ``*`` clears, ``#`` ends a
 field; an entry is complete after ``fields`` fields (1: ``PIN#``; 2:
@@ -113,7 +114,7 @@ class KeyDebouncer:
         if pressed == self._stable or now - self._since < self.debounce_s:
             return None
         previous, self._stable = self._stable, pressed
-        if not previous and len(pressed) == 1:
+        if len(pressed) == 1 and not pressed & previous:  # a fresh key, not what remains of a chord
             return next(iter(pressed))
         return None
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,17 +124,25 @@ def _encode(facility: int, number: int, fbits: int) -> list[int]:
 
 
 class WiegandCollector:
-    """Pulses in, decoded frames out (pure; times in seconds from the caller)."""
+    """Pulses in, decoded frames out (pure; times in seconds from the caller).
 
-    def __init__(self, gap_s: float = 0.025, min_interval_s: float = 0.0002) -> None:
+    A frame ends when ``gap_s`` passes without a pulse: noticed by ``poll``,
+    or by the first pulse of the next frame if nobody polled in between.
+    """
+
+    def __init__(self, gap_s: float = 0.025, min_interval_s: float = 0.0002, max_pending: int = 64) -> None:
         self.gap_s = gap_s
         self.min_interval_s = min_interval_s
         self._bits: list[int] = []
         self._last: float | None = None
         self._fault: Rejected | None = None
+        self._done: deque[tuple[Decoded, float]] = deque(maxlen=max_pending)
 
     def pulse(self, bit: int, at: float, since_previous: float | None = None) -> None:
         """A low pulse on D0 (``bit`` 0) or D1 (1) at ``at``; ``since_previous``: spacing measured by the source."""
+        if self._last is not None and at - self._last >= self.gap_s:
+            self._finish()
+            since_previous = None
         if self._last is not None:
             spacing = since_previous if since_previous is not None else at - self._last
             if spacing < self.min_interval_s and self._fault is None:
@@ -148,15 +157,16 @@ class WiegandCollector:
         if self._fault is None:
             self._fault = Rejected(reason, detail)
 
-    def poll(self, now: float) -> Decoded | None:
-        """The frame, once ``gap_s`` has passed since its last pulse."""
-        if self._last is None or now - self._last < self.gap_s:
-            return None
-        bits, fault = self._bits, self._fault
+    def poll(self, now: float) -> tuple[Decoded, float] | None:
+        """The oldest finished frame (one whose last pulse is ``gap_s`` old) and the time of its last pulse."""
+        if self._last is not None and now - self._last >= self.gap_s:
+            self._finish()
+        return self._done.popleft() if self._done else None
+
+    def _finish(self) -> None:
+        bits, fault, last = self._bits, self._fault, self._last
         self._bits, self._last, self._fault = [], None, None
-        if fault is not None:
-            return fault
-        return decode_frame(bits)
+        self._done.append((fault if fault is not None else decode_frame(bits), last if last is not None else 0.0))
 
 
 class WiegandReader:
@@ -177,35 +187,42 @@ class WiegandReader:
         self._queue: list[tuple[Decoded, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        for dev, bit in ((d0, 0), (d1, 1)):
+        # gpiozero holds pin handlers weakly: bound methods of this reader, which the owner keeps alive.
+        for dev, handler in ((d0, self._d0_changed), (d1, self._d1_changed)):
             dev.pin.edges = "falling"
-            dev.pin.when_changed = self._handler(bit)
+            dev.pin.when_changed = handler
 
-    def _handler(self, bit: int) -> Callable[[Any, int], None]:
+    def _d0_changed(self, ticks: Any, state: int) -> None:
+        self._edge(0, ticks, state)
+
+    def _d1_changed(self, ticks: Any, state: int) -> None:
+        self._edge(1, ticks, state)
+
+    def _edge(self, bit: int, ticks: Any, state: int) -> None:
+        if state:  # rising edge (some pin drivers report both): the end of a pulse
+            return
+        now = self.clock()
         other = self.d1 if bit == 0 else self.d0
-
-        def changed(ticks: Any, state: int) -> None:
-            if state:  # rising edge (some pin drivers report both): the end of a pulse
-                return
-            now = self.clock()
-            factory = self.d0.pin_factory
-            with self._lock:
-                since = None if self._last_ticks is None else factory.ticks_diff(ticks, self._last_ticks)
-                self._last_ticks = ticks
-                self._collector.pulse(bit, now, since)
-                if not other.pin.state:
-                    self._collector.fault("both_lines_low", "D0 and D1 low at once: check the wiring, or tampering")
-
-        return changed
+        with self._lock:
+            since = None if self._last_ticks is None else self.d0.pin_factory.ticks_diff(ticks, self._last_ticks)
+            self._last_ticks = ticks
+            if not other.pin.state:
+                self._collector.fault("both_lines_low", "D0 and D1 low at once: check the wiring, or tampering")
+            self._collector.pulse(bit, now, since)
 
     def poll(self) -> Decoded | None:
+        """The oldest frame that has ended, or None (rejections are logged and returned)."""
+        timed = self._poll_timed()
+        return None if timed is None else timed[0]
+
+    def _poll_timed(self) -> tuple[Decoded, float] | None:
         with self._lock:
-            result = self._collector.poll(self.clock())
-            if result is not None:
+            timed = self._collector.poll(self.clock())
+            if timed is not None:
                 self._last_ticks = None
-        if isinstance(result, Rejected):
-            logger.warning("Wiegand frame rejected: %s (%s)", result.reason, result.detail)
-        return result
+        if timed is not None and isinstance(timed[0], Rejected):
+            logger.warning("Wiegand frame rejected: %s (%s)", timed[0].reason, timed[0].detail)
+        return timed
 
     def start(self) -> None:
         if self._thread is not None:
@@ -216,14 +233,21 @@ class WiegandReader:
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
-            result = self.poll()
-            if result is not None:
-                with self._lock:
-                    self._queue.append((result, self.clock()))
-                    del self._queue[:-64]
+            self._drain()
+
+    def _drain(self) -> None:
+        while (timed := self._poll_timed()) is not None:
+            with self._lock:
+                self._queue.append(timed)
+                del self._queue[:-64]
 
     def read(self) -> list[tuple[Decoded, float]]:
-        """Frames decoded by the thread since the last call (with the time they ended), oldest first."""
+        """Frames decoded since the last call, with the time of their last pulse, oldest first.
+
+        Without the thread (``start()`` not called), this polls itself.
+        """
+        if self._thread is None:
+            self._drain()
         with self._lock:
             out, self._queue = self._queue, []
         return out
