@@ -1,0 +1,140 @@
+"""``kiosk pad render`` and ``kiosk pad eval``: the presentation-attack self-test's command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import ConfigError, DatasetError
+from kiosk.pad.meta import SPECIES, STATIC_SPECIES
+
+logger = logging.getLogger(__name__)
+
+
+def _species(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in SPECIES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown species {bad or text!r}; choose from {', '.join(SPECIES)}")
+    return names
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from kiosk.pad.render import RenderSettings, lfw_people, photos_of, render_batch, render_clip, render_photo
+    from kiosk.pad.video import find_videos
+    from kiosk.progress import Progress
+    from kiosk.vision.pipeline import build_detector
+
+    species: list[str] = args.species or ([*STATIC_SPECIES, "tablet_video"] if args.video else list(STATIC_SPECIES))
+    if "tablet_video" in species and not args.video:
+        raise ConfigError("tablet_video needs --video DIR (real clips to replay on the tablet)")
+    static = [s for s in species if s in STATIC_SPECIES]
+    if static and not (args.photo or args.lfw):
+        raise ConfigError(f"{', '.join(static)} need --photo P or --lfw DIR")
+    if args.photo and args.lfw:
+        raise ConfigError("give --photo or --lfw, not both")
+    if args.photo and not args.photo.is_file():
+        raise DatasetError(f"--photo {args.photo} is not a file")
+    enroll: list[Path] = []
+    if static and args.photo:
+        enroll = args.enroll or [p for p in photos_of(args.photo.parent) if p.resolve() != args.photo.resolve()]
+        if not enroll:
+            raise ConfigError(f"no other photo of the subject beside {args.photo}: give --enroll PHOTO... "
+                              "(the subject is enrolled from photos other than the one attacked with)")
+    if "tablet_video" in species and not find_videos(args.video):
+        raise DatasetError(f"--video {args.video}: no video files found")
+    settings = RenderSettings(frames=args.frames)
+    detect = build_detector(args.detector, runtime=args.runtime, threads=args.threads).detect
+    written: list[Path] = []
+    if static and args.photo:
+        subject = args.subject or args.photo.parent.name
+        bar = Progress(len(static) * args.count, "rendering")
+        for si, sp in enumerate(static):
+            for i in range(args.count):
+                written.append(render_photo(sp, args.photo, enroll, subject, args.out / sp / f"{i:03d}_{subject}",
+                                            args.seed + 1000 * si + i, detect, settings))
+                bar(len(written))
+    elif static:
+        people = lfw_people(args.lfw, args.people, np.random.default_rng(args.seed))
+        bar = Progress(len(static) * args.per_species, "rendering")
+        written += render_batch(people, static, args.per_species, args.out, args.seed, detect, settings, bar)
+    if "tablet_video" in species:
+        clips = find_videos(args.video)
+        per_clip = args.count if args.photo or not args.lfw else -(-args.per_species // len(clips))
+        bar = Progress(len(clips) * per_clip, "rendering tablet_video")
+        done = 0
+        for ci, clip in enumerate(clips):
+            subject = clip.stem
+            for i in range(per_clip):
+                written.append(render_clip(clip, subject, args.out / "tablet_video" / f"{ci:02d}{i:02d}_{subject}",
+                                           args.seed + 50_000 + 100 * ci + i, detect, settings))
+                done += 1
+                bar(done)
+    print(f"wrote {len(written)} sequences under {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from kiosk.pad.eval import run_pad_eval
+
+    return run_pad_eval(args)
+
+
+def _runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", choices=["auto", "short", "full"], default=None,
+                   help="BlazeFace model (default: the configuration's, else auto)")
+    p.add_argument("--runtime", default=os.environ.get("KIOSK_TFLITE_RUNTIME", "auto"),
+                   choices=["auto", "ai_edge_litert", "tflite_runtime"], help="TFLite runtime package")
+    p.add_argument("--threads", type=_positive, default=2, help="interpreter threads")
+
+
+def add_pad_parser(subparsers: Any) -> None:
+    """Register ``pad render`` and ``pad eval`` under the kiosk command line's sub-commands."""
+    pad = subparsers.add_parser("pad", help="presentation-attack self-test (ISO/IEC 30107-3 terms)")
+    psub = pad.add_subparsers(dest="pad_command", required=True)
+
+    r = psub.add_parser("render", help="render attack sequences (prints, bent prints, phone, tablet) from photos")
+    r.add_argument("--photo", type=Path, help="the photo an attacker would use")
+    r.add_argument("--enroll", type=Path, nargs="+", help="other photos of the same person, for enrollment "
+                   "(default: the other photos in --photo's folder)")
+    r.add_argument("--subject", help="subject id (default: --photo's folder name)")
+    r.add_argument("--lfw", type=Path, help="batch mode: an LFW folder (images/<Name>/<Name>_NNNN.jpg)")
+    r.add_argument("--people", type=_positive, default=10, help="batch mode: people with two or more photos")
+    r.add_argument("--per-species", type=_positive, default=50, help="batch mode: sequences per species")
+    r.add_argument("--video", type=Path, help="folder of real clips for tablet_video (searched recursively)")
+    r.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per species)")
+    r.add_argument("--species", type=_species, help=f"comma-separated, from {', '.join(SPECIES)} (default: all "
+                   "static species, and tablet_video when --video is given)")
+    r.add_argument("--count", type=_positive, default=1, help="single mode: sequences per species (and per clip)")
+    r.add_argument("--frames", type=_positive, default=150, help="frames per sequence (15 fps)")
+    r.add_argument("--seed", type=int, default=0)
+    _runtime_args(r)
+    r.set_defaults(handler=cmd_render, detector="auto")
+
+    e = psub.add_parser("eval", help="replay bona fide clips and attack sequences through the real loop")
+    e.add_argument("--bona-fide", type=Path, nargs="+", default=[], help="folders of real video clips (searched "
+                   "recursively) or of sequence folders")
+    e.add_argument("--attacks", type=Path, nargs="+", default=[], help="folders made by `kiosk pad render`")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--plot", type=Path, help="write the flatness scores per species as a PNG")
+    e.add_argument("--max-seconds", type=float, default=12.0, help="stop a presentation after this long (replay time)")
+    e.add_argument("--limit", type=_positive, help="at most this many presentations per species")
+    e.add_argument("--config", type=Path, help="the door's TOML configuration (default: /etc/kiosk/kiosk.toml if present)")
+    e.add_argument("--model", type=Path, help="embedder .tflite (default: the configuration's)")
+    _runtime_args(e)
+    e.set_defaults(handler=cmd_eval)

@@ -1,0 +1,216 @@
+"""``kiosk pad eval``: every presentation through the real loop, rates per PAI species (ISO/IEC 30107-3)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import DatasetError, KioskError
+from kiosk.pad.meta import BONA_FIDE, META, SPECIES
+from kiosk.pad.metrics import percentiles, rate
+from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
+from kiosk.pad.video import find_videos
+from kiosk.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+
+def sequence_folders(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob(META))
+
+
+def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.0,
+            max_seconds: float | None = None) -> list[Presentation]:
+    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``."""
+    out: list[Presentation] = []
+    for root in bona_fide:
+        if not root.exists():
+            raise DatasetError(f"--bona-fide {root} does not exist")
+        found = [from_video(v, fps, max_seconds) for v in find_videos(root)]
+        for folder in sequence_folders(root) if root.is_dir() else []:
+            p = from_folder(folder)
+            if p.attack:
+                raise DatasetError(f"{folder} is a {p.species} attack, listed under --bona-fide; move it to --attacks")
+            found.append(p)
+        if not found:
+            raise DatasetError(f"--bona-fide {root}: no video files and no sequence folders with {META}")
+        out += found
+    for root in attacks:
+        if not root.is_dir():
+            raise DatasetError(f"--attacks {root} is not a folder")
+        folders = sequence_folders(root)
+        if not folders:
+            raise DatasetError(f"--attacks {root}: no sequence folders with {META}; make them with `kiosk pad render`")
+        for folder in folders:
+            p = from_folder(folder)
+            if not p.attack:
+                raise DatasetError(f"{folder} is bona fide, listed under --attacks; move it to --bona-fide")
+            out.append(p)
+    return out
+
+
+def run_all(presenter: Presenter, presentations: list[Presentation],
+            progress: Callable[[int], None] | None = None) -> list[Outcome]:
+    outcomes = []
+    for n, p in enumerate(presentations, start=1):
+        try:
+            outcomes.append(presenter.present(p))
+        except KioskError as exc:
+            logger.warning("%s: not presented: %s", p.name, exc)
+            outcomes.append(Outcome(p.name, p.species, p.subject, p.attack, 0, error=str(exc)))
+        if progress is not None:
+            progress(n)
+    return outcomes
+
+
+def _times(outcomes: list[Outcome]) -> dict[str, Any]:
+    return {"time_to_verdict_s": percentiles([o.time_to_verdict_s for o in outcomes if o.time_to_verdict_s is not None]),
+            "time_to_grant_s": percentiles([o.time_to_grant_s for o in outcomes if o.time_to_grant_s is not None])}
+
+
+def passive_verdict(o: Outcome) -> bool:
+    """A verdict reached without a challenge."""
+    return o.verdict != "none" and not o.challenged
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Per species: APCER (liveness said live), IAPAR (the door opened), APNRR (no verdict without a challenge),
+    attacks denied as presentation attacks; for bona fide: BPCER (a flat verdict without a challenge), BPNRR
+    (no verdict without a challenge: a recording cannot answer a prompt), grants and time to grant."""
+    done = [o for o in outcomes if o.error is None]
+    species: dict[str, Any] = {}
+    for sp in [s for s in SPECIES if any(o.species == s for o in done)] + sorted(
+            {o.species for o in done if o.attack and o.species not in SPECIES}):
+        group = [o for o in done if o.species == sp]
+        species[sp] = {
+            "n": len(group), "subjects": len({o.subject for o in group}),
+            "apcer": rate([o.verdict == "live" for o in group]).as_dict(),
+            "iapar": rate([o.door_opened for o in group]).as_dict(),
+            "apnrr": rate([not passive_verdict(o) for o in group]).as_dict(),
+            "denied_presentation_attack": rate([o.denied_attack for o in group]).as_dict(),
+            "no_verdict_at_all": rate([o.verdict == "none" for o in group]).as_dict(),
+            **_times(group),
+        }
+    bona = [o for o in done if not o.attack]
+    bona_fide: dict[str, Any] = {}
+    if bona:
+        bona_fide = {
+            "n": len(bona), "subjects": len({o.subject for o in bona}),
+            "bpcer": rate([o.verdict == "flat" and not o.challenged for o in bona]).as_dict(),
+            "bpnrr": rate([not passive_verdict(o) for o in bona]).as_dict(),
+            "granted": rate([o.granted for o in bona]).as_dict(),
+            "denied_presentation_attack": rate([o.denied_attack for o in bona]).as_dict(),
+            **_times(bona),
+            "per_clip": [{"name": o.name, "verdict": o.verdict, "challenged": o.challenged,
+                          "non_response": not passive_verdict(o), "time_to_verdict_s": o.time_to_verdict_s,
+                          "granted": o.granted, "time_to_grant_s": o.time_to_grant_s, "usable_frames": o.usable_frames,
+                          "reason": o.verdict_reason} for o in bona],
+        }
+    return {"species": species, "bona_fide": bona_fide,
+            "errors": [{"name": o.name, "error": o.error} for o in outcomes if o.error is not None]}
+
+
+def _rate_text(d: dict[str, Any]) -> str:
+    if not d["n"]:
+        return "n/a"
+    lo, hi = d["ci95"]
+    return f"{100 * d['rate']:5.1f} % [{100 * lo:4.1f}, {100 * hi:5.1f}]"
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The summary as text: one row per species, then bona fide, then the per-clip non-responses."""
+    head = f"{'species':<14} {'n':>4} {'people':>6}  {'APCER (95 % CI)':<24} {'door opened (IAPAR)':<24} " \
+           f"{'no passive verdict':<24} {'verdict s (med/p90)':<18}"
+    lines = [head, "-" * len(head)]
+    for sp, r in summary["species"].items():
+        tv = r["time_to_verdict_s"]
+        lines.append(f"{sp:<14} {r['n']:>4} {r['subjects']:>6}  {_rate_text(r['apcer']):<24} "
+                     f"{_rate_text(r['iapar']):<24} {_rate_text(r['apnrr']):<24} "
+                     f"{tv['median'] if tv['n'] else '-'}/{tv['p90'] if tv['n'] else '-'}")
+    b = summary["bona_fide"]
+    if b:
+        tv, tg = b["time_to_verdict_s"], b["time_to_grant_s"]
+        lines += ["", f"bona fide: {b['n']} presentations of {b['subjects']} subjects",
+                  f"  BPCER (flat without a challenge)   {_rate_text(b['bpcer'])}",
+                  f"  BPNRR (no verdict without a challenge) {_rate_text(b['bpnrr'])}",
+                  f"  granted                            {_rate_text(b['granted'])}",
+                  f"  time to verdict  median {tv['median']} s, p90 {tv['p90']} s (n={tv['n']})",
+                  f"  first usable frame to grant  median {tg['median']} s, p90 {tg['p90']} s (n={tg['n']})",
+                  "", f"  {'clip':<60} {'verdict':<8} {'challenged':<10} {'non-response':<12} {'grant s':>7}"]
+        for c in b["per_clip"]:
+            name = c["name"] if len(c["name"]) <= 60 else "..." + c["name"][-57:]
+            lines.append(f"  {name:<60} {c['verdict']:<8} {c['challenged']!s:<10} {c['non_response']!s:<12} "
+                         f"{c['time_to_grant_s'] if c['time_to_grant_s'] is not None else '-':>7}")
+    if summary["errors"]:
+        lines += ["", f"{len(summary['errors'])} presentations could not be run:"]
+        lines += [f"  {e['name']}: {e['error']}" for e in summary["errors"]]
+    return "\n".join(lines)
+
+
+def present_config(settings: Any, max_seconds: float) -> PresentConfig:
+    """The door's decision, quality and liveness configuration (defaults when no file is given)."""
+    from kiosk.liveness.settings import LivenessSettings
+    from kiosk.service import decision_config
+    from kiosk.vision.quality import QualityConfig
+
+    liveness = getattr(settings, "liveness", None) or LivenessSettings()
+    on = liveness.mode != "off"
+    q = settings.quality
+    return PresentConfig(decision_config(settings, liveness=on),
+                         QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
+                         liveness if on else None, max_seconds, settings.door.unlock_s)
+
+
+def run_pad_eval(args: argparse.Namespace) -> int:
+    from kiosk.config import load_settings
+    from kiosk.vision.pipeline import build_pipeline
+
+    if not args.bona_fide and not args.attacks:
+        raise DatasetError("nothing to evaluate: give --bona-fide DIR and/or --attacks DIR")
+    settings = load_settings(args.config)
+    config = present_config(settings, args.max_seconds)
+    presentations = collect(args.bona_fide or [], args.attacks or [], max_seconds=args.max_seconds)
+    if args.limit:
+        presentations = limit_per_group(presentations, args.limit)
+    v = settings.vision
+    pipeline, card = build_pipeline(args.model or v.model, detector=args.detector or v.detector, runtime=args.runtime,
+                                    threads=args.threads)
+    landmarker = None
+    if config.liveness is not None:
+        from kiosk.liveness.landmarks import build_landmarker
+
+        landmarker = build_landmarker(runtime=args.runtime, threads=args.threads)
+    threshold = card.threshold if v.threshold is None else v.threshold
+    outcomes = run_all(Presenter(pipeline, threshold, config, landmarker), presentations,
+                       Progress(len(presentations), "presenting"))
+    summary = summarise(outcomes)
+    report = {"summary": summary, "max_seconds": args.max_seconds,
+              "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
+              "presentations": [o.as_dict() for o in outcomes]}
+    if args.plot:
+        from kiosk.pad.plot import plot_flatness
+
+        plot_flatness(outcomes, config.liveness, args.plot)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(table(summary) + (f"\nwrote {args.plot}" if args.plot else ""))
+    return 0
+
+
+def limit_per_group(presentations: list[Presentation], n: int) -> list[Presentation]:
+    """The first ``n`` presentations of each species (and of bona fide)."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in presentations:
+        seen[p.species] = seen.get(p.species, 0) + 1
+        if seen[p.species] <= n:
+            out.append(p)
+    return out
+
+
+__all__ = ["BONA_FIDE", "collect", "run_all", "run_pad_eval", "summarise", "table"]

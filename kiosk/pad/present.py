@@ -1,0 +1,246 @@
+"""Replay one presentation through the real loop and say what happened.
+
+The loop is built as ``kiosk demo`` and ``kiosk run`` build it: ``Capture``
+over a ``ReplaySource`` in lockstep with a ``SimClock`` (so results do not
+depend on the machine's speed), the relay on gpiozero's ``MockFactory``, the
+decision engine and liveness cues from the configuration, and a gallery that
+holds the subject enrolled from *different* material (other photos, or another
+part of the clip).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kiosk.camera.capture import Capture
+from kiosk.camera.replay import ReplaySource, SimClock
+from kiosk.datasets import IMAGE_SUFFIXES
+from kiosk.decision import DecisionConfig, DecisionEngine
+from kiosk.door import DoorTiming, build_door
+from kiosk.errors import DatasetError, KioskError
+from kiosk.events import EventSink
+from kiosk.imageio import read_rgb
+from kiosk.loop import FrameResult, KioskLoop
+from kiosk.match import Gallery
+from kiosk.pad.meta import BONA_FIDE, read_meta
+from kiosk.pad.observe import FLAT, LIVE, PENDING, LivenessView, liveness_of
+from kiosk.pad.video import duration_s, iter_clip, read_clip
+from kiosk.vision.pipeline import FacePipeline
+from kiosk.vision.quality import QualityConfig
+
+logger = logging.getLogger(__name__)
+
+RGB = npt.NDArray[np.uint8]
+RELAY_PIN = 17
+ENROLL_SPLIT = 0.8  # bona fide video: present [0, 0.8) of the clip, enroll from [0.8, 1.0]
+ENROLL_N = 3
+
+
+@dataclass(frozen=True)
+class Presentation:
+    name: str
+    species: str  # a PAI species, or "bona_fide"
+    subject: str
+    frames: list[Path] | list[RGB]
+    enroll: Callable[[], list[RGB]]  # images of the subject for the gallery, never the presented ones
+    fps: float = 15.0
+    loop: bool = False  # replay on a loop until the time limit (rendered attacks)
+
+    @property
+    def attack(self) -> bool:
+        return self.species != BONA_FIDE
+
+
+def from_folder(folder: Path) -> Presentation:
+    """A sequence folder written by ``kiosk pad render`` (or laid out like one)."""
+    meta = read_meta(folder)
+    frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not frames:
+        raise DatasetError(f"{folder}: no frames")
+
+    def enroll() -> list[RGB]:
+        if meta.enroll_photos:
+            return [read_rgb(p) for p in meta.enroll_photos]
+        assert meta.enroll_clip is not None
+        c = meta.enroll_clip
+        return _spread(read_clip(Path(c.path), c.start_s, c.end_s, 5.0), 2 * ENROLL_N)
+
+    return Presentation(str(folder), meta.species, meta.subject, frames, enroll, meta.fps, loop=meta.attack)
+
+
+def from_video(path: Path, fps: float = 15.0, max_seconds: float | None = None) -> Presentation:
+    """A real clip of a real person (bona fide): its first 80 % presented, its last 20 % enrolled."""
+    end = duration_s(path)
+    split = end * ENROLL_SPLIT
+    stop = split if max_seconds is None else min(split, max_seconds)
+    frames = list(iter_clip(path, 0.0, stop, fps))
+    if not frames:
+        raise DatasetError(f"{path}: no frames to present")
+    return Presentation(str(path), BONA_FIDE, path.stem, frames,
+                        lambda: _spread(read_clip(path, split, end, 5.0), 2 * ENROLL_N), fps)
+
+
+def _spread(frames: list[RGB], n: int) -> list[RGB]:
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
+    return [frames[int(i)] for i in idx]
+
+
+@dataclass(frozen=True)
+class PresentConfig:
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    liveness: Any = None  # kiosk.liveness settings; None: liveness off
+    max_seconds: float = 12.0
+    unlock_s: float = 5.0
+
+
+@dataclass
+class Outcome:
+    """What one presentation did. Times are seconds on the replay's clock."""
+
+    name: str
+    species: str
+    subject: str
+    attack: bool
+    enrolled_from: int  # embeddings in the gallery
+    frames: int = 0
+    usable_frames: int = 0  # a face that passed the quality gates
+    first_usable_s: float | None = None
+    verdict: str = "none"  # live | flat | none: the first final liveness verdict
+    verdict_reason: str | None = None
+    verdict_s: float | None = None
+    challenged: bool = False  # a head turn was prompted before the verdict
+    granted: bool = False  # a grant decision
+    granted_s: float | None = None
+    door_opened: bool = False  # the relay pin went to its unlocked level
+    denied_attack: bool = False  # a presentation_attack denial
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    values: dict[str, float] = field(default_factory=dict)  # cue values at the verdict (or the last seen)
+    error: str | None = None
+
+    @property
+    def time_to_verdict_s(self) -> float | None:
+        if self.verdict_s is None or self.first_usable_s is None:
+            return None
+        return round(self.verdict_s - self.first_usable_s, 3)
+
+    @property
+    def time_to_grant_s(self) -> float | None:
+        if self.granted_s is None or self.first_usable_s is None:
+            return None
+        return round(self.granted_s - self.first_usable_s, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "time_to_verdict_s": self.time_to_verdict_s, "time_to_grant_s": self.time_to_grant_s}
+
+
+class _Watcher:
+    """The loop's ``on_result``: records what the self-test needs and stops the replay once it is decided."""
+
+    def __init__(self, outcome: Outcome, stop: threading.Event, max_seconds: float) -> None:
+        self.o = outcome
+        self.stop = stop
+        self.max_seconds = max_seconds
+
+    def __call__(self, r: FrameResult) -> None:
+        o, t = self.o, r.frame.t
+        o.frames += 1
+        if any(g is None for g in r.gates):
+            o.usable_frames += 1
+            if o.first_usable_s is None:
+                o.first_usable_s = t
+        view = liveness_of(r)
+        if view is not None:
+            self._liveness(view, t)
+        d = r.decision
+        if d is not None:
+            o.decisions.append({"t": round(t, 3), "granted": d.granted, "person": d.person, "reason": d.reason,
+                                "score": round(float(d.score), 4)})
+            if d.granted and not o.granted:
+                o.granted, o.granted_s = True, t
+            if d.reason == "presentation_attack":
+                o.denied_attack = True
+        if o.granted or o.denied_attack or t >= self.max_seconds:
+            self.stop.set()
+
+    def _liveness(self, v: LivenessView, t: float) -> None:
+        o = self.o
+        if o.verdict != "none":
+            return
+        if v.values:
+            o.values = dict(v.values)
+        if v.challenge:
+            o.challenged = True
+        if v.verdict in (LIVE, FLAT):
+            o.verdict, o.verdict_reason, o.verdict_s = v.verdict, v.reason, t
+        elif v.verdict != PENDING:
+            logger.warning("unknown liveness verdict %r", v.verdict)
+
+
+def build_liveness(settings: Any, clock: Callable[[], float], landmarker: Any) -> Any:
+    """The loop's ``liveness`` pair (landmarker, judge) for these settings; None when liveness is off."""
+    if settings is None or getattr(settings, "mode", "off") == "off" or landmarker is None:
+        return None
+    from kiosk.liveness import build_judge  # type: ignore[attr-defined]
+
+    return landmarker, build_judge(settings, clock)
+
+
+class Presenter:
+    """Replays presentations, one at a time, through a fresh loop, door and gallery each."""
+
+    def __init__(self, pipeline: FacePipeline, threshold: float, config: PresentConfig = PresentConfig(),
+                 landmarker: Any = None) -> None:
+        self.pipeline = pipeline
+        self.threshold = threshold
+        self.config = config
+        self.landmarker = landmarker
+
+    def gallery(self, p: Presentation) -> Gallery:
+        embs = []
+        for img in p.enroll():
+            try:
+                embs.append(self.pipeline.largest(img, f"enrollment image of {p.subject}")[1])
+            except KioskError:
+                continue
+            if len(embs) == ENROLL_N:
+                break
+        if not embs:
+            raise DatasetError(f"{p.name}: no face in the enrollment material of {p.subject}")
+        return Gallery(np.stack(embs), [p.subject] * len(embs))
+
+    def present(self, p: Presentation) -> Outcome:
+        from gpiozero.pins.mock import MockFactory
+
+        gallery = self.gallery(p)
+        outcome = Outcome(p.name, p.species, p.subject, p.attack, len(gallery.labels))
+        clock = SimClock()
+        factory = MockFactory()
+        events = EventSink(None, device="pad", wall_clock=clock)
+        door = build_door(RELAY_PIN, active_high=True, timing=DoorTiming(unlock_s=self.config.unlock_s), clock=clock,
+                          emit=events, pin_factory=factory)
+        engine = DecisionEngine(self.config.decision, clock)
+        source = ReplaySource(p.frames, fps=p.fps, clock=clock, loop=p.loop)
+        capture = Capture(source, events, lockstep=True)
+        stop = threading.Event()
+        loop = KioskLoop(capture, self.pipeline, lambda: gallery, self.threshold, engine, door, events,
+                         self.config.quality, on_result=_Watcher(outcome, stop, self.config.max_seconds),
+                         liveness=build_liveness(self.config.liveness, clock, self.landmarker))
+        capture.start()
+        try:
+            loop.run(stop, until_end=True)
+        finally:
+            capture.stop()
+            door.close()
+            events.close()
+        outcome.door_opened = any(bool(s.state) for s in factory.pin(RELAY_PIN).states)
+        factory.reset()
+        return outcome

@@ -1,0 +1,261 @@
+"""Rendering attack sequences: projection geometry, degradations, meta.json, and the folders replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kiosk.camera.replay import ReplaySource
+from kiosk.errors import ConfigError, DatasetError
+from kiosk.pad.cli import add_pad_parser
+from kiosk.pad.degradations import glare
+from kiosk.pad.meta import ClipRange, SequenceMeta, read_meta, write_meta
+from kiosk.pad.render import RenderSettings, lfw_people, render_clip, render_photo
+from kiosk.pad.species import PHONE, pixel_grid, plan
+from kiosk.pad.surfaces import Camera, Pose, Surface, _bent_maps, homography, project, render
+from kiosk.vision.boxes import Face
+
+CAM = Camera()
+
+
+def _flat_homography_residual(a: np.ndarray, b: np.ndarray) -> float:
+    h, _ = cv2.findHomography(a, b, 0)
+    q = cv2.perspectiveTransform(a.reshape(-1, 1, 2), h).reshape(-1, 2)
+    return float(np.sqrt(np.mean(np.sum((q - b) ** 2, axis=1))))
+
+
+def test_flat_artefact_projects_through_one_homography() -> None:
+    s = Surface(300, 400, 0.2)
+    pose = Pose(0.4, -0.2, 0.1, 0.02, -0.01, 0.45)
+    uv = np.random.default_rng(0).uniform(0, 300, (40, 2))
+    direct = project(CAM, pose, s, uv)
+    via_h = cv2.perspectiveTransform(uv.reshape(-1, 1, 2), homography(CAM, pose, s)).reshape(-1, 2)
+    assert np.allclose(direct, via_h, atol=1e-6)
+
+
+def test_two_views_of_a_flat_print_share_a_homography_but_a_bent_one_does_not() -> None:
+    uv = np.random.default_rng(1).uniform(20, 280, (30, 2))
+    a, b = Pose(-0.5, 0.1, 0.0, 0.0, 0.0, 0.4), Pose(0.5, -0.2, 0.05, 0.01, 0.0, 0.4)
+    flat = Surface(300, 300, 0.2)
+    bent = Surface(300, 300, 0.2, bend_m=0.12)
+    assert _flat_homography_residual(project(CAM, a, flat, uv), project(CAM, b, flat, uv)) < 1e-3
+    assert _flat_homography_residual(project(CAM, a, bent, uv), project(CAM, b, bent, uv)) > 1.0
+
+
+def test_a_very_gently_bent_print_lands_where_a_flat_one_does() -> None:
+    uv = np.array([[10.0, 10.0], [150.0, 150.0], [290.0, 40.0]])
+    pose = Pose(0.3, 0.1, 0.0, 0.0, 0.0, 0.5)
+    assert np.allclose(project(CAM, pose, Surface(300, 300, 0.2, 1e4), uv), project(CAM, pose, Surface(300, 300, 0.2), uv),
+                       atol=0.05)
+
+
+@pytest.mark.parametrize("bend", [0.15, -0.15])
+def test_ray_casting_a_bent_print_inverts_its_projection(bend: float) -> None:
+    s = Surface(300, 300, 0.2, bend)
+    pose = Pose(0.35, -0.15, 0.05, 0.01, 0.0, 0.45)
+    uv = np.array([[150.0, 150.0], [60.0, 200.0], [240.0, 90.0]])
+    xy = project(CAM, pose, s, uv)
+    mu, mv = _bent_maps(CAM, pose, s, (0, 0, CAM.width, CAM.height))
+    for (u, v), (x, y) in zip(uv, xy):
+        # the pixel nearest the projected point maps back to within a texture pixel or two
+        got = np.array([mu[int(round(y)), int(round(x))], mv[int(round(y)), int(round(x))]])
+        assert np.linalg.norm(got - (u, v)) < 2.5
+
+
+@pytest.mark.parametrize("bend", [None, 0.15])
+def test_rendered_artefact_covers_its_outline_and_nothing_else(bend: float | None) -> None:
+    bg = np.zeros((CAM.height, CAM.width, 3), np.uint8)
+    tex = np.full((200, 200, 3), (200, 100, 50), np.uint8)
+    s = Surface(200, 200, 0.2, bend)
+    pose = Pose(0.2, 0.1, 0.0, 0.0, 0.0, 0.5)
+    out, cover = render(bg, tex, CAM, pose, s)
+    cx, cy = project(CAM, pose, s, [[100.0, 100.0]])[0]
+    assert tuple(out[int(cy), int(cx)]) == (200, 100, 50)
+    assert cover[int(cy), int(cx)] == pytest.approx(1.0)
+    assert cover[5, 5] == 0.0 and tuple(out[5, 5]) == (0, 0, 0)
+    side = 0.2 * CAM.focal / 0.5
+    assert 0.6 * side * side < cover.sum() < 1.2 * side * side
+
+
+def test_glare_stays_on_the_artefact() -> None:
+    cover = np.zeros((48, 64), np.float32)
+    cover[10:30, 10:30] = 1.0
+    g = glare(cover, (20.0, 20.0), 8.0, 80.0)
+    assert g[20, 20] >= 79 and g[40, 50] == 0 and g[:, 35:].max() == 0
+
+
+def test_screen_pixel_grid_has_subpixel_stripes() -> None:
+    grid = pixel_grid(np.full((4, 4, 3), 100, np.uint8))
+    assert grid.shape == (12, 12, 3)
+    assert grid[0, 0, 0] > grid[0, 0, 1] and grid[0, 1, 1] > grid[0, 1, 0]  # R column then G column
+    assert grid[2, 0, 0] < grid[0, 0, 0]  # a darker gap row
+
+
+def test_plans_stay_within_the_species_ranges() -> None:
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        turned = plan("print_turned", (300, 300), 120.0, rng)
+        assert 20 <= np.degrees(turned.motion.yaw_amp) <= 35 and np.degrees(turned.motion.pitch_amp) <= 35
+        bent = plan("print_bent", (300, 300), 120.0, rng)
+        assert bent.surface.bend_m is not None and abs(bent.surface.bend_m) <= 1.2 * bent.surface.width_m
+        phone = plan("phone_photo", (900, 500), 300.0, rng)
+        assert phone.surface.width_m == PHONE.width_m and phone.glare_strength >= 30
+        still = plan("print_still", (300, 300), 120.0, rng)
+        assert still.motion.yaw_amp == 0 and still.surface.bend_m is None
+        poses = [still.motion.at(t / 15) for t in range(150)]
+        assert max(abs(p.yaw - poses[0].yaw) for p in poses) < np.radians(3)  # held still: tremor only
+    with pytest.raises(ValueError, match="unknown species"):
+        plan("mask", (10, 10), 5.0, np.random.default_rng(0))
+
+
+def _meta(**kw: object) -> SequenceMeta:
+    base: dict[str, object] = {"species": "print_bent", "subject": "A_B", "source": "/data/A_B_0001.jpg", "seed": 3,
+                               "fps": 15.0, "frames": 10, "enroll_photos": ["/data/A_B_0002.jpg"],
+                               "params": {"bend_m": 0.2}}
+    base.update(kw)
+    return SequenceMeta(**base)  # type: ignore[arg-type]
+
+
+def test_meta_round_trips(tmp_path: Path) -> None:
+    m = _meta(enroll_photos=[], enroll_clip=ClipRange("/v/c.mp4", 4.0, 5.0), source_clip=ClipRange("/v/c.mp4", 0.0, 4.0),
+              species="tablet_video")
+    write_meta(tmp_path, m)
+    assert read_meta(tmp_path) == m
+    write_meta(tmp_path, _meta())
+    assert read_meta(tmp_path) == _meta() and read_meta(tmp_path).attack
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"species": "mask"}, "species 'mask' is not one of"),
+    ({"colour": "red"}, "unknown keys \\['colour'\\]"),
+    ({"enroll_photos": []}, "cannot be enrolled"),
+    ({"version": 9}, "re-render"),
+])
+def test_meta_rejects_bad_files_naming_the_problem(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    data = json.loads(_meta().to_json())
+    data.update(change)
+    (tmp_path / "meta.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=message):
+        read_meta(tmp_path)
+
+
+def test_meta_missing_or_broken_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="kiosk pad render"):
+        read_meta(tmp_path)
+    (tmp_path / "meta.json").write_text("{")
+    with pytest.raises(DatasetError, match="not readable JSON"):
+        read_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({"species": "print_still"}))
+    with pytest.raises(DatasetError, match="missing keys"):
+        read_meta(tmp_path)
+
+
+def _face_photo(path: Path, size: int = 240) -> Path:
+    img = np.full((size, size, 3), 90, np.uint8)
+    cv2.circle(img, (size // 2, size // 2), size // 5, (180, 150, 130), -1)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def _fake_detect(rgb: np.ndarray) -> list[Face]:
+    """A face box in the middle of whatever it is shown, a fifth of the image wide."""
+    h, w = rgb.shape[:2]
+    s = min(h, w) / 5
+    kp = np.array([[w / 2 - s / 4, h / 2 - s / 6], [w / 2 + s / 4, h / 2 - s / 6], [w / 2, h / 2], [w / 2, h / 2 + s / 4],
+                   [w / 2 - s / 2, h / 2], [w / 2 + s / 2, h / 2]])
+    return [Face((w / 2 - s / 2, h / 2 - s / 2, w / 2 + s / 2, h / 2 + s / 2), 0.9, kp)]
+
+
+@pytest.mark.parametrize("species", ["print_still", "print_turned", "print_bent", "phone_photo"])
+def test_rendered_photo_sequence_replays_and_is_reproducible(tmp_path: Path, species: str) -> None:
+    photo = _face_photo(tmp_path / "a.jpg")
+    other = _face_photo(tmp_path / "b.jpg")
+    settings = RenderSettings(frames=4)
+    one = render_photo(species, photo, [other], "A", tmp_path / "one", 5, _fake_detect, settings)
+    two = render_photo(species, photo, [other], "A", tmp_path / "two", 5, _fake_detect, settings)
+    names = sorted(p.name for p in one.glob("*.jpg"))
+    assert names == [f"frame_{i:05d}.jpg" for i in range(4)]
+    assert all((one / n).read_bytes() == (two / n).read_bytes() for n in names)
+    meta = read_meta(one)
+    assert (meta.species, meta.subject, meta.source, meta.enroll_photos, meta.frames) == \
+        (species, "A", str(photo), [str(other)], 4)
+    src = ReplaySource(one, fps=15.0)
+    src.open()
+    frames = [src.read() for _ in range(5)]
+    assert [f is not None and f.rgb.shape == (480, 640, 3) for f in frames] == [True] * 4 + [False]
+
+
+def test_render_refuses_a_video_species_for_a_photo(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a photo species"):
+        render_photo("tablet_video", tmp_path / "a.jpg", [], "A", tmp_path, 0, _fake_detect)
+
+
+def _clip(path: Path, seconds: float, fps: float = 25.0) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (160, 120))
+    for k in range(int(seconds * fps)):
+        img = np.full((120, 160, 3), 60, np.uint8)
+        cv2.circle(img, (80 + k % 5, 60), 25, (150, 160, 170), -1)
+        w.write(img)
+    w.release()
+    return path
+
+
+def test_tablet_sequence_records_the_clip_split(tmp_path: Path) -> None:
+    clip = _clip(tmp_path / "c.mp4", 2.0)
+    out = render_clip(clip, "c", tmp_path / "seq", 1, _fake_detect, RenderSettings(frames=5))
+    meta = read_meta(out)
+    assert meta.species == "tablet_video" and meta.enroll_photos == []
+    assert meta.source_clip == ClipRange(str(clip), 0.0, pytest.approx(1.6))  # type: ignore[arg-type]
+    assert meta.enroll_clip is not None and meta.enroll_clip.start_s == pytest.approx(1.6)
+    assert meta.enroll_clip.end_s == pytest.approx(2.0)
+    assert len(list(out.glob("frame_*.jpg"))) == 5
+
+
+def test_lfw_batch_takes_only_people_with_two_photos(tmp_path: Path) -> None:
+    for name, n in [("Ann_A", 3), ("Bob_B", 1), ("Cy_C", 2), ("Di_D", 2)]:
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(n):
+            _face_photo(tmp_path / "images" / name / f"{name}_{i + 1:04d}.jpg", 40)
+    people = lfw_people(tmp_path, 3, np.random.default_rng(0))
+    assert sorted(n for n, _ in people) == ["Ann_A", "Cy_C", "Di_D"]
+    with pytest.raises(DatasetError, match="3 people with two or more photos; 4 needed"):
+        lfw_people(tmp_path, 4, np.random.default_rng(0))
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kiosk")
+    add_pad_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["pad", *argv])
+
+
+def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="need --photo P or --lfw DIR"):
+        args = _parse("render", "--out", str(tmp_path))
+        args.handler(args)
+    with pytest.raises(ConfigError, match="tablet_video needs --video"):
+        args = _parse("render", "--out", str(tmp_path), "--species", "tablet_video")
+        args.handler(args)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    photo = _face_photo(alone / "x.jpg")
+    with pytest.raises(ConfigError, match="give --enroll"):
+        args = _parse("render", "--photo", str(photo), "--out", str(tmp_path / "o"))
+        args.handler(args)
+    with pytest.raises(DatasetError, match="no video files"):
+        args = _parse("render", "--video", str(alone), "--species", "tablet_video", "--out", str(tmp_path / "o"))
+        args.handler(args)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["render", "--out", "x", "--species", "mask"], ["render", "--out", "x", "--count", "0"],
+                                  ["render", "--photo", "p.jpg"], ["eval", "--max-seconds", "soon"]])
+def test_bad_arguments_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _parse(*argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
