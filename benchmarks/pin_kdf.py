@@ -11,7 +11,8 @@ SHA-256 of the PIN is timed alongside as the baseline the KDF replaces.
 These figures are for the machine the script runs on. Figures for a
 Raspberry Pi are a projection until this script is run there::
 
-    cd /opt/kiosk/src && sudo -u kiosk /opt/kiosk/venv/bin/python -m benchmarks.pin_kdf --calibrate 500
+    cd ~/face-kiosk    # the checkout systemd/install.sh was run from
+    /opt/kiosk/venv/bin/python -m benchmarks.pin_kdf --calibrate 500 --json pin_kdf_pi.json
 
 (``--calibrate MS`` also finds the most Argon2id passes over 64 MiB that fit
 in MS milliseconds on that machine, and prints them as a ``[second_factor.kdf]``
