@@ -182,8 +182,8 @@ class Store:
     # schema
     def _migrate(self) -> None:
         with self._lock:
-            self._db.executescript(SCHEMA)
             have = {r[1] for r in self._db.execute("PRAGMA table_info(people)")}
+            self._db.executescript(SCHEMA)
             for column, kind in NEW_COLUMNS.items():
                 if column not in have:
                     self._db.execute(f"ALTER TABLE people ADD COLUMN {column} {kind}")
@@ -359,7 +359,11 @@ class Store:
         checkpointed and truncated. Retried with back-off while a reader holds it; a failure is reported."""
         delay = 0.05
         for attempt in range(self._checkpoint_attempts):
-            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            self._db.execute("PRAGMA busy_timeout = 100")  # back off here, not inside SQLite's busy handler
+            try:
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                self._db.execute("PRAGMA busy_timeout = 5000")
             if busy == 0:
                 self._pending_erasure.clear()
                 return True
@@ -424,8 +428,8 @@ class Store:
         from kiosk.mqtt.protocol import ProtocolError, parse
 
         assert self._gallery is not None
-        row = self._db.execute("SELECT revision, deleted, signed_nonce, signed_ct, key_id FROM people WHERE id = ?",
-                               (pid,)).fetchone()
+        row = self._db.execute("SELECT revision, deleted, signed_nonce, signed_ct, key_id, name, enabled, valid_from, "
+                               "valid_until, model_fp, n_embeddings FROM people WHERE id = ?", (pid,)).fetchone()
         self._gallery.remove(pid)
         self._validity.pop(pid, None)
         if row is None:
@@ -454,6 +458,10 @@ class Store:
             return
         if not isinstance(record, Enrollment) or record.revision != revision:
             self._quarantine(pid, revision, "revision_mismatch")
+            return
+        if tuple(row[4:]) != (record.key_id, record.name, int(record.enabled), record.valid_from, record.valid_until,
+                              record.model_fingerprint, len(record.embeddings)):
+            self._quarantine(pid, revision, "edited")  # the clear columns disagree with what was signed
             return
         if record.model_fingerprint != self.model_fingerprint:
             self._rows[pid] = _Row(revision, "inactive", "model_mismatch", record.key_id)

@@ -50,7 +50,7 @@ class SnapshotMsg(Strict):
     site: str = Field(pattern=SITE)
     issued_at_ms: int = Field(ge=1, le=MAX_MS)
     expires_at_ms: int = Field(ge=1, le=MAX_MS)
-    people: dict[str, tuple[int, bool]]
+    people: dict[str, list[int | bool]]
     keys: list[str] = Field(max_length=64)
     key_id: str = Field(pattern=KEY_ID)
     signature: str = Field(max_length=200)
@@ -109,8 +109,10 @@ def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str,
     if msg.expires_at_ms <= msg.issued_at_ms:
         raise ProtocolError("schema", "snapshot expires before it is issued")
     check_not_ahead(msg.issued_at_ms, now_ms, "snapshot")
-    for person, (revision, _deleted) in msg.people.items():
-        if not PERSON.fullmatch(person) or not 1 <= revision <= MAX_MS:
-            raise ProtocolError("schema", f"snapshot entry {person[:64]!r}: bad person id or revision")
-    return Snapshot(msg.issued_at_ms, msg.expires_at_ms, dict(msg.people), frozenset(msg.keys), msg.key_id,
-                    bytes(payload))
+    people: dict[str, tuple[int, bool]] = {}
+    for person, entry in msg.people.items():
+        if not (PERSON.fullmatch(person) and len(entry) == 2 and type(entry[0]) is int and type(entry[1]) is bool
+                and 1 <= entry[0] <= MAX_MS):
+            raise ProtocolError("schema", f"snapshot entry {person[:64]!r}: expected [revision, deleted]")
+        people[person] = (entry[0], entry[1])
+    return Snapshot(msg.issued_at_ms, msg.expires_at_ms, people, frozenset(msg.keys), msg.key_id, bytes(payload))
