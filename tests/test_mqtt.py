@@ -16,10 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.events import EventSink
 from kiosk.mqtt.client import KioskMqtt, make_client
+from kiosk.mqtt.core import StaticTrust
 from kiosk.mqtt.protocol import Signer
 from kiosk.mqtt.topics import Topics
 from kiosk.outbox import Outbox
-from kiosk.store import Enrollment, Store, Tombstone
+from kiosk.records import Enrollment, Tombstone
+from kiosk.store import Store
 from kiosk.vision.quant import l2_normalize
 from tests.broker import Mosquitto, make_tls
 
@@ -27,6 +29,7 @@ FP = "d" * 64
 SITE = "hq"
 ADMIN = Signer(Ed25519PrivateKey.generate())
 KEYS = {ADMIN.key_id: ADMIN.private.public_key()}
+TRUST = StaticTrust(KEYS, site=SITE)
 TIMEOUT = 15.0
 
 
@@ -93,12 +96,12 @@ class Kiosk:
         self.start()
 
     def start(self) -> None:
-        self.store = Store(self.tmp / f"{self.device}.db", self.key, FP)
+        self.store = Store(self.tmp / f"{self.device}.db", self.key, FP, verifier=TRUST)
         self.events = EventSink(self.tmp / f"{self.device}.audit.jsonl", device=self.device)
         self.outbox = Outbox(self.tmp / f"{self.device}.outbox.db", max_rows=1000)
         client = make_client(f"kiosk-{self.device}", **self.client_kw)
         self.topics = Topics("kiosk", SITE, self.device)
-        self.mqtt = KioskMqtt(client, "127.0.0.1", self.port, self.topics, self.store, self.events, self.outbox, KEYS)
+        self.mqtt = KioskMqtt(client, "127.0.0.1", self.port, self.topics, self.store, self.events, self.outbox, TRUST)
         self.mqtt.on_applied = self.applied.release
         self.events.publishers.append(self.mqtt.publish_event)
         self.mqtt.start()
@@ -123,13 +126,13 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 def enroll_msg(pid: str, rev: int, fp: str = FP) -> bytes:
-    return ADMIN.enrollment(SITE, Enrollment(pid, pid.title(), rev, fp, emb(rev)), 1.0)
+    return ADMIN.enrollment(SITE, Enrollment(pid, pid.title(), rev, fp, emb(rev)))
 
 
 def test_a_new_kiosk_converges_from_retained_messages_alone(broker: Mosquitto, tmp_path: Path) -> None:
     for i, pid in enumerate(("ann", "bob", "cid")):
         publish(broker.port, f"kiosk/{SITE}/enrollments/{pid}", enroll_msg(pid, 10 + i))
-    publish(broker.port, f"kiosk/{SITE}/enrollments/bob", ADMIN.tombstone(SITE, Tombstone("bob", 20), 2.0))
+    publish(broker.port, f"kiosk/{SITE}/enrollments/bob", ADMIN.tombstone(SITE, Tombstone("bob", 20)))
     acks = Collector(broker.port, f"kiosk/{SITE}/+/acks/+")
     kiosk = Kiosk(tmp_path, broker.port)
     try:
@@ -149,7 +152,7 @@ def test_delete_while_offline_is_applied_on_return(broker: Mosquitto, tmp_path: 
     kiosk = Kiosk(tmp_path, broker.port)
     kiosk.wait_applied(1)
     kiosk.stop()
-    publish(broker.port, f"kiosk/{SITE}/enrollments/ann", ADMIN.tombstone(SITE, Tombstone("ann", 2), 2.0))
+    publish(broker.port, f"kiosk/{SITE}/enrollments/ann", ADMIN.tombstone(SITE, Tombstone("ann", 2)))
     kiosk.start()
     try:
         kiosk.wait_applied(1)
@@ -178,7 +181,7 @@ def test_replayed_and_older_revisions_never_win(broker: Mosquitto, tmp_path: Pat
 
 BAD_INPUTS = [
     ("malformed", b"{oops", "malformed_json"),
-    ("schema", json.dumps({"v": 1, "type": "enrollment", "unknown": True}).encode(), "schema"),
+    ("schema", json.dumps({"v": 2, "type": "enrollment", "unknown": True}).encode(), "schema"),
     ("unsigned", json.dumps({**json.loads(enroll_msg("x", 1)), "signature": "AAAA"}).encode(), "bad_signature"),
     ("oversized", b"{" + b" " * 20000 + b"}", "oversized"),
 ]
@@ -192,7 +195,7 @@ def test_bad_input_is_refused_with_an_ack_and_an_error_event_and_changes_nothing
     try:
         for pid, payload, _ in BAD_INPUTS:
             publish(broker.port, f"kiosk/{SITE}/enrollments/{pid}", payload, retain=False)
-        other = ADMIN.enrollment(SITE, Enrollment("mm", "Model Mismatch", 1, "e" * 64, emb(1)), 1.0)
+        other = ADMIN.enrollment(SITE, Enrollment("mm", "Model Mismatch", 1, "e" * 64, emb(1)))
         publish(broker.port, f"kiosk/{SITE}/enrollments/mm", other, retain=False)
         acks.wait_for(lambda m: len(m) >= len(BAD_INPUTS) + 1)
         reasons = {a["person_id"]: a["reason"] for a in acks.json("") if a["status"] == "refused"}
