@@ -56,7 +56,8 @@ def test_rate_reports_count_interval_and_text() -> None:
     r = rate([False] * 49 + [True])
     assert (r.k, r.n, r.value) == (1, 50, 0.02)
     d = r.as_dict()
-    assert d["rate"] == 0.02 and d["ci95"] is not None and d["ci95"][1] == pytest.approx(0.1065, abs=1e-4)
+    assert d["rate"] == 0.02 and r.interval is not None and r.interval[1] == pytest.approx(0.1065, abs=1e-4)
+    assert d["ci95"] == [0.0005, 0.1065]
     assert str(r).startswith("2.0 % (1/50, 95 % CI 0.1-10.6 %)")
     empty = Rate(0, 0)
     assert empty.value is None and empty.as_dict()["ci95"] is None and str(empty) == "n/a (n=0)"

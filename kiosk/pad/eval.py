@@ -11,7 +11,7 @@ from typing import Any
 
 from kiosk.errors import DatasetError, KioskError
 from kiosk.pad.meta import BONA_FIDE, META, SPECIES
-from kiosk.pad.metrics import percentiles, rate
+from kiosk.pad.metrics import clopper_pearson, percentiles, rate
 from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
 from kiosk.pad.video import find_videos
 from kiosk.progress import Progress
@@ -117,8 +117,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
 def _rate_text(d: dict[str, Any]) -> str:
     if not d["n"]:
         return "n/a"
-    lo, hi = d["ci95"]
-    return f"{100 * d['rate']:5.1f} % [{100 * lo:4.1f}, {100 * hi:5.1f}]"
+    lo, hi = clopper_pearson(d["k"], d["n"])
+    return f"{100 * d['k'] / d['n']:5.1f} % [{100 * lo:4.1f}, {100 * hi:5.1f}]"
 
 
 def table(summary: dict[str, Any]) -> str:

@@ -1,0 +1,166 @@
+"""The self-test's plumbing: collecting presentations, reading liveness off frame results, the rates table,
+and rendered attacks replayed through the real loop with a mock relay."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kiosk.camera.base import Frame
+from kiosk.decision import Decision, DecisionConfig
+from kiosk.errors import DatasetError
+from kiosk.pad.eval import collect, limit_per_group, summarise, table
+from kiosk.pad.meta import SequenceMeta, write_meta
+from kiosk.pad.observe import liveness_of
+from kiosk.pad.present import Outcome, PresentConfig, Presenter, _Watcher, from_folder, from_video
+from kiosk.pad.render import RenderSettings, render_photo
+from kiosk.vision.boxes import Face
+
+
+@dataclass(frozen=True)
+class _Live:
+    verdict: str
+    reason: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+
+
+def _face(side: float) -> Face:
+    return Face((0.0, 0.0, side, side), 0.9, np.zeros((6, 2)))
+
+
+@dataclass
+class _Result:
+    frame: Frame
+    faces: list[Face]
+    gates: list[str | None]
+    decision: Decision | None = None
+    liveness: list[Any] = field(default_factory=list)
+
+
+def _result(t: float, live: list[Any], gates: list[str | None] | None = None, decision: Decision | None = None) -> Any:
+    faces = [_face(100.0 + 50 * i) for i in range(len(live))]
+    return _Result(Frame(np.zeros((4, 4, 3), np.uint8), t, int(t * 15)), faces, gates or [None] * len(live), decision,
+                   live)
+
+
+def test_liveness_is_read_from_the_largest_judged_face() -> None:
+    assert liveness_of(_result(0.0, [])) is None
+    assert liveness_of(_result(0.0, [None, None])) is None
+    v = liveness_of(_result(0.0, [_Live("pending"), _Live("flat", "flat", {"ratio": 0.1})]))
+    assert v is not None and (v.verdict, v.values) == ("flat", {"ratio": 0.1})
+
+
+def test_watcher_keeps_the_first_verdict_notes_a_challenge_and_stops_on_a_pa_denial() -> None:
+    o = Outcome("s", "print_still", "A", True, 3)
+    stop = threading.Event()
+    w = _Watcher(o, stop, max_seconds=10.0)
+    w(_result(0.0, [None], gates=["too_small"]))
+    w(_result(0.2, [_Live("pending", "no_motion", {"ratio": 0.3})]))
+    w(_result(2.0, [_Live("pending", "challenge_left", {"ratio": 0.3})]))
+    assert not stop.is_set() and o.first_usable_s == 0.2 and o.challenged
+    w(_result(4.0, [_Live("flat", "challenge_flat", {"ratio": 0.05})],
+              decision=Decision(False, None, 0.0, "presentation_attack")))
+    w(_result(4.1, [_Live("live", "parallax")]))
+    assert stop.is_set()
+    assert (o.verdict, o.verdict_s, o.denied_attack, o.granted, o.values) == ("flat", 4.0, True, False, {"ratio": 0.05})
+    assert o.time_to_verdict_s == pytest.approx(3.8) and o.usable_frames == 4 and o.frames == 5
+
+
+def test_watcher_stops_at_the_time_limit() -> None:
+    stop = threading.Event()
+    w = _Watcher(Outcome("s", "bona_fide", "A", False, 3), stop, max_seconds=1.0)
+    w(_result(0.9, [None]))
+    assert not stop.is_set()
+    w(_result(1.0, [None]))
+    assert stop.is_set()
+
+
+def _outcome(species: str, verdict: str, challenged: bool = False, opened: bool = False, subject: str = "A",
+             t: float | None = 1.0) -> Outcome:
+    o = Outcome(f"{species}/{subject}", species, subject, species != "bona_fide", 3, first_usable_s=0.0,
+                verdict=verdict, verdict_s=None if verdict == "none" else t, challenged=challenged, door_opened=opened,
+                granted=opened, granted_s=t if opened else None, denied_attack=verdict == "flat")
+    return o
+
+
+def test_summary_counts_each_rate_per_species() -> None:
+    outcomes = ([_outcome("print_still", "flat", subject=f"P{i}") for i in range(48)]
+                + [_outcome("print_still", "flat", challenged=True, t=7.0), _outcome("print_still", "live", opened=True)]
+                + [_outcome("tablet_video", "live", opened=True), _outcome("tablet_video", "none", challenged=True)]
+                + [_outcome("bona_fide", "live", opened=True, t=1.5), _outcome("bona_fide", "flat"),
+                   _outcome("bona_fide", "flat", challenged=True), _outcome("bona_fide", "none")]
+                + [Outcome("broken", "print_bent", "B", True, 0, error="no face")])
+    s = summarise(outcomes)
+    still = s["species"]["print_still"]
+    assert still["n"] == 50 and still["subjects"] == 49
+    assert still["apcer"]["k"] == 1 and still["iapar"]["k"] == 1 and still["apnrr"]["k"] == 1
+    assert still["apcer"]["ci95"][1] == pytest.approx(0.1065, abs=1e-4)
+    assert still["time_to_verdict_s"] == {"n": 50, "median": 1.0, "p90": 1.0}
+    assert s["species"]["tablet_video"]["apcer"] == {"k": 1, "n": 2, "rate": 0.5, "ci95": [0.0126, 0.9874]}
+    assert "print_bent" not in s["species"] and s["errors"] == [{"name": "broken", "error": "no face"}]
+    b = s["bona_fide"]
+    # a flat verdict after a challenge is a recording that could not answer the prompt: non-response, not BPCER
+    assert (b["bpcer"]["k"], b["bpnrr"]["k"], b["granted"]["k"], b["n"]) == (1, 2, 1, 4)
+    assert b["time_to_grant_s"]["median"] == 1.5
+    text = table(s)
+    assert "print_still" in text and "  2.0 % [ 0.1,  10.6]" in text and "BPCER" in text and "broken: no face" in text
+
+
+def _sequence(folder: Path, species: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "frame_00000.jpg").write_bytes(b"")
+    write_meta(folder, SequenceMeta(species, "A", "/x.jpg", 0, 15.0, 1, enroll_photos=["/y.jpg"]))
+    return folder
+
+
+def test_collect_finds_sequences_and_refuses_mixed_up_folders(tmp_path: Path) -> None:
+    _sequence(tmp_path / "attacks" / "print_still" / "000_A", "print_still")
+    _sequence(tmp_path / "attacks" / "phone_photo" / "000_A", "phone_photo")
+    _sequence(tmp_path / "live" / "000_A", "bona_fide")
+    got = collect([tmp_path / "live"], [tmp_path / "attacks"])
+    assert [(p.species, p.loop) for p in got] == [("bona_fide", False), ("phone_photo", True), ("print_still", True)]
+    assert [p.species for p in limit_per_group(got + got, 1)] == ["bona_fide", "phone_photo", "print_still"]
+    with pytest.raises(DatasetError, match="listed under --bona-fide"):
+        collect([tmp_path / "attacks"], [])
+    with pytest.raises(DatasetError, match="listed under --attacks"):
+        collect([], [tmp_path / "live"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no video files and no sequence folders"):
+        collect([tmp_path / "empty"], [])
+    with pytest.raises(DatasetError, match="kiosk pad render"):
+        collect([], [tmp_path / "empty"])
+    with pytest.raises(DatasetError, match="does not exist"):
+        collect([tmp_path / "nowhere"], [])
+
+
+@pytest.fixture(scope="module")
+def printed(data: Path, pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    photos = sorted((data / "lfw-view1" / "images" / "Abdullah_Gul").glob("*.jpg"))
+    return render_photo("print_still", photos[0], photos[1:], "Abdullah_Gul", tmp_path_factory.mktemp("pad") / "seq", 4,
+                        pipeline[0].detect, RenderSettings(frames=20))
+
+
+def test_without_liveness_a_printed_photo_opens_the_door(printed: Path, pipeline: Any) -> None:
+    presenter = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=False), max_seconds=3))
+    o = presenter.present(from_folder(printed))
+    assert o.attack and o.enrolled_from == 2 and o.usable_frames > 0
+    assert o.granted and o.door_opened and o.time_to_grant_s is not None and o.verdict == "none"
+
+
+def test_a_decision_that_needs_a_live_verdict_keeps_the_relay_still_without_one(printed: Path, pipeline: Any) -> None:
+    presenter = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=True), max_seconds=2))
+    o = presenter.present(from_folder(printed))
+    assert not o.granted and not o.door_opened and o.frames == 31  # 0.0 .. 2.0 s at 15 fps, the sequence looped
+
+
+def test_a_real_clip_is_presented_from_its_first_part_and_enrolled_from_its_last(data: Path, pipeline: Any) -> None:
+    clip = data / "videos" / "LivePortrait" / "driving" / "d12.mp4"
+    p = from_video(clip, max_seconds=1.0)
+    assert p.species == "bona_fide" and len(p.frames) == 15 and not p.loop
+    o = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=False))).present(p)
+    assert o.enrolled_from == 3 and o.granted and o.door_opened
