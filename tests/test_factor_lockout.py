@@ -75,3 +75,8 @@ def test_a_flood_of_made_up_codes_stays_bounded_and_keeps_real_lockouts() -> Non
         clock.advance(0.1)
     assert len(lock._failures) <= 50
     assert lock.locked("ann")
+
+
+def test_the_default_lets_a_guesser_at_most_72_wrong_pins_a_day() -> None:
+    assert LockoutConfig().max_guesses_per_day() == 72
+    assert LockoutConfig(attempts=3, window_s=300, lockout_s=900).max_guesses_per_day() == 576  # pacing wins

@@ -216,3 +216,13 @@ def test_a_pin_mode_without_the_site_secret_is_a_configuration_error(rig: Rig) -
 
 def test_a_claim_never_shows_its_pin() -> None:
     assert "4711" not in repr(Claim("pin", "ann", "4711", 0.0))
+
+
+def test_a_pin_finished_after_its_cards_timeout_is_not_taken_as_a_pin_alone(rig: Rig) -> None:
+    sf = _factor(rig)
+    rig.swipe(12, 3456)
+    assert sf.poll() is not None
+    rig.type("47")
+    rig.clock.advance(9.8)  # the card expires while the PIN is typed, before the kiosk polls again
+    rig.type("11#")
+    assert sf.poll() is None

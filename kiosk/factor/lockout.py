@@ -2,8 +2,10 @@
 
 ``attempts`` wrong PINs for one identity within ``window_s`` lock that
 identity out for ``lockout_s``: while locked, no PIN is even checked (the
-answer is "locked out", whatever was typed), so a guesser at the keypad gets
-``attempts`` tries per ``lockout_s`` at most. A correct PIN clears the count.
+answer is "locked out", whatever was typed). A guesser at the keypad gets
+``attempts`` tries per ``lockout_s``, or ``attempts - 1`` per ``window_s``
+by pacing them, whichever is more (:meth:`LockoutConfig.max_guesses_per_day`).
+A correct PIN clears the count.
 The key is whatever identifies the claim: a person id, or the typed user code
 when it names nobody (so probing codes is throttled the same way).
 """
@@ -21,8 +23,14 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LockoutConfig:
     attempts: int = 3
-    window_s: float = 300.0
-    lockout_s: float = 900.0
+    window_s: float = 3600.0
+    lockout_s: float = 3600.0
+
+    def max_guesses_per_day(self) -> float:
+        """The most wrong PINs one identity can take in a day: bursts then lockouts, or pacing under the limit."""
+        burst = self.attempts / self.lockout_s if self.lockout_s > 0 else float("inf")
+        paced = (self.attempts - 1) / self.window_s
+        return 86400 * max(burst, paced)
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.window_s <= 0 or self.lockout_s < 0:

@@ -138,6 +138,9 @@ class SecondFactor:
         if len(entry.fields) == 2:
             code, pin = entry.fields
             return Claim("pin", self.person_for_code(code), pin, entry.at, key=f"code:{code}")
+        if self._fields == 2:
+            logger.info("a PIN typed after its card had expired is ignored")
+            return None
         return Claim("pin", None, entry.fields[0], entry.at)
 
     def verify_pin(self, person_id: str | None, pin: str, key: str | None = None) -> PinResult:

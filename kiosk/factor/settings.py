@@ -86,8 +86,8 @@ class SecondFactorSettings(_Section):
     entry_timeout_s: float = Field(10.0, ge=2, le=120, description="a half-typed entry, or a card awaiting its PIN, "
                                                                    "is forgotten after this many seconds")
     pin_lockout_attempts: int = Field(3, ge=1, le=20, description="wrong PINs for one identity that lock it out")
-    pin_lockout_window_s: float = Field(300.0, gt=0, le=86400, description="window for counting wrong PINs")
-    pin_lockout_s: float = Field(900.0, ge=0, le=86400, description="how long an identity stays locked out")
+    pin_lockout_window_s: float = Field(3600.0, gt=0, le=86400, description="window for counting wrong PINs")
+    pin_lockout_s: float = Field(3600.0, ge=0, le=86400, description="how long an identity stays locked out")
     keypad_rows: list[int | str] = Field(default_factory=list, max_length=8,
                                          description="GPIO of each keypad row, top first (outputs)")
     keypad_cols: list[int | str] = Field(default_factory=list, max_length=8,
