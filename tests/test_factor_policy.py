@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -102,3 +103,23 @@ def test_which_claims_satisfy_each_mode(mode: FactorMode, pin: bool, card: bool)
     policy = SecondFactorPolicy(mode, always=True)
     assert policy.accepts("pin") is pin
     assert policy.accepts("card") is card
+
+
+def test_clock_sync_falls_back_to_timesyncds_flag_when_the_kernel_call_is_refused(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import ctypes
+
+    from kiosk.factor.policy import clock_synchronised
+
+    class Libc:  # under ProtectClock=yes, seccomp makes adjtimex return -1 (EPERM)
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def adjtimex(self, buf: object) -> int:
+            return -1
+
+    monkeypatch.setattr(ctypes, "CDLL", Libc)
+    flag = tmp_path / "synchronized"
+    assert not clock_synchronised(flag)
+    flag.touch()
+    assert clock_synchronised(flag)
