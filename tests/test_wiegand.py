@@ -116,6 +116,7 @@ def test_both_lines_low_at_once_is_rejected(reader: tuple[WiegandReader, Wiegand
     clock.advance(0.03)
     result = rd.poll()
     assert isinstance(result, Rejected) and result.reason == "both_lines_low"
+    assert _frame(reader, clock, encode_h10301(2, 3)) == Card("h10301", 2, 3)  # the next frame is clean
 
 
 def test_two_frames_separated_by_a_gap_decode_separately(reader: tuple[WiegandReader, WiegandLines],

@@ -187,9 +187,10 @@ class WiegandReader:
         self._queue: list[tuple[Decoded, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._low = [False, False]  # each line's level as its events tell it, in event order
         # gpiozero holds pin handlers weakly: bound methods of this reader, which the owner keeps alive.
         for dev, handler in ((d0, self._d0_changed), (d1, self._d1_changed)):
-            dev.pin.edges = "falling"
+            dev.pin.edges = "both"
             dev.pin.when_changed = handler
 
     def _d0_changed(self, ticks: Any, state: int) -> None:
@@ -199,14 +200,16 @@ class WiegandReader:
         self._edge(1, ticks, state)
 
     def _edge(self, bit: int, ticks: Any, state: int) -> None:
-        if state:  # rising edge (some pin drivers report both): the end of a pulse
-            return
+        """A pin event. Levels come from the events, not from reading the pins: a late callback
+        must not see the other line's later pulse as overlapping this one."""
         now = self.clock()
-        other = self.d1 if bit == 0 else self.d0
         with self._lock:
+            self._low[bit] = not state
+            if state:  # rising edge: the end of the pulse
+                return
             since = None if self._last_ticks is None else self.d0.pin_factory.ticks_diff(ticks, self._last_ticks)
             self._last_ticks = ticks
-            if not other.pin.state:
+            if self._low[1 - bit]:
                 self._collector.fault("both_lines_low", "D0 and D1 low at once: check the wiring, or tampering")
             self._collector.pulse(bit, now, since)
 
