@@ -1,0 +1,169 @@
+"""Liveness cues behind one small interface, and the flatness cue.
+
+A cue can deny (FLAT) or ask for more evidence (PENDING). LIVE from a cue is
+a vote, never a grant: the judge grants only when every required cue votes
+LIVE and none votes FLAT. A later cue with its own frame source (infrared)
+reads what it needs from ``Observation.extra`` and plugs into the judge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from . import geometry as g
+from .settings import LivenessSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Verdict(StrEnum):
+    LIVE = "live"
+    FLAT = "flat"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class LivenessResult:
+    verdict: Verdict
+    reason: str  # parallax, flat_homography, challenge_timeout, wrong_direction, waiting_motion, challenge_pending...
+    values: dict[str, float] = field(default_factory=dict)  # cue values for events, never images
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one frame tells the cues about one track."""
+
+    now: float
+    landmarks: npt.NDArray[np.float32] | None  # (468, 3) frame pixels, None: no evidence this frame
+    extra: Mapping[str, object] = field(default_factory=dict)  # other frame sources (e.g. "infrared")
+
+
+class Cue(Protocol):
+    """One source of liveness evidence, with state per track."""
+
+    name: str
+    required: bool  # must vote LIVE for a grant; a non-required cue can only deny
+
+    def observe(self, track_id: int, obs: Observation) -> LivenessResult: ...
+
+    def reset(self, track_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """Two frames of rigid landmarks compared."""
+
+    motion: float  # RMS after the best similarity, IOD: how much the shape changed
+    residual: float  # RMS after the best homography, IOD: what a plane cannot explain
+    dt: float
+
+    @property
+    def ratio(self) -> float:
+        return self.residual / self.motion if self.motion > 0 else 0.0
+
+
+def similarity_residuals(refs: npt.NDArray[np.float64], cur: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``geometry.similarity_residual`` of many reference sets (K, N, 2) against one (N, 2), vectorised.
+
+    In complex form a 2-D similarity is b = s a + t with complex s, solved in closed form.
+    """
+    a = refs[..., 0] + 1j * refs[..., 1]
+    b = cur[:, 0] + 1j * cur[:, 1]
+    a0 = a - a.mean(axis=1, keepdims=True)
+    b0 = b - b.mean()
+    s = (np.conj(a0) * b0).sum(axis=1) / np.maximum((np.abs(a0) ** 2).sum(axis=1), 1e-12)
+    rms = np.sqrt(np.mean(np.abs(b0[None, :] - s[:, None] * a0) ** 2, axis=1))
+    iod_cur = g.inter_ocular(cur)
+    iod_refs = np.array([g.inter_ocular(r) for r in refs])
+    return np.asarray(rms / np.maximum(0.5 * (iod_refs + iod_cur), 1e-9))
+
+
+@dataclass
+class _Track:
+    raw: deque[npt.NDArray[np.float64]]
+    frames: deque[tuple[float, npt.NDArray[np.float64]]]
+    live: int = 0
+    flat: int = 0
+    best: PairScore | None = None
+
+
+class FlatnessCue:
+    """Rigid landmarks of a flat artefact move by one homography; a real head's show parallax.
+
+    Each frame's rigid landmarks (averaged over the last ``smooth_frames``
+    frames, to bring FaceMesh's jitter down) are compared with the earlier
+    frame within ``window_s`` whose shape differs most. That pair counts as
+    parallax when its homography residual is at least ``min_live_residual``
+    and at least ``live_ratio`` of the shape change, and as flat when the
+    shape changed by ``min_motion`` or more and the residual is at most
+    ``flat_ratio`` of it. Little motion is no evidence either way. A verdict
+    needs ``evidence_frames`` frames of one kind.
+    """
+
+    name = "flatness"
+    required = True
+    smooth_frames = 3
+    max_frames = 45
+
+    def __init__(self, settings: LivenessSettings) -> None:
+        self.s = settings
+        self._tracks: dict[int, _Track] = {}
+
+    def reset(self, track_id: int) -> None:
+        self._tracks.pop(track_id, None)
+
+    def _track(self, track_id: int) -> _Track:
+        if track_id not in self._tracks:
+            self._tracks[track_id] = _Track(deque(maxlen=self.smooth_frames), deque(maxlen=self.max_frames))
+        return self._tracks[track_id]
+
+    def score(self, track: _Track, now: float, cur: npt.NDArray[np.float64]) -> PairScore | None:
+        """The pair of the current frame with the frame that differs most from it in shape."""
+        refs = [(t, p) for t, p in track.frames if now - t <= self.s.window_s]
+        if not refs:
+            return None
+        motions = similarity_residuals(np.stack([p for _, p in refs]), cur)
+        k = int(np.argmax(motions))
+        t_ref, ref = refs[k]
+        return PairScore(float(motions[k]), g.homography_residual(ref, cur), now - t_ref)
+
+    def observe(self, track_id: int, obs: Observation) -> LivenessResult:
+        track = self._track(track_id)
+        if obs.landmarks is None:
+            track.raw.clear()  # smoothing never spans a gap
+            return self._result(track, None)
+        track.raw.append(g.rigid(obs.landmarks))
+        if len(track.raw) < self.smooth_frames:
+            return self._result(track, None)
+        cur = np.mean(np.stack(list(track.raw)), axis=0)
+        pair = self.score(track, obs.now, cur)
+        track.frames.append((obs.now, cur))
+        if pair is not None:
+            if pair.residual >= self.s.min_live_residual and pair.ratio >= self.s.live_ratio:
+                track.live += 1
+            elif pair.motion >= self.s.min_motion and pair.ratio <= self.s.flat_ratio:
+                track.flat += 1
+            if track.best is None or pair.motion > track.best.motion:
+                track.best = pair
+        return self._result(track, pair)
+
+    def _result(self, track: _Track, pair: PairScore | None) -> LivenessResult:
+        values = {"live_frames": float(track.live), "flat_frames": float(track.flat)}
+        if pair is not None:
+            values |= {"motion": round(pair.motion, 4), "residual": round(pair.residual, 4),
+                       "ratio": round(pair.ratio, 3), "pair_dt": round(pair.dt, 3)}
+        if track.best is not None:
+            values |= {"max_motion": round(track.best.motion, 4)}
+        if track.flat >= self.s.evidence_frames:
+            return LivenessResult(Verdict.FLAT, "flat_homography", values)
+        if track.live >= self.s.evidence_frames:
+            return LivenessResult(Verdict.LIVE, "parallax", values)
+        return LivenessResult(Verdict.PENDING, "waiting_motion", values)

@@ -1,0 +1,151 @@
+"""Pure geometry of rigid FaceMesh landmarks: homography, similarity and pose (numpy only).
+
+Distances are in inter-ocular distances (IOD): the distance between the two
+eye centres, so figures do not depend on how far the face is from the camera.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+Points = npt.NDArray[np.floating]
+
+# FaceMesh indices of points that move with the skull: eye corners (not the
+# lids, which blink), brows, nose, forehead, cheekbones. Not the mouth or the
+# jaw: expressions move those and no single transform explains them.
+EYE_CORNERS = (33, 133, 362, 263)
+BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+NOSE = (1, 4, 5, 6, 168, 195, 197, 98, 327)
+FOREHEAD = (151, 9, 8)
+CHEEKBONES = (116, 345, 123, 352, 50, 280, 101, 330)
+RIGID = EYE_CORNERS + BROWS + NOSE + FOREHEAD + CHEEKBONES
+# Within RIGID: the two eyes (outer and inner corners) and the nose tip.
+RIGHT_EYE_IMAGE_LEFT = (0, 1)  # 33, 133: the subject's right eye, on the image's left
+LEFT_EYE_IMAGE_RIGHT = (2, 3)  # 362, 263
+NOSE_TIP = len(EYE_CORNERS) + len(BROWS)  # index of landmark 1 in RIGID
+
+
+def rigid(landmarks: Points) -> F64:
+    """The rigid subset (len(RIGID), 2) of 468 landmarks, x and y only."""
+    return np.asarray(landmarks, np.float64)[list(RIGID), :2]
+
+
+def eye_centres(points: Points) -> tuple[F64, F64]:
+    """Centres of the eye on the image's left and the one on its right, from a RIGID set."""
+    p = np.asarray(points, np.float64)
+    return p[list(RIGHT_EYE_IMAGE_LEFT)].mean(axis=0), p[list(LEFT_EYE_IMAGE_RIGHT)].mean(axis=0)
+
+
+def inter_ocular(points: Points) -> float:
+    a, b = eye_centres(points)
+    return float(np.linalg.norm(b - a))
+
+
+def _normaliser(p: F64) -> F64:
+    """Hartley's normalisation: centroid to the origin, mean distance sqrt(2)."""
+    c = p.mean(axis=0)
+    d = float(np.mean(np.linalg.norm(p - c, axis=1))) or 1.0
+    s = math.sqrt(2.0) / d
+    return np.array([[s, 0.0, -s * c[0]], [0.0, s, -s * c[1]], [0.0, 0.0, 1.0]])
+
+
+def apply_homography(h: F64, p: Points) -> F64:
+    """Map points (N, 2) through a 3x3 homography."""
+    p = np.asarray(p, np.float64)
+    q = p @ h[:, :2].T + h[:, 2]
+    w = q[:, 2:3]
+    return q[:, :2] / np.where(np.abs(w) < 1e-12, 1e-12, w)
+
+
+def fit_homography(src: Points, dst: Points) -> F64:
+    """The 3x3 homography mapping src (N, 2) onto dst (N, 2), normalised DLT (N >= 4)."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < 4:
+        raise ValueError(f"need two (N>=4, 2) point sets of one shape, got {a.shape} and {b.shape}")
+    ta, tb = _normaliser(a), _normaliser(b)
+    an = a @ ta[:2, :2].T + ta[:2, 2]
+    bn = b @ tb[:2, :2].T + tb[:2, 2]
+    n = len(a)
+    m = np.zeros((2 * n, 9))
+    x, y, u, v = an[:, 0], an[:, 1], bn[:, 0], bn[:, 1]
+    m[0::2, 0], m[0::2, 1], m[0::2, 2] = -x, -y, -1.0
+    m[0::2, 6], m[0::2, 7], m[0::2, 8] = u * x, u * y, u
+    m[1::2, 3], m[1::2, 4], m[1::2, 5] = -x, -y, -1.0
+    m[1::2, 6], m[1::2, 7], m[1::2, 8] = v * x, v * y, v
+    h = np.linalg.svd(m)[2][-1].reshape(3, 3)
+    h = np.linalg.inv(tb) @ h @ ta
+    return h / (h[2, 2] if abs(h[2, 2]) > 1e-12 else 1.0)
+
+
+def fit_similarity(src: Points, dst: Points) -> F64:
+    """The 2x3 least-squares similarity (rotation, uniform scale, translation) src -> dst (Umeyama)."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ca, cb = a.mean(axis=0), b.mean(axis=0)
+    a0, b0 = a - ca, b - cb
+    var = float((a0**2).sum()) or 1e-12
+    u, s, vt = np.linalg.svd(b0.T @ a0)
+    d = np.eye(2)
+    if np.linalg.det(u @ vt) < 0:
+        d[1, 1] = -1.0
+    r = u @ d @ vt
+    scale = float(np.trace(np.diag(s) @ d)) / var
+    return np.column_stack([scale * r, cb - scale * r @ ca])
+
+
+def fit_affine(src: Points, dst: Points) -> F64:
+    """The 2x3 least-squares affine map src -> dst."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    x = np.column_stack([a, np.ones(len(a))])
+    sol = np.linalg.lstsq(x, b, rcond=None)[0]
+    return np.asarray(sol.T)
+
+
+def _rms(d: F64) -> float:
+    return float(np.sqrt(np.mean(np.sum(d**2, axis=1))))
+
+
+def _scale(src: F64, dst: F64) -> float:
+    return max(0.5 * (inter_ocular(src) + inter_ocular(dst)), 1e-9)
+
+
+def homography_residual(src: Points, dst: Points) -> float:
+    """RMS distance, in IOD, between dst and src mapped by the best homography."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    h = fit_homography(a, b)
+    return _rms(apply_homography(h, a) - b) / _scale(a, b)
+
+
+def similarity_residual(src: Points, dst: Points) -> float:
+    """RMS distance, in IOD, left after the best similarity: how much the shape changed, not where it went."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    m = fit_similarity(a, b)
+    return _rms(a @ m[:, :2].T + m[:, 2] - b) / _scale(a, b)
+
+
+def affine_residual(src: Points, dst: Points) -> float:
+    """RMS distance, in IOD, left after the best affine map."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    m = fit_affine(a, b)
+    return _rms(a @ m[:, :2].T + m[:, 2] - b) / _scale(a, b)
+
+
+def yaw_pitch(points: Points) -> tuple[float, float]:
+    """Nose-tip offset from the eyes' midpoint, along and across the eye line, in IOD.
+
+    A turn changes it; a flat picture turned in the hand does not (a plane's
+    foreshortening scales the offset and the eye distance alike). Positive yaw:
+    the nose towards the image's right, which is the subject's left with an
+    unmirrored camera. Positive pitch: the nose lower in the image.
+    """
+    p = np.asarray(points, np.float64)
+    a, b = eye_centres(p)
+    axis = b - a
+    iod = float(np.linalg.norm(axis)) or 1e-9
+    ex = axis / iod
+    ey = np.array([-ex[1], ex[0]])
+    off = p[NOSE_TIP] - (a + b) / 2.0
+    return float(off @ ex) / iod, float(off @ ey) / iod

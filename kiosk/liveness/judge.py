@@ -1,0 +1,143 @@
+"""The liveness judge: per track, passive flatness first, then (in challenge mode) a prompted turn."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from . import geometry as g
+from .challenge import Challenge, TurnState, choose_direction
+from .cues import Cue, FlatnessCue, LivenessResult, Observation, Verdict
+from .prompters import Prompter
+from .settings import LivenessConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _TrackState:
+    first_seen: float
+    last_yaw: float | None = None
+    yaws: deque[float] = field(default_factory=lambda: deque(maxlen=3))  # median of 3: one bad mesh is no turn
+    challenge: Challenge | None = None
+    attempts: int = 0
+    final: LivenessResult | None = None
+    values: dict[str, float] = field(default_factory=dict)
+
+
+class LivenessJudge:
+    """Composes the cues. LIVE needs the flatness cue to find parallax (in challenge mode, on the
+    frames of a turn made in the prompted direction when a prompt was needed) and every other
+    required cue to agree; any cue can deny. A track keeps its final verdict until ``end``.
+
+    Mode ``off`` answers LIVE (reason ``liveness_off``) without looking: the caller warns at start.
+    """
+
+    def __init__(self, config: LivenessConfig, clock: Callable[[], float], prompter: Prompter,
+                 rng: random.Random | None = None, extra_cues: Sequence[Cue] = ()) -> None:
+        self.config = config
+        self.clock = clock
+        self.prompter = prompter
+        self.rng = rng if rng is not None else random.SystemRandom()
+        self.flatness = FlatnessCue(config)
+        self.extra_cues = list(extra_cues)
+        self._tracks: dict[int, _TrackState] = {}
+        self._prompting: int | None = None  # the track whose prompt is showing
+
+    def observe(self, track_id: int, landmarks: npt.NDArray[np.float32] | None, now: float | None = None,
+                **extra: object) -> LivenessResult:
+        now = self.clock() if now is None else now
+        if self.config.mode == "off":
+            return LivenessResult(Verdict.LIVE, "liveness_off", {})
+        state = self._tracks.get(track_id)
+        if state is None:
+            state = self._tracks[track_id] = _TrackState(first_seen=now)
+        if state.final is not None:
+            return state.final
+        obs = Observation(now, landmarks, extra)
+        result = self._geometry(track_id, state, obs)
+        if result.verdict is not Verdict.FLAT:
+            result = self._combine(track_id, obs, result)
+        if result.verdict is not Verdict.PENDING:
+            self._finish(track_id, state, result)
+        return result
+
+    def end(self, track_id: int) -> None:
+        """The track left the view: forget it and withdraw its prompt."""
+        self._tracks.pop(track_id, None)
+        self.flatness.reset(track_id)
+        for cue in self.extra_cues:
+            cue.reset(track_id)
+        if self._prompting == track_id:
+            self._prompting = None
+            self.prompter.clear()
+
+    def _geometry(self, track_id: int, state: _TrackState, obs: Observation) -> LivenessResult:
+        yaw = None
+        if obs.landmarks is not None:
+            state.yaws.append(g.yaw_pitch(g.rigid(obs.landmarks))[0])
+            yaw = float(np.median(list(state.yaws)))
+        flat = self.flatness.observe(track_id, obs)
+        values = dict(flat.values)
+        if state.challenge is None:
+            if flat.verdict is not Verdict.PENDING:
+                return flat
+            if self.config.mode == "challenge" and obs.now - state.first_seen >= self.config.challenge_after_s:
+                self._start_challenge(track_id, state, obs.now)
+                values |= {"challenge_direction": 1.0 if state.challenge and state.challenge.direction == "left"
+                           else -1.0}
+                return LivenessResult(Verdict.PENDING, "challenge_pending", values)
+            if yaw is not None:
+                state.last_yaw = yaw
+            return LivenessResult(Verdict.PENDING, flat.reason, values)
+        ch = state.challenge
+        turn = ch.observe(obs.now, yaw)
+        values |= {"turn": round(ch.peak, 4), "challenge_s": round(obs.now - ch.started, 3)}
+        if turn is TurnState.WRONG:
+            return LivenessResult(Verdict.FLAT, "wrong_direction", values)
+        if flat.verdict is Verdict.FLAT:
+            return LivenessResult(Verdict.FLAT, "flat_homography", values)
+        if turn is TurnState.TURNED and flat.verdict is Verdict.LIVE:
+            return LivenessResult(Verdict.LIVE, "challenge_parallax", values)
+        if ch.expired(obs.now):
+            return LivenessResult(Verdict.FLAT, "challenge_timeout", values)
+        return LivenessResult(Verdict.PENDING, "challenge_pending", values)
+
+    def _start_challenge(self, track_id: int, state: _TrackState, now: float) -> None:
+        direction = choose_direction(self.rng)
+        state.attempts += 1
+        state.challenge = Challenge(direction, now, self.config.challenge_timeout_s, self.config.min_turn,
+                                    self.config.camera_mirrored, baseline=state.last_yaw)
+        self.flatness.reset(track_id)  # the verdict now rests on the frames of the turn
+        self._prompting = track_id
+        logger.info("track %d: no liveness verdict after %.1f s, prompting a turn to the %s",
+                    track_id, now - state.first_seen, direction)
+        self.prompter.prompt(direction)
+
+    def _combine(self, track_id: int, obs: Observation, geometric: LivenessResult) -> LivenessResult:
+        """Other cues can deny at any time; a LIVE also needs every required one to vote LIVE."""
+        required_pending = False
+        values = dict(geometric.values)
+        for cue in self.extra_cues:
+            r = cue.observe(track_id, obs)
+            values |= {f"{cue.name}.{k}": v for k, v in r.values.items()}
+            if r.verdict is Verdict.FLAT:
+                return LivenessResult(Verdict.FLAT, f"{cue.name}:{r.reason}", values)
+            if cue.required and r.verdict is not Verdict.LIVE:
+                required_pending = True
+        if geometric.verdict is Verdict.LIVE and required_pending:
+            return LivenessResult(Verdict.PENDING, "waiting_cues", values)
+        return LivenessResult(geometric.verdict, geometric.reason, values)
+
+    def _finish(self, track_id: int, state: _TrackState, result: LivenessResult) -> None:
+        state.final = result
+        if self._prompting == track_id:
+            self._prompting = None
+            self.prompter.clear()
+        logger.info("track %d: liveness %s (%s)", track_id, result.verdict, result.reason)

@@ -1,0 +1,82 @@
+"""The ``[liveness]`` configuration section."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogPrompterSettings(_Section):
+    type: Literal["log"] = "log"
+
+
+class GpioPrompterSettings(_Section):
+    type: Literal["gpio"] = "gpio"
+    left_pin: int | str = Field(description="GPIO of the LED on the person's left (BCM number or gpiozero pin name)")
+    right_pin: int | str = Field(description="GPIO of the LED on the person's right")
+    buzzer_pin: int | str | None = Field(None, description="optional buzzer, sounded with every prompt")
+    active_high: bool = Field(True, description="LEDs and buzzer are on at a high level")
+
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> GpioPrompterSettings:
+        pins = [p for p in (self.left_pin, self.right_pin, self.buzzer_pin) if p is not None]
+        if len({str(p) for p in pins}) != len(pins):
+            raise ValueError(f"left_pin, right_pin and buzzer_pin must be different pins, got {pins}")
+        return self
+
+
+class MqttPrompterSettings(_Section):
+    type: Literal["mqtt"] = "mqtt"
+
+
+PrompterSettings = Annotated[LogPrompterSettings | GpioPrompterSettings | MqttPrompterSettings,
+                             Field(discriminator="type")]
+
+
+class LivenessSettings(_Section):
+    """Presentation-attack defence (docs/liveness.md). Distances are in inter-ocular distances (IOD).
+
+    The defaults were chosen on the real clips and the rendered flat attacks
+    described in docs/liveness.md.
+    """
+
+    mode: Literal["challenge", "passive", "off"] = Field(
+        "challenge", description="challenge: passive geometry, then a prompted head turn when it gives no verdict; "
+        "passive: geometry only, never prompts; off: no defence (a photo can open the door)")
+    min_motion: float = Field(0.050, gt=0, le=1,
+                              description="shape change (RMS after the best similarity, IOD) two frames need "
+                                          "before they are compared")
+    live_ratio: float = Field(0.50, gt=0, le=1,
+                              description="homography residual / shape change at or above which a pair shows parallax")
+    flat_ratio: float = Field(0.25, ge=0, le=1,
+                              description="homography residual / shape change at or below which a pair is flat")
+    min_live_residual: float = Field(0.075, ge=0, le=1,
+                                     description="smallest homography residual (IOD) that counts as parallax")
+    evidence_frames: int = Field(3, ge=1, le=30,
+                                 description="frames whose best pair agrees before a live or flat verdict")
+    window_s: float = Field(3.0, gt=0, le=30, description="frames up to this far apart are compared")
+    challenge_after_s: float = Field(2.0, ge=0, le=60,
+                                     description="prompt a head turn when no verdict came this long after the "
+                                                 "track's first frame")
+    challenge_timeout_s: float = Field(5.0, gt=0, le=60,
+                                       description="the turn must happen within this many seconds of the prompt")
+    min_turn: float = Field(0.15, gt=0, le=2,
+                            description="change of the nose offset along the eye line (IOD) that counts as a turn")
+    camera_mirrored: bool = Field(False, description="the frames are mirrored (the person's left is the image's left)")
+    prompter: PrompterSettings = Field(default_factory=LogPrompterSettings,  # type: ignore[arg-type]
+                                       description="how a head turn is asked for: log, gpio or mqtt")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LivenessSettings:
+        if self.flat_ratio >= self.live_ratio:
+            raise ValueError(f"flat_ratio ({self.flat_ratio}) must be below live_ratio ({self.live_ratio})")
+        return self
+
+
+# The judge's configuration is the section itself.
+LivenessConfig = LivenessSettings

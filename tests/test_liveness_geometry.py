@@ -1,0 +1,115 @@
+"""Pure maths of the liveness cues on synthetic landmark sets: no TFLite runtime."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kiosk.liveness import geometry as g
+from kiosk.liveness.cues import similarity_residuals
+from kiosk.liveness.roi import MESH_INPUT, face_roi
+from kiosk.vision.boxes import Face
+from tests import liveness_synth as synth
+
+
+def _homography_points(h: np.ndarray, n: int = 40, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    src = np.random.default_rng(seed).uniform(0, 200, (n, 2))
+    return src, g.apply_homography(h, src)
+
+
+def test_homography_fit_recovers_a_known_homography() -> None:
+    h = np.array([[1.1, 0.05, 3.0], [-0.02, 0.95, 1.0], [1e-3, -5e-4, 1.0]])
+    src, dst = _homography_points(h)
+    np.testing.assert_allclose(g.fit_homography(src, dst), h, atol=1e-9)
+    assert g.homography_residual(src, dst) < 1e-9
+
+
+def test_homography_fit_needs_four_matching_points() -> None:
+    with pytest.raises(ValueError, match="N>=4"):
+        g.fit_homography(np.zeros((3, 2)), np.zeros((3, 2)))
+
+
+def test_similarity_fit_explains_rotation_scale_and_shift_exactly() -> None:
+    src = np.random.default_rng(2).uniform(0, 100, (30, 2))
+    a = math.radians(20)
+    r = 1.3 * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    dst = src @ r.T + [5.0, -7.0]
+    assert g.similarity_residual(src, dst) < 1e-9
+    np.testing.assert_allclose(g.fit_similarity(src, dst)[:, :2], r, atol=1e-9)
+
+
+def test_affine_map_leaves_a_similarity_residual_but_no_affine_residual() -> None:
+    src = np.random.default_rng(3).uniform(0, 100, (30, 2))
+    dst = src @ np.array([[1.0, 0.0], [0.0, 0.8]]).T  # squashed vertically
+    assert g.affine_residual(src, dst) < 1e-9
+    assert g.similarity_residual(src, dst) > 0.01
+
+
+def test_vectorised_similarity_residuals_match_the_scalar_version() -> None:
+    frames = synth.sweep(False, 20, frames=6)
+    refs = np.stack([g.rigid(f) for f in frames[:-1]])
+    cur = g.rigid(frames[-1])
+    expected = [g.similarity_residual(r, cur) for r in refs]
+    np.testing.assert_allclose(similarity_residuals(refs, cur), expected, rtol=1e-9)
+
+
+def test_plane_moved_in_3d_is_explained_by_one_homography() -> None:
+    flat = synth.model(flat=True)
+    a = g.rigid(synth.pose(flat))
+    b = g.rigid(synth.pose(flat, yaw=35, pitch=15, roll=5, shift=(0.5, -0.3, -2.0)))
+    assert g.similarity_residual(a, b) > 0.05  # the picture's shape changed...
+    assert g.homography_residual(a, b) < 1e-6  # ...as a plane does
+
+
+def test_turned_head_is_not_explained_by_a_homography() -> None:
+    head = synth.model()
+    a, b = g.rigid(synth.pose(head)), g.rigid(synth.pose(head, yaw=25))
+    assert g.homography_residual(a, b) > 0.075
+    assert g.homography_residual(a, b) > 0.5 * g.similarity_residual(a, b)
+
+
+def test_residuals_are_in_inter_ocular_distances_whatever_the_face_size() -> None:
+    head = synth.model()
+    a, b = g.rigid(synth.pose(head)), g.rigid(synth.pose(head, yaw=20))
+    assert g.homography_residual(a * 3, b * 3) == pytest.approx(g.homography_residual(a, b), rel=1e-6)
+
+
+def test_yaw_grows_when_the_subject_turns_left_and_a_flat_picture_barely_changes_it() -> None:
+    head, flat = synth.model(), synth.model(flat=True)
+    frontal = g.yaw_pitch(g.rigid(synth.pose(head)))[0]
+    assert abs(frontal) < 0.01
+    assert g.yaw_pitch(g.rigid(synth.pose(head, yaw=20)))[0] > 0.2
+    assert g.yaw_pitch(g.rigid(synth.pose(head, yaw=-20)))[0] < -0.2
+    assert abs(g.yaw_pitch(g.rigid(synth.pose(flat, yaw=30)))[0]) < 0.08
+
+
+def test_inter_ocular_distance_of_the_synthetic_frontal_head() -> None:
+    a = g.rigid(synth.pose(synth.model()))
+    assert g.inter_ocular(a) == pytest.approx(synth.FOCAL / (synth.DISTANCE + 0.125), rel=0.02)
+
+
+def _face(eye_a: tuple[float, float], eye_b: tuple[float, float], box: tuple[float, float, float, float]) -> Face:
+    kps = np.zeros((6, 2))
+    kps[0], kps[1] = eye_a, eye_b
+    return Face(box, 0.9, kps)
+
+
+def test_roi_is_a_square_one_and_a_half_times_the_box_centred_on_it() -> None:
+    roi = face_roi(_face((120, 150), (180, 150), (100, 100, 200, 220)))
+    assert (roi.cx, roi.cy) == (150.0, 160.0)
+    assert roi.side == pytest.approx(180.0)
+    assert roi.angle == pytest.approx(0.0)
+    m = roi.to_frame_matrix()
+    corners = np.array([[0, 0], [MESH_INPUT, 0], [MESH_INPUT, MESH_INPUT]], float) @ m[:, :2].T + m[:, 2]
+    np.testing.assert_allclose(corners, [[60, 70], [240, 70], [240, 250]])
+
+
+def test_roi_follows_the_eye_line_and_projects_the_input_centre_to_the_box_centre() -> None:
+    roi = face_roi(_face((100, 100), (150, 150), (80, 80, 180, 180)))
+    assert roi.angle == pytest.approx(math.pi / 4)
+    pts = roi.project(np.array([[MESH_INPUT / 2, MESH_INPUT / 2, 10.0], [MESH_INPUT, MESH_INPUT / 2, 0.0]]))
+    np.testing.assert_allclose(pts[0], [130.0, 130.0, 10.0 * 150 / MESH_INPUT], rtol=1e-5)
+    # the input's x axis runs along the eye line, half the side from the centre
+    np.testing.assert_allclose(pts[1, :2], [130 + 75 / math.sqrt(2), 130 + 75 / math.sqrt(2)], rtol=1e-5)

@@ -1,0 +1,254 @@
+"""The liveness judge on synthetic landmark sequences, with an injected clock and random generator."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from kiosk.liveness.challenge import Challenge, TurnState, choose_direction, turn_sign
+from kiosk.liveness.cues import LivenessResult, Observation, Verdict
+from kiosk.liveness.judge import LivenessJudge
+from kiosk.liveness.settings import LivenessSettings
+from tests import liveness_synth as synth
+from tests.clock import FakeClock
+
+DT = 1 / 15  # frames at 15 fps
+
+
+class RecordingPrompter:
+    """A prompter that remembers what it was asked to show."""
+
+    def __init__(self) -> None:
+        self.shown: list[str | None] = []
+        self.closed = False
+
+    def prompt(self, direction: str) -> None:
+        self.shown.append(direction)
+
+    def clear(self) -> None:
+        self.shown.append(None)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _judge(mode: str = "challenge", seed: int = 0, **kw: object) -> tuple[LivenessJudge, FakeClock, RecordingPrompter]:
+    clock, prompter = FakeClock(), RecordingPrompter()
+    return LivenessJudge(LivenessSettings(mode=mode, **kw), clock, prompter, random.Random(seed)), clock, prompter
+
+
+def _feed(judge: LivenessJudge, clock: FakeClock, frames: list[np.ndarray | None], track: int = 1) -> list[LivenessResult]:
+    out = []
+    for f in frames:
+        out.append(judge.observe(track, f))
+        clock.advance(DT)
+    return out
+
+
+def _still(flat: bool, n: int, seed: int = 5) -> list[np.ndarray | None]:
+    rng = np.random.default_rng(seed)
+    m = synth.model(flat)
+    return [synth.pose(m, noise_px=0.3, rng=rng) for _ in range(n)]
+
+
+def _turn(flat: bool, yaw_to: float, n: int = 15, pitch_to: float = 0.0, start: float = 0.0,
+          hold: int = 6) -> list[np.ndarray | None]:
+    """A turn over ``n`` frames, then held for ``hold`` frames."""
+    m = synth.model(flat)
+    rng = np.random.default_rng(9)
+    steps = [min(k, n - 1) / (n - 1) for k in range(n + hold)]
+    return [synth.pose(m, start + (yaw_to - start) * s, pitch_to * s, noise_px=0.3, rng=rng) for s in steps]
+
+
+def _direction_of(seed: int) -> str:
+    return choose_direction(random.Random(seed))
+
+
+def _seeds() -> tuple[int, int]:
+    """A seed whose first draw is left and one whose first draw is right."""
+    left = next(s for s in range(100) if _direction_of(s) == "left")
+    right = next(s for s in range(100) if _direction_of(s) == "right")
+    return left, right
+
+
+def test_plane_moved_in_3d_scores_flat() -> None:
+    judge, clock, _ = _judge("passive")
+    results = _feed(judge, clock, _turn(True, 40, pitch_to=20))
+    assert results[-1].verdict is Verdict.FLAT
+    assert results[-1].reason == "flat_homography"
+    assert all(r.verdict is not Verdict.LIVE for r in results)
+
+
+def test_3d_head_turned_scores_live_from_parallax() -> None:
+    judge, clock, prompter = _judge("passive")
+    results = _feed(judge, clock, _turn(False, 30))
+    assert results[-1].verdict is Verdict.LIVE
+    assert results[-1].reason == "parallax"
+    assert results[-1].values["residual"] >= 0.075
+    assert prompter.shown == []
+
+
+def test_little_motion_gives_no_verdict_and_passive_mode_never_prompts() -> None:
+    judge, clock, prompter = _judge("passive")
+    results = _feed(judge, clock, _still(False, 120) + _still(True, 60))
+    assert {r.verdict for r in results} == {Verdict.PENDING}
+    assert results[-1].reason == "waiting_motion"
+    assert prompter.shown == []
+
+
+def test_landmarks_none_is_no_evidence() -> None:
+    judge, clock, _ = _judge("passive")
+    frames = _turn(False, 30)
+    holey: list[np.ndarray | None] = [f if k % 2 else None for k, f in enumerate(frames)]
+    results = _feed(judge, clock, holey)
+    assert {r.verdict for r in results} == {Verdict.PENDING}
+
+
+def test_off_mode_answers_live_without_looking() -> None:
+    judge, clock, _ = _judge("off")
+    assert judge.observe(1, None).verdict is Verdict.LIVE
+    assert judge.observe(1, None).reason == "liveness_off"
+
+
+def test_challenge_direction_comes_from_the_injected_generator() -> None:
+    left, right = _seeds()
+    for seed, expected in ((left, "left"), (right, "right")):
+        judge, clock, prompter = _judge(seed=seed)
+        results = _feed(judge, clock, _still(False, int(2.0 / DT) + 2))
+        assert prompter.shown == [expected]
+        assert results[-1].reason == "challenge_pending"
+
+
+def test_no_prompt_before_challenge_after_s() -> None:
+    judge, clock, prompter = _judge(challenge_after_s=3.0)
+    _feed(judge, clock, _still(False, int(2.9 / DT)))
+    assert prompter.shown == []
+
+
+@pytest.mark.parametrize("which", ["left", "right"])
+def test_turn_in_the_prompted_direction_by_a_3d_head_is_live(which: str) -> None:
+    seed = _seeds()[0 if which == "left" else 1]
+    judge, clock, prompter = _judge(seed=seed)
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    assert prompter.shown == [which]
+    results = _feed(judge, clock, _turn(False, 30 * turn_sign(which)))
+    assert results[-1].verdict is Verdict.LIVE
+    assert results[-1].reason == "challenge_parallax"
+    assert prompter.shown == [which, None]  # the prompt is withdrawn at the verdict
+
+
+def test_challenge_timeout_is_flat() -> None:
+    judge, clock, prompter = _judge(challenge_timeout_s=4.0)
+    results = _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    assert results[-1].verdict is Verdict.PENDING
+    results = _feed(judge, clock, _still(False, int(4.0 / DT) + 2))
+    assert results[-1].verdict is Verdict.FLAT
+    assert results[-1].reason == "challenge_timeout"
+    assert prompter.shown[-1] is None
+
+
+def test_challenge_times_out_even_when_the_face_gives_no_landmarks() -> None:
+    judge, clock, _ = _judge(challenge_timeout_s=3.0)
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    results = _feed(judge, clock, [None] * int(3.0 / DT + 2))
+    assert results[-1].verdict is Verdict.FLAT
+    assert results[-1].reason == "challenge_timeout"
+
+
+def test_turn_in_the_wrong_direction_is_flat() -> None:
+    left, _ = _seeds()
+    judge, clock, _ = _judge(seed=left)
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    results = _feed(judge, clock, _turn(False, 30 * turn_sign("right")))
+    assert results[-1].verdict is Verdict.FLAT
+    assert results[-1].reason == "wrong_direction"
+
+
+def test_flat_picture_turned_in_the_prompted_direction_is_flat() -> None:
+    left, _ = _seeds()
+    judge, clock, _ = _judge(seed=left)
+    _feed(judge, clock, _still(True, int(2.0 / DT) + 1))
+    results = _feed(judge, clock, _turn(True, 40 * turn_sign("left"), pitch_to=20))
+    results += _feed(judge, clock, _turn(True, 0, start=40 * turn_sign("left"), pitch_to=0))
+    assert all(r.verdict is not Verdict.LIVE for r in results)
+    assert results[-1].verdict is Verdict.FLAT
+
+
+def test_flat_picture_never_turns_and_times_out() -> None:
+    judge, clock, _ = _judge()
+    results = _feed(judge, clock, _still(True, int(2.0 / DT) + int(5.0 / DT) + 3))
+    assert all(r.verdict is not Verdict.LIVE for r in results)
+    assert results[-1].reason == "challenge_timeout"
+
+
+def test_a_track_keeps_its_final_verdict_until_it_ends() -> None:
+    judge, clock, _ = _judge("passive")
+    assert _feed(judge, clock, _turn(False, 30))[-1].verdict is Verdict.LIVE
+    after = _feed(judge, clock, _turn(True, 40, pitch_to=20))
+    assert {r.verdict for r in after} == {Verdict.LIVE}
+    judge.end(1)
+    again = _feed(judge, clock, _turn(True, 40, pitch_to=20))
+    assert again[-1].verdict is Verdict.FLAT
+    assert _feed(judge, clock, _turn(False, 30))[-1].verdict is Verdict.FLAT  # still flat until end()
+
+
+def test_tracks_are_judged_apart() -> None:
+    judge, clock, _ = _judge("passive")
+    head, plane = _turn(False, 30), _turn(True, 40, pitch_to=20)
+    last: dict[int, LivenessResult] = {}
+    for a, b in zip(head, plane):
+        last[1] = judge.observe(1, a)
+        last[2] = judge.observe(2, b)
+        clock.advance(DT)
+    assert last[1].verdict is Verdict.LIVE
+    assert last[2].verdict is Verdict.FLAT
+
+
+def test_ending_a_prompted_track_withdraws_the_prompt() -> None:
+    judge, clock, prompter = _judge()
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    judge.end(1)
+    assert prompter.shown[-1] is None
+
+
+class _Veto:
+    """A cue that denies or abstains as told (standing in for a later infrared cue)."""
+
+    name = "infrared"
+
+    def __init__(self, verdict: Verdict, required: bool) -> None:
+        self.verdict, self.required = verdict, required
+
+    def observe(self, track_id: int, obs: Observation) -> LivenessResult:
+        return LivenessResult(self.verdict, "test", {"seen": 1.0})
+
+    def reset(self, track_id: int) -> None:
+        pass
+
+
+def test_another_cue_can_deny_but_never_grant_alone() -> None:
+    clock, prompter = FakeClock(), RecordingPrompter()
+    settings = LivenessSettings(mode="passive")
+    denying = LivenessJudge(settings, clock, prompter, random.Random(0), extra_cues=[_Veto(Verdict.FLAT, False)])
+    assert denying.observe(1, None).verdict is Verdict.FLAT
+    granting = LivenessJudge(settings, clock, prompter, random.Random(0), extra_cues=[_Veto(Verdict.LIVE, True)])
+    assert {r.verdict for r in _feed(granting, clock, _still(False, 30))} == {Verdict.PENDING}
+    abstaining = LivenessJudge(settings, clock, prompter, random.Random(0), extra_cues=[_Veto(Verdict.PENDING, True)])
+    results = _feed(abstaining, clock, _turn(False, 30))
+    assert results[-1].verdict is Verdict.PENDING
+    assert results[-1].reason == "waiting_cues"
+
+
+def test_challenge_state_machine_direction_sign_and_baseline() -> None:
+    ch = Challenge("left", started=0.0, timeout_s=5.0, min_turn=0.15)
+    assert ch.observe(0.1, 0.02) is TurnState.WAITING
+    assert ch.baseline == 0.02
+    assert ch.observe(0.5, 0.1) is TurnState.WAITING
+    assert ch.observe(0.7, 0.2) is TurnState.TURNED
+    assert ch.observe(9.0, -1.0) is TurnState.TURNED  # decided states stick
+    mirrored = Challenge("left", started=0.0, timeout_s=5.0, min_turn=0.15, mirrored=True, baseline=0.0)
+    assert mirrored.observe(0.5, 0.2) is TurnState.WRONG
+    with pytest.raises(ValueError, match="direction"):
+        turn_sign("up")
