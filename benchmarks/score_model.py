@@ -35,6 +35,7 @@ import numpy.typing as npt
 from kiosk.artifacts import dataset_path
 from kiosk.datasets import identity_images
 from kiosk.embedcache import EmbeddedSet, default_cache_dir, embed_set
+from kiosk.policy.openset import SAME_PERSON
 from kiosk.policy.scoremodel import TABLE_PATH, ScoreModel
 from kiosk.policy.templates import fuse
 from kiosk.vision.pipeline import build_pipeline
@@ -49,10 +50,9 @@ TEMPLATE_PHOTOS = 3
 TEMPLATES_PER_PERSON = 3  # impostor templates drawn per person with >= 3 photos
 SUBSETS_PER_PROBE = 10  # genuine: 3-photo templates drawn per held-out probe
 F32 = npt.NDArray[np.float32]
-# LFW files some people under two names; their pairs are genuine, not impostor (found among the
-# highest-scoring "impostor" pairs and checked by name; other high pairs are different people, or
-# group photos whose primary face is someone else, and stay in the impostor counts).
-SAME_PERSON = {"Sung_Hong_Choi": "Choi_Sung-hong", "Hassan_Wirajuda": "Hasan_Wirayuda", "Sepp_Blatter": "Joseph_Blatter"}
+# LFW files some people under two names (kiosk.policy.openset.SAME_PERSON); their pairs are genuine, not
+# impostor. Other high-scoring impostor pairs are different people, or group photos whose primary face is
+# someone else, and stay in the impostor counts.
 
 
 class Counter:

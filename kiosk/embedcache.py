@@ -81,7 +81,7 @@ def embed_set(pipeline: FacePipeline, model_sha256: str, items: list[tuple[str, 
     """Embeddings of (label, photo) items, from the cache when this exact list was embedded before."""
     cache_dir = cache_dir or default_cache_dir()
     folder = cache_dir / pipeline_key(model_sha256, pipeline)
-    path = folder / f"{name}-{_list_digest(items)}.npz"
+    path = folder / f"set-{_list_digest(items)}.npz"  # keyed by content, whatever the set is called
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             logger.info("embeddings of %s from %s", name, path)

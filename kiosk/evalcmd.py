@@ -60,6 +60,10 @@ def _scores(args: argparse.Namespace, pipeline: FacePipeline) -> tuple[list[floa
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if getattr(args, "open_set", False):
+        from kiosk.opensetcmd import run_open_set
+
+        return run_open_set(args)
     pipeline, card = build_pipeline(args.model, detector=args.detector, runtime=args.runtime, threads=args.threads)
     threshold = card.threshold if args.threshold is None else args.threshold
     scores, same, skipped = _scores(args, pipeline)
@@ -85,4 +89,11 @@ def _summary(r: Report) -> str:
             + "; ".join(f"TAR@FAR={k}: {100 * v:.2f}%" for k, v in r.tar_at_far.items()))
 
 
-__all__ = ["run_eval"]
+def add_open_set_args(parser: argparse.ArgumentParser) -> None:
+    """The ``kiosk eval --open-set`` options (see kiosk.opensetcmd)."""
+    from kiosk.opensetcmd import add_open_set_args as add
+
+    add(parser)
+
+
+__all__ = ["add_open_set_args", "run_eval"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -27,10 +28,30 @@ class Match:
     index: int  # row of the best score, -1 with an empty gallery
 
 
+class Top2(NamedTuple):
+    """The closest person, their score, and the best score of anybody else (-1: nobody else)."""
+
+    person: str | None
+    best: float
+    second: float
+
+
+def fuse_rows(rows: F32, weights: npt.ArrayLike | None = None) -> F32:
+    """One unit template from a person's unit rows: (weighted) mean, then L2-normalised."""
+    r = np.asarray(rows, np.float64)
+    w = np.ones(r.shape[0]) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    total = (w[:, None] * r).sum(axis=0)
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-9:
+        raise ValueError("rows cancel out: they cannot be one person")
+    return (total / norm).astype(np.float32)
+
+
 class Gallery:
     """A matrix of unit embeddings, each row labelled with a person id.
 
-    A person may have several rows; the best row counts.
+    A person may have several rows; the best row counts. ``Gallery.from_rows``
+    fuses each person's rows into one template, one row per person.
     """
 
     def __init__(self, embeddings: F32, labels: list[str]) -> None:
@@ -40,8 +61,23 @@ class Gallery:
         self.matrix = np.ascontiguousarray(embeddings)
         self.labels = list(labels)
 
+    @classmethod
+    def from_rows(cls, labels: list[str], rows: F32) -> Gallery:
+        """One fused template per person (in order of first appearance) from rows labelled per person."""
+        rows = np.asarray(rows, np.float32).reshape(len(labels), -1) if labels else np.zeros((0, 0), np.float32)
+        order: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            order.setdefault(label, []).append(i)
+        if not order:
+            return cls(np.zeros((0, 0), np.float32), [])
+        return cls(np.stack([fuse_rows(rows[idx]) for idx in order.values()]), list(order))
+
     def __len__(self) -> int:
         return len(self.labels)
+
+    def people(self) -> int:
+        """Distinct people (templates counted by the security level are ``len(self)`` rows)."""
+        return len(set(self.labels))
 
     def scores(self, query: F32) -> F32:
         return self.matrix @ np.asarray(query, np.float32).reshape(-1)
@@ -53,3 +89,23 @@ class Gallery:
         i = int(np.argmax(scores))
         best = float(scores[i])
         return Match(self.labels[i] if best >= threshold else None, best, i)
+
+    def top2(self, query: F32) -> Top2:
+        """Best person, best score and the best score of any other person (O(rows), no Python loop over rows)."""
+        n = len(self.labels)
+        if n == 0:
+            return Top2(None, -1.0, -1.0)
+        scores = self.scores(query)
+        if n == 1:
+            return Top2(self.labels[0], float(scores[0]), -1.0)
+        k = min(n, 16)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        best_label = self.labels[int(top[0])]
+        for i in top[1:]:
+            if self.labels[int(i)] != best_label:
+                return Top2(best_label, float(scores[top[0]]), float(scores[i]))
+        # the best person holds all of the top k rows: mask their rows and look again
+        mask = np.fromiter((label != best_label for label in self.labels), bool, n)
+        second = float(scores[mask].max()) if mask.any() else -1.0
+        return Top2(best_label, float(scores[top[0]]), second)
