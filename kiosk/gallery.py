@@ -124,5 +124,5 @@ class IncrementalGallery:
                 n = len(self._labels)
                 self._snapshot = Gallery(self._buf[:n], list(self._labels)) if n else \
                     Gallery(np.zeros((0, self.dim), np.float32), [])
-                self._shared_n = n
+                self._shared_n = max(self._shared_n, n)  # older snapshots may still view more rows
             return self._snapshot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,10 @@ class Kiosk:
         self.events: list[tuple[str, dict[str, object]]] = [] if events is None else events
         self.sleeps: list[float] = []
         self.store = Store(path, key, FP, wall_clock=self.wall, on_event=lambda k, f: self.events.append((k, f)),
-                           sleep=self.sleeps.append)
-        self.clock = TrustedClock(lambda: self.synced, wall=self.wall, monotonic=self.wall, recheck_s=0.001)
+                           sleep=self.sleeps.append, monotonic=self.wall)
+        ticks = itertools.count()  # every question re-probes the sync flag
+        self.clock = TrustedClock(lambda: self.synced, wall=self.wall, monotonic=lambda: float(next(ticks)),
+                                  recheck_s=0.5)
         admins = {a.key_id: a.private.public_key() for a in site.admins}
         self.trust = SiteTrust(self.store, SITE, self.clock, root_key=site.root.private.public_key() if root else None,
                                static_keys=None if root else admins)

@@ -20,32 +20,50 @@ ADMIN = Signer(Ed25519PrivateKey.generate())
 KEYS = {ADMIN.key_id: ADMIN.private.public_key()}
 
 
-def _enrollment(pid: str = "ann", rev: int = 3, n: int = 2) -> Enrollment:
-    return Enrollment(pid, "Ann", rev, FP, l2_normalize(np.random.default_rng(rev).normal(size=(n, 128))))
+REV = 1_800_000_000_000  # the issue time in ms is the revision
+
+
+def _enrollment(pid: str = "ann", rev: int = REV, n: int = 2) -> Enrollment:
+    return Enrollment(pid, "Ann", rev, FP, l2_normalize(np.random.default_rng(rev % 1000).normal(size=(n, 128))))
 
 
 def _signed(**changes: object) -> bytes:
     """A validly signed message with fields changed before signing."""
-    body = json.loads(ADMIN.enrollment("hq", _enrollment(), 1.0))
+    body = json.loads(ADMIN.enrollment("hq", _enrollment()))
     body.update(changes)
     body.pop("signature")
     body.pop("key_id")
-    del body["v"]
-    body["v"] = 1
-    return ADMIN._sign(body)
+    return ADMIN.sign(body)
 
 
-def test_enrollment_round_trip() -> None:
+def test_enrollment_round_trip_keeps_the_signed_payload() -> None:
     e = _enrollment()
-    got = parse(ADMIN.enrollment("hq", e, 1.0), KEYS, "hq", topic_person="ann")
+    payload = ADMIN.enrollment("hq", e)
+    got = parse(payload, KEYS, "hq", topic_person="ann")
     assert isinstance(got, Enrollment)
-    assert got.person_id == "ann" and got.revision == 3 and got.model_fingerprint == FP
+    assert got.person_id == "ann" and got.revision == REV and got.model_fingerprint == FP
     assert np.allclose(got.embeddings, e.embeddings)
+    assert got.signed == payload and got.key_id == ADMIN.key_id
 
 
 def test_tombstone_round_trip() -> None:
-    got = parse(ADMIN.tombstone("hq", Tombstone("ann", 9), 1.0), KEYS, "hq")
+    got = parse(ADMIN.tombstone("hq", Tombstone("ann", 9)), KEYS, "hq")
     assert got == Tombstone("ann", 9)
+
+
+def test_a_revision_more_than_a_day_ahead_of_a_synchronised_clock_is_refused() -> None:
+    payload = ADMIN.enrollment("hq", _enrollment(rev=REV + 86_400_001))
+    with pytest.raises(ProtocolError) as err:
+        parse(payload, KEYS, "hq", now_ms=REV)
+    assert err.value.reason == "from_the_future"
+    assert parse(payload, KEYS, "hq", now_ms=None).revision == REV + 86_400_001  # unknown clock: not on that ground
+    assert parse(ADMIN.enrollment("hq", _enrollment(rev=1)), KEYS, "hq", now_ms=REV).revision == 1  # never by age
+
+
+def test_a_revoked_key_is_named_as_such() -> None:
+    with pytest.raises(ProtocolError) as err:
+        parse(GOOD, {}, "hq", revoked={ADMIN.key_id})
+    assert err.value.reason == "revoked_key"
 
 
 def _tamper(payload: bytes, **changes: object) -> bytes:
@@ -54,7 +72,7 @@ def _tamper(payload: bytes, **changes: object) -> bytes:
     return json.dumps(body).encode()
 
 
-GOOD = ADMIN.enrollment("hq", _enrollment(), 1.0)
+GOOD = ADMIN.enrollment("hq", _enrollment())
 OTHER = Signer(Ed25519PrivateKey.generate())
 NAN_ROW = base64.b64encode(np.full(128, np.nan, "<f4").tobytes()).decode()
 SHORT_ROW = base64.b64encode(np.ones(64, "<f4").tobytes()).decode()
@@ -66,21 +84,35 @@ BIG_ROW = base64.b64encode(np.ones(128, "<f4").tobytes()).decode()
     (b"[1, 2]", "schema"),
     (b'{"type": "launch"}', "schema"),
     (_tamper(GOOD, extra_field=1), "schema"),
-    (_tamper(GOOD, revision="3"), "schema"),
-    (_tamper(GOOD, revision=0), "schema"),
+    (_tamper(GOOD, issued_at_ms="3"), "schema"),
+    (_tamper(GOOD, issued_at_ms=0), "schema"),
+    (_tamper(GOOD, issued_at_ms=2**53 + 1), "schema"),
+    (_tamper(GOOD, issued_at_ms=True), "schema"),
+    (_tamper(GOOD, v=1), "schema"),
     (_tamper(GOOD, person_id="../etc"), "schema"),
     (_tamper(GOOD, embeddings=[]), "schema"),
     (_tamper(GOOD, embeddings=["x"] * 11), "schema"),
     (_tamper(GOOD, name="Mallory"), "bad_signature"),
-    (_tamper(GOOD, revision=4), "bad_signature"),
+    (_tamper(GOOD, issued_at_ms=REV + 1), "bad_signature"),
     (_tamper(GOOD, signature="AAAA"), "bad_signature"),
-    (OTHER.enrollment("hq", _enrollment(), 1.0), "unknown_key"),
+    (OTHER.enrollment("hq", _enrollment()), "unknown_key"),
     (_signed(embeddings=[NAN_ROW]), "bad_embedding"),
     (_signed(embeddings=[SHORT_ROW]), "bad_embedding"),
     (_signed(embeddings=[BIG_ROW]), "bad_embedding"),
     (_signed(embeddings=["!!notbase64!!"]), "bad_embedding"),
-    (ADMIN.enrollment("elsewhere", _enrollment(), 1.0), "wrong_site"),
+    (_signed(embeddings=[None]), "schema"),
+    (_signed(enabled=1), "schema"),
+    (_signed(valid_from="yesterday"), "schema"),
+    (ADMIN.enrollment("elsewhere", _enrollment()), "wrong_site"),
     (b'{"v": 1, "valid_from": NaN}', "malformed_json"),
+    (b'{"v": 1, "valid_from": 1e999}', "malformed_json"),
+    (b"[" * 8000 + b"]" * 8000, "malformed_json"),
+    (b'{"a":' * 2000 + b"1" + b"}" * 2000, "malformed_json"),
+    (b'{"v": ' + b"9" * 5000 + b"}", "malformed_json"),
+    (b"[" + b"1," * 8000 + b"1]", "schema"),
+    (b'{"v": 2, "v": 2}', "malformed_json"),
+    (b'{"name": "' + bytes([0xFF, 0xFE]) + b'"}', "malformed_json"),
+    (b'"just a string"', "schema"),
     (b"{" + b" " * MAX_PAYLOAD + b"}", "oversized"),
 ])
 def test_bad_input_is_refused_with_its_reason(payload: bytes, reason: str) -> None:
@@ -106,11 +138,44 @@ def test_arbitrary_bytes_never_crash_the_parser(data: bytes) -> None:
         parse(data, KEYS, "hq")
 
 
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=20)
+FIELDS = ["v", "type", "site", "person_id", "name", "issued_at_ms", "embeddings", "key_id", "signature", "enabled",
+          "valid_from", "valid_until", "model_fingerprint"]
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["v", "type", "site", "person_id", "name", "revision", "embeddings",
-                                        "key_id", "signature", "issued_at", "enabled"]),
-                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20),
-                                 st.lists(st.text(max_size=10), max_size=3))))
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON))
 def test_arbitrary_json_objects_are_refused_cleanly(obj: dict[str, object]) -> None:
     with pytest.raises(ProtocolError):
         parse(json.dumps(obj).encode(), KEYS, "hq")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(FIELDS), JSON)
+def test_every_json_type_in_every_field_of_a_signed_message_is_refused_with_a_reason(field: str, value: object) -> None:
+    body = json.loads(GOOD)
+    if body.get(field) == value:
+        return
+    if field in ("key_id", "signature"):  # signing sets these: change them afterwards
+        body[field] = value
+        payload = json.dumps(body).encode()
+    else:
+        body[field] = value
+        body.pop("signature")
+        body.pop("key_id")
+        payload = ADMIN.sign(body)
+    with pytest.raises(ProtocolError) as err:
+        parse(payload, KEYS, "hq")
+    assert err.value.reason in {"schema", "bad_embedding", "wrong_site", "unknown_key", "malformed_json",
+                                "bad_signature"}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 50_000), st.sampled_from([b"[", b'{"a":']))
+def test_nesting_of_any_depth_is_malformed_json(depth: int, opener: bytes) -> None:
+    closer = b"]" if opener == b"[" else b"}"
+    with pytest.raises(ProtocolError) as err:
+        parse(opener * depth + b"1" + closer * depth, KEYS, "hq")
+    assert err.value.reason in {"malformed_json", "schema", "oversized"}
