@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from kiosk.factor import Claim, SecondFactor
 from kiosk.factor.lockout import LockoutConfig, PinLockout
 from kiosk.factor.pin import KdfParams, make_verifier, make_verifier_pair
 from kiosk.factor.policy import FactorMode, ScheduleRule, SecondFactorPolicy
+from kiosk.factor.settings import SecondFactorSettings
+from kiosk.factor.wiring import build_second_factor
 from tests.clock import FakeClock
 from tests.second_factor_pins import ClockedFactory, KeyMatrix, WiegandLines, bits
 
@@ -226,3 +229,43 @@ def test_a_pin_finished_after_its_cards_timeout_is_not_taken_as_a_pin_alone(rig:
     rig.clock.advance(9.8)  # the card expires while the PIN is typed, before the kiosk polls again
     rig.type("11#")
     assert sf.poll() is None
+
+
+def test_built_from_settings_the_devices_read_the_configured_pins(tmp_path: Path) -> None:
+    secret = tmp_path / "pin.secret"
+    secret.write_bytes(SECRET)
+    settings = SecondFactorSettings(mode="pin_or_card", required="always", keypad_rows=ROWS, keypad_cols=COLS,
+                                    wiegand_d0=D0, wiegand_d1=D1, pin_secret_file=secret)
+    clock = FakeClock()
+    factory = ClockedFactory(clock)
+    matrix = KeyMatrix(factory, ROWS, COLS, "123456789*0#")
+    lines = WiegandLines(factory, D0, D1, clock.advance)
+    sf, devices = build_second_factor(settings, clock=clock, wall_clock=lambda: 0.0, clock_synced=lambda: True,
+                                      pin_factory=factory, verifiers=VERIFIERS.get,
+                                      person_for_card={ANN_CARD: "ann"}.get, person_for_code={"1001": "ann"}.get)
+    assert sf.required()
+    assert devices.keypad is not None
+    lines.send(encode_h10301(12, 3456))
+    clock.advance(0.03)
+    claim = sf.poll()
+    assert claim is not None and (claim.kind, claim.person_id) == ("card", "ann")
+    matrix.press("5")
+    for _ in range(5):
+        devices.keypad.scan_once()
+        clock.advance(0.01)
+    assert [k for k, _ in devices.keypad.read_keys()] == ["5"]
+    devices.close()
+    factory.reset()
+
+
+def test_a_missing_secret_fails_the_build_and_frees_the_pins(tmp_path: Path) -> None:
+    settings = SecondFactorSettings(mode="pin", required="always", keypad_rows=ROWS, keypad_cols=COLS,
+                                    pin_secret_file=tmp_path / "absent")
+    factory = ClockedFactory(FakeClock())
+    with pytest.raises(ConfigError, match="cannot read the PIN secret"):
+        build_second_factor(settings, pin_factory=factory, verifiers=VERIFIERS.get, person_for_card=lambda c: None,
+                            person_for_code=lambda c: None)
+    from gpiozero import OutputDevice
+
+    OutputDevice(ROWS[0], pin_factory=factory).close()  # the row pin was released
+    factory.reset()

@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 from kiosk.door.keypad import KeyBuffer
 from kiosk.door.wiegand import Card, Decoded, KeyPress
 from kiosk.errors import ConfigError
-from kiosk.factor.lockout import PinLockout
+from kiosk.factor.lockout import LockoutConfig, PinLockout
 from kiosk.factor.pin import VerifierError, make_verifier, match
 from kiosk.factor.policy import FactorMode, SecondFactorPolicy
 
@@ -71,8 +71,6 @@ class SecondFactor:
         if policy.mode in (FactorMode.PIN, FactorMode.PIN_OR_CARD) and secret is None:
             raise ConfigError(f"second factor mode {policy.mode.value!r} needs the site PIN secret; "
                               "set [second_factor] pin_secret_file or install the kiosk-pin-secret credential")
-        from kiosk.factor.lockout import LockoutConfig
-
         self.policy = policy
         self.clock, self.wall_clock, self.clock_synced, self.tz = clock, wall_clock, clock_synced, tz
         self.keypad, self.wiegand = keypad, wiegand
