@@ -14,9 +14,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.events import EventSink
+from kiosk.events import AuditRotation, EventSink
 from kiosk.mqtt.client import KioskMqtt, make_client
-from kiosk.mqtt.core import StaticTrust
+from kiosk.mqtt.core import StaticTrust, SyncSettings
+from kiosk.mqtt.homeassistant import discovery, event_updates, state_updates
 from kiosk.mqtt.protocol import Signer
 from kiosk.mqtt.topics import Topics
 from kiosk.outbox import Outbox
@@ -24,6 +25,7 @@ from kiosk.records import Enrollment, Tombstone
 from kiosk.store import Store
 from kiosk.vision.quant import l2_normalize
 from tests.broker import Mosquitto, make_tls
+from tests.clock import FakeClock
 
 FP = "d" * 64
 SITE = "hq"
@@ -90,26 +92,31 @@ def publish(port: int, topic: str, payload: bytes, retain: bool = True, **auth: 
 class Kiosk:
     """The kiosk's MQTT side with its own store, outbox and audit log; restartable on the same files."""
 
-    def __init__(self, tmp: Path, port: int, device: str = "door1", key: bytes = b"k" * 32, **client_kw: Any) -> None:
+    def __init__(self, tmp: Path, port: int, device: str = "door1", key: bytes = b"k" * 32, *,
+                 trust: Any = TRUST, sync: SyncSettings | None = None, rotation: AuditRotation | None = None,
+                 outbox_max: int = 1000, clock: Callable[[], float] | None = None, **client_kw: Any) -> None:
         self.tmp, self.port, self.device, self.key, self.client_kw = tmp, port, device, key, client_kw
+        self.trust, self.sync, self.rotation, self.outbox_max, self.clock = trust, sync, rotation, outbox_max, clock
         self.applied = threading.Semaphore(0)
         self.start()
 
     def start(self) -> None:
-        self.store = Store(self.tmp / f"{self.device}.db", self.key, FP, verifier=TRUST)
-        self.events = EventSink(self.tmp / f"{self.device}.audit.jsonl", device=self.device)
-        self.outbox = Outbox(self.tmp / f"{self.device}.outbox.db", max_rows=1000)
+        self.store = Store(self.tmp / f"{self.device}.db", self.key, FP, verifier=self.trust)
+        self.events = EventSink(self.tmp / f"{self.device}.audit.jsonl", device=self.device, rotation=self.rotation)
+        self.outbox = Outbox(self.tmp / f"{self.device}.outbox.db", max_rows=self.outbox_max)
         client = make_client(f"kiosk-{self.device}", **self.client_kw)
         self.topics = Topics("kiosk", SITE, self.device)
-        self.mqtt = KioskMqtt(client, "127.0.0.1", self.port, self.topics, self.store, self.events, self.outbox, TRUST)
+        extra: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
+        self.mqtt = KioskMqtt(client, "127.0.0.1", self.port, self.topics, self.store, self.events, self.outbox,
+                              self.trust, settings=self.sync, **extra)
         self.mqtt.on_applied = self.applied.release
         self.events.publishers.append(self.mqtt.publish_event)
         self.mqtt.start()
-        assert self.mqtt.connected.wait(TIMEOUT)
+        assert self.mqtt.connected.wait(TIMEOUT) and self.mqtt.subscribed.wait(TIMEOUT)
 
-    def wait_applied(self, n: int) -> None:
+    def wait_applied(self, n: int, timeout: float = TIMEOUT) -> None:
         for _ in range(n):
-            assert self.applied.acquire(timeout=TIMEOUT)
+            assert self.applied.acquire(timeout=timeout)
 
     def stop(self) -> None:
         self.mqtt.stop(flush_timeout=1.0)
@@ -322,3 +329,85 @@ def test_tls_password_kiosk_syncs_and_the_acl_keeps_it_to_its_own_topics(
     client.loop_start()
     assert refused.wait(TIMEOUT)
     client.loop_stop()
+
+
+# the adapter: nothing a message does ends the network thread, and its health is visible
+
+def test_a_failing_hook_is_counted_and_the_network_thread_keeps_applying(broker: Mosquitto, tmp_path: Path) -> None:
+    kiosk = Kiosk(tmp_path, broker.port)
+    thread = kiosk.mqtt.network_thread()
+    done = threading.Semaphore(0)
+
+    def broken() -> None:
+        done.release()
+        raise RuntimeError("gallery hook failed")
+
+    kiosk.mqtt.on_applied = broken
+    try:
+        for i, pid in enumerate(("ann", "bob")):
+            publish(broker.port, f"kiosk/{SITE}/enrollments/{pid}", enroll_msg(pid, 1 + i))
+            assert done.acquire(timeout=TIMEOUT)
+        assert kiosk.store.revision("bob") == 2
+        assert kiosk.mqtt.counters["action_errors"] == 2 and kiosk.mqtt.alive()
+        assert kiosk.mqtt.network_thread() is thread and thread is not None and thread.is_alive()
+    finally:
+        kiosk.stop()
+
+
+def test_alive_needs_a_running_network_thread_that_calls_back_in_time(broker: Mosquitto, tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+    kiosk = Kiosk(tmp_path, broker.port, clock=clock, sync=SyncSettings(heartbeat_s=10, stall_s=60))
+    try:
+        assert kiosk.mqtt.alive()
+        clock.advance(61)  # no callback for longer than stall_s
+        assert not kiosk.mqtt.alive()
+        kiosk.mqtt.tick()  # sends the probe; the network thread receiving it is the proof of life
+        assert kiosk.mqtt.probe_seen.wait(TIMEOUT)
+        assert kiosk.mqtt.alive() and kiosk.mqtt.counters["probes_received"] >= 1
+        kiosk.mqtt.client.loop_stop()  # the network thread ends
+        assert not kiosk.mqtt.alive()
+    finally:
+        kiosk.stop()
+    assert not kiosk.mqtt.alive()
+
+
+def test_refusal_acks_are_not_retained_and_applied_acks_are(broker: Mosquitto, tmp_path: Path) -> None:
+    kiosk = Kiosk(tmp_path, broker.port)
+    live = Collector(broker.port, f"kiosk/{SITE}/door1/acks/+")
+    try:
+        publish(broker.port, f"kiosk/{SITE}/enrollments/evil", b"[" * 5000, retain=False)
+        publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 1))
+        live.wait_for(lambda m: [t.rsplit("/", 1)[-1] for t, _ in m] == ["evil", "ann"])  # both reached the broker
+        assert kiosk.mqtt.counters["refused_by_reason"] == {"malformed_json": 1}
+        later = Collector(broker.port, f"kiosk/{SITE}/door1/acks/+")  # sees retained acks only, then the marker
+        publish(broker.port, f"kiosk/{SITE}/door1/acks/zz-marker", b"{}", retain=False)
+        later.wait_for(lambda m: any(t.endswith("zz-marker") for t, _ in m))
+        assert [t.rsplit("/", 1)[-1] for t, _ in later.messages] == ["ann", "zz-marker"]
+        later.close()
+    finally:
+        kiosk.stop()
+        live.close()
+
+
+# Home Assistant (pure)
+
+def test_home_assistant_sees_presentation_attacks_as_events_and_problems_as_binary_sensors() -> None:
+    t = Topics("kiosk", SITE, "door1")
+    d = discovery(t)
+    attack = next(v for k, v in d.items() if k.startswith("homeassistant/event/"))
+    assert attack["event_types"] == ["presentation_attack"] and "command_topic" not in attack
+    problems = {v["state_topic"]: v for k, v in d.items() if v.get("device_class") == "problem"}
+    assert set(problems) == {"kiosk/hq/door1/health/snapshot_expired", "kiosk/hq/door1/health/clock_unsynchronised"}
+    denied = {"id": "x", "device": "door1", "type": "access_denied", "reason": "presentation_attack",
+              "cues": {"moire": 0.9}, "ts": 5.0}
+    ((topic, payload),) = event_updates(t, denied)
+    assert topic == attack["state_topic"] and payload == {"reason": "presentation_attack", "cues": {"moire": 0.9},
+                                                          "ts": 5.0, "event_type": "presentation_attack"}
+    assert event_updates(t, {"type": "presentation_attack"})[0][1]["event_type"] == "presentation_attack"
+    assert event_updates(t, {"type": "access_denied", "reason": "unknown_face"}) == []
+    on = state_updates(t, {"type": "snapshot_expired"})
+    assert on == [("kiosk/hq/door1/health/snapshot_expired", "ON")]
+    assert state_updates(t, {"type": "sync", "status": "snapshot_applied"}) == [(on[0][0], "OFF")]
+    assert state_updates(t, {"type": "snapshot_valid"}) == [(on[0][0], "OFF")]
+    assert state_updates(t, {"type": "clock_unsynchronised"}) == [("kiosk/hq/door1/health/clock_unsynchronised", "ON")]
+    assert state_updates(t, {"type": "clock_synchronised"})[0][1] == "OFF"

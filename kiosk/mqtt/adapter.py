@@ -48,6 +48,9 @@ class KioskMqtt:
         self.clock = clock
         self.connected = threading.Event()
         self.drained = threading.Event()
+        self.probe_seen = threading.Event()  # set when the kiosk's own probe came back
+        self.subscribed = threading.Event()  # every subscription of the current connection acknowledged
+        self._suback_pending: set[int] = set()
         self._counters = {"published": 0, "callback_errors": 0, "action_errors": 0, "probes_sent": 0,
                           "probes_received": 0}
         self._lock = threading.Lock()
@@ -70,7 +73,7 @@ class KioskMqtt:
         client.on_disconnect = self._guard("disconnect", self._on_disconnect)
         client.on_message = self._guard("message", self._on_message)
         client.on_publish = self._guard("publish", self._on_publish)
-        client.on_subscribe = self._guard("subscribe", lambda *_a: None)
+        client.on_subscribe = self._guard("subscribe", self._on_subscribe)
         client.on_pre_connect = self._guard("pre_connect", lambda *_a: None)
         client.on_connect_fail = self._guard("connect_fail", lambda *_a: None)
         client.will_set(topics.availability, b"offline", qos=1, retain=True)
@@ -150,6 +153,7 @@ class KioskMqtt:
         self._run(self.core.tick(now))
         if self.connected.is_set() and now - self._last_probe_sent >= self.settings.heartbeat_s:
             self._last_probe_sent = now
+            self.probe_seen.clear()
             self.client.publish(self.topics.heartbeat, b"1", qos=0, retain=False)
             self._count("probes_sent")
 
@@ -227,11 +231,15 @@ class KioskMqtt:
             logger.error("MQTT connection refused: %s", reason)
             return
         logger.info("MQTT connected")
-        self.connected.set()
-        for topic in self.core.subscriptions():
-            client.subscribe(topic, qos=1)
-        client.subscribe(self.topics.heartbeat, qos=0)
+        self.subscribed.clear()
+        with self._lock:
+            self._suback_pending.clear()
+            for topic, qos in [(self.topics.heartbeat, 0)] + [(t, 1) for t in self.core.subscriptions()]:
+                _rc, mid = client.subscribe(topic, qos=qos)
+                if mid is not None:
+                    self._suback_pending.add(mid)
         client.publish(self.topics.availability, b"online", qos=1, retain=True)
+        self.connected.set()  # after the subscriptions: a probe sent from now on comes back
         for hook in self.on_connected:
             try:
                 hook()
@@ -240,10 +248,18 @@ class KioskMqtt:
                 logger.exception("MQTT on-connect hook failed")
         threading.Thread(target=self._flush, name="outbox-flush", daemon=True).start()
 
+    def _on_subscribe(self, _client: Any, _ud: Any, mid: int, *_rest: Any) -> None:
+        with self._lock:
+            self._suback_pending.discard(mid)
+            done = not self._suback_pending
+        if done:
+            self.subscribed.set()
+
     def _on_disconnect(self, _client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
         if self.connected.is_set():
             logger.warning("MQTT disconnected: %s", reason)
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_publish(self, _client: Any, _ud: Any, mid: int, _reason: Any = None, _props: Any = None) -> None:
         with self._lock:
@@ -264,5 +280,6 @@ class KioskMqtt:
             topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "replace")
         if topic == self.topics.heartbeat:
             self._count("probes_received")
+            self.probe_seen.set()
             return
         self._run(self.core.handle(topic, msg.payload, self.clock()))
