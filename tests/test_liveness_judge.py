@@ -107,7 +107,7 @@ def test_landmarks_none_is_no_evidence() -> None:
 
 
 def test_off_mode_answers_live_without_looking() -> None:
-    judge, clock, _ = _judge("off")
+    judge, _clock, _ = _judge("off")
     assert judge.observe(1, None).verdict is Verdict.LIVE
     assert judge.observe(1, None).reason == "liveness_off"
 
