@@ -143,7 +143,7 @@ def test_bad_liveness_settings_are_rejected_naming_the_key(values: dict[str, obj
 
 
 def test_ratio_thresholds_must_be_ordered() -> None:
-    with pytest.raises(ValidationError, match="flat_ratio .* live_ratio"):
+    with pytest.raises(ValidationError, match=r"flat_ratio .* live_ratio"):
         LivenessSettings(flat_ratio=0.6, live_ratio=0.5)
 
 
