@@ -39,7 +39,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-float", action="store_true", help="do not also write facenet_float32.tflite")
     p.add_argument("--edgetpu", action="store_true", help="also compile for the Coral Edge TPU (edgetpu_compiler)")
     p.add_argument("--limit", type=int, help="use at most this many calibration images (quick runs)")
+    p.add_argument("--score-table", type=Path, default=None,
+                   help="score table whose summary and provenance go into the model card "
+                        "(default: kiosk/policy/score_table.json)")
+    p.add_argument("--attach-score-table", action="store_true",
+                   help="only (re)write the score-model block of the existing card beside --out; "
+                        "the model itself is not touched")
     return p
+
+
+def _score_block(table_path: Path | None, model: Path) -> dict[str, Any] | None:
+    """The card's ``score_model`` block, or None (with a warning) when there is no table."""
+    from converter.report import score_model_block
+    from kiosk.policy.scoremodel import TABLE_PATH
+
+    path = table_path or TABLE_PATH
+    if not path.is_file():
+        logger.warning("no score table at %s: the card carries no score model (run python -m benchmarks.score_model)",
+                       path)
+        return None
+    try:
+        table = json.loads(path.read_text())
+        return score_model_block(table, sha256_file(path), sha256_file(model), path.name)
+    except (OSError, ValueError, KioskError) as exc:
+        raise ConversionError(f"score table {path} is unusable ({exc}); recompute it with "
+                              "python -m benchmarks.score_model") from exc
+
+
+def attach_score_table(model: Path, table_path: Path | None = None) -> dict[str, Any]:
+    """Rewrite only the ``score_model`` block of ``model``'s card; the model file is left as it is."""
+    path = card_path(model)
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConversionError(f"cannot read the model card {path} ({exc}): run kiosk-convert first") from exc
+    block = _score_block(table_path, model)
+    if block is None:
+        raise ConversionError(f"no score table at {table_path}: run python -m benchmarks.score_model")
+    card["score_model"] = block
+    _write_atomic(path, (json.dumps(card, indent=2) + "\n").encode())
+    return card
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -167,6 +206,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
                       for s in sets},
         **results,
         "threshold": threshold,
+        "score_model": _score_block(args.score_table, out),
         "float_model": ({"file": float_path.name, "sha256": sha256_file(float_path)} if not args.no_float else None),
         "converter": {"tensorflow": tf.__version__, "python": sys.version.split()[0],
                       "seconds": round(time.monotonic() - t0, 1)},
@@ -189,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        if args.attach_score_table:
+            model = args.out or models_dir() / DEFAULT_MODEL
+            card = attach_score_table(model, args.score_table)
+            sm = card["score_model"]
+            print(f"{card_path(model)}: score model from {sm['file']} ({sm['note']})")
+            return 0
         card = convert(args)
     except KioskError as exc:
         print(f"kiosk-convert: error: {exc}", file=sys.stderr)

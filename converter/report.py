@@ -47,3 +47,29 @@ def choose_threshold(scores: npt.NDArray[np.float64], same: npt.NDArray[np.bool_
 def accuracy_block(emb: F32, labels: list[str], threshold: float) -> dict[str, Any]:
     scores, same = pair_scores(emb, labels)
     return verification_report(scores, same, threshold).as_dict()
+
+
+def score_model_block(table: dict[str, Any], table_sha256: str, model_sha256: str, table_file: str) -> dict[str, Any]:
+    """The score table's summary and provenance for the model card (``kiosk/policy/score_table.json``).
+
+    ``current`` says whether the table was measured with this very model; a
+    table measured with another model (or none) must be recomputed with
+    ``python -m benchmarks.score_model`` before its thresholds mean anything.
+    """
+    from kiosk.policy.scoremodel import ScoreModel
+
+    prov = dict(table.get("provenance", {}))
+    current = prov.get("model_sha256") == model_sha256
+    return {
+        "file": table_file,
+        "sha256": table_sha256,
+        "current": current,
+        "note": ("measured with this model" if current else
+                 "measured with another model: run `python -m benchmarks.score_model`, then "
+                 "`kiosk-convert --attach-score-table`"),
+        "measured_vs_extrapolated": ("FAR(t) is measured where at least 10 impostor pairs score >= t (interpolated in "
+                                     "log space); above that it is an exponential tail fitted to the last two "
+                                     "measured decades (extrapolated)"),
+        "summary": ScoreModel(table).summary(),
+        "provenance": prov,
+    }

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 MAX_PHOTOS = 10
-SAME_PERSON_QUANTILE = 0.01  # a pair below this quantile of genuine photo pairs disagrees
+SAME_PERSON_QUANTILE = 0.02  # a pair below this quantile of genuine photo pairs disagrees (benchmarks/enroll_checks.py)
 
 
 def fuse(embeddings: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> F32:
@@ -52,6 +52,7 @@ class Consistency:
     min_score: float  # lowest pairwise cosine in the set (1.0 with a single photo)
     disagreeing: tuple[tuple[int, int, float], ...]  # (i, j, cosine) of pairs below the threshold
     outliers: tuple[int, ...]  # photos in most disagreeing pairs: the likely odd ones out
+    quantile: float = SAME_PERSON_QUANTILE  # share of genuine photo pairs below the threshold
 
     def message(self, names: list[str] | None = None) -> str:
         if self.ok:
@@ -59,18 +60,18 @@ class Consistency:
         label = (lambda i: names[i]) if names else (lambda i: f"photo {i + 1}")
         pairs = ", ".join(f"{label(i)}~{label(j)} {s:.3f}" for i, j, s in self.disagreeing[:5])
         odd = ", ".join(label(i) for i in self.outliers)
-        return (f"photos disagree: {pairs} score below {self.threshold:.3f}, where 99% of photo pairs of the same "
-                f"person lie above; they are likely of two different people (odd one out: {odd}). "
+        return (f"photos disagree: {pairs} score below {self.threshold:.3f}, where {100 * (1 - self.quantile):.0f}% of photo pairs of "
+                "the same person lie above; they are likely of two different people (odd one out: {odd}). "
                 "Use 3-10 photos of one person only")
 
 
-def consistency(embeddings: npt.ArrayLike, threshold: float) -> Consistency:
+def consistency(embeddings: npt.ArrayLike, threshold: float, quantile: float = SAME_PERSON_QUANTILE) -> Consistency:
     """Every pair of the set must score at least ``threshold`` (see ``same_person_threshold``)."""
     e = np.asarray(embeddings, np.float32)
     if e.ndim != 2 or e.shape[0] == 0:
         raise ValueError(f"expected a (photos, dim) array, got shape {e.shape}")
     if e.shape[0] == 1:
-        return Consistency(True, threshold, 1.0, (), ())
+        return Consistency(True, threshold, 1.0, (), (), quantile)
     s = e @ e.T
     i, j = np.triu_indices(e.shape[0], k=1)
     pair = s[i, j]
@@ -80,7 +81,7 @@ def consistency(embeddings: npt.ArrayLike, threshold: float) -> Consistency:
         counts[a] += 1
         counts[b] += 1
     outliers = tuple(int(k) for k in np.nonzero(counts == counts.max())[0]) if bad else ()
-    return Consistency(not bad, threshold, float(pair.min()), bad, outliers)
+    return Consistency(not bad, threshold, float(pair.min()), bad, outliers, quantile)
 
 
 def duplicates(templates: npt.ArrayLike, labels: list[str], template: npt.ArrayLike, threshold: float,
