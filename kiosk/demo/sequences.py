@@ -1,7 +1,9 @@
-"""Synthetic walk-up sequences: a person's photo approaching the camera over a background."""
+"""Synthetic walk-up sequences: a person's photo approaching the camera over a background (optionally with
+a synthetic head turn, see ``kiosk.demo.headturn``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +21,8 @@ class Sequence:
     enrolled: bool
     frames: list[RGB]
     first: int = 0  # index of the first frame in the whole replay
+    kind: str = "walk_up"  # walk_up | attack
+    synthetic: str = ""  # what is rendered rather than filmed, shown in the video and the summary
 
 
 def background(width: int, height: int, rng: np.random.Generator) -> RGB:
@@ -46,19 +50,22 @@ def _soft_mask(n: int) -> npt.NDArray[np.float32]:
     return np.clip((1.0 - r) * 6.0, 0.0, 1.0)[..., None]
 
 
-def walk_up(cutout: RGB, bg: RGB, frames: int, rng: np.random.Generator, face_frac: tuple[float, float] = (0.08, 0.5),
-            blur: float = 1.2, noise: float = 6.0) -> list[RGB]:
+def walk_up(cutout: RGB | Callable[[int], RGB], bg: RGB, frames: int, rng: np.random.Generator,
+            face_frac: tuple[float, float] = (0.08, 0.5), blur: float = 1.2, noise: float = 6.0,
+            hold: int = 0) -> list[RGB]:
     """``frames`` frames of the cut-out growing from ``face_frac[0]`` to ``[1]`` of the frame height,
-    drifting sideways, with motion blur early on and sensor noise throughout."""
+    drifting sideways, with motion blur early on and sensor noise throughout; then ``hold`` frames
+    standing at the door. ``cutout`` may be a function of the frame number (a head that turns)."""
     h, w = bg.shape[:2]
     out = []
     drift = rng.uniform(-0.15, 0.15) * w
-    for k in range(frames):
-        p = k / max(frames - 1, 1)
+    for k in range(frames + hold):
+        p = min(k / max(frames - 1, 1), 1.0)
         ease = p * p * (3 - 2 * p)
         side = int(h * (face_frac[0] + (face_frac[1] - face_frac[0]) * ease) * 2.4)
         side = max(side, 16)
-        patch = cv2.resize(cutout, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+        src = cutout(k) if callable(cutout) else cutout
+        patch = cv2.resize(src, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
         sigma = blur * (1.0 - p) + 0.3
         patch = np.asarray(cv2.GaussianBlur(patch, (0, 0), sigma), np.float32)
         cx = int(w / 2 + drift * (1 - ease))

@@ -25,7 +25,7 @@ def _view(r: Any) -> LivenessView:
     verdict = str(getattr(r.verdict, "value", r.verdict)).lower()
     reason = str(getattr(r, "reason", ""))
     values = {str(k): float(v) for k, v in dict(getattr(r, "values", {}) or {}).items()}
-    challenge = "challenge" in reason or "turn" in reason or values.get("challenge", 0.0) > 0
+    challenge = "challenge" in reason or reason == "wrong_direction" or "challenge_direction" in values
     return LivenessView(verdict, reason, values, challenge)
 
 

@@ -11,6 +11,7 @@ part of the clip).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -145,10 +146,12 @@ class Outcome:
 class _Watcher:
     """The loop's ``on_result``: records what the self-test needs and stops the replay once it is decided."""
 
-    def __init__(self, outcome: Outcome, stop: threading.Event, max_seconds: float) -> None:
+    def __init__(self, outcome: Outcome, stop: threading.Event, max_seconds: float,
+                 prompter: RecordingPrompter | None = None) -> None:
         self.o = outcome
         self.stop = stop
         self.max_seconds = max_seconds
+        self.prompter = prompter
 
     def __call__(self, r: FrameResult) -> None:
         o, t = self.o, r.frame.t
@@ -176,8 +179,8 @@ class _Watcher:
         if o.verdict != "none":
             return
         if v.values:
-            o.values = dict(v.values)
-        if v.challenge:
+            o.values = {**o.values, **v.values}
+        if v.challenge or (self.prompter is not None and self.prompter.prompts):
             o.challenged = True
         if v.verdict in (LIVE, FLAT):
             o.verdict, o.verdict_reason, o.verdict_s = v.verdict, v.reason, t
@@ -185,21 +188,45 @@ class _Watcher:
             logger.warning("unknown liveness verdict %r", v.verdict)
 
 
-def build_liveness(settings: Any, clock: Callable[[], float], landmarker: Any) -> Any:
-    """The loop's ``liveness`` pair (landmarker, judge) for these settings; None when liveness is off."""
+class RecordingPrompter:
+    """A prompter (``kiosk.liveness.prompters.Prompter``) that remembers when it asked for a head turn."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.prompts: list[tuple[float, str]] = []
+        self.showing: str | None = None
+
+    def prompt(self, direction: str) -> None:
+        self.prompts.append((self.clock(), direction))
+        self.showing = direction
+
+    def clear(self) -> None:
+        self.showing = None
+
+    def close(self) -> None:
+        self.showing = None
+
+
+def build_liveness(settings: Any, clock: Callable[[], float], landmarker: Any, prompter: Any,
+                   seed: int | None = None) -> Any:
+    """The loop's ``liveness`` pair (landmarker, judge) for these settings; None when liveness is off.
+    ``seed`` fixes the challenge directions (a door draws them from the system's randomness)."""
     if settings is None or getattr(settings, "mode", "off") == "off" or landmarker is None:
         return None
-    from kiosk.liveness import build_judge  # type: ignore[attr-defined]
+    from kiosk.liveness.judge import LivenessJudge
 
-    return landmarker, build_judge(settings, clock)
+    return landmarker, LivenessJudge(settings, clock, prompter, rng=None if seed is None else random.Random(seed))
 
 
 class Presenter:
     """Replays presentations, one at a time, through a fresh loop, door and gallery each."""
 
     def __init__(self, pipeline: FacePipeline, threshold: float, config: PresentConfig = PresentConfig(),
-                 landmarker: Any = None) -> None:
+                 landmarker: Any = None, seed: int | None = 0) -> None:
+        """``seed``: challenge directions drawn reproducibly (None: from the system's randomness)."""
         self.pipeline = pipeline
+        self.seed = seed
+        self.presented = 0
         self.threshold = threshold
         self.config = config
         self.landmarker = landmarker
@@ -231,9 +258,12 @@ class Presenter:
         source = ReplaySource(p.frames, fps=p.fps, clock=clock, loop=p.loop)
         capture = Capture(source, events, lockstep=True)
         stop = threading.Event()
+        prompter = RecordingPrompter(clock)
+        seed = None if self.seed is None else self.seed + self.presented
+        self.presented += 1
         loop = KioskLoop(capture, self.pipeline, lambda: gallery, self.threshold, engine, door, events,
-                         self.config.quality, on_result=_Watcher(outcome, stop, self.config.max_seconds),
-                         liveness=build_liveness(self.config.liveness, clock, self.landmarker))
+                         self.config.quality, on_result=_Watcher(outcome, stop, self.config.max_seconds, prompter),
+                         liveness=build_liveness(self.config.liveness, clock, self.landmarker, prompter, seed))
         capture.start()
         try:
             loop.run(stop, until_end=True)

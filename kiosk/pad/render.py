@@ -52,10 +52,11 @@ def cutout(photo: RGB, detect: Detect, origin: str) -> RGB:
     return head_and_shoulders(photo, face)
 
 
-def _frames(textures: Callable[[int], RGB], p: Plan, rng: np.random.Generator, s: RenderSettings) -> Iterator[bytes]:
+def frames_of(textures: Callable[[int], RGB], p: Plan, rng: np.random.Generator, s: RenderSettings,
+              work: Camerawork, bg: RGB | None = None) -> Iterator[RGB]:
+    """The camera's view of the artefact, frame by frame (before JPEG)."""
     cam = s.camera
-    work = Camerawork.draw(rng)
-    bg = background(cam.width, cam.height, rng)
+    bg = background(cam.width, cam.height, rng) if bg is None else bg
     prev: npt.NDArray[np.float64] | None = None
     centre_uv = [[p.surface.tex_w / 2.0, p.surface.tex_h / 2.0]]
     for k in range(s.frames):
@@ -66,19 +67,39 @@ def _frames(textures: Callable[[int], RGB], p: Plan, rng: np.random.Generator, s
         shine = glare(cover, spot, p.glare_radius, p.glare_strength) if p.glare_strength > 0 else None
         motion = (0.0, 0.0) if prev is None else (float(c[0] - prev[0]) * 0.5, float(c[1] - prev[1]) * 0.5)
         prev = c
-        yield jpeg_bytes(expose(drawn, work, k / max(s.frames - 1, 1), rng, shine, motion), work.jpeg_quality)
+        yield expose(drawn, work, k / max(s.frames - 1, 1), rng, shine, motion)
 
 
-def write_sequence(folder: Path, frames: Iterator[bytes], meta: SequenceMeta) -> Path:
+def write_sequence(folder: Path, frames: Iterator[RGB], meta: SequenceMeta, quality: int = 90) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("frame_*.jpg"):
         old.unlink()
     n = 0
-    for n, data in enumerate(frames, start=1):
-        (folder / f"frame_{n - 1:05d}.jpg").write_bytes(data)
+    for n, rgb in enumerate(frames, start=1):
+        (folder / f"frame_{n - 1:05d}.jpg").write_bytes(jpeg_bytes(rgb, quality))
     write_meta(folder, meta)
     logger.debug("wrote %d frames to %s", n, folder)
     return folder
+
+
+def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, focal: float) -> tuple[RGB, Plan]:
+    """The texture (print or phone) showing a head-and-shoulders cut-out, and the sequence's plan."""
+    if species not in STATIC_SPECIES:
+        raise ValueError(f"{species!r} is not a photo species; expected one of {STATIC_SPECIES}")
+    face_px = cut.shape[1] * FACE_FRACTION
+    if species == "phone_photo":
+        tex, content_px = PHONE.texture(cut)
+        face_px = face_px * content_px / cut.shape[1]
+    else:
+        tex = print_texture(cut, rng)
+    return tex, plan(species, tex.shape[:2], face_px, rng, focal)
+
+
+def attack_frames(species: str, cut: RGB, seed: int, settings: RenderSettings, bg: RGB | None = None) -> list[RGB]:
+    """In memory (for the demo): ``settings.frames`` frames of a static species showing ``cut``."""
+    rng = np.random.default_rng(seed)
+    tex, p = photo_artefact(species, cut, rng, settings.camera.focal)
+    return list(frames_of(lambda k: tex, p, rng, settings, Camerawork.draw(rng), bg))
 
 
 def render_photo(species: str, photo: Path, enroll: list[Path], subject: str, out: Path, seed: int,
@@ -88,16 +109,11 @@ def render_photo(species: str, photo: Path, enroll: list[Path], subject: str, ou
         raise ValueError(f"{species!r} is not a photo species; expected one of {STATIC_SPECIES}")
     rng = np.random.default_rng(seed)
     cut = cutout(read_rgb(photo), detect, str(photo))
-    face_px = cut.shape[1] * FACE_FRACTION
-    if species == "phone_photo":
-        tex, content_px = PHONE.texture(cut)
-        face_px = face_px * content_px / cut.shape[1]
-    else:
-        tex = print_texture(cut, rng)
-    p = plan(species, tex.shape[:2], face_px, rng, settings.camera.focal)
+    tex, p = photo_artefact(species, cut, rng, settings.camera.focal)
+    work = Camerawork.draw(rng)
     meta = SequenceMeta(species, subject, str(photo), seed, settings.fps, settings.frames,
                         enroll_photos=[str(e) for e in enroll], params=_params(p))
-    return write_sequence(out, _frames(lambda k: tex, p, rng, settings), meta)
+    return write_sequence(out, frames_of(lambda k: tex, p, rng, settings, work), meta, work.jpeg_quality)
 
 
 def render_clip(clip: Path, subject: str, out: Path, seed: int, detect: Detect,
@@ -126,7 +142,8 @@ def render_clip(clip: Path, subject: str, out: Path, seed: int, detect: Detect,
     meta = SequenceMeta("tablet_video", subject, str(clip), seed, settings.fps, settings.frames,
                         enroll_clip=ClipRange(str(clip), split, round(end, 3)),
                         source_clip=ClipRange(str(clip), 0.0, split), params=_params(p))
-    return write_sequence(out, _frames(texture, p, rng, settings), meta)
+    work = Camerawork.draw(rng)
+    return write_sequence(out, frames_of(texture, p, rng, settings, work), meta, work.jpeg_quality)
 
 
 def _params(p: Plan) -> dict[str, float | None]:
