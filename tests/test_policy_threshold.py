@@ -96,7 +96,7 @@ def test_a_mangled_table_is_refused_with_a_clear_error(breakage: str) -> None:
 
 
 def test_a_missing_table_file_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(ScoreTableError, match="benchmarks.score_model"):
+    with pytest.raises(ScoreTableError, match=r"benchmarks\.score_model"):
         ScoreModel.load(tmp_path / "nope.json")
 
 

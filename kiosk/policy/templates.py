@@ -60,8 +60,9 @@ class Consistency:
         label = (lambda i: names[i]) if names else (lambda i: f"photo {i + 1}")
         pairs = ", ".join(f"{label(i)}~{label(j)} {s:.3f}" for i, j, s in self.disagreeing[:5])
         odd = ", ".join(label(i) for i in self.outliers)
-        return (f"photos disagree: {pairs} score below {self.threshold:.3f}, where {100 * (1 - self.quantile):.0f}% of photo pairs of "
-                "the same person lie above; they are likely of two different people (odd one out: {odd}). "
+        share = f"{100 * (1 - self.quantile):.0f}%"
+        return (f"photos disagree: {pairs} score below {self.threshold:.3f}, where {share} of photo pairs of the "
+                f"same person lie above; they are likely of two different people (odd one out: {odd}). "
                 "Use 3-10 photos of one person only")
 
 
