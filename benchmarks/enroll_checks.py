@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             b = a
             while b == a:
                 b = everyone[rng.integers(len(everyone))]
-            rows = [*rng.choice(by[a], 2, replace=False), rng.choice(by[b])]
+            rows = np.array([*rng.choice(by[a], 2, replace=False), rng.choice(by[b])])
             mixed_caught += not consistency(emb[rows], thr).ok
         print(f"quantile {q}: threshold {thr:.4f}; good 3-photo sets refused {format_rate(good_refused, args.sets)}; "
               f"mixed sets (2+1 people) caught {format_rate(mixed_caught, args.sets)}")
