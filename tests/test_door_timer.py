@@ -7,9 +7,15 @@ lets it go), so the thread runs for real and nothing sleeps.
 
 from __future__ import annotations
 
+import json
 import queue
+import selectors
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -254,3 +260,47 @@ def test_timer_stops_promptly_with_its_own_wait() -> None:
     assert ticker.stop(10) and not ticker.alive
     with pytest.raises(RuntimeError, match="already started"):
         ticker.start()
+
+
+CHILD = r"""
+import json, sys, threading, time
+from gpiozero.pins.mock import MockFactory
+from kiosk.door import DoorTiming, build_door, door_timer
+
+def emit(kind, fields):
+    print(json.dumps({"type": kind, **fields}), flush=True)
+
+factory = MockFactory()
+door = build_door(17, active_high=True, timing=DoorTiming(unlock_s=0.3), clock=time.monotonic, emit=emit,
+                  pin_factory=factory, bounce_s=None)
+door_timer(door).start()
+door.unlock("granted", "ann")
+emit("loop_stalled", {})
+threading.Event().wait()  # the frame loop never comes back
+emit("loop_resumed", {})
+"""
+
+
+def test_in_a_real_process_a_stalled_main_thread_still_relocks_and_sigabrt_finds_it_locked() -> None:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], cwd=root, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen: list[dict[str, Any]] = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        while not any(e["type"] == "door_locked" for e in seen):
+            assert sel.select(timeout=60), f"no relock within 60 s; saw {seen}"  # a ceiling, not a timing claim
+            line = proc.stdout.readline()
+            assert line, f"child ended early; saw {seen}"
+            seen.append(json.loads(line))
+        proc.send_signal(signal.SIGABRT)  # what systemd sends when its watchdog runs out
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sel.close()
+        proc.stdout.close()
+    assert [e["type"] for e in seen] == ["door_unlocked", "loop_stalled", "door_locked"]
+    assert seen[-1]["reason"] == "timeout"
+    assert code == -signal.SIGABRT
