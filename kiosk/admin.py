@@ -1,9 +1,14 @@
 """``kiosk admin``: the administrator's side of enrollment sync.
 
-Signs enrollments and deletions with an Ed25519 key, publishes them retained
-(QoS 1) so every kiosk of the site converges from the broker alone, and keeps
-its own record of what it published so it can republish everything (for a
-new kiosk, or after a broker lost its retained store).
+Signs enrollments and deletions with an Ed25519 administrator key and
+publishes them retained (QoS 1); after every change it publishes, retained,
+a re-signed site snapshot (each person's current revision, deleted people
+included), and ``kiosk admin sync`` re-signs it on a timer so it never
+expires. Before publishing it reads the retained state, so two
+administrators never reuse a revision, and ``enroll``/``delete`` wait for
+every known kiosk's ack and name the silent ones. The site root key
+(``root-keygen``, kept offline) signs the list of administrator keys
+(``keys sign``), which ``keys publish`` puts on the broker. See docs/keys.md.
 """
 
 from __future__ import annotations
@@ -14,65 +19,85 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk.errors import ConfigError, KioskError
-from kiosk.mqtt.protocol import Signer, decode_embedding
-from kiosk.mqtt.topics import Topics
-from kiosk.store import Enrollment, Tombstone
+from kiosk.mqtt.keys import (
+    MAX_KEY_LIST,
+    KeyListMsg,
+    load_private_key,
+    load_public_key,
+    load_public_keys,
+    parse_key_list,
+    public_from_raw,
+    sign_key_list,
+    write_private_key,
+)
+from kiosk.mqtt.protocol import (
+    MAX_AHEAD_MS,
+    MAX_PAYLOAD,
+    ProtocolError,
+    Signer,
+    decode_embedding,
+    decode_json,
+    validate,
+)
+from kiosk.mqtt.snapshot import MAX_SNAPSHOT, parse_snapshot, sign_snapshot
+from kiosk.records import Enrollment, Tombstone
+
+HOUR_MS = 3_600_000
 
 
 class BrokerError(KioskError, ConnectionError):
     exit_code = 16
 
 
+class SyncIncompleteError(KioskError, TimeoutError):
+    """Published, but not every known kiosk acknowledged it in time."""
+
+    exit_code = 17
+
+
 def keygen(path: Path) -> Path:
     """Private key (mode 600) at ``path``, public key at ``path.pub``; returns the public key's path."""
-    if path.exists():
-        raise ConfigError(f"{path} exists; refusing to overwrite a signing key")
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    pub = path.with_name(path.name + ".pub")
-    pub.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
-    return pub
+    return write_private_key(path, Ed25519PrivateKey.generate())
 
 
 def load_signer(path: Path) -> Signer:
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the signing key {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} is not an Ed25519 private key")
-    return Signer(key)
+    return Signer(load_private_key(path))
+
+
+def _private_file(path: Path) -> None:
+    """Create (or tighten) a state file and its folder so only the owner can read them."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists():
+            p.chmod(0o600)
 
 
 class AdminState:
-    """What this administrator published: the signed payload per person, newest revision."""
+    """What this administrator published: the signed payload per person, and the last snapshot."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS published (person_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, "
                          "name TEXT, deleted INTEGER NOT NULL, payload BLOB NOT NULL, published_at REAL NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                         "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
+        _private_file(path)
 
-    def next_revision(self, person_id: str, now: float) -> int:
+    def revision(self, person_id: str) -> int | None:
         row = self._db.execute("SELECT revision FROM published WHERE person_id = ?", (person_id,)).fetchone()
-        return max((row[0] + 1) if row else 1, int(now * 1000))
+        return None if row is None else int(row[0])
 
     def record(self, person_id: str, revision: int, name: str | None, deleted: bool, payload: bytes, now: float) -> None:
         self._db.execute("INSERT INTO published VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
@@ -80,11 +105,22 @@ class AdminState:
                          "payload=excluded.payload, published_at=excluded.published_at",
                          (person_id, revision, name, int(deleted), payload, now))
 
+    def record_snapshot(self, issued_at_ms: int, payload: bytes) -> None:
+        self._db.execute("INSERT INTO snapshot VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                         "issued_at_ms=excluded.issued_at_ms, payload=excluded.payload", (issued_at_ms, payload))
+
+    def last_snapshot_ms(self) -> int:
+        row = self._db.execute("SELECT issued_at_ms FROM snapshot").fetchone()
+        return 0 if row is None else int(row[0])
+
     def rows(self) -> list[dict[str, Any]]:
         keys = ("person_id", "revision", "name", "deleted", "payload", "published_at")
         return [dict(zip(keys, r)) for r in
                 self._db.execute("SELECT person_id, revision, name, deleted, payload, published_at FROM published "
                                  "ORDER BY person_id")]
+
+    def people(self) -> dict[str, tuple[int, bool]]:
+        return {r["person_id"]: (int(r["revision"]), bool(r["deleted"])) for r in self.rows()}
 
     def embeddings(self) -> tuple[list[str], list[Any]]:
         """Labels and embeddings of everyone currently enrolled (for duplicate warnings)."""
@@ -99,7 +135,7 @@ class AdminState:
 
 
 class Broker:
-    """A short-lived MQTT connection for the admin commands."""
+    """A short-lived MQTT connection for the admin commands; every message received is kept."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from kiosk.mqtt.client import make_client
@@ -108,7 +144,12 @@ class Broker:
                                   cert_file=args.cert_file, key_file=args.key_file, username=args.username,
                                   password_file=args.password_file)
         self.connected = threading.Event()
+        self.messages: list[tuple[str, bytes]] = []
+        self._arrived = threading.Condition()
+        self._subacks: set[int] = set()
         self.client.on_connect = lambda *a: self.connected.set()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         try:
             self.client.connect(args.host, args.port, keepalive=30)
         except OSError as exc:
@@ -118,66 +159,230 @@ class Broker:
             self.close()
             raise BrokerError(f"the broker at {args.host}:{args.port} did not accept the connection")
 
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        with self._arrived:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+            self._arrived.notify_all()
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, *_rest: Any) -> None:
+        with self._arrived:
+            self._subacks.add(mid)
+            self._arrived.notify_all()
+
+    def subscribe(self, *patterns: str, timeout: float = 10.0) -> None:
+        _, mid = self.client.subscribe([(p, 1) for p in patterns])
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: mid in self._subacks, timeout):
+                raise BrokerError(f"the broker did not confirm the subscription to {patterns}")
+
+    def retained(self, *patterns: str, quiet_s: float = 0.5, max_s: float = 10.0) -> list[tuple[str, bytes]]:
+        """Retained messages on ``patterns``: those arriving until none came for ``quiet_s``."""
+        start = len(self.messages)
+        self.subscribe(*patterns)
+        deadline = time.monotonic() + max_s
+        with self._arrived:
+            while time.monotonic() < deadline:
+                seen = len(self.messages)
+                self._arrived.wait(quiet_s)
+                if len(self.messages) == seen:
+                    break
+            return self.messages[start:]
+
+    def wait_for(self, done: Callable[[list[tuple[str, bytes]]], bool], timeout: float) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: done(self.messages), timeout)
+
     def publish(self, topic: str, payload: bytes, retain: bool = True, timeout: float = 10.0) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise BrokerError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
 
-    def collect(self, pattern: str, quiet_s: float = 0.5, max_s: float = 5.0) -> list[tuple[str, bytes]]:
-        """Retained messages on ``pattern``: until none arrives for ``quiet_s``."""
-        got: list[tuple[str, bytes]] = []
-        arrived = threading.Event()
-
-        def on_message(_c: Any, _u: Any, msg: Any) -> None:
-            got.append((msg.topic, msg.payload))
-            arrived.set()
-
-        self.client.on_message = on_message
-        self.client.subscribe(pattern, qos=1)
-        deadline = time.monotonic() + max_s
-        while time.monotonic() < deadline:
-            arrived.clear()
-            if not arrived.wait(quiet_s):
-                break
-        return got
-
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def add_broker_args(p: argparse.ArgumentParser) -> None:
-    env = os.environ.get
-    p.add_argument("--host", default=env("KIOSK_ADMIN_HOST", "localhost"))
-    p.add_argument("--port", type=int, default=int(env("KIOSK_ADMIN_PORT", "1883")))
-    p.add_argument("--site", default=env("KIOSK_ADMIN_SITE", "default"))
-    p.add_argument("--prefix", default=env("KIOSK_ADMIN_PREFIX", "kiosk"))
-    p.add_argument("--tls", action="store_true")
-    p.add_argument("--ca-file", type=Path)
-    p.add_argument("--cert-file", type=Path)
-    p.add_argument("--key-file", type=Path)
-    p.add_argument("--username", default=env("KIOSK_ADMIN_USERNAME"))
-    p.add_argument("--password-file", type=Path)
-    p.add_argument("--signing-key", type=Path, default=Path(env("KIOSK_ADMIN_KEY", "~/.config/kiosk-admin/admin.key"))
-                   .expanduser())
-    p.add_argument("--state", type=Path, default=Path(env("KIOSK_ADMIN_STATE", "~/.local/share/kiosk-admin/admin.db"))
-                   .expanduser(), help="this administrator's record of what was published")
+@dataclass
+class SiteView:
+    """What the broker holds for the site, as far as this administrator can verify it."""
+
+    prefix: str
+    site: str
+    people: dict[str, tuple[int, bool]] = field(default_factory=dict)  # from the retained snapshot
+    snapshot_ms: int = 0
+    admin_keys: set[str] = field(default_factory=set)  # from the retained key list
+    kiosks: dict[str, str] = field(default_factory=dict)  # device -> online | offline
+    enrollments: dict[str, int] = field(default_factory=dict)  # person -> retained revision (when read)
+    warnings: list[str] = field(default_factory=list)
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.prefix}/{self.site}/{leaf}"
 
 
-def topics_for(args: argparse.Namespace) -> Topics:
-    return Topics(args.prefix, args.site, "+")
+def _listed_keys(payload: bytes, args: argparse.Namespace, view: SiteView) -> dict[str, Ed25519PublicKey]:
+    """Administrator keys of the retained key list, verified against ``--root-pub`` when given."""
+    if args.root_pub:
+        return parse_key_list(payload, load_public_key(args.root_pub), args.site).keys
+    view.warnings.append("the retained key list is read without checking the root's signature (pass --root-pub)")
+    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, MAX_KEY_LIST))
+    return {e.key_id: public_from_raw(e.public_key) for e in msg.keys}
 
 
-def _publish_and_record(args: argparse.Namespace, state: AdminState, revision: int, name: str | None,
-                        payload: bytes, now: float) -> None:
-    """Publish retained and wait for the broker's ack; only then record it as published."""
+def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, person: str | None = None) -> SiteView:
+    """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing."""
+    view = SiteView(args.prefix, args.site)
+    patterns = [view.topic("keys"), view.topic("snapshot"), view.topic("+/availability")]
+    if person is not None:
+        patterns.append(view.topic(f"enrollments/{person}"))
+    got = dict(broker.retained(*patterns))
+    keys = {signer.key_id: signer.private.public_key()}
+    if payload := got.get(view.topic("keys")):
+        try:
+            listed = _listed_keys(payload, args, view)
+            keys.update(listed)
+            view.admin_keys = set(listed)
+            if signer.key_id not in listed:
+                view.warnings.append(f"this signing key {signer.key_id} is not in the site's key list: kiosks that "
+                                     "pin the root key refuse what it signs")
+        except (ProtocolError, ConfigError) as exc:
+            view.warnings.append(f"the retained key list does not verify: {exc}")
+    if payload := got.get(view.topic("snapshot")):
+        try:
+            snap = parse_snapshot(payload, keys, args.site)
+            view.people, view.snapshot_ms = dict(snap.people), snap.issued_at_ms
+        except ProtocolError as exc:
+            view.warnings.append(f"the retained snapshot does not verify ({exc}); starting from this administrator's "
+                                 "own record")
+    for topic, payload in got.items():
+        parts = topic.split("/")
+        if topic.endswith("/availability") and len(parts) == 4 and payload:
+            view.kiosks[parts[2]] = payload.decode(errors="replace")
+        elif person is not None and topic == view.topic(f"enrollments/{person}") and payload:
+            try:
+                rev = decode_json(payload, MAX_PAYLOAD).get("issued_at_ms")
+            except ProtocolError:
+                rev = None
+            if isinstance(rev, int) and not isinstance(rev, bool):
+                view.enrollments[person] = rev
+    return view
+
+
+def next_revision(now_ms: int, *seen: int | None) -> int:
+    """This change's revision: its issue time in ms, but above anything already published for the person."""
+    return max([now_ms, *[s + 1 for s in seen if s is not None]])
+
+
+def site_people(view: SiteView, state: AdminState) -> dict[str, tuple[int, bool]]:
+    """The site's people: the retained snapshot merged with this administrator's record, newest wins."""
+    people = dict(view.people)
+    for pid, (rev, deleted) in state.people().items():
+        if pid not in people or people[pid][0] < rev:
+            people[pid] = (rev, deleted)
+    return people
+
+
+def publish_snapshot(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState, view: SiteView,
+                     now_ms: int) -> int:
+    """Re-sign and publish, retained, the site snapshot; returns its issue time."""
+    people = site_people(view, state)
+    issued = next_revision(now_ms, view.snapshot_ms, state.last_snapshot_ms())
+    keys = view.admin_keys or {signer.key_id}
+    payload = sign_snapshot(signer, args.site, people, keys, issued, issued + int(args.snapshot_valid_h * HOUR_MS))
+    if len(payload) > MAX_SNAPSHOT:
+        raise ConfigError(f"the snapshot of {len(people)} people takes {len(payload)} bytes; kiosks take {MAX_SNAPSHOT}")
+    broker.publish(view.topic("snapshot"), payload)
+    state.record_snapshot(issued, payload)
+    view.people, view.snapshot_ms = people, issued
+    return issued
+
+
+@dataclass
+class AckReport:
+    acked: dict[str, str] = field(default_factory=dict)  # device -> status
+    refused: dict[str, str] = field(default_factory=dict)  # device -> reason
+    silent: list[str] = field(default_factory=list)
+
+
+def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, person: str, revision: int) -> AckReport:
+    """Per kiosk, its answer to this revision of this person (older retained acks do not count)."""
+    report = AckReport()
+    for topic, payload in messages:
+        parts = topic.split("/")
+        if len(parts) != 5 or parts[:2] != [prefix, site] or parts[3] != "acks" or parts[4] != person:
+            continue
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(body, dict):
+            continue
+        if body.get("status") == "refused" and body.get("received_revision") in (revision, None):
+            report.refused[parts[2]] = str(body.get("reason"))
+        elif body.get("revision") == revision and body.get("status") in ("applied", "deleted", "current"):
+            report.acked[parts[2]] = str(body["status"])
+            report.refused.pop(parts[2], None)
+    return report
+
+
+def publish_change(args: argparse.Namespace, signer: Signer, state: AdminState, person: str,
+                   make: Callable[[int], tuple[bytes, str | None]], now: Callable[[], float] = time.time) -> tuple[
+                       int, AckReport, SiteView]:
+    """Read the site, sign at a fresh revision, publish the record then the snapshot, wait for the kiosks."""
     broker = Broker(args)
     try:
-        broker.publish(topics_for(args).enrollment(args.id), payload)
+        view = read_site(broker, args, signer, person)
+        now_ms = int(now() * 1000)
+        revision = next_revision(now_ms, view.enrollments.get(person), view.people.get(person, (None, False))[0],
+                                 state.revision(person))
+        if revision > now_ms + MAX_AHEAD_MS:
+            raise ConfigError(f"{person} already has revision {revision - 1}, more than a day ahead of this clock: "
+                              "check the clocks of the administrators' machines")
+        payload, name = make(revision)
+        broker.subscribe(view.topic(f"+/acks/{person}"))
+        broker.publish(view.topic(f"enrollments/{person}"), payload)
+        state.record(person, revision, name, name is None, payload, now())
+        publish_snapshot(broker, args, signer, state, view, now_ms)
+        known = set(view.kiosks)
+        broker.wait_for(lambda m: known <= set(_answered(m, args, person, revision)), args.wait)
+        report = collect_acks(broker.messages, args.prefix, args.site, person, revision)
+        report.silent = sorted(known - set(report.acked) - set(report.refused))
     finally:
         broker.close()
-    state.record(args.id, revision, name, name is None, payload, now)
+    return revision, report, view
+
+
+def _answered(messages: list[tuple[str, bytes]], args: argparse.Namespace, person: str, revision: int) -> list[str]:
+    r = collect_acks(messages, args.prefix, args.site, person, revision)
+    return [*r.acked, *r.refused]
+
+
+def print_report(what: str, revision: int, report: AckReport, view: SiteView) -> int:
+    for w in view.warnings:
+        print(f"warning: {w}")
+    print(f"published {what}, revision {revision}; snapshot re-signed")
+    for device, status in sorted(report.acked.items()):
+        print(f"  {device:<20} {status}")
+    for device, reason in sorted(report.refused.items()):
+        print(f"  {device:<20} REFUSED: {reason}")
+    for device in report.silent:
+        print(f"  {device:<20} no answer ({view.kiosks.get(device, '?')})")
+    if not view.kiosks:
+        print("  no kiosk of this site has announced itself on the broker yet")
+    if report.silent or report.refused:
+        raise SyncIncompleteError(f"{len(report.silent)} kiosk(s) silent ({', '.join(report.silent) or '-'}), "
+                             f"{len(report.refused)} refused; the record stays retained: they apply it when they "
+                             "reconnect (`kiosk admin status` shows who is behind)")
+    return 0
+
+
+def sign_enrollment(signer: Signer, site: str, person_id: str, name: str, fingerprint: str, embeddings: Any, *,
+                    held_revision: int | None = None, valid_from: float | None = None,
+                    valid_until: float | None = None, now: float | None = None) -> bytes:
+    """A signed enrollment at a fresh revision (for a local ``kiosk enroll`` with an administrator key)."""
+    revision = next_revision(int((time.time() if now is None else now) * 1000), held_revision)
+    return signer.enrollment(site, Enrollment(person_id, name, revision, fingerprint, embeddings,
+                                              valid_from=valid_from, valid_until=valid_until))
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -199,38 +404,80 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if rows:
         for other, score in similar_people(Gallery(np.stack(rows), labels), embeddings, card.threshold, args.id):
             print(f"warning: {args.id} already matches enrolled person {other} (similarity {score:.3f})")
-    now = time.time()
-    record = Enrollment(args.id, args.name, state.next_revision(args.id, now), card.fingerprint, embeddings,
-                        valid_from=args.valid_from.timestamp() if args.valid_from else None,
-                        valid_until=args.valid_until.timestamp() if args.valid_until else None)
-    payload = signer.enrollment(args.site, record, now)
-    _publish_and_record(args, state, record.revision, args.name, payload, now)
-    print(f"published {args.id} ({args.name}), revision {record.revision}, {len(embeddings)} embeddings")
-    return 0
+
+    def make(revision: int) -> tuple[bytes, str | None]:
+        record = Enrollment(args.id, args.name, revision, card.fingerprint, embeddings,
+                            valid_from=args.valid_from.timestamp() if args.valid_from else None,
+                            valid_until=args.valid_until.timestamp() if args.valid_until else None)
+        return signer.enrollment(args.site, record), args.name
+
+    revision, report, view = publish_change(args, signer, state, args.id, make)
+    return print_report(f"{args.id} ({args.name}, {len(embeddings)} embeddings)", revision, report, view)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     signer = load_signer(args.signing_key)
     state = AdminState(args.state)
-    now = time.time()
-    t = Tombstone(args.id, state.next_revision(args.id, now))
-    payload = signer.tombstone(args.site, t, now)
-    _publish_and_record(args, state, t.revision, None, payload, now)
-    print(f"published deletion of {args.id}, revision {t.revision}")
-    return 0
+    revision, report, view = publish_change(
+        args, signer, state, args.id, lambda rev: (signer.tombstone(args.site, Tombstone(args.id, rev)), None))
+    return print_report(f"the deletion of {args.id}", revision, report, view)
+
+
+def resign(signer: Signer, site: str, payload: bytes, revision: int) -> bytes:
+    """The same record, signed again by ``signer`` at ``revision`` (any older format)."""
+    body = json.loads(payload)
+    if body.get("type") == "tombstone":
+        return signer.tombstone(site, Tombstone(body["person_id"], revision))
+    import numpy as np
+
+    rows = np.stack([decode_embedding(t) for t in body["embeddings"]])
+    return signer.enrollment(site, Enrollment(body["person_id"], body["name"], revision, body["model_fingerprint"], rows,
+                                              bool(body.get("enabled", True)), body.get("valid_from"),
+                                              body.get("valid_until")))
 
 
 def cmd_republish(args: argparse.Namespace) -> int:
+    """Every record this administrator published, re-signed with the current key at a new revision."""
+    signer = load_signer(args.signing_key)
     state = AdminState(args.state)
     broker = Broker(args)
     try:
+        view = read_site(broker, args, signer)
+        now_ms = int(time.time() * 1000)
         rows = state.rows()
         for r in rows:
-            broker.publish(topics_for(args).enrollment(r["person_id"]), r["payload"])
+            pid = r["person_id"]
+            revision = next_revision(now_ms, r["revision"], view.people.get(pid, (None, False))[0])
+            payload = resign(signer, args.site, r["payload"], revision)
+            broker.publish(view.topic(f"enrollments/{pid}"), payload)
+            state.record(pid, revision, r["name"], bool(r["deleted"]), payload, time.time())
+        publish_snapshot(broker, args, signer, state, view, now_ms)
     finally:
         broker.close()
-    print(f"republished {len(rows)} records")
+    for w in view.warnings:
+        print(f"warning: {w}")
+    print(f"re-signed and republished {len(rows)} records with key {signer.key_id}; snapshot re-signed")
     return 0
+
+
+def cmd_sync(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Re-sign the site snapshot (merging the retained one), once or every ``--every`` seconds."""
+    signer = load_signer(args.signing_key)
+    state = AdminState(args.state)
+    stop = stop or threading.Event()
+    while True:
+        broker = Broker(args)
+        try:
+            view = read_site(broker, args, signer)
+            issued = publish_snapshot(broker, args, signer, state, view, int(time.time() * 1000))
+        finally:
+            broker.close()
+        for w in view.warnings:
+            print(f"warning: {w}")
+        print(f"snapshot of {len(view.people)} people signed at {issued}, valid {args.snapshot_valid_h:g} h; "
+              f"{len(view.kiosks)} kiosks known")
+        if not args.every or stop.wait(args.every):
+            return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -252,6 +499,8 @@ def status(rows: list[dict[str, Any]], acks: list[tuple[str, bytes]]) -> dict[st
             body = json.loads(payload)
         except ValueError:
             continue
+        if not isinstance(body, dict):
+            continue
         k = kiosks.setdefault(device, {"current": [], "behind": [], "refused": []})
         if body.get("status") == "refused":
             k["refused"].append({"person": person, "reason": body.get("reason")})
@@ -269,7 +518,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = AdminState(args.state).rows()
     broker = Broker(args)
     try:
-        acks = broker.collect(f"{args.prefix}/{args.site}/+/acks/+")
+        acks = broker.retained(f"{args.prefix}/{args.site}/+/acks/+")
     finally:
         broker.close()
     report = status(rows, acks)
@@ -288,14 +537,110 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, datetime_type: Any) -> None:
-    admin = sub.add_parser("admin", help="administrator tools: sign and publish enrollments")
-    asub = admin.add_subparsers(dest="admin_command", required=True)
-    kg = asub.add_parser("keygen", help="make an Ed25519 signing key (kiosks get the .pub file)")
-    kg.add_argument("--signing-key", type=Path, required=True)
-    kg.set_defaults(handler=lambda a: print(f"public key for the kiosks: {keygen(a.signing_key)}") or 0)
+def cmd_keys_sign(args: argparse.Namespace) -> int:
+    """Offline: the root signs the list of administrator keys valid from now on."""
+    root = load_signer(args.root_key)
+    admins = load_public_keys(args.admin)
+    revoked = set(args.revoke or ())
+    issued = int(time.time() * 1000)
+    if args.previous is not None:
+        prev = parse_key_list(args.previous.read_bytes(), root.private.public_key(), args.site)
+        revoked |= set(prev.revoked) | (set(prev.keys) - set(admins))
+        issued = next_revision(issued, prev.issued_at_ms)
+    revoked -= set(admins)
+    payload = sign_key_list(root, args.site, admins, issued, frozenset(revoked),
+                            {kid: name for kid, name in zip(admins, (p.stem for p in args.admin))})
+    _private_file(args.out)
+    args.out.write_bytes(payload)
+    print(f"key list for site {args.site} signed by root {root.key_id} at {issued}: admin keys {sorted(admins)}, "
+          f"revoked {sorted(revoked)}; publish it with `kiosk admin keys publish {args.out}`")
+    return 0
 
-    en = asub.add_parser("enroll", help="embed 3-10 photos, sign and publish")
+
+def cmd_keys_publish(args: argparse.Namespace) -> int:
+    payload = args.file.read_bytes()
+    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, MAX_KEY_LIST))
+    if args.root_pub:
+        parse_key_list(payload, load_public_key(args.root_pub), args.site)
+    if msg.site != args.site:
+        raise ConfigError(f"{args.file} is the key list of site {msg.site!r}, not {args.site!r}")
+    topic = f"{args.prefix}/{args.site}/keys"
+    broker = Broker(args)
+    try:
+        held = dict(broker.retained(topic)).get(topic)
+        if held:
+            held_ms = decode_json(held, MAX_KEY_LIST).get("issued_at_ms")
+            if isinstance(held_ms, int) and held_ms >= msg.issued_at_ms:
+                raise ConfigError(f"the broker holds a key list issued at {held_ms}, not older than {args.file} "
+                                  f"({msg.issued_at_ms}); kiosks would refuse it: sign a new one")
+        broker.publish(topic, payload)
+    finally:
+        broker.close()
+    print(f"published the key list of {msg.issued_at_ms}: {len(msg.keys)} admin keys, {len(msg.revoked)} revoked")
+    return 0
+
+
+def cmd_root_keygen(args: argparse.Namespace) -> int:
+    pub = keygen(args.root_key)
+    print(f"site root key written to {args.root_key} (keep it offline); install {pub} on every kiosk as "
+          "the trust.root_key file")
+    return 0
+
+
+def add_broker_args(p: argparse.ArgumentParser, signing: bool = True) -> None:
+    env = os.environ.get
+    p.add_argument("--host", default=env("KIOSK_ADMIN_HOST", "localhost"))
+    p.add_argument("--port", type=int, default=int(env("KIOSK_ADMIN_PORT", "1883")))
+    p.add_argument("--site", default=env("KIOSK_ADMIN_SITE", "default"))
+    p.add_argument("--prefix", default=env("KIOSK_ADMIN_PREFIX", "kiosk"))
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--ca-file", type=Path)
+    p.add_argument("--cert-file", type=Path)
+    p.add_argument("--key-file", type=Path)
+    p.add_argument("--username", default=env("KIOSK_ADMIN_USERNAME"))
+    p.add_argument("--password-file", type=Path, default=env("KIOSK_ADMIN_PASSWORD_FILE"))
+    p.add_argument("--root-pub", type=Path, default=env("KIOSK_ADMIN_ROOT_PUB"),
+                   help="the site root's public key: verify the retained key list with it")
+    if signing:
+        p.add_argument("--signing-key", type=Path,
+                       default=Path(env("KIOSK_ADMIN_KEY", "~/.config/kiosk-admin/admin.key")).expanduser())
+        p.add_argument("--state", type=Path,
+                       default=Path(env("KIOSK_ADMIN_STATE", "~/.local/share/kiosk-admin/admin.db")).expanduser(),
+                       help="this administrator's record of what was published (mode 600)")
+        p.add_argument("--snapshot-valid-h", type=float, default=float(env("KIOSK_ADMIN_SNAPSHOT_VALID_H", "72")),
+                       help="hours a signed snapshot stays valid; `kiosk admin sync` must run more often")
+        p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for every known kiosk's ack")
+
+
+def add_parser(sub: Any, datetime_type: Any) -> None:
+    admin = sub.add_parser("admin", help="administrator tools: keys, signed enrollments, the site snapshot")
+    asub = admin.add_subparsers(dest="admin_command", required=True)
+    kg = asub.add_parser("keygen", help="make an administrator's Ed25519 signing key (KEY and KEY.pub)")
+    kg.add_argument("--signing-key", type=Path, required=True)
+    kg.set_defaults(handler=lambda a: print(f"public key: {keygen(a.signing_key)} (add it to the site's key list "
+                                            "with `kiosk admin keys sign`, or copy it into the kiosks' "
+                                            "admin-keys folder when no root key is used)") or 0)
+    rk = asub.add_parser("root-keygen", help="make the site root key (offline; kiosks pin ROOT.pub)")
+    rk.add_argument("--root-key", type=Path, required=True)
+    rk.set_defaults(handler=cmd_root_keygen)
+
+    keys = asub.add_parser("keys", help="the root-signed list of administrator keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    ks = ksub.add_parser("sign", help="offline: sign the list of administrator keys valid from now on")
+    ks.add_argument("--root-key", type=Path, required=True)
+    ks.add_argument("--site", default=os.environ.get("KIOSK_ADMIN_SITE", "default"))
+    ks.add_argument("--admin", type=Path, action="append", required=True, help="an administrator's .pub/.pem (repeat)")
+    ks.add_argument("--revoke", action="append", help="key id to revoke (repeat)")
+    ks.add_argument("--previous", type=Path, help="the list this one replaces: keys it had and this one has not "
+                                                  "are revoked")
+    ks.add_argument("--out", type=Path, required=True)
+    ks.set_defaults(handler=cmd_keys_sign)
+    kp = ksub.add_parser("publish", help="publish a signed key list, retained")
+    kp.add_argument("file", type=Path)
+    add_broker_args(kp, signing=False)
+    kp.set_defaults(handler=cmd_keys_publish)
+
+    en = asub.add_parser("enroll", help="embed 3-10 photos, sign, publish, re-sign the snapshot, wait for the kiosks")
     en.add_argument("--id", required=True)
     en.add_argument("--name", required=True)
     en.add_argument("--valid-from", type=datetime_type)
@@ -305,13 +650,18 @@ def add_parser(sub: Any, datetime_type: Any) -> None:
     add_broker_args(en)
     en.set_defaults(handler=cmd_enroll)
 
-    de = asub.add_parser("delete", help="publish a signed deletion")
+    de = asub.add_parser("delete", help="publish a signed deletion, re-sign the snapshot, wait for the kiosks")
     de.add_argument("--id", required=True)
     add_broker_args(de)
     de.set_defaults(handler=cmd_delete)
 
+    sy = asub.add_parser("sync", help="re-sign the site snapshot (run by kiosk-admin-sync.timer)")
+    sy.add_argument("--every", type=float, help="keep running, re-signing every EVERY seconds")
+    add_broker_args(sy)
+    sy.set_defaults(handler=cmd_sync)
+
     for name, handler, text in (("list", cmd_list, "what this administrator published"),
-                                ("republish", cmd_republish, "publish every record again"),
+                                ("republish", cmd_republish, "re-sign every record with the current key and publish"),
                                 ("status", cmd_status, "which kiosk acknowledged which revision")):
         p = asub.add_parser(name, help=text)
         add_broker_args(p)

@@ -1,0 +1,221 @@
+"""The administrator's tool against a real mosquitto and real kiosks (store, trust, sync core, paho adapter)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from kiosk.admin import AdminState, cmd_sync, publish_change
+from kiosk.events import EventSink
+from kiosk.mqtt.adapter import KioskMqtt
+from kiosk.mqtt.client import make_client
+from kiosk.mqtt.keys import write_private_key
+from kiosk.mqtt.protocol import Signer
+from kiosk.mqtt.topics import Topics
+from kiosk.outbox import Outbox
+from kiosk.records import Enrollment
+from tests.broker import Mosquitto
+from tests.site import FP, SITE, Kiosk, Site, emb
+from tests.test_mqtt import TIMEOUT, Collector
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+class Admin:
+    """One administrator: a key file, a state file, and the common command-line options."""
+
+    def __init__(self, tmp: Path, name: str, broker: Mosquitto, signer: Signer, root_pub: Path) -> None:
+        self.key = tmp / f"{name}.key"
+        if not self.key.exists():
+            write_private_key(self.key, signer.private)
+        self.signer = signer
+        self.state = tmp / f"{name}-state" / "admin.db"
+        self.opts = ["--host", "127.0.0.1", "--port", broker.port, "--site", SITE, "--signing-key", self.key,
+                     "--state", self.state, "--root-pub", root_pub, "--wait", "3"]
+
+    def args(self, **extra: Any) -> argparse.Namespace:
+        base = {"host": "127.0.0.1", "port": int(self.opts[3]), "site": SITE, "prefix": "kiosk", "tls": False,
+                "ca_file": None, "cert_file": None, "key_file": None, "username": None, "password_file": None,
+                "root_pub": self.opts[11], "signing_key": self.key, "state": self.state, "snapshot_valid_h": 72.0,
+                "wait": 3.0, "every": None}
+        return argparse.Namespace(**{**base, **extra})
+
+    def enroll(self, pid: str, seed: int, now: float | None = None) -> int:
+        """`kiosk admin enroll` without the photos: synthetic embeddings, the same publishing path."""
+        state = AdminState(self.state)
+        rev, _, _ = publish_change(
+            self.args(), self.signer, state, pid,
+            lambda r: (self.signer.enrollment(SITE, Enrollment(pid, pid.title(), r, FP, emb(seed))), pid.title()),
+            **({"now": lambda: now} if now is not None else {}))
+        return rev
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Site:
+    s = Site(admins=2)
+    write_private_key(tmp_path / "root.key", s.root.private)
+    return s
+
+
+@pytest.fixture()
+def admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[Admin]:
+    out = [Admin(tmp_path, f"admin{i}", broker, a, tmp_path / "root.key.pub") for i, a in enumerate(site.admins)]
+    code, text, err = run_cli("admin", "keys", "sign", "--root-key", tmp_path / "root.key", "--site", SITE,
+                              "--admin", out[0].key.with_name("admin0.key.pub"),
+                              "--admin", out[1].key.with_name("admin1.key.pub"), "--out", tmp_path / "keys.json")
+    assert code == 0, err
+    code, text, err = run_cli("admin", "keys", "publish", tmp_path / "keys.json", *out[0].opts[:6],
+                              "--root-pub", tmp_path / "root.key.pub")
+    assert code == 0, err
+    return out
+
+
+class RunningKiosk:
+    """A kiosk's sync side as the service builds it: store + site trust + sync core + paho adapter."""
+
+    def __init__(self, tmp: Path, broker: Mosquitto, site: Site, device: str) -> None:
+        self.k = Kiosk(site, tmp / f"{device}.db", os.urandom(32))
+        self.events = EventSink(None, device)
+        self.outbox = Outbox(tmp / f"{device}-outbox.db")
+        self.mqtt = KioskMqtt(make_client(f"kiosk-{device}"), "127.0.0.1", broker.port, Topics("kiosk", SITE, device),
+                              self.k.store, self.events, self.outbox, self.k.trust)
+        self.mqtt.start()
+        assert self.mqtt.subscribed.wait(TIMEOUT)
+
+    def stop(self) -> None:
+        self.mqtt.stop(0.5)
+        self.outbox.close()
+
+
+def _retained(port: int, topic: str) -> bytes:
+    c = Collector(port, topic)
+    c.wait_for(lambda m: bool(m))
+    c.client.disconnect()
+    return c.messages[0][1]
+
+
+def _publish_raw(port: int, topic: str, payload: bytes) -> None:
+    done = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_publish = lambda *a: done.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.publish(topic, payload, qos=1, retain=True)
+    assert done.wait(TIMEOUT)
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_rollback_a_new_kiosk_does_not_admit_a_deleted_person_whose_old_enrollment_was_replayed(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    a = admins[0]
+    a.enroll("ann", 1)
+    a.enroll("bob", 2)
+    old_ann = _retained(broker.port, "kiosk/hq/enrollments/ann")
+    code, out, err = run_cli("admin", "delete", "--id", "ann", *a.opts)
+    assert code == 0, err
+    _publish_raw(broker.port, "kiosk/hq/enrollments/ann", old_ann)  # the tombstone overwritten on the broker
+    watch = Collector(broker.port, "kiosk/hq/door9/#")
+    kiosk = RunningKiosk(tmp_path, broker, site, "door9")  # from an empty store
+    try:
+        watch.wait_for(lambda m: any(t.endswith("/acks/bob") and b'"applied"' in p for t, p in m))
+        watch.wait_for(lambda m: any(t.endswith("/acks/ann") for t, _ in m))
+        assert kiosk.k.admitted() == {"bob"}
+        assert not kiosk.k.store.is_valid("ann") and kiosk.k.store.is_valid("bob")
+    finally:
+        kiosk.stop()
+        watch.close()
+
+
+def test_delete_waits_for_every_known_kiosk_and_names_the_silent_ones(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    a = admins[0]
+    _publish_raw(broker.port, "kiosk/hq/door2/availability", b"offline")  # a kiosk that is known but away
+    door1 = RunningKiosk(tmp_path, broker, site, "door1")
+    try:
+        a.enroll("ann", 1)
+        code, out, err = run_cli("admin", "delete", "--id", "ann", *a.opts[:-2], "--wait", "1")
+        assert code == 17, (out, err)
+        assert "door1" in out and "deleted" in out
+        assert "door2                no answer (offline)" in out and "door2" in err
+        assert door1.k.admitted() == set()
+    finally:
+        door1.stop()
+
+
+def test_two_administrators_never_reuse_a_revision_and_the_snapshot_keeps_both(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    a, b = admins
+    import time
+
+    ahead = time.time() + 3600  # admin A's clock runs an hour ahead
+    rev_a = a.enroll("ann", 1, now=ahead)
+    a.enroll("cid", 3)
+    code, out, err = run_cli("admin", "delete", "--id", "ann", *b.opts)  # B has never seen ann locally
+    assert code == 0, err
+    tomb = json.loads(_retained(broker.port, "kiosk/hq/enrollments/ann"))
+    assert tomb["type"] == "tombstone" and tomb["issued_at_ms"] > rev_a and tomb["key_id"] == b.signer.key_id
+    snap = json.loads(_retained(broker.port, "kiosk/hq/snapshot"))
+    assert snap["people"]["ann"] == [tomb["issued_at_ms"], True]
+    assert "cid" in snap["people"] and snap["key_id"] == b.signer.key_id  # A's people kept in B's snapshot
+
+
+def test_republish_re_signs_with_the_current_key_after_a_revocation(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    old, new = admins
+    old.enroll("ann", 1)
+    door1 = RunningKiosk(tmp_path, broker, site, "door1")
+    watch = Collector(broker.port, "kiosk/hq/door1/#")
+    try:
+        watch.wait_for(lambda m: any(t.endswith("/acks/ann") and b'"applied"' in p for t, p in m))
+        assert door1.k.admitted() == {"ann"}
+        # the root revokes the old key; the new administrator takes over old's records
+        code, _, err = run_cli("admin", "keys", "sign", "--root-key", tmp_path / "root.key", "--site", SITE,
+                               "--admin", new.key.with_name("admin1.key.pub"), "--previous", tmp_path / "keys.json",
+                               "--out", tmp_path / "keys2.json")
+        assert code == 0, err
+        assert run_cli("admin", "keys", "publish", tmp_path / "keys2.json", *new.opts[:6])[0] == 0
+        digest = hashlib.sha256((tmp_path / "keys2.json").read_bytes()).hexdigest()
+        watch.wait_for(lambda m: any(t.endswith("/door1/keys") and digest.encode() in p for t, p in m))
+        assert door1.k.admitted() == set()  # signed by a revoked key: stops granting
+        code, out, err = run_cli("admin", "republish", *new.opts[:6], "--signing-key", new.key, "--state", old.state)
+        assert code == 0, err
+        payload = json.loads(_retained(broker.port, "kiosk/hq/enrollments/ann"))
+        assert payload["key_id"] == new.signer.key_id
+        watch.wait_for(lambda m: any(t.endswith("/acks/ann") and json.loads(p).get("revision") ==
+                                     payload["issued_at_ms"] for t, p in m))
+        assert door1.k.admitted() == {"ann"}
+    finally:
+        door1.stop()
+        watch.close()
+
+
+def test_sync_re_signs_the_snapshot_later_and_state_files_are_private(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin]) -> None:
+    a = admins[0]
+    a.enroll("ann", 1)
+    first = json.loads(_retained(broker.port, "kiosk/hq/snapshot"))
+    assert cmd_sync(a.args(snapshot_valid_h=1.0)) == 0
+    second = json.loads(_retained(broker.port, "kiosk/hq/snapshot"))
+    assert second["issued_at_ms"] > first["issued_at_ms"]
+    assert second["expires_at_ms"] - second["issued_at_ms"] == 3_600_000
+    assert second["people"] == first["people"]
+    for f in (a.state, tmp_path / "keys.json", a.key):
+        assert f.stat().st_mode & 0o077 == 0, f
+    assert a.state.parent.stat().st_mode & 0o077 == 0
