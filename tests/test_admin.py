@@ -46,13 +46,14 @@ class Admin:
             write_private_key(self.key, signer.private)
         self.signer = signer
         self.state = tmp / f"{name}-state" / "admin.db"
+        self.port, self.root_pub = broker.port, root_pub
         self.opts = ["--host", "127.0.0.1", "--port", broker.port, "--site", SITE, "--signing-key", self.key,
                      "--state", self.state, "--root-pub", root_pub, "--wait", "3"]
 
     def args(self, **extra: Any) -> argparse.Namespace:
-        base = {"host": "127.0.0.1", "port": int(self.opts[3]), "site": SITE, "prefix": "kiosk", "tls": False,
+        base = {"host": "127.0.0.1", "port": self.port, "site": SITE, "prefix": "kiosk", "tls": False,
                 "ca_file": None, "cert_file": None, "key_file": None, "username": None, "password_file": None,
-                "root_pub": self.opts[11], "signing_key": self.key, "state": self.state, "snapshot_valid_h": 72.0,
+                "root_pub": self.root_pub, "signing_key": self.key, "state": self.state, "snapshot_valid_h": 72.0,
                 "wait": 3.0, "every": None}
         return argparse.Namespace(**{**base, **extra})
 
@@ -80,7 +81,7 @@ def admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[
                               "--admin", out[0].key.with_name("admin0.key.pub"),
                               "--admin", out[1].key.with_name("admin1.key.pub"), "--out", tmp_path / "keys.json")
     assert code == 0, err
-    code, text, err = run_cli("admin", "keys", "publish", tmp_path / "keys.json", *out[0].opts[:6],
+    code, _text, err = run_cli("admin", "keys", "publish", tmp_path / "keys.json", *out[0].opts[:6],
                               "--root-pub", tmp_path / "root.key.pub")
     assert code == 0, err
     return out
@@ -128,7 +129,7 @@ def test_rollback_a_new_kiosk_does_not_admit_a_deleted_person_whose_old_enrollme
     a.enroll("ann", 1)
     a.enroll("bob", 2)
     old_ann = _retained(broker.port, "kiosk/hq/enrollments/ann")
-    code, out, err = run_cli("admin", "delete", "--id", "ann", *a.opts)
+    code, _out, err = run_cli("admin", "delete", "--id", "ann", *a.opts)
     assert code == 0, err
     _publish_raw(broker.port, "kiosk/hq/enrollments/ann", old_ann)  # the tombstone overwritten on the broker
     watch = Collector(broker.port, "kiosk/hq/door9/#")
@@ -167,7 +168,7 @@ def test_two_administrators_never_reuse_a_revision_and_the_snapshot_keeps_both(
     ahead = time.time() + 3600  # admin A's clock runs an hour ahead
     rev_a = a.enroll("ann", 1, now=ahead)
     a.enroll("cid", 3)
-    code, out, err = run_cli("admin", "delete", "--id", "ann", *b.opts)  # B has never seen ann locally
+    code, _out, err = run_cli("admin", "delete", "--id", "ann", *b.opts)  # B has never seen ann locally
     assert code == 0, err
     tomb = json.loads(_retained(broker.port, "kiosk/hq/enrollments/ann"))
     assert tomb["type"] == "tombstone" and tomb["issued_at_ms"] > rev_a and tomb["key_id"] == b.signer.key_id
@@ -194,7 +195,7 @@ def test_republish_re_signs_with_the_current_key_after_a_revocation(
         digest = hashlib.sha256((tmp_path / "keys2.json").read_bytes()).hexdigest()
         watch.wait_for(lambda m: any(t.endswith("/door1/keys") and digest.encode() in p for t, p in m))
         assert door1.k.admitted() == set()  # signed by a revoked key: stops granting
-        code, out, err = run_cli("admin", "republish", *new.opts[:6], "--signing-key", new.key, "--state", old.state)
+        code, _out, err = run_cli("admin", "republish", *new.opts[:6], "--signing-key", new.key, "--state", old.state)
         assert code == 0, err
         payload = json.loads(_retained(broker.port, "kiosk/hq/enrollments/ann"))
         assert payload["key_id"] == new.signer.key_id
