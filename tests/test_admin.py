@@ -77,7 +77,7 @@ def site(tmp_path: Path) -> Site:
 @pytest.fixture()
 def admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[Admin]:
     out = [Admin(tmp_path, f"admin{i}", broker, a, tmp_path / "root.key.pub") for i, a in enumerate(site.admins)]
-    code, text, err = run_cli("admin", "keys", "sign", "--root-key", tmp_path / "root.key", "--site", SITE,
+    code, _, err = run_cli("admin", "keys", "sign", "--root-key", tmp_path / "root.key", "--site", SITE,
                               "--admin", out[0].key.with_name("admin0.key.pub"),
                               "--admin", out[1].key.with_name("admin1.key.pub"), "--out", tmp_path / "keys.json")
     assert code == 0, err
