@@ -108,7 +108,7 @@ def video_open_set(model: ScoreModel, clips: list[Clip], fillers: F32, sizes: li
         rows: list[tuple[str, str, F32, bool]] = []  # clip, identity, probe, is_enrolled_approach
         for c in clips:
             enrolled = c.identity in col
-            whole = enrolling.get(c.identity) != c.name
+            whole = not enrolled or enrolling.get(c.identity) != c.name  # never enrolled: every frame is a stranger
             for pr in probes(c, cut, whole=whole):
                 rows.append((c.name, c.identity, pr, enrolled))
                 if enrolled:  # the same approach with its person left out: a stranger approach
