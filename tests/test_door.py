@@ -201,14 +201,16 @@ def test_exit_button_is_detached_before_the_final_lock(factory: MockFactory) -> 
     factory.pin(RELAY).assert_states([False, True, False])
 
 
-def test_lock_and_tick_after_close_are_harmless_no_ops(factory: MockFactory) -> None:
+def test_lock_tick_and_close_again_after_close_are_harmless_no_ops(factory: MockFactory) -> None:
     # the SIGABRT handler may lock a door that shutdown already closed: it must not raise
     clock, events = FakeClock(), Events()
     door = _door(factory, clock, events)
     door.close()
     door.lock("watchdog")
     assert door.tick() is None
+    door.close()  # the service's shutdown path and its exit stack may both close it
     factory.pin(RELAY).assert_states([False])
+    assert events.kinds == []
 
 
 def test_a_hold_locks_now_refuses_grants_but_lets_people_out(factory: MockFactory) -> None:

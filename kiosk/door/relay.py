@@ -185,9 +185,11 @@ class Door:
         """Detach the exit button, lock, release the pins (the relay stays de-energised).
 
         The exit button is detached first, so no press can energise the relay
-        after the final lock.
+        after the final lock. Calling it again does nothing.
         """
         with self._lock:
+            if self._closing:
+                return
             self._closing = True
         if self.exit_button is not None:
             self.exit_button.when_activated = None
