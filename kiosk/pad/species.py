@@ -88,18 +88,20 @@ def print_texture(photo: RGB, rng: np.random.Generator) -> RGB:
 
 
 @functools.lru_cache(maxsize=4)
-def _grid_mask(h: int, w: int) -> npt.NDArray[np.float32]:
+def _grid_mask(h: int, w: int) -> RGB:
+    """Sub-pixel weights in 1/255 steps (uint8 keeps the multiplication cheap)."""
     mask = np.full((w, 3), 0.55, np.float32)
     mask[np.arange(w), np.arange(w) % 3] = 1.0
     rows = np.where(np.arange(h) % 3 == 2, 0.75, 1.0).astype(np.float32)
-    return np.ascontiguousarray(mask[None, :, :] * rows[:, None, None] * 1.5)
+    return np.ascontiguousarray(np.round(mask[None, :, :] * rows[:, None, None] * 255)).astype(np.uint8)
 
 
 def pixel_grid(display: RGB) -> RGB:
     """A display image as the camera sees the screen: RGB sub-pixel stripes and row gaps, three texture
     pixels per display pixel (sampled by the camera's grid, this is what makes moire)."""
-    big = np.repeat(np.repeat(display, 3, axis=0), 3, axis=1)
-    return np.asarray(cv2.multiply(big, _grid_mask(*big.shape[:2]), dtype=cv2.CV_8U), np.uint8)
+    h, w = display.shape[:2]
+    big = cv2.resize(display, (3 * w, 3 * h), interpolation=cv2.INTER_NEAREST)
+    return np.asarray(cv2.multiply(big, _grid_mask(*big.shape[:2]), scale=1.5 / 255.0), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -122,18 +124,29 @@ class Device:
         y0, x0 = (sh - ch) // 2, (sw - cw) // 2
         screen[y0:y0 + ch, x0:x0 + cw] = fitted
         b = self.bezel_px * 3
-        tex = pixel_grid(screen)
-        framed = np.empty((tex.shape[0] + 2 * b, tex.shape[1] + 2 * b, 3), np.uint8)
-        framed[:] = self.body
-        framed[b:b + tex.shape[0], b:b + tex.shape[1]] = tex
-        r = 2 * b
-        corner = np.zeros_like(framed[..., 0])
-        cv2.rectangle(corner, (r, 0), (framed.shape[1] - r, framed.shape[0]), 255, -1)
-        cv2.rectangle(corner, (0, r), (framed.shape[1], framed.shape[0] - r), 255, -1)
-        for cx, cy in ((r, r), (framed.shape[1] - r, r), (r, framed.shape[0] - r), (framed.shape[1] - r, framed.shape[0] - r)):
-            cv2.circle(corner, (cx, cy), r, 255, -1)
-        framed[corner == 0] = 0
+        framed = self._body().copy()
+        framed[b:b + 3 * sh, b:b + 3 * sw] = pixel_grid(screen)
         return framed, cw * 3
+
+    def _body(self) -> RGB:
+        return _device_body(self.screen_px, self.bezel_px, self.body)
+
+
+@functools.lru_cache(maxsize=4)
+def _device_body(screen_px: tuple[int, int], bezel_px: int, colour: tuple[int, int, int]) -> RGB:
+    """The device's body with rounded corners (black outside them), screen area left to fill."""
+    b = bezel_px * 3
+    h, w = 3 * screen_px[1] + 2 * b, 3 * screen_px[0] + 2 * b
+    body = np.empty((h, w, 3), np.uint8)
+    body[:] = colour
+    r = 2 * b
+    corner = np.zeros((h, w), np.uint8)
+    cv2.rectangle(corner, (r, 0), (w - r, h), 255, -1)
+    cv2.rectangle(corner, (0, r), (w, h - r), 255, -1)
+    for cx, cy in ((r, r), (w - r, r), (r, h - r), (w - r, h - r)):
+        cv2.circle(corner, (cx, cy), r, 255, -1)
+    body[corner == 0] = 0
+    return body
 
 
 PHONE = Device((270, 585), 8, 0.072)

@@ -1,0 +1,125 @@
+"""The presentation-attack self-test, measured: render attacks from LFW, replay them and the real clips
+through the real loop, print the ISO/IEC 30107-3 table and write docs/pad_results.json.
+
+    .venv/bin/python -m benchmarks.pad [--quick] [--work DIR] [--json docs/pad_results.json] [--plot PNG]
+
+Attack species: 50 sequences each of print_still, print_turned, print_bent and phone_photo from 10 LFW
+people (lfw-view1; one photo rendered, the person's other photos enrolled), and tablet_video, two per real
+clip (the first 80 % of the clip played on a tablet, enrolled from its last 20 %). Bona fide: the 25 real
+clips in ../shared/data/videos (first 80 % presented, last 20 % enrolled). Every presentation goes through
+``KioskLoop`` with the default configuration (liveness in challenge mode) and a mock relay. Rendered
+sequences are kept in --work (a temporary folder by default) and re-used when present; nothing made from
+the data is written into the repository except the figures in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.machine import machine
+from kiosk.pad.eval import collect, present_config, run_all, summarise, table
+from kiosk.pad.meta import META, STATIC_SPECIES
+from kiosk.pad.present import Presenter
+from kiosk.pad.render import RenderSettings, lfw_people, render_batch, render_clip
+from kiosk.pad.video import find_videos
+from kiosk.progress import Progress
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def render_all(work: Path, people: int, per_species: int, per_clip: int, clips: list[Path], seed: int,
+               frames: int) -> dict[str, Any]:
+    from kiosk.vision.pipeline import build_detector
+
+    attacks = work / "attacks"
+    detect = build_detector("auto").detect
+    settings = RenderSettings(frames=frames)
+    t0 = time.perf_counter()
+    done = {sp: len(list((attacks / sp).glob(f"*/{META}"))) for sp in (*STATIC_SPECIES, "tablet_video")}
+    todo = [sp for sp in STATIC_SPECIES if done[sp] < per_species]
+    chosen = lfw_people(DATA / "lfw-view1", people, np.random.default_rng(seed))
+    if todo:
+        render_batch(chosen, todo, per_species, attacks, seed, detect, settings,
+                     Progress(len(todo) * per_species, "rendering photo attacks"))
+    if done["tablet_video"] < per_clip * len(clips):
+        bar = Progress(per_clip * len(clips), "rendering tablet_video")
+        for ci, clip in enumerate(clips):
+            for i in range(per_clip):
+                render_clip(clip, clip.stem, attacks / "tablet_video" / f"{ci:02d}{i:02d}_{clip.stem}",
+                            seed + 50_000 + 100 * ci + i, detect, settings)
+                bar(ci * per_clip + i + 1)
+    return {"seconds": round(time.perf_counter() - t0, 1), "people": [name for name, _ in chosen],
+            "rendered_now": bool(todo) or done["tablet_video"] < per_clip * len(clips)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 people, 3 sequences per species, 3 clips")
+    ap.add_argument("--work", type=Path, help="folder for rendered sequences (kept, re-used when present)")
+    ap.add_argument("--json", type=Path, help="write the results here (default docs/pad_results.json, "
+                    "none with --quick)")
+    ap.add_argument("--plot", type=Path, help="write the flatness plot here")
+    ap.add_argument("--max-seconds", type=float, default=12.0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if not (DATA / "README.md").is_file():
+        print(f"benchmarks.pad: the shared data is missing at {DATA}", file=sys.stderr)
+        return 1
+    people, per_species, per_clip = (2, 3, 1) if args.quick else (10, 50, 2)
+    clips = find_videos(DATA / "videos")
+    if args.quick:
+        clips = clips[:3]
+    out_json = args.json or (None if args.quick else Path(__file__).resolve().parents[1] / "docs" / "pad_results.json")
+    with tempfile.TemporaryDirectory(prefix="pad-") as tmp:
+        work = args.work or Path(tmp)
+        rendering = render_all(work, people, per_species, per_clip, clips, args.seed, frames=150)
+        from kiosk.config import Settings
+        from kiosk.liveness.landmarks import build_landmarker
+        from kiosk.vision.pipeline import build_pipeline
+
+        config = present_config(Settings(), args.max_seconds)
+        pipeline, card = build_pipeline()
+        presentations = collect(clips, [work / "attacks"], max_seconds=args.max_seconds)
+        if args.quick:
+            presentations = [p for p in presentations if not p.attack or p.species != "tablet_video"
+                             or any(c.stem in p.name for c in clips)]
+        t0 = time.perf_counter()
+        outcomes = run_all(Presenter(pipeline, card.threshold, config, build_landmarker()), presentations,
+                           Progress(len(presentations), "presenting"))
+        eval_s = time.perf_counter() - t0
+        summary = summarise(outcomes)
+        if args.plot:
+            from kiosk.pad.plot import plot_flatness
+
+            plot_flatness(outcomes, config.liveness, args.plot)
+    print(table(summary))
+    frames = sum(o.frames for o in outcomes)
+    print(f"\nrender {rendering['seconds']} s; replay {eval_s:.1f} s for {len(outcomes)} presentations, {frames} frames "
+          f"through the loop ({frames / eval_s:.1f} frames/s)")
+    if out_json is not None:
+        report = {
+            "command": "python -m benchmarks.pad" + (" --quick" if args.quick else ""),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+            "data": {"attacks": f"rendered from lfw-view1 ({people} people: {', '.join(rendering['people'])}); "
+                                f"tablet_video from {len(clips)} clips in shared/data/videos",
+                     "bona_fide": f"{len(clips)} real clips in shared/data/videos"},
+            "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
+            "max_seconds": args.max_seconds, "render_s": rendering["seconds"], "replay_s": round(eval_s, 1),
+            "frames_replayed": frames, "summary": summary,
+            "presentations": [{k: v for k, v in o.as_dict().items() if k != "decisions"} for o in outcomes],
+        }
+        out_json.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {out_json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
