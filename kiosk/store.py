@@ -62,6 +62,8 @@ SCHEMA_VERSION = 2
 POLICY = {"unknown_key", "revoked_key", "older_than_snapshot", "deleted_in_snapshot", "model_mismatch", "no_trust",
           "unsigned"}
 EventHook = Callable[[str, dict[str, Any]], None]
+_COLUMNS = "revision, deleted, signed_nonce, signed_ct, key_id, name, enabled, valid_from, valid_until, model_fp, " \
+           "n_embeddings"
 
 
 class StoreError(KioskError, RuntimeError):
@@ -417,19 +419,19 @@ class Store:
         self._gallery = IncrementalGallery(EMBEDDING_SIZE)
         self._rows.clear()
         self._validity.clear()
-        ids = [r[0] for r in self._db.execute("SELECT id FROM people ORDER BY id")]
-        for pid in ids:
-            self._load_one(pid)
+        for row in self._db.execute(f"SELECT id, {_COLUMNS} FROM people ORDER BY id").fetchall():
+            self._load_one(row[0], row[1:])
         bad = {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
         logger.info("gallery: %d people admitted, %d set aside, %d quarantined", self._gallery.people(),
                     sum(r.state == "inactive" for r in self._rows.values()), len(bad))
 
-    def _load_one(self, pid: str) -> None:
+    def _load_one(self, pid: str, row: tuple[Any, ...] | None = None) -> None:
+        """Decrypt and verify one row; admit it to the gallery, set it aside, or quarantine it."""
         from kiosk.mqtt.protocol import ProtocolError, parse
 
         assert self._gallery is not None
-        row = self._db.execute("SELECT revision, deleted, signed_nonce, signed_ct, key_id, name, enabled, valid_from, "
-                               "valid_until, model_fp, n_embeddings FROM people WHERE id = ?", (pid,)).fetchone()
+        if row is None:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM people WHERE id = ?", (pid,)).fetchone()
         self._gallery.remove(pid)
         self._validity.pop(pid, None)
         if row is None:
