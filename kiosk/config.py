@@ -15,7 +15,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from kiosk.camera.watchdog import CameraWatchdogSettings
 from kiosk.errors import ConfigError
+from kiosk.factor.settings import SecondFactorSettings
+from kiosk.liveness.settings import LivenessSettings
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 STATE_DIR = Path(os.environ.get("STATE_DIRECTORY", "/var/lib/kiosk"))
@@ -75,6 +78,17 @@ class DecisionSettings(Section):
     lockout_window_s: float = Field(60.0, gt=0, le=3600, description="window for counting denied approaches")
     lockout_s: float = Field(60.0, ge=0, le=86400, description="how long a lockout lasts")
     deny_event_interval_s: float = Field(10.0, ge=0, le=3600, description="at most one denial event per reason per interval")
+    stranger_rate: float = Field(1e-4, gt=0, le=0.01, description=(
+        "tolerated chance that a stranger's approach is taken for somebody enrolled; the cosine threshold is derived "
+        "from it and the number of templates held (vision.threshold overrides it)"))
+    margin: float = Field(0.05, ge=0, le=1, description="the best person must beat the second best by this cosine")
+    fuse_frames: int = Field(15, ge=1, le=100, description="recent frames of one face fused into the probe")
+    same_face: float = Field(0.5, ge=0, le=1, description="cosine at which two denied approaches count as one face")
+    lockout_ceiling: int = Field(20, ge=2, le=10_000,
+                                 description="denied approaches of all faces within lockout_window_s that raise an alarm")
+    regrant_after_s: float = Field(300.0, ge=0, le=86400,
+                                   description="a person still in view after a grant is let in again only after this")
+    track_gap_s: float = Field(1.0, gt=0, le=10, description="a face unseen this long has left (its approach ends)")
 
 
 class QualitySettings(Section):
@@ -93,7 +107,10 @@ class DoorSettings(Section):
     exit_pin: int | str | None = Field(None, description="request-to-exit button input (optional)")
     held_open_s: float = Field(30.0, gt=0, le=3600, description="alarm when the door stays open longer")
     pin_factory: Literal["auto", "mock"] = Field(
-        "auto", description="auto: gpiozero's default, falling back to MockFactory with a warning off a Pi")
+        "auto", description="auto: gpiozero's default; off a Raspberry Pi MockFactory with a warning; on a Pi without "
+        "usable GPIO the kiosk refuses to start | mock: simulated relay")
+    timer_period_s: float = Field(0.05, ge=0.005, le=0.1,
+                                  description="longest wait of the door's relock timer thread between checks")
 
 
 class StoreSettings(Section):
@@ -137,9 +154,13 @@ class Settings(BaseSettings):
     site: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the site it belongs to")
     models_dir: Path | None = Field(None, description="folder of model artifacts; default $KIOSK_MODELS_DIR or models/")
     camera: CameraSettings = Field(default_factory=PiCamera, description="frame source")  # type: ignore[arg-type]
+    camera_watchdog: CameraWatchdogSettings = Field(default_factory=CameraWatchdogSettings,
+                                                    description="frame-age / frozen-camera watchdog")
     vision: VisionSettings = Field(default_factory=VisionSettings)
     decision: DecisionSettings = Field(default_factory=DecisionSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings)
+    second_factor: SecondFactorSettings = Field(default_factory=SecondFactorSettings)
     door: DoorSettings = Field(default_factory=DoorSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)

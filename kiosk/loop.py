@@ -114,6 +114,7 @@ class KioskLoop:
         self.healthy = healthy or (lambda: True)
         self.stats = LoopStats()
         self._last_watchdog = -math.inf
+        self._starving = False
         self._clock = engine.clock
         capture.on_lost = self._camera_lost  # fail secure at once, from the capture thread
         if not engine.bound:
@@ -205,6 +206,14 @@ class KioskLoop:
     def _heartbeat(self) -> None:
         now = time.monotonic()
         if self.watchdog_s is not None and now - self._last_watchdog >= self.watchdog_s:
+            if not self.healthy():
+                # a stalled relock timer, a frozen camera past its grace or a dead sync thread: let systemd restart us
+                if not self._starving:
+                    self._starving = True
+                    logger.error("a part the door depends on is unhealthy: no longer feeding the systemd watchdog")
+                    self.notifier.status("unhealthy: not feeding the watchdog")
+                return
+            self._starving = False
             self.notifier.watchdog()
             self._last_watchdog = now
 
@@ -223,8 +232,7 @@ class KioskLoop:
         was_healthy = True
         try:
             while not stop.is_set():
-                if self.healthy():
-                    self._heartbeat()
+                self._heartbeat()
                 self.door.tick()
                 frame = self.capture.get(timeout=0.1)
                 if frame is None:

@@ -20,33 +20,20 @@ from kiosk.artifacts import models_dir
 from kiosk.camera.capture import Capture
 from kiosk.camera.factory import SIMULATED, make_source
 from kiosk.camera.replay import SimClock
+from kiosk.camera.watchdog import FrameWatchdog
 from kiosk.config import Settings
 from kiosk.decision import DecisionConfig, DecisionEngine, MultiFacePolicy
-from kiosk.door import Door, DoorTiming, build_door
+from kiosk.door import Door, DoorTiming, build_door, pin_factory
+from kiosk.door.timer import DoorTimerSettings, Ticker, door_timer
 from kiosk.events import EventSink
 from kiosk.loop import KioskLoop
 from kiosk.sdnotify import Notifier, watchdog_interval_s
 from kiosk.store import Store, load_key
+from kiosk.track import Tracker
 from kiosk.vision.pipeline import build_pipeline
 from kiosk.vision.quality import QualityConfig
 
 logger = logging.getLogger(__name__)
-
-
-def pin_factory(kind: str) -> Any:
-    """gpiozero's default pin factory, or MockFactory (with a warning) where there is no GPIO."""
-    from gpiozero import Device
-    from gpiozero.exc import BadPinFactory
-    from gpiozero.pins.mock import MockFactory
-
-    if kind == "mock":
-        logger.warning("door.pin_factory = mock: the relay is simulated, no door will open")
-        return MockFactory()
-    try:
-        return Device._default_pin_factory()
-    except BadPinFactory:
-        logger.warning("no GPIO on this machine: using gpiozero's MockFactory; no door will open")
-        return MockFactory()
 
 
 def peak_rss_mib() -> float | None:
@@ -80,7 +67,16 @@ def open_store(settings: Settings, fingerprint: str) -> Store:
 def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: Any) -> Door:
     d = settings.door
     return build_door(d.relay_pin, active_high=d.active_high, timing=DoorTiming(d.unlock_s, d.held_open_s),
-                      clock=clock, emit=events, contact_pin=d.contact_pin, exit_pin=d.exit_pin, pin_factory=factory)
+                      clock=clock, emit=events, contact_pin=d.contact_pin, exit_pin=d.exit_pin, pin_factory=factory,
+                      contact_active_means_closed=d.contact_active_means_closed)
+
+
+def decision_config(settings: Settings, *, liveness: bool) -> DecisionConfig:
+    dc = settings.decision
+    return DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face), dc.cooldown_s,
+                          dc.lockout_attempts, dc.lockout_window_s, dc.lockout_s, dc.deny_event_interval_s,
+                          margin=dc.margin, fuse_frames=dc.fuse_frames, same_face=dc.same_face,
+                          lockout_ceiling=dc.lockout_ceiling, regrant_after_s=dc.regrant_after_s, liveness=liveness)
 
 
 def run_service(settings: Settings, *, until_end: bool = False, stop: threading.Event | None = None,
@@ -118,6 +114,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
                                         runtime=settings.vision.runtime, threads=settings.vision.threads,
                                         delegate=settings.vision.delegate, root=settings.models_dir or models_dir())
         threshold = card.threshold if settings.vision.threshold is None else settings.vision.threshold
+        liveness = None  # wired below once the liveness section exists
         store = open_store(settings, card.fingerprint)
         stack.callback(store.close)
         events = EventSink(settings.events.audit_log, device=settings.device)
@@ -132,15 +129,30 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         door = build_door_from(settings, clock, events, pin_factory(settings.door.pin_factory))
         door_ref.append(door)
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
-        dc = settings.decision
-        engine = DecisionEngine(DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face),
-                                               dc.cooldown_s, dc.lockout_attempts, dc.lockout_window_s, dc.lockout_s,
-                                               dc.deny_event_interval_s), clock, is_valid=store.is_valid)
-        capture = Capture(make_source(settings.camera, clock if simulated else None), events, lockstep=simulated)
+        engine = DecisionEngine(decision_config(settings, liveness=liveness is not None), clock, is_valid=store.is_valid)
+        timer = door_timer(door, DoorTimerSettings(timer_period_s=settings.door.timer_period_s))
+        timer.start()
+        stack.callback(timer.stop, 1.0)
+        cw = settings.camera_watchdog
+        # replays define their own time and repeat still frames: the frame-age watchdog is for live cameras
+        watchdog = (FrameWatchdog(cw, time.monotonic, events, on_lost=lambda: door.hold("camera_lost"),
+                                  on_restored=lambda: door.release("camera_lost"))
+                    if cw.enabled and not simulated else None)
+        checker = Ticker(watchdog.check, cw.check_period_s, name="camera-watchdog") if watchdog is not None else None
+        capture = Capture(make_source(settings.camera, clock if simulated else None), events, lockstep=simulated,
+                          watchdog=watchdog)
         q = settings.quality
+        def healthy() -> bool:
+            """What the systemd watchdog depends on besides the loop itself."""
+            ok = timer.healthy()
+            if watchdog is not None and checker is not None:
+                ok = ok and watchdog.healthy_for_watchdog() and checker.healthy()
+            return ok
+
         loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
                          QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
-                         notifier=notifier, watchdog_s=watchdog_interval_s())
+                         notifier=notifier, watchdog_s=watchdog_interval_s(), liveness=liveness,
+                         tracker=Tracker(max_gap_s=settings.decision.track_gap_s), healthy=healthy)
         if mqtt is not None:
             mqtt.kiosk.on_applied = lambda: logger.info("gallery now holds %d people", len(set(store.gallery().labels)))
             mqtt.start(lambda: {**loop.stats.as_dict(), **capture.stats(), "events": dict(events.counts),
@@ -149,6 +161,9 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         notifier.status("opening camera")
         capture.start()
         stack.callback(capture.stop, 1.0)
+        if checker is not None:
+            checker.start()
+            stack.callback(checker.stop, 1.0)
         while not capture.healthy.wait(0.2):
             if stop.is_set():
                 break
@@ -161,7 +176,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         try:
             loop.run(stop, until_end=until_end)
         finally:
-            door.lock("shutdown")
+            door.close()  # detaches the exit button, then locks: nothing opens the door after this
             notifier.stopping()
             events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats(), "peak_rss_mib": peak_rss_mib()}})
         return {"ready_s": ready_s, **loop.stats.as_dict(), **capture.stats()}
