@@ -220,3 +220,21 @@ def test_sync_re_signs_the_snapshot_later_and_state_files_are_private(
     for f in (a.state, tmp_path / "keys.json", a.key):
         assert f.stat().st_mode & 0o077 == 0, f
     assert a.state.parent.stat().st_mode & 0o077 == 0
+
+
+def test_the_sync_timer_runs_admin_sync_with_settings_the_command_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiosk.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1] / "systemd"
+    unit = (root / "kiosk-admin-sync.service").read_text()
+    timer = (root / "kiosk-admin-sync.timer").read_text()
+    assert "ExecStart=/opt/kiosk/venv/bin/kiosk admin sync" in unit and "OnUnitActiveSec=12h" in timer
+    env = dict(kv.split("=", 1) for line in unit.splitlines() if line.startswith("Environment=")
+               for kv in line.removeprefix("Environment=").split())
+    for name, value in {**env, "KIOSK_ADMIN_SITE": "hq", "KIOSK_ADMIN_SNAPSHOT_VALID_H": "72"}.items():
+        monkeypatch.setenv(name, value.replace("%d", "/run/credentials/kiosk-admin-sync.service"))
+    args = build_parser().parse_args(["admin", "sync"])
+    assert args.site == "hq" and args.snapshot_valid_h == 72.0
+    assert str(args.signing_key).endswith("kiosk-admin-key") and str(args.root_pub).endswith("kiosk-root-pub")
+    assert str(args.password_file).endswith("kiosk-admin-mqtt-password")
+    assert args.state == Path("/var/lib/kiosk-admin/admin.db")
