@@ -1,0 +1,110 @@
+"""FaceMesh through the project's runtime on a real clip and on a rendered flat attack."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from kiosk.imageio import read_rgb
+from kiosk.liveness import geometry as g
+from kiosk.liveness.cues import LivenessResult, Verdict
+from kiosk.liveness.judge import LivenessJudge
+from kiosk.liveness.landmarks import Landmarker, build_landmarker
+from kiosk.liveness.prompters import LogPrompter
+from kiosk.liveness.settings import LivenessSettings
+from kiosk.vision.boxes import primary_face
+from kiosk.vision.pipeline import build_detector
+from tests.clock import FakeClock
+from tests.liveness_render import render_print
+
+pytestmark = pytest.mark.models
+
+# A broadcast clip whose speaker turns her head within the first seconds.
+TURNING_CLIP = "videos/SadTalker/source_image_68651eb/RD_Radio2_000.mp4"
+
+
+@pytest.fixture(scope="module")
+def parts(models: Path) -> tuple[Any, Landmarker]:
+    return build_detector("auto", root=models), build_landmarker(root=models)
+
+
+def _clip(path: Path, fps: float = 15.0, seconds: float = 6.0) -> Iterator[tuple[float, np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    src_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    step = max(1, round(src_fps / fps))
+    i = 0
+    try:
+        while i / src_fps <= seconds:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if i % step == 0:
+                yield i / src_fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            i += 1
+    finally:
+        cap.release()
+
+
+def _judge_frames(parts: tuple[Any, Landmarker], frames: Iterator[tuple[float, np.ndarray]],
+                  mode: str = "passive") -> list[LivenessResult]:
+    detector, landmarker = parts
+    judge = LivenessJudge(LivenessSettings(mode=mode), FakeClock(0.0), LogPrompter(), random.Random(1))
+    results = []
+    for t, rgb in frames:
+        face = primary_face(detector.detect(rgb))
+        lm = landmarker.landmarks(rgb, face) if face is not None else None
+        results.append(judge.observe(1, lm, now=t))
+    return results
+
+
+def test_landmarks_of_a_real_face_fall_on_its_features(parts: tuple[Any, Landmarker], data: Path) -> None:
+    detector, landmarker = parts
+    rgb = read_rgb(data / "people" / "obama" / "1.jpg")
+    face = primary_face(detector.detect(rgb))
+    assert face is not None
+    lm = landmarker.landmarks(rgb, face)
+    assert lm is not None and lm.shape == (468, 3) and lm.dtype == np.float32
+    assert landmarker.last_presence > 0.9
+    x0, y0, x1, y1 = face.box
+    rig = g.rigid(lm)
+    assert np.all((rig[:, 0] > x0 - 0.1 * face.width) & (rig[:, 0] < x1 + 0.1 * face.width))
+    a, b = g.eye_centres(rig)
+    # the mesh's eye centres agree with the detector's eye keypoints within a fifth of the eye distance
+    assert np.linalg.norm(a - face.keypoints[0]) < 0.2 * g.inter_ocular(rig)
+    assert np.linalg.norm(b - face.keypoints[1]) < 0.2 * g.inter_ocular(rig)
+    assert lm[1, 2] < lm[234, 2]  # the nose tip is nearer the camera than the side of the face
+
+
+def test_mesh_on_a_faceless_region_is_no_evidence(parts: tuple[Any, Landmarker], data: Path) -> None:
+    detector, landmarker = parts
+    rgb = read_rgb(data / "people" / "obama" / "1.jpg")
+    face = primary_face(detector.detect(rgb))
+    assert face is not None
+    blank = np.full_like(rgb, 128)
+    assert landmarker.landmarks(blank, face) is None
+
+
+def test_real_clip_of_a_turning_head_is_live(parts: tuple[Any, Landmarker], data: Path) -> None:
+    results = _judge_frames(parts, _clip(data / TURNING_CLIP))
+    assert results[-1].verdict is Verdict.LIVE
+    assert results[-1].reason == "parallax"
+    assert all(r.verdict is not Verdict.FLAT for r in results)
+
+
+def test_rendered_print_turned_in_3d_is_never_live(parts: tuple[Any, Landmarker], data: Path, tmp_path: Path) -> None:
+    paths = render_print(data / "lfw-view1" / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg", tmp_path)
+    frames = [(k / 15.0, read_rgb(p)) for k, p in enumerate(paths)]
+    passive = _judge_frames(parts, iter(frames))
+    assert any(r.values.get("motion", 0.0) > 0.0 for r in passive)  # the mesh saw the print
+    assert all(r.verdict is not Verdict.LIVE for r in passive)
+    # with the challenge, the same print ends denied
+    later = [(t + k * 3.0, rgb) for k in range(3) for t, rgb in frames]
+    challenged = _judge_frames(parts, iter(later), mode="challenge")
+    assert all(r.verdict is not Verdict.LIVE for r in challenged)
+    assert challenged[-1].verdict is Verdict.FLAT
