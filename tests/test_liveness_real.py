@@ -71,7 +71,7 @@ def test_landmarks_of_a_real_face_fall_on_its_features(parts: tuple[Any, Landmar
     lm = landmarker.landmarks(rgb, face)
     assert lm is not None and lm.shape == (468, 3) and lm.dtype == np.float32
     assert landmarker.last_presence > 0.9
-    x0, y0, x1, y1 = face.box
+    x0, _, x1, _ = face.box
     rig = g.rigid(lm)
     assert np.all((rig[:, 0] > x0 - 0.1 * face.width) & (rig[:, 0] < x1 + 0.1 * face.width))
     a, b = g.eye_centres(rig)
