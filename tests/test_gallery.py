@@ -81,3 +81,49 @@ def test_the_snapshot_is_cached_between_changes() -> None:
     assert g.snapshot() is g.snapshot()
     g.put("a", _rows(2, 1))
     assert len(g.snapshot()) == 1 and np.allclose(g.rows_of("a"), _rows(2, 1))
+
+
+STORE_OPS = st.lists(st.tuples(st.sampled_from(["enroll", "enroll", "delete", "revoke", "restore", "snapshot"]),
+                               st.sampled_from(["ann", "bob", "cid", "dan"]), st.integers(0, 1), st.integers(1, 5)),
+                     min_size=1, max_size=14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(STORE_OPS)
+def test_the_running_store_gallery_equals_a_fresh_verified_load_after_random_changes(
+        ops: list[tuple[str, str, int, int]]) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from tests.site import Kiosk, Site
+
+    site = Site(admins=2)
+    with tempfile.TemporaryDirectory() as d:
+        key = os.urandom(32)
+        k = Kiosk(site, Path(d) / "k.db", key)
+        t = k.now_ms() - 100_000
+        k.trust.on_key_list(site.key_list(t))
+        k.admitted()  # the gallery is loaded: from here on every change is applied incrementally
+        for op, pid, admin, n in ops:
+            t += 1000
+            signer = site.admins[admin]
+            if op == "enroll":
+                try:
+                    k.receive(site.enrollment(pid, t, seed=t % 997, signer=signer), pid)
+                except Exception as exc:  # a revoked signer: refused, as a kiosk would
+                    assert "revoked_key" in str(exc)
+            elif op == "delete":
+                k.receive(site.tombstone(pid, t, signer=site.admins[1]), pid)
+            elif op in ("revoke", "restore"):
+                chosen = [site.admins[1]] if op == "revoke" else site.admins
+                k.trust.on_key_list(site.key_list(t, admins=chosen,
+                                                  revoked={site.admins[0].key_id} if op == "revoke" else None))
+            else:
+                k.snapshot(site.snapshot({pid: (t - n * 1000, n % 2 == 0)}, t, signer=site.admins[1]))
+            fresh = Kiosk(site, Path(d) / "k.db", key)
+            assert _as_multiset(k.store.gallery()) == _as_multiset(fresh.store.gallery())
+            assert {p: k.store.is_valid(p) for p in "ann bob cid dan".split()} == \
+                {p: fresh.store.is_valid(p) for p in "ann bob cid dan".split()}
+            fresh.store.close()
+        k.store.close()

@@ -59,6 +59,11 @@ class TrustSettings(BaseModel):
 class SiteTrust:
     def __init__(self, store: Store, site: str, clock: TrustedClock, *, root_key: Ed25519PublicKey | None = None,
                  static_keys: dict[str, Ed25519PublicKey] | None = None) -> None:
+        """Restores the key list and snapshot the store holds, then attaches itself to the store.
+
+        Lock order: the store calls into this object while holding its own
+        lock, so this object never calls the store while holding its lock.
+        """
         self.site = site
         self.store = store
         self.clock = clock
@@ -134,7 +139,7 @@ class SiteTrust:
                                                    "key_list"):
                 return
             self._key_list = got
-            self.store.save_state(KEY_LIST, payload)
+        self.store.save_state(KEY_LIST, payload)  # outside our lock: the store calls back into keys()
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
         self.store.trust_changed()
@@ -147,7 +152,7 @@ class SiteTrust:
                                                    "snapshot"):
                 return []
             self._snapshot = got
-            self.store.save_state(SNAPSHOT, payload)
+        self.store.save_state(SNAPSHOT, payload)
         logger.info("site snapshot of %d: %d people, %d deleted", got.issued_at_ms, len(got.people),
                     len(got.deleted()))
         self.store.trust_changed()
