@@ -123,7 +123,7 @@ def test_the_running_store_gallery_equals_a_fresh_verified_load_after_random_cha
                 k.snapshot(site.snapshot({pid: (t - n * 1000, n % 2 == 0)}, t, signer=site.admins[1]))
             fresh = Kiosk(site, Path(d) / "k.db", key)
             assert _as_multiset(k.store.gallery()) == _as_multiset(fresh.store.gallery())
-            assert {p: k.store.is_valid(p) for p in "ann bob cid dan".split()} == \
-                {p: fresh.store.is_valid(p) for p in "ann bob cid dan".split()}
+            assert {p: k.store.is_valid(p) for p in ["ann", "bob", "cid", "dan"]} == \
+                {p: fresh.store.is_valid(p) for p in ["ann", "bob", "cid", "dan"]}
             fresh.store.close()
         k.store.close()
