@@ -17,6 +17,9 @@
 #   PI_CHECK_STEPS    steps to run (default: all), e.g. "demo-a76 compare-a76"
 #   PI_CHECK_HOST_PYTHON  this machine's Python with TensorFlow (default .venv/bin/python)
 #   PI_CHECK_REUSE=1  keep the previous run's system and clone (to rerun single steps)
+#   PI_CHECK_RUN      name of this run's system, logs and host clone (default "run"); two runs with
+#                     different names can go on side by side, e.g. the Cortex-A72 demo:
+#                     PI_CHECK_RUN=a72 PI_CHECK_STEPS="demo-a72 compare-a72" ./dev.sh pi-check
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -26,8 +29,10 @@ CONVERT=${PI_CHECK_CONVERT:-host}
 STEPS=${PI_CHECK_STEPS:-all}
 SHARED=${PI_CHECK_SHARED:-$REPO/../shared}
 HOST_PY=${PI_CHECK_HOST_PYTHON:-$REPO/.venv/bin/python}
-RUN=$CACHE/run
-LOGS=$CACHE/logs
+NAME=${PI_CHECK_RUN:-run}
+RUN=$CACHE/$NAME
+LOGS=$CACHE/logs-$NAME
+HOST=$CACHE/host-$NAME/face-kiosk
 MERGED=$RUN/merged
 PROJECT=/home/pi/face-kiosk   # inside the root file system
 
@@ -104,8 +109,8 @@ fresh_pi() {
 
 host_clone() {
     # The same commit on this machine, for the x86 side of the comparison (and the host conversion).
-    local dir=$CACHE/host/face-kiosk
-    rm -rf "$dir" && mkdir -p "$CACHE/host" && git clone -q "$REPO" "$dir" \
+    local dir=$HOST
+    rm -rf "$dir" && mkdir -p "$(dirname "$dir")" && git clone -q "$REPO" "$dir" \
         && git -C "$dir" checkout -q "$(git -C "$REPO" rev-parse "$REF")" || return 1
     # Fetched artifacts are hash-checked by `kiosk models fetch`; reuse this checkout's to save the download.
     for f in "$REPO"/models/*; do
@@ -114,17 +119,21 @@ host_clone() {
     cd "$dir" && host_py -m kiosk models fetch
 }
 
-host_py() { PYTHONPATH=$CACHE/host/face-kiosk KIOSK_MODELS_DIR=$CACHE/host/face-kiosk/models "$HOST_PY" "$@"; }
+host_py() { PYTHONPATH=$HOST KIOSK_MODELS_DIR=$HOST/models "$HOST_PY" "$@"; }
 
 host_convert() {
     # Conversion under emulation takes far longer than 30 minutes, so it runs here and the
     # model, its report and stamp are copied in (the stamp tells dev.sh the model is current).
-    local dir=$CACHE/host/face-kiosk stamp
-    cd "$dir" || return 1
+    local stamp kept
+    cd "$HOST" || return 1
     stamp=$(cat converter/*.py kiosk/vision/*.py models/manifest.toml | sha256sum | cut -c1-64)
-    if [ "$(cat models/.convert-stamp 2>/dev/null)" != "$stamp" ] || [ ! -f models/facenet_int8.tflite ]; then
+    kept=$CACHE/converted/$stamp   # one conversion per stamp, shared by runs
+    if [ -f "$kept/facenet_int8.tflite" ]; then
+        cp -a "$kept/facenet_int8.tflite" "$kept/facenet_int8.json" "$kept/.convert-stamp" models/
+    else
         host_py -c "import sys; from converter.cli import main; sys.exit(main())" || return 1
         echo "$stamp" > models/.convert-stamp
+        mkdir -p "$kept" && cp -a models/facenet_int8.tflite models/facenet_int8.json models/.convert-stamp "$kept/"
     fi
     cp -a models/facenet_int8.tflite models/facenet_int8.json models/.convert-stamp "$MERGED$PROJECT/models/"
     echo "converted on $(uname -m), stamp $stamp"
@@ -140,7 +149,7 @@ compare() {
         read -r a1 n1 a2 n2 <<<"$pair"
         rel1=$(cd "$MERGED$PROJECT" && photo . "$a1" "$n1"); rel2=$(cd "$MERGED$PROJECT" && photo . "$a2" "$n2")
         arm=$(in_pi "$cpu" ".venv/bin/kiosk compare '$rel1' '$rel2' --json") || return 1
-        x86=$(cd "$CACHE/host/face-kiosk" && host_py -m kiosk compare "$rel1" "$rel2" --json) || return 1
+        x86=$(cd "$HOST" && host_py -m kiosk compare "$rel1" "$rel2" --json) || return 1
         python3 - "$cpu" "$rel1" "$rel2" "$arm" "$x86" <<'PY' || ok=1
 import json, sys
 cpu, a, b, arm, x86 = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
@@ -173,11 +182,11 @@ installer() {
     in_pi a76 "systemd/install.sh --no-picamera2 --no-start && tools/pi/verify_install.sh"
 }
 
-echo "pi-check: cache $CACHE, ref $REF, conversion on $CONVERT" >&2
+echo "pi-check: cache $CACHE, run $NAME, ref $REF, conversion on $CONVERT" >&2
 step host-tools host_tools
 step rootfs "$HERE/rootfs.sh"
 step fresh-pi fresh_pi || { echo "no root file system to run in" >&2; exit 1; }
-if [ "${PI_CHECK_REUSE:-0}" = 1 ] && [ -d "$CACHE/host/face-kiosk/models" ]; then :; else step host-clone host_clone; fi
+if [ "${PI_CHECK_REUSE:-0}" = 1 ] && [ -d "$HOST/models" ]; then :; else step host-clone host_clone; fi
 if [ "$CONVERT" = host ]; then step host-convert host_convert; fi
 step demo-a76 in_pi a76 ./dev.sh demo
 step compare-a76 compare a76

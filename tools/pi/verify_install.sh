@@ -30,7 +30,8 @@ check "unit enabled (multi-user.target.wants)" test -L /etc/systemd/system/multi
 check "systemd-analyze verify (offline)" systemd-analyze verify /etc/systemd/system/kiosk.service
 check "config check as the kiosk user" runuser -u kiosk -- /opt/kiosk/venv/bin/kiosk config check --config /etc/kiosk/kiosk.toml
 # The installed venv and models compare two photos (as the service's runtime would run them).
-a=$(ls models/5-celebrity/val/ben_afflek/*.jpg | head -1); b=$(ls models/5-celebrity/val/ben_afflek/*.jpg | sed -n 2p)
+photos=/var/lib/kiosk/models/5-celebrity/val/ben_afflek
+a=$(ls "$photos"/*.jpg | head -1); b=$(ls "$photos"/*.jpg | sed -n 2p)
 check "installed kiosk compares two photos of one person as the same" eval \
     "KIOSK_MODELS_DIR=/var/lib/kiosk/models /opt/kiosk/venv/bin/kiosk compare '$a' '$b' --json | grep -q '\"same\": true'"
 systemd-analyze verify /etc/systemd/system/kiosk.service 2>&1 | sed 's/^/     systemd-analyze: /' | head -5
