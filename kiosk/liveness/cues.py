@@ -82,7 +82,9 @@ def similarity_residuals(refs: npt.NDArray[np.float64], cur: npt.NDArray[np.floa
     s = (np.conj(a0) * b0).sum(axis=1) / np.maximum((np.abs(a0) ** 2).sum(axis=1), 1e-12)
     rms = np.sqrt(np.mean(np.abs(b0[None, :] - s[:, None] * a0) ** 2, axis=1))
     iod_cur = g.inter_ocular(cur)
-    iod_refs = np.array([g.inter_ocular(r) for r in refs])
+    a_eye = refs[:, list(g.RIGHT_EYE_IMAGE_LEFT)].mean(axis=1)
+    b_eye = refs[:, list(g.LEFT_EYE_IMAGE_RIGHT)].mean(axis=1)
+    iod_refs = np.linalg.norm(b_eye - a_eye, axis=1)
     return np.asarray(rms / np.maximum(0.5 * (iod_refs + iod_cur), 1e-9))
 
 

@@ -1,0 +1,137 @@
+"""Per-frame cost of the liveness defence against the per-frame cost of the existing pipeline.
+
+    .venv/bin/python -m benchmarks.liveness [--json out.json] [--quick] [--threads 2]
+
+On the frames of a real clip (../shared/data/videos, resampled to 15 fps and
+640 px wide at most): FaceMesh on the detected face (ROI crop + inference),
+the judge's ``observe`` (flatness cue, homography fits), and for comparison
+detect (BlazeFace auto) + align + embed (int8 FaceNet) on the same frames, all
+in this process. Figures are medians with min and max over the frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks.machine import machine
+from kiosk.artifacts import models_dir
+from kiosk.liveness.judge import LivenessJudge
+from kiosk.liveness.landmarks import build_landmarker
+from kiosk.liveness.prompters import LogPrompter
+from kiosk.liveness.settings import LivenessSettings
+from kiosk.vision.boxes import primary_face
+from kiosk.vision.pipeline import build_pipeline
+from kiosk.vision.runtime import load_runtime
+
+CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "LivePortrait" / "driving" / "d3.mp4"
+
+
+def frames(path: Path, limit: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    step = max(1, round((cap.get(cv2.CAP_PROP_FPS) or 30.0) / 15.0))
+    out: list[np.ndarray] = []
+    i = 0
+    while len(out) < limit:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if i % step == 0:
+            scale = min(1.0, 640 / bgr.shape[1])
+            out.append(cv2.cvtColor(cv2.resize(bgr, None, fx=scale, fy=scale), cv2.COLOR_BGR2RGB))
+        i += 1
+    cap.release()
+    if not out:
+        raise SystemExit(f"no frames read from {path}")
+    return out
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    return {"median_ms": round(statistics.median(samples), 3), "min_ms": round(min(samples), 3),
+            "max_ms": round(max(samples), 3), "n": len(samples)}
+
+
+def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
+    video = frames(clip, 40 if quick else 160)
+    pipeline, _ = build_pipeline(models_dir() / "facenet_int8.tflite", threads=threads)
+    landmarker = build_landmarker(threads=threads)
+    judge = LivenessJudge(LivenessSettings(mode="passive"), time.monotonic, LogPrompter(), random.Random(0))
+    rt = load_runtime()
+    pipe, mesh, judged, both, marks = [], [], [], [], []
+    verdicts: dict[str, int] = {}
+    for k in range(2):  # warm-up
+        pipeline.embed(video[k], pipeline.detect(video[k])[:1])
+    for i, rgb in enumerate(video):
+        t0 = time.perf_counter()
+        face = primary_face(pipeline.detect(rgb))
+        if face is None:
+            continue
+        pipeline.embed(rgb, [face])
+        t1 = time.perf_counter()
+        lm = landmarker.landmarks(rgb, face)
+        t2 = time.perf_counter()
+        marks.append(lm)
+        result = judge.observe(1, lm, now=i / 15.0)
+        t3 = time.perf_counter()
+        pipe.append((t1 - t0) * 1000)
+        mesh.append((t2 - t1) * 1000)
+        judged.append((t3 - t2) * 1000)
+        both.append((t3 - t1) * 1000)
+        verdicts[result.verdict.value] = verdicts.get(result.verdict.value, 0) + 1
+    # Steady state of a track that never reaches a verdict: the judge's buffer stays full (the worst case).
+    undecided = LivenessJudge(LivenessSettings(mode="passive", min_live_residual=1.0, min_motion=1.0),
+                              time.monotonic, LogPrompter(), random.Random(0))
+    pending = []
+    for i, lm in enumerate(marks):
+        t = time.perf_counter()
+        undecided.observe(1, lm, now=i / 15.0)
+        pending.append((time.perf_counter() - t) * 1000)
+    worst = [m + p for m, p in zip(mesh, pending)]
+    res: dict[str, Any] = {"machine": machine(), "runtime": f"{rt.name} {rt.version}", "threads": threads,
+                           "clip": str(clip.name), "frames": len(pipe), "frame": f"{video[0].shape[1]}x{video[0].shape[0]}",
+                           "stages": {"pipeline_detect_align_embed": stats(pipe), "landmarks": stats(mesh),
+                                      "judge_observe": stats(judged), "judge_observe_no_verdict": stats(pending),
+                                      "liveness_total": stats(both), "liveness_total_no_verdict": stats(worst)},
+                           "verdict_frames": verdicts}
+    s = res["stages"]
+    res["ratio_liveness_over_pipeline"] = round(s["liveness_total_no_verdict"]["median_ms"]
+                                                / s["pipeline_detect_align_embed"]["median_ms"], 3)
+    return res
+
+
+def table(res: dict[str, Any]) -> str:
+    lines = [f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, {res['runtime']}, "
+             f"{res['threads']} threads, {res['frames']} frames {res['frame']} of {res['clip']}",
+             f"{'stage':<30}{'median ms':>10}{'min':>9}{'max':>9}"]
+    for k, v in res["stages"].items():
+        lines.append(f"{k:<30}{v['median_ms']:>10.2f}{v['min_ms']:>9.2f}{v['max_ms']:>9.2f}")
+    lines.append(f"liveness (no verdict, worst case) / pipeline per frame: {res['ratio_liveness_over_pipeline']}x; "
+                 f"verdicts per frame: "
+                 f"{res['verdict_frames']}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--quick", action="store_true", help="few frames (keeps the script working in CI)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clip", type=Path, default=CLIP, help="a real video clip")
+    args = ap.parse_args()
+    res = run(args.quick, args.threads, args.clip)
+    print(table(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
