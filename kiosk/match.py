@@ -64,13 +64,17 @@ class Gallery:
     @classmethod
     def from_rows(cls, labels: list[str], rows: F32) -> Gallery:
         """One fused template per person (in order of first appearance) from rows labelled per person."""
-        rows = np.asarray(rows, np.float32).reshape(len(labels), -1) if labels else np.zeros((0, 0), np.float32)
-        order: dict[str, list[int]] = {}
-        for i, label in enumerate(labels):
-            order.setdefault(label, []).append(i)
-        if not order:
+        if not labels:
             return cls(np.zeros((0, 0), np.float32), [])
-        return cls(np.stack([fuse_rows(rows[idx]) for idx in order.values()]), list(order))
+        rows = np.asarray(rows, np.float32).reshape(len(labels), -1)
+        codes: dict[str, int] = {}
+        idx = np.fromiter((codes.setdefault(label, len(codes)) for label in labels), np.int64, len(labels))
+        cols = np.ascontiguousarray(rows.T)  # per-person sums column by column (float64, no sort)
+        sums = np.stack([np.bincount(idx, weights=col, minlength=len(codes)) for col in cols], axis=1)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        if np.any(norms < 1e-9):
+            raise ValueError("a person's rows cancel out: they cannot be one person")
+        return cls((sums / norms).astype(np.float32), list(codes))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -91,21 +95,22 @@ class Gallery:
         return Match(self.labels[i] if best >= threshold else None, best, i)
 
     def top2(self, query: F32) -> Top2:
-        """Best person, best score and the best score of any other person (O(rows), no Python loop over rows)."""
+        """Best person, best score and the best score of any other person.
+
+        Two vectorised passes over the scores when the runner-up is somebody
+        else (always, with one template per person); a few more when the best
+        person holds several of the top rows.
+        """
         n = len(self.labels)
         if n == 0:
             return Top2(None, -1.0, -1.0)
         scores = self.scores(query)
-        if n == 1:
-            return Top2(self.labels[0], float(scores[0]), -1.0)
-        k = min(n, 16)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        best_label = self.labels[int(top[0])]
-        for i in top[1:]:
-            if self.labels[int(i)] != best_label:
-                return Top2(best_label, float(scores[top[0]]), float(scores[i]))
-        # the best person holds all of the top k rows: mask their rows and look again
+        i = int(np.argmax(scores))
+        best_label, best = self.labels[i], float(scores[i])
+        for _ in range(min(n - 1, 16)):
+            scores[i] = -np.inf
+            i = int(np.argmax(scores))
+            if self.labels[i] != best_label:
+                return Top2(best_label, best, float(scores[i]))
         mask = np.fromiter((label != best_label for label in self.labels), bool, n)
-        second = float(scores[mask].max()) if mask.any() else -1.0
-        return Top2(best_label, float(scores[top[0]]), second)
+        return Top2(best_label, best, float(scores[mask].max()) if mask.any() else -1.0)
