@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,15 @@ def run(quick: bool) -> dict[str, Any]:
     res: dict[str, Any] = {"machine": machine(), "per_query": {}, "per_gallery_change": {}}
     for n in ((1000, 10_000) if quick else (1000, 10_000, 100_000)):
         g = Gallery(l2_normalize(rng.normal(size=(n, 128)).astype(np.float32)), [f"p{i}" for i in range(n)])
-        match = timeit(lambda g=g: g.match(query, 0.4), repeat)
-        top2 = timeit(lambda g=g: g.top2(query), repeat)
+        match = timeit(partial(g.match, query, 0.4), repeat)
+        top2 = timeit(partial(g.top2, query), repeat)
         res["per_query"][f"{n}_people"] = {"match": match, "top2": top2,
                                            "top2_over_match": round(top2["median_ms"] / match["median_ms"], 2)}
         rows = l2_normalize(rng.normal(size=(3 * n, 128)).astype(np.float32))
         labels = [f"p{i // 3}" for i in range(3 * n)]
         res["per_gallery_change"][f"{n}_people"] = {
-            "fuse_3_rows_per_person": timeit(lambda r=rows, lb=labels: Gallery.from_rows(lb, r), max(repeat // 20, 3)),
-            "derive_threshold": timeit(lambda n=n: derive(model, n), max(repeat // 10, 5)),
+            "fuse_3_rows_per_person": timeit(partial(Gallery.from_rows, labels, rows), max(repeat // 20, 3)),
+            "derive_threshold": timeit(partial(derive, model, n), max(repeat // 10, 5)),
         }
     return res
 
