@@ -27,14 +27,16 @@ def triangulate(points: npt.ArrayLike, size: tuple[int, int]) -> npt.NDArray[np.
     """Delaunay triangles (M, 3) as indices into ``points`` (N, 2), all inside ``size`` (w, h)."""
     p = np.asarray(points, np.float64)
     w, h = size
-    subdiv = cv2.Subdiv2D((-1, -1, w + 2, h + 2))
+    subdiv = cv2.Subdiv2D((-20 * w, -20 * h, 41 * w, 41 * h))  # far virtual vertices: no hull triangle lost
     for x, y in p:
         subdiv.insert((float(np.clip(x, 0, w)), float(np.clip(y, 0, h))))
     tris = []
     clipped = np.clip(p, 0, [w, h])
     for t in np.asarray(subdiv.getTriangleList(), np.float64).reshape(-1, 3, 2):
-        idx = [int(np.argmin(np.sum((clipped - v) ** 2, axis=1))) for v in t]
-        if len(set(idx)) == 3:
+        d = np.sum((clipped[None, :, :] - t[:, None, :]) ** 2, axis=2)
+        idx = [int(i) for i in np.argmin(d, axis=1)]
+        # triangles reaching Subdiv2D's virtual outer vertices are not part of the triangulation
+        if len(set(idx)) == 3 and float(d[range(3), idx].max()) < 1e-3:
             tris.append(idx)
     return np.asarray(tris, np.int32).reshape(-1, 3)
 
