@@ -180,6 +180,7 @@ class Store:
         self._rows: dict[str, _Row] = {}
         self._validity: dict[str, tuple[bool, float | None, float | None]] = {}
         self._pending_erasure: set[str] = set()
+        self._reported: dict[str, tuple[int, str]] = {}  # quarantined rows already reported
 
     # schema
     def _migrate(self) -> None:
@@ -482,6 +483,9 @@ class Store:
 
     def _quarantine(self, pid: str, revision: int, reason: str) -> None:
         self._rows[pid] = _Row(revision, "quarantined", reason)
+        if self._reported.get(pid) == (revision, reason):
+            return  # reported at an earlier load: once is enough
+        self._reported[pid] = (revision, reason)
         logger.error("store row %s quarantined (%s): it is never used; re-publish that person's record", pid, reason)
         self._emit("store_quarantine", {"person": pid, "reason": reason})
 

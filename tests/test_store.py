@@ -176,10 +176,15 @@ def test_a_corrupted_row_is_quarantined_and_the_others_still_load(
     assert ("store_quarantine", {"person": "bob", "reason": "undecryptable"}) in again.events
     health = again.store.store_health()
     assert not health["ok"] and health["admitted"] == 1
+    other = Kiosk(site, tmp_path / "kiosk.db", key)  # another process writes: the running store reloads
+    other.receive(site.enrollment("cid", again.now_ms(), seed=3))
+    again.wall.advance(2)
+    assert again.admitted() == {"ann", "cid"}
+    assert sum(kind == "store_quarantine" for kind, _ in again.events) == 1  # reported once, not at every load
     # the retained record from the broker repairs it, at the same revision
     rev = again.store.revision("bob")
     assert again.receive(site.enrollment("bob", rev, seed=2)).applied  # type: ignore[arg-type, attr-defined]
-    assert again.admitted() == {"ann", "bob"} and again.store.quarantined == {}
+    assert again.admitted() == {"ann", "bob", "cid"} and again.store.quarantined == {}
 
 
 def test_a_store_opened_with_the_wrong_key_starts_and_uses_nothing(
