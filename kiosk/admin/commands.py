@@ -1,31 +1,20 @@
-"""``kiosk admin``: the administrator's side of enrollment sync.
-
-Signs enrollments and deletions with an Ed25519 administrator key and
-publishes them retained (QoS 1); after every change it publishes, retained,
-a re-signed site snapshot (each person's current revision, deleted people
-included), and ``kiosk admin sync`` re-signs it on a timer so it never
-expires. Before publishing it reads the retained state, so two
-administrators never reuse a revision, and ``enroll``/``delete`` wait for
-every known kiosk's ack and name the silent ones. The site root key
-(``root-keygen``, kept offline) signs the list of administrator keys
-(``keys sign``), which ``keys publish`` puts on the broker. See docs/keys.md.
-"""
+"""The ``kiosk admin`` commands and their argument parser."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.admin.site import AckReport, Broker, SiteView, collect_acks, next_revision, publish_snapshot, read_site
+from kiosk.admin.state import AdminState, private_file
 from kiosk.errors import ConfigError, KioskError
 from kiosk.mqtt.keys import (
     MAX_KEY_LIST,
@@ -34,27 +23,11 @@ from kiosk.mqtt.keys import (
     load_public_key,
     load_public_keys,
     parse_key_list,
-    public_from_raw,
     sign_key_list,
     write_private_key,
 )
-from kiosk.mqtt.protocol import (
-    MAX_AHEAD_MS,
-    MAX_PAYLOAD,
-    ProtocolError,
-    Signer,
-    decode_embedding,
-    decode_json,
-    validate,
-)
-from kiosk.mqtt.snapshot import MAX_SNAPSHOT, parse_snapshot, sign_snapshot
+from kiosk.mqtt.protocol import MAX_AHEAD_MS, Signer, decode_embedding, decode_json, validate
 from kiosk.records import Enrollment, Tombstone
-
-HOUR_MS = 3_600_000
-
-
-class BrokerError(KioskError, ConnectionError):
-    exit_code = 16
 
 
 class SyncIncompleteError(KioskError, TimeoutError):
@@ -70,259 +43,6 @@ def keygen(path: Path) -> Path:
 
 def load_signer(path: Path) -> Signer:
     return Signer(load_private_key(path))
-
-
-def _private_file(path: Path) -> None:
-    """Create (or tighten) a state file and its folder so only the owner can read them."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if p.exists():
-            p.chmod(0o600)
-
-
-class AdminState:
-    """What this administrator published: the signed payload per person, and the last snapshot."""
-
-    def __init__(self, path: Path) -> None:
-        _private_file(path)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS published (person_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, "
-                         "name TEXT, deleted INTEGER NOT NULL, payload BLOB NOT NULL, published_at REAL NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                         "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
-        _private_file(path)
-
-    def revision(self, person_id: str) -> int | None:
-        row = self._db.execute("SELECT revision FROM published WHERE person_id = ?", (person_id,)).fetchone()
-        return None if row is None else int(row[0])
-
-    def record(self, person_id: str, revision: int, name: str | None, deleted: bool, payload: bytes, now: float) -> None:
-        self._db.execute("INSERT INTO published VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
-                         "revision=excluded.revision, name=excluded.name, deleted=excluded.deleted, "
-                         "payload=excluded.payload, published_at=excluded.published_at",
-                         (person_id, revision, name, int(deleted), payload, now))
-
-    def record_snapshot(self, issued_at_ms: int, payload: bytes) -> None:
-        self._db.execute("INSERT INTO snapshot VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                         "issued_at_ms=excluded.issued_at_ms, payload=excluded.payload", (issued_at_ms, payload))
-
-    def last_snapshot_ms(self) -> int:
-        row = self._db.execute("SELECT issued_at_ms FROM snapshot").fetchone()
-        return 0 if row is None else int(row[0])
-
-    def rows(self) -> list[dict[str, Any]]:
-        keys = ("person_id", "revision", "name", "deleted", "payload", "published_at")
-        return [dict(zip(keys, r)) for r in
-                self._db.execute("SELECT person_id, revision, name, deleted, payload, published_at FROM published "
-                                 "ORDER BY person_id")]
-
-    def people(self) -> dict[str, tuple[int, bool]]:
-        return {r["person_id"]: (int(r["revision"]), bool(r["deleted"])) for r in self.rows()}
-
-    def embeddings(self) -> tuple[list[str], list[Any]]:
-        """Labels and embeddings of everyone currently enrolled (for duplicate warnings)."""
-        labels, rows = [], []
-        for r in self.rows():
-            if r["deleted"]:
-                continue
-            for text in json.loads(r["payload"])["embeddings"]:
-                labels.append(r["person_id"])
-                rows.append(decode_embedding(text))
-        return labels, rows
-
-
-class Broker:
-    """A short-lived MQTT connection for the admin commands; every message received is kept."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        from kiosk.mqtt.client import make_client
-
-        self.client = make_client(f"kiosk-admin-{os.getpid()}", tls=args.tls, ca_file=args.ca_file,
-                                  cert_file=args.cert_file, key_file=args.key_file, username=args.username,
-                                  password_file=args.password_file)
-        self.connected = threading.Event()
-        self.messages: list[tuple[str, bytes]] = []
-        self._arrived = threading.Condition()
-        self._subacks: set[int] = set()
-        self.client.on_connect = lambda *a: self.connected.set()
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
-        try:
-            self.client.connect(args.host, args.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerError(f"cannot reach the MQTT broker at {args.host}:{args.port}: {exc}") from exc
-        self.client.loop_start()
-        if not self.connected.wait(10):
-            self.close()
-            raise BrokerError(f"the broker at {args.host}:{args.port} did not accept the connection")
-
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        with self._arrived:
-            self.messages.append((msg.topic, bytes(msg.payload)))
-            self._arrived.notify_all()
-
-    def _on_subscribe(self, _c: Any, _u: Any, mid: int, *_rest: Any) -> None:
-        with self._arrived:
-            self._subacks.add(mid)
-            self._arrived.notify_all()
-
-    def subscribe(self, *patterns: str, timeout: float = 10.0) -> None:
-        _, mid = self.client.subscribe([(p, 1) for p in patterns])
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: mid in self._subacks, timeout):
-                raise BrokerError(f"the broker did not confirm the subscription to {patterns}")
-
-    def retained(self, *patterns: str, quiet_s: float = 0.5, max_s: float = 10.0) -> list[tuple[str, bytes]]:
-        """Retained messages on ``patterns``: those arriving until none came for ``quiet_s``."""
-        start = len(self.messages)
-        self.subscribe(*patterns)
-        deadline = time.monotonic() + max_s
-        with self._arrived:
-            while time.monotonic() < deadline:
-                seen = len(self.messages)
-                self._arrived.wait(quiet_s)
-                if len(self.messages) == seen:
-                    break
-            return self.messages[start:]
-
-    def wait_for(self, done: Callable[[list[tuple[str, bytes]]], bool], timeout: float) -> bool:
-        with self._arrived:
-            return self._arrived.wait_for(lambda: done(self.messages), timeout)
-
-    def publish(self, topic: str, payload: bytes, retain: bool = True, timeout: float = 10.0) -> None:
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise BrokerError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@dataclass
-class SiteView:
-    """What the broker holds for the site, as far as this administrator can verify it."""
-
-    prefix: str
-    site: str
-    people: dict[str, tuple[int, bool]] = field(default_factory=dict)  # from the retained snapshot
-    snapshot_ms: int = 0
-    admin_keys: set[str] = field(default_factory=set)  # from the retained key list
-    kiosks: dict[str, str] = field(default_factory=dict)  # device -> online | offline
-    enrollments: dict[str, int] = field(default_factory=dict)  # person -> retained revision (when read)
-    warnings: list[str] = field(default_factory=list)
-
-    def topic(self, leaf: str) -> str:
-        return f"{self.prefix}/{self.site}/{leaf}"
-
-
-def _listed_keys(payload: bytes, args: argparse.Namespace, view: SiteView) -> dict[str, Ed25519PublicKey]:
-    """Administrator keys of the retained key list, verified against ``--root-pub`` when given."""
-    if args.root_pub:
-        return parse_key_list(payload, load_public_key(args.root_pub), args.site).keys
-    view.warnings.append("the retained key list is read without checking the root's signature (pass --root-pub)")
-    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, MAX_KEY_LIST))
-    return {e.key_id: public_from_raw(e.public_key) for e in msg.keys}
-
-
-def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, person: str | None = None) -> SiteView:
-    """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing."""
-    view = SiteView(args.prefix, args.site)
-    patterns = [view.topic("keys"), view.topic("snapshot"), view.topic("+/availability")]
-    if person is not None:
-        patterns.append(view.topic(f"enrollments/{person}"))
-    got = dict(broker.retained(*patterns))
-    keys = {signer.key_id: signer.private.public_key()}
-    if payload := got.get(view.topic("keys")):
-        try:
-            listed = _listed_keys(payload, args, view)
-            keys.update(listed)
-            view.admin_keys = set(listed)
-            if signer.key_id not in listed:
-                view.warnings.append(f"this signing key {signer.key_id} is not in the site's key list: kiosks that "
-                                     "pin the root key refuse what it signs")
-        except (ProtocolError, ConfigError) as exc:
-            view.warnings.append(f"the retained key list does not verify: {exc}")
-    if payload := got.get(view.topic("snapshot")):
-        try:
-            snap = parse_snapshot(payload, keys, args.site)
-            view.people, view.snapshot_ms = dict(snap.people), snap.issued_at_ms
-        except ProtocolError as exc:
-            view.warnings.append(f"the retained snapshot does not verify ({exc}); starting from this administrator's "
-                                 "own record")
-    for topic, payload in got.items():
-        parts = topic.split("/")
-        if topic.endswith("/availability") and len(parts) == 4 and payload:
-            view.kiosks[parts[2]] = payload.decode(errors="replace")
-        elif person is not None and topic == view.topic(f"enrollments/{person}") and payload:
-            try:
-                rev = decode_json(payload, MAX_PAYLOAD).get("issued_at_ms")
-            except ProtocolError:
-                rev = None
-            if isinstance(rev, int) and not isinstance(rev, bool):
-                view.enrollments[person] = rev
-    return view
-
-
-def next_revision(now_ms: int, *seen: int | None) -> int:
-    """This change's revision: its issue time in ms, but above anything already published for the person."""
-    return max([now_ms, *[s + 1 for s in seen if s is not None]])
-
-
-def site_people(view: SiteView, state: AdminState) -> dict[str, tuple[int, bool]]:
-    """The site's people: the retained snapshot merged with this administrator's record, newest wins."""
-    people = dict(view.people)
-    for pid, (rev, deleted) in state.people().items():
-        if pid not in people or people[pid][0] < rev:
-            people[pid] = (rev, deleted)
-    return people
-
-
-def publish_snapshot(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState, view: SiteView,
-                     now_ms: int) -> int:
-    """Re-sign and publish, retained, the site snapshot; returns its issue time."""
-    people = site_people(view, state)
-    issued = next_revision(now_ms, view.snapshot_ms, state.last_snapshot_ms())
-    keys = view.admin_keys or {signer.key_id}
-    payload = sign_snapshot(signer, args.site, people, keys, issued, issued + int(args.snapshot_valid_h * HOUR_MS))
-    if len(payload) > MAX_SNAPSHOT:
-        raise ConfigError(f"the snapshot of {len(people)} people takes {len(payload)} bytes; kiosks take {MAX_SNAPSHOT}")
-    broker.publish(view.topic("snapshot"), payload)
-    state.record_snapshot(issued, payload)
-    view.people, view.snapshot_ms = people, issued
-    return issued
-
-
-@dataclass
-class AckReport:
-    acked: dict[str, str] = field(default_factory=dict)  # device -> status
-    refused: dict[str, str] = field(default_factory=dict)  # device -> reason
-    silent: list[str] = field(default_factory=list)
-
-
-def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, person: str, revision: int) -> AckReport:
-    """Per kiosk, its answer to this revision of this person (older retained acks do not count)."""
-    report = AckReport()
-    for topic, payload in messages:
-        parts = topic.split("/")
-        if len(parts) != 5 or parts[:2] != [prefix, site] or parts[3] != "acks" or parts[4] != person:
-            continue
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(body, dict):
-            continue
-        if body.get("status") == "refused" and body.get("received_revision") in (revision, None):
-            report.refused[parts[2]] = str(body.get("reason"))
-        elif body.get("revision") == revision and body.get("status") in ("applied", "deleted", "current"):
-            report.acked[parts[2]] = str(body["status"])
-            report.refused.pop(parts[2], None)
-    return report
 
 
 def publish_change(args: argparse.Namespace, signer: Signer, state: AdminState, person: str,
@@ -550,7 +270,7 @@ def cmd_keys_sign(args: argparse.Namespace) -> int:
     revoked -= set(admins)
     payload = sign_key_list(root, args.site, admins, issued, frozenset(revoked),
                             {kid: name for kid, name in zip(admins, (p.stem for p in args.admin))})
-    _private_file(args.out)
+    private_file(args.out)
     args.out.write_bytes(payload)
     print(f"key list for site {args.site} signed by root {root.key_id} at {issued}: admin keys {sorted(admins)}, "
           f"revoked {sorted(revoked)}; publish it with `kiosk admin keys publish {args.out}`")

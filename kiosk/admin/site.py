@@ -1,0 +1,230 @@
+"""The broker as an administrator sees it: retained key list, snapshot, kiosks, acks; publishing the snapshot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kiosk.admin.state import AdminState
+from kiosk.errors import ConfigError, KioskError
+from kiosk.mqtt.keys import (
+    MAX_KEY_LIST,
+    KeyListMsg,
+    load_public_key,
+    parse_key_list,
+    public_from_raw,
+)
+from kiosk.mqtt.protocol import (
+    MAX_PAYLOAD,
+    ProtocolError,
+    Signer,
+    decode_json,
+    validate,
+)
+from kiosk.mqtt.snapshot import MAX_SNAPSHOT, parse_snapshot, sign_snapshot
+
+HOUR_MS = 3_600_000
+
+
+class BrokerError(KioskError, ConnectionError):
+    exit_code = 16
+
+
+
+class Broker:
+    """A short-lived MQTT connection for the admin commands; every message received is kept."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from kiosk.mqtt.client import make_client
+
+        self.client = make_client(f"kiosk-admin-{os.getpid()}", tls=args.tls, ca_file=args.ca_file,
+                                  cert_file=args.cert_file, key_file=args.key_file, username=args.username,
+                                  password_file=args.password_file)
+        self.connected = threading.Event()
+        self.messages: list[tuple[str, bytes]] = []
+        self._arrived = threading.Condition()
+        self._subacks: set[int] = set()
+        self.client.on_connect = lambda *a: self.connected.set()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        try:
+            self.client.connect(args.host, args.port, keepalive=30)
+        except OSError as exc:
+            raise BrokerError(f"cannot reach the MQTT broker at {args.host}:{args.port}: {exc}") from exc
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            self.close()
+            raise BrokerError(f"the broker at {args.host}:{args.port} did not accept the connection")
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        with self._arrived:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+            self._arrived.notify_all()
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, *_rest: Any) -> None:
+        with self._arrived:
+            self._subacks.add(mid)
+            self._arrived.notify_all()
+
+    def subscribe(self, *patterns: str, timeout: float = 10.0) -> None:
+        _, mid = self.client.subscribe([(p, 1) for p in patterns])
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: mid in self._subacks, timeout):
+                raise BrokerError(f"the broker did not confirm the subscription to {patterns}")
+
+    def retained(self, *patterns: str, quiet_s: float = 0.5, max_s: float = 10.0) -> list[tuple[str, bytes]]:
+        """Retained messages on ``patterns``: those arriving until none came for ``quiet_s``."""
+        start = len(self.messages)
+        self.subscribe(*patterns)
+        deadline = time.monotonic() + max_s
+        with self._arrived:
+            while time.monotonic() < deadline:
+                seen = len(self.messages)
+                self._arrived.wait(quiet_s)
+                if len(self.messages) == seen:
+                    break
+            return self.messages[start:]
+
+    def wait_for(self, done: Callable[[list[tuple[str, bytes]]], bool], timeout: float) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: done(self.messages), timeout)
+
+    def publish(self, topic: str, payload: bytes, retain: bool = True, timeout: float = 10.0) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise BrokerError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class SiteView:
+    """What the broker holds for the site, as far as this administrator can verify it."""
+
+    prefix: str
+    site: str
+    people: dict[str, tuple[int, bool]] = field(default_factory=dict)  # from the retained snapshot
+    snapshot_ms: int = 0
+    admin_keys: set[str] = field(default_factory=set)  # from the retained key list
+    kiosks: dict[str, str] = field(default_factory=dict)  # device -> online | offline
+    enrollments: dict[str, int] = field(default_factory=dict)  # person -> retained revision (when read)
+    warnings: list[str] = field(default_factory=list)
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.prefix}/{self.site}/{leaf}"
+
+
+def _listed_keys(payload: bytes, args: argparse.Namespace, view: SiteView) -> dict[str, Ed25519PublicKey]:
+    """Administrator keys of the retained key list, verified against ``--root-pub`` when given."""
+    if args.root_pub:
+        return parse_key_list(payload, load_public_key(args.root_pub), args.site).keys
+    view.warnings.append("the retained key list is read without checking the root's signature (pass --root-pub)")
+    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, MAX_KEY_LIST))
+    return {e.key_id: public_from_raw(e.public_key) for e in msg.keys}
+
+
+def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, person: str | None = None) -> SiteView:
+    """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing."""
+    view = SiteView(args.prefix, args.site)
+    patterns = [view.topic("keys"), view.topic("snapshot"), view.topic("+/availability")]
+    if person is not None:
+        patterns.append(view.topic(f"enrollments/{person}"))
+    got = dict(broker.retained(*patterns))
+    keys = {signer.key_id: signer.private.public_key()}
+    if payload := got.get(view.topic("keys")):
+        try:
+            listed = _listed_keys(payload, args, view)
+            keys.update(listed)
+            view.admin_keys = set(listed)
+            if signer.key_id not in listed:
+                view.warnings.append(f"this signing key {signer.key_id} is not in the site's key list: kiosks that "
+                                     "pin the root key refuse what it signs")
+        except (ProtocolError, ConfigError) as exc:
+            view.warnings.append(f"the retained key list does not verify: {exc}")
+    if payload := got.get(view.topic("snapshot")):
+        try:
+            snap = parse_snapshot(payload, keys, args.site)
+            view.people, view.snapshot_ms = dict(snap.people), snap.issued_at_ms
+        except ProtocolError as exc:
+            view.warnings.append(f"the retained snapshot does not verify ({exc}); starting from this administrator's "
+                                 "own record")
+    for topic, payload in got.items():
+        parts = topic.split("/")
+        if topic.endswith("/availability") and len(parts) == 4 and payload:
+            view.kiosks[parts[2]] = payload.decode(errors="replace")
+        elif person is not None and topic == view.topic(f"enrollments/{person}") and payload:
+            try:
+                rev = decode_json(payload, MAX_PAYLOAD).get("issued_at_ms")
+            except ProtocolError:
+                rev = None
+            if isinstance(rev, int) and not isinstance(rev, bool):
+                view.enrollments[person] = rev
+    return view
+
+
+def next_revision(now_ms: int, *seen: int | None) -> int:
+    """This change's revision: its issue time in ms, but above anything already published for the person."""
+    return max([now_ms, *[s + 1 for s in seen if s is not None]])
+
+
+def site_people(view: SiteView, state: AdminState) -> dict[str, tuple[int, bool]]:
+    """The site's people: the retained snapshot merged with this administrator's record, newest wins."""
+    people = dict(view.people)
+    for pid, (rev, deleted) in state.people().items():
+        if pid not in people or people[pid][0] < rev:
+            people[pid] = (rev, deleted)
+    return people
+
+
+def publish_snapshot(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState, view: SiteView,
+                     now_ms: int) -> int:
+    """Re-sign and publish, retained, the site snapshot; returns its issue time."""
+    people = site_people(view, state)
+    issued = next_revision(now_ms, view.snapshot_ms, state.last_snapshot_ms())
+    keys = view.admin_keys or {signer.key_id}
+    payload = sign_snapshot(signer, args.site, people, keys, issued, issued + int(args.snapshot_valid_h * HOUR_MS))
+    if len(payload) > MAX_SNAPSHOT:
+        raise ConfigError(f"the snapshot of {len(people)} people takes {len(payload)} bytes; kiosks take {MAX_SNAPSHOT}")
+    broker.publish(view.topic("snapshot"), payload)
+    state.record_snapshot(issued, payload)
+    view.people, view.snapshot_ms = people, issued
+    return issued
+
+
+@dataclass
+class AckReport:
+    acked: dict[str, str] = field(default_factory=dict)  # device -> status
+    refused: dict[str, str] = field(default_factory=dict)  # device -> reason
+    silent: list[str] = field(default_factory=list)
+
+
+def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, person: str, revision: int) -> AckReport:
+    """Per kiosk, its answer to this revision of this person (older retained acks do not count)."""
+    report = AckReport()
+    for topic, payload in messages:
+        parts = topic.split("/")
+        if len(parts) != 5 or parts[:2] != [prefix, site] or parts[3] != "acks" or parts[4] != person:
+            continue
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(body, dict):
+            continue
+        if body.get("status") == "refused" and body.get("received_revision") in (revision, None):
+            report.refused[parts[2]] = str(body.get("reason"))
+        elif body.get("revision") == revision and body.get("status") in ("applied", "deleted", "current"):
+            report.acked[parts[2]] = str(body["status"])
+            report.refused.pop(parts[2], None)
+    return report

@@ -1,0 +1,73 @@
+"""This administrator's record of what it published (a private SQLite file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from kiosk.mqtt.protocol import decode_embedding
+
+
+def private_file(path: Path) -> None:
+    """Create (or tighten) a state file and its folder so only the owner can read them."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists():
+            p.chmod(0o600)
+
+
+class AdminState:
+    """What this administrator published: the signed payload per person, and the last snapshot."""
+
+    def __init__(self, path: Path) -> None:
+        private_file(path)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS published (person_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, "
+                         "name TEXT, deleted INTEGER NOT NULL, payload BLOB NOT NULL, published_at REAL NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                         "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
+        private_file(path)
+
+    def revision(self, person_id: str) -> int | None:
+        row = self._db.execute("SELECT revision FROM published WHERE person_id = ?", (person_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def record(self, person_id: str, revision: int, name: str | None, deleted: bool, payload: bytes, now: float) -> None:
+        self._db.execute("INSERT INTO published VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
+                         "revision=excluded.revision, name=excluded.name, deleted=excluded.deleted, "
+                         "payload=excluded.payload, published_at=excluded.published_at",
+                         (person_id, revision, name, int(deleted), payload, now))
+
+    def record_snapshot(self, issued_at_ms: int, payload: bytes) -> None:
+        self._db.execute("INSERT INTO snapshot VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                         "issued_at_ms=excluded.issued_at_ms, payload=excluded.payload", (issued_at_ms, payload))
+
+    def last_snapshot_ms(self) -> int:
+        row = self._db.execute("SELECT issued_at_ms FROM snapshot").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def rows(self) -> list[dict[str, Any]]:
+        keys = ("person_id", "revision", "name", "deleted", "payload", "published_at")
+        return [dict(zip(keys, r)) for r in
+                self._db.execute("SELECT person_id, revision, name, deleted, payload, published_at FROM published "
+                                 "ORDER BY person_id")]
+
+    def people(self) -> dict[str, tuple[int, bool]]:
+        return {r["person_id"]: (int(r["revision"]), bool(r["deleted"])) for r in self.rows()}
+
+    def embeddings(self) -> tuple[list[str], list[Any]]:
+        """Labels and embeddings of everyone currently enrolled (for duplicate warnings)."""
+        labels, rows = [], []
+        for r in self.rows():
+            if r["deleted"]:
+                continue
+            for text in json.loads(r["payload"])["embeddings"]:
+                labels.append(r["person_id"])
+                rows.append(decode_embedding(text))
+        return labels, rows
