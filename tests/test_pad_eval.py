@@ -164,3 +164,55 @@ def test_a_real_clip_is_presented_from_its_first_part_and_enrolled_from_its_last
     assert p.species == "bona_fide" and len(p.frames) == 15 and not p.loop
     o = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=False))).present(p)
     assert o.enrolled_from == 3 and o.granted and o.door_opened
+
+
+def test_with_liveness_the_printed_photo_is_denied_and_the_relay_never_moves(printed: Path, pipeline: Any) -> None:
+    from kiosk.liveness.landmarks import build_landmarker
+    from kiosk.liveness.settings import LivenessSettings
+
+    config = PresentConfig(DecisionConfig(), liveness=LivenessSettings(), max_seconds=12)
+    o = Presenter(pipeline[0], pipeline[1].threshold, config, build_landmarker()).present(from_folder(printed))
+    assert o.verdict == "flat" and o.denied_attack and o.challenged  # held still: only the challenge decides
+    assert not o.granted and not o.door_opened
+    assert o.verdict_reason in ("challenge_timeout", "flat_homography", "wrong_direction")
+    assert o.time_to_verdict_s is not None and o.time_to_verdict_s <= 2.0 + 5.0 + 0.5  # prompt after 2 s, 5 s to turn
+
+
+def test_a_real_head_that_moves_is_live_without_a_challenge_and_let_in(data: Path, pipeline: Any) -> None:
+    from kiosk.liveness.landmarks import build_landmarker
+    from kiosk.liveness.settings import LivenessSettings
+
+    clip = data / "videos" / "SadTalker" / "ref_video" / "WDA_KatieHill_000.mp4"
+    config = PresentConfig(DecisionConfig(), liveness=LivenessSettings(), max_seconds=6)
+    o = Presenter(pipeline[0], pipeline[1].threshold, config, build_landmarker()).present(from_video(clip))
+    assert (o.verdict, o.verdict_reason, o.challenged) == ("live", "parallax", False)
+    assert o.granted and o.door_opened
+    assert o.time_to_grant_s is not None and o.time_to_verdict_s is not None and o.time_to_grant_s >= o.time_to_verdict_s
+
+
+def test_pad_eval_command_prints_the_rates_as_json(printed: Path, pipeline: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import json
+
+    from kiosk.pad.cli import add_pad_parser
+
+    parser = argparse.ArgumentParser(prog="kiosk")
+    add_pad_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["pad", "eval", "--attacks", str(printed.parent), "--json", "--max-seconds", "9"])
+    assert args.handler(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    row = report["summary"]["species"]["print_still"]
+    assert row["n"] == 1 and row["apcer"]["k"] == 0 and row["iapar"]["k"] == 0
+    assert report["liveness"]["mode"] == "challenge" and report["presentations"][0]["denied_attack"]
+
+
+def test_flatness_plot_is_written(tmp_path: Path) -> None:
+    from kiosk.liveness.settings import LivenessSettings
+    from kiosk.pad.plot import plot_flatness, score_key
+
+    outcomes = [Outcome("a", "bona_fide", "A", False, 3, verdict="live", values={"ratio": 0.8, "motion": 0.1}),
+                Outcome("b", "print_bent", "B", True, 3, verdict="flat", values={"ratio": 0.1}, challenged=True)]
+    assert score_key(outcomes) == "ratio"
+    plot_flatness(outcomes, LivenessSettings(), tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
