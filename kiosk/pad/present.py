@@ -33,7 +33,7 @@ from kiosk.loop import FrameResult, KioskLoop
 from kiosk.match import Gallery
 from kiosk.pad.meta import BONA_FIDE, read_meta
 from kiosk.pad.observe import FLAT, LIVE, PENDING, LivenessView, liveness_of
-from kiosk.pad.video import duration_s, iter_clip, read_clip
+from kiosk.pad.video import duration_s, read_clip
 from kiosk.vision.pipeline import FacePipeline
 from kiosk.vision.quality import QualityConfig
 
@@ -50,7 +50,7 @@ class Presentation:
     name: str
     species: str  # a PAI species, or "bona_fide"
     subject: str
-    frames: list[Path] | list[RGB]
+    frames: list[Path] | Callable[[], list[RGB]]  # image files, or decoded when presented (video)
     enroll: Callable[[], list[RGB]]  # images of the subject for the gallery, never the presented ones
     fps: float = 15.0
     loop: bool = False  # replay on a loop until the time limit (rendered attacks)
@@ -82,10 +82,7 @@ def from_video(path: Path, fps: float = 15.0, max_seconds: float | None = None) 
     end = duration_s(path)
     split = end * ENROLL_SPLIT
     stop = split if max_seconds is None else min(split, max_seconds)
-    frames = list(iter_clip(path, 0.0, stop, fps))
-    if not frames:
-        raise DatasetError(f"{path}: no frames to present")
-    return Presentation(str(path), BONA_FIDE, path.stem, frames,
+    return Presentation(str(path), BONA_FIDE, path.stem, lambda: read_clip(path, 0.0, stop, fps),
                         lambda: _spread(read_clip(path, split, end, 5.0), 2 * ENROLL_N), fps)
 
 
@@ -255,7 +252,7 @@ class Presenter:
         door = build_door(RELAY_PIN, active_high=True, timing=DoorTiming(unlock_s=self.config.unlock_s), clock=clock,
                           emit=events, pin_factory=factory)
         engine = DecisionEngine(self.config.decision, clock)
-        source = ReplaySource(p.frames, fps=p.fps, clock=clock, loop=p.loop)
+        source = ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock, loop=p.loop)
         capture = Capture(source, events, lockstep=True)
         stop = threading.Event()
         prompter = RecordingPrompter(clock)
