@@ -132,6 +132,15 @@ def template_pairs(emb: F32, labels: list[str], imp: Counter, gen: Counter, rng:
     return {"impostor_templates": n_templates, "genuine_template_probe_pairs": n_gen}
 
 
+def shown(path: Path) -> str:
+    """A data folder as the project sees it (relative to the checkout), never this machine's absolute layout."""
+    p = path.resolve()
+    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+        if p.is_relative_to(base):
+            return prefix + str(p.relative_to(base))
+    return path.name
+
+
 def git_revision() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
@@ -154,7 +163,7 @@ def build(sets: list[tuple[str, Path, set[str] | None]], seed: int = 0) -> dict[
         t = template_pairs(emb, labels, imp3, gen3, rng)
         per = by_person(labels)
         prov_sets.append({
-            "name": name, "folder": str(root), "people": len(per), "photos": len(items),
+            "name": name, "folder": shown(root), "people": len(per), "photos": len(items),
             "photos_with_face": len(labels), "people_with_3_photos": sum(len(v) >= 3 for v in per.values()),
             "people_with_4_photos": sum(len(v) >= 4 for v in per.values()),
             "impostor_photo_pairs": n_imp, "genuine_photo_pairs": n_gen, **t,
@@ -175,7 +184,8 @@ def build(sets: list[tuple[str, Path, set[str] | None]], seed: int = 0) -> dict[
             "model": card.data.get("model"), "model_sha256": card.sha256,
             "alignment": card.data.get("preprocessing", {}).get("align"),
             "detector": "BlazeFace full range, short range as fallback (kiosk.vision.pipeline, detector=auto)",
-            "pairs_within_sets_only": True, "same_person_under_two_names": SAME_PERSON,
+            "pairs_within_sets_only": True,
+            "same_person_under_two_names": {k: v for k, v in SAME_PERSON.items() if not k.isdigit()},
             "template_photos": TEMPLATE_PHOTOS, "templates_per_person": TEMPLATES_PER_PERSON,
             "subsets_per_probe": SUBSETS_PER_PROBE, "seed": seed,
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
