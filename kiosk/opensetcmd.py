@@ -145,9 +145,12 @@ def summary(r: dict[str, Any]) -> str:
     for x in r.get("videos") or []:
         if x == r["videos"][0]:
             lines.append(f"multi-frame approaches from {r['video_clips']} clips of {r['video_people']} people "
-                         "(enrolled from the first 40% of a clip, probed with fused windows of its last 40%; "
-                         "strangers: the same windows with their person left out), gallery filled with other people")
-        lines.append(f"{x['n']:>5} {x['threshold']:>9.4f}  "
+                         "(enrolled from 3 frames of the first 40% of a clip, probed with fused 15-frame windows of its last "
+                         "40%; strangers: those windows with their person left out, and every window of people not "
+                         "enrolled), gallery filled to N with people of --identities")
+        star = "*" if x["threshold"] > r["photos"][0]["threshold"] and any(
+            p["n"] == x["n"] and p["threshold_extrapolated"] for p in r["photos"]) else " "
+        lines.append(f"{x['n']:>5} {x['threshold']:>9.4f}{star} "
                      f"{format_rate(x['stranger_accepted'], x['stranger_n']):<40} "
                      f"{format_rate(x['enrolled_accepted'], x['enrolled_n']):<40} "
                      f"{x['misidentified']:>6} {x['ambiguous']:>6}")

@@ -26,9 +26,11 @@ def plot_open_set(report: dict[str, Any], out: Path) -> None:
         lo = [r[key]["rate"] - r[key]["ci95"][0] for r in rows]
         hi = [r[key]["ci95"][1] - r[key]["rate"] for r in rows]
         ax1.errorbar(ns, rate, yerr=[lo, hi], marker="o", color=color, capsize=3, label=label)
-    for r, color, label in ((report.get("videos") or [], "tab:olive", "enrolled (clips, multi-frame)"),):
-        if r:
-            ax1.plot([x["n"] for x in r], [x.get("enrolled_acceptance", {}).get("rate", 0.0) for x in r],
+    vids = report.get("videos") or []
+    for key, color, label in (("enrolled_acceptance", "tab:olive", "enrolled (clips, multi-frame)"),
+                              ("stranger_acceptance", "tab:purple", "strangers (clips, multi-frame)")):
+        if vids:
+            ax1.plot([x["n"] for x in vids], [x.get(key, {}).get("rate", 0.0) for x in vids],
                      marker="s", linestyle="--", color=color, label=label)
     ax1.axhline(report["target"], color="black", linestyle=":", label=f"tolerated {report['target']:g}")
     ax1.set_xscale("log")
