@@ -259,3 +259,22 @@ def test_bad_arguments_exit_with_usage(argv: list[str], capsys: pytest.CaptureFi
         _parse(*argv)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_batch_keeps_complete_sequences_and_redoes_broken_ones(tmp_path: Path) -> None:
+    from kiosk.pad.render import render_batch
+
+    people = []
+    for name in ("Ann_A", "Bob_B"):
+        (tmp_path / name).mkdir()
+        people.append((name, [_face_photo(tmp_path / name / f"{name}_{i:04d}.jpg") for i in (1, 2)]))
+    settings = RenderSettings(frames=3)
+    first = render_batch(people, ["print_still"], 3, tmp_path / "out", 0, _fake_detect, settings)
+    assert [p.name for p in first] == ["000_Ann_A", "001_Bob_B", "002_Ann_A"]
+    assert read_meta(first[2]).source.endswith("Ann_A_0002.jpg")  # the next photo of a person the second time
+    (first[0] / "frame_00000.jpg").write_bytes(b"kept")
+    (first[1] / "frame_00002.jpg").unlink()
+    again = render_batch(people, ["print_still"], 3, tmp_path / "out", 0, _fake_detect, settings)
+    assert again == first
+    assert (first[0] / "frame_00000.jpg").read_bytes() == b"kept"
+    assert (first[1] / "frame_00002.jpg").is_file()

@@ -22,7 +22,7 @@ from kiosk.demo.sequences import background, head_and_shoulders
 from kiosk.errors import DatasetError, NoFaceError
 from kiosk.imageio import read_rgb
 from kiosk.pad.degradations import Camerawork, expose, glare, jpeg_bytes
-from kiosk.pad.meta import STATIC_SPECIES, ClipRange, SequenceMeta, write_meta
+from kiosk.pad.meta import META, STATIC_SPECIES, ClipRange, SequenceMeta, read_meta, write_meta
 from kiosk.pad.species import FACE_FRACTION, PHONE, TABLET, Plan, plan, print_texture
 from kiosk.pad.surfaces import Camera, project, render
 from kiosk.pad.video import duration_s, read_clip
@@ -154,6 +154,15 @@ def _params(p: Plan) -> dict[str, float | None]:
             "glare": round(p.glare_strength, 1)}
 
 
+def complete(folder: Path, frames: int) -> bool:
+    """A sequence folder holding all its frames and a readable meta.json."""
+    try:
+        meta = read_meta(folder)
+    except DatasetError:
+        return False
+    return meta.frames == frames and len(list(folder.glob("frame_*.jpg"))) == frames
+
+
 def photos_of(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -181,6 +190,12 @@ def render_batch(people: list[tuple[str, list[Path]]], species: list[str], per_s
         for i in range(per_species):
             name, photos = people[i % len(people)]
             k = (i // len(people)) % len(photos)
+            existing = next(iter((out / sp).glob(f"{i:03d}_{name}/{META}")), None) if (out / sp).is_dir() else None
+            if existing is not None and complete(existing.parent, settings.frames):
+                written.append(existing.parent)  # rendered by an earlier run with the same seed: kept
+                if progress is not None:
+                    progress(len(written))
+                continue
             for attempt in range(len(photos)):
                 photo = photos[(k + attempt) % len(photos)]
                 try:
