@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from kiosk.policy.threshold import DEFAULT_TARGET, MIN_USEFUL_TAR
+from kiosk.policy.scoremodel import ScoreModel, default_model
+from kiosk.policy.threshold import DEFAULT_TARGET, MIN_USEFUL_TAR, Level, derive, explicit
 
 
 class PolicyConfig(BaseModel):
@@ -27,3 +30,20 @@ class PolicyConfig(BaseModel):
         description="warn at start and in stats when the expected true-accept rate falls below this")
     score_table: str | None = Field(
         None, description="path of a score table to use instead of the one shipped with the kiosk")
+
+
+def load_model(cfg: PolicyConfig) -> ScoreModel:
+    """The score table named in the config, else the one shipped beside this package."""
+    return ScoreModel.load(Path(cfg.score_table)) if cfg.score_table else default_model()
+
+
+def level_for(cfg: PolicyConfig, templates: int, model: ScoreModel | None = None) -> Level:
+    """The door's threshold and what it means, for ``templates`` rows held (call again when the gallery changes).
+
+    An explicit ``threshold`` is used as given (its level is computed); otherwise it is derived from
+    ``stranger_acceptance``. ``Level.warning`` is set when the level is not met usefully.
+    """
+    model = model or load_model(cfg)
+    if cfg.threshold is not None:
+        return explicit(model, templates, cfg.threshold, min_tar=cfg.min_expected_tar)
+    return derive(model, templates, cfg.stranger_acceptance, min_tar=cfg.min_expected_tar)
