@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks.machine import machine
 from kiosk.pad.eval import collect, present_config, run_all, summarise, table
 from kiosk.pad.meta import META, STATIC_SPECIES
-from kiosk.pad.present import Presenter
+from kiosk.pad.present import Outcome, Presenter
 from kiosk.pad.render import RenderSettings, complete, lfw_people, render_batch, render_clip
 from kiosk.pad.video import find_videos
 from kiosk.progress import Progress
@@ -61,6 +61,62 @@ def render_all(work: Path, people: int, per_species: int, per_clip: int, clips: 
             "rendered_now": any(done[sp] < per_species for sp in todo) or done["tablet_video"] < per_clip * len(clips)}
 
 
+def _pct(r: dict[str, Any]) -> str:
+    if not r["n"]:
+        return "n/a"
+    lo, hi = r["ci95"]
+    return f"{100 * r['rate']:.1f} % ({r['k']}/{r['n']}; {100 * lo:.1f}–{100 * hi:.1f} %)"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The measured section of docs/liveness_selftest.md, from a results JSON."""
+    s, m = report["summary"], report["machine"]
+    out = [f"Measured by `{report['command']}` on {report['finished'][:10]} (machine: {m['cpu']}, {m['cores']} "
+           f"cores, shared with other work while it ran). Attacks: {report['data']['attacks']}. Bona fide: "
+           f"{report['data']['bona_fide']}. Default configuration (liveness `{(report['liveness'] or {}).get('mode')}`"
+           f"), presentations stopped after {report['max_seconds']} s. Rates with (errors/n; exact 95 % interval).",
+           "", "| PAI species | n | people | APCER | door opened (IAPAR) | no verdict without a challenge (APNRR) "
+           "| denied as presentation_attack | face passed the quality gates | seconds to verdict, median / p90 |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for sp, r in s["species"].items():
+        tv = r["time_to_verdict_s"]
+        out.append(f"| {sp} | {r['n']} | {r['subjects']} | {_pct(r['apcer'])} | {_pct(r['iapar'])} | {_pct(r['apnrr'])} "
+                   f"| {_pct(r['denied_presentation_attack'])} | {_pct(r['recognisable']) if 'recognisable' in r else '-'} "
+                   f"| {tv['median']} / {tv['p90']} |")
+    b = s["bona_fide"]
+    if b:
+        tv, tg = b["time_to_verdict_s"], b["time_to_grant_s"]
+        out += ["", "| bona fide (real clips) | n | BPCER | no verdict without a challenge (BPNRR) | granted "
+                "| seconds to verdict, median / p90 | first usable frame to grant, median / p90 |",
+                "|---|---|---|---|---|---|---|",
+                f"| shared/data/videos | {b['n']} | {_pct(b['bpcer'])} | {_pct(b['bpnrr'])} | {_pct(b['granted'])} "
+                f"| {tv['median']} / {tv['p90']} (n={tv['n']}) | {tg['median']} / {tg['p90']} (n={tg['n']}) |",
+                "", "Per clip (a recording cannot answer a prompt: a clip that needed one is a non-response):", "",
+                "| clip | verdict | reason | challenged | non-response | usable frames | seconds to grant |",
+                "|---|---|---|---|---|---|---|"]
+        for c in b["per_clip"]:
+            name = c["name"].split("videos/")[-1]
+            out.append(f"| {name} | {c['verdict']} | {c['reason'] or '-'} | {'yes' if c['challenged'] else 'no'} "
+                       f"| {'yes' if c['non_response'] else 'no'} | {c['usable_frames']} "
+                       f"| {c['time_to_grant_s'] if c['time_to_grant_s'] is not None else '-'} |")
+    out += ["", f"Rendering took {report['render_s']} s and the replay {report['replay_s']} s for "
+            f"{report['frames_replayed']} frames through the loop. Full per-presentation results: "
+            "`docs/pad_results.json`."]
+    return "\n".join(out) + "\n"
+
+
+def outcome_of(d: dict[str, Any]) -> Outcome:
+    """An Outcome back from its JSON form (derived fields dropped)."""
+    known = set(Outcome.__dataclass_fields__)
+    return Outcome(**{k: v for k, v in d.items() if k in known})
+
+
+def write_doc(doc: Path, report: dict[str, Any]) -> None:
+    text = doc.read_text()
+    head = text.split("## Measured", 1)[0]
+    doc.write_text(head + "## Measured\n\n" + markdown(report))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 people, 3 sequences per species, 3 clips")
@@ -70,7 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, help="write the flatness plot here")
     ap.add_argument("--max-seconds", type=float, default=12.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--doc", type=Path, help="rewrite the measured section of this markdown file "
+                    "(docs/liveness_selftest.md)")
+    ap.add_argument("--from-json", type=Path, help="with --doc: take the results from this JSON, run nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        if not args.doc:
+            ap.error("--from-json needs --doc")
+        report = json.loads(args.from_json.read_text())
+        report["summary"] = summarise([outcome_of(d) for d in report["presentations"]])  # with today's summary code
+        args.from_json.write_text(json.dumps(report, indent=1) + "\n")
+        write_doc(args.doc, report)
+        print(f"wrote {args.doc} and the summary in {args.from_json}")
+        return 0
     if not (DATA / "README.md").is_file():
         print(f"benchmarks.pad: the shared data is missing at {DATA}", file=sys.stderr)
         return 1
@@ -120,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         out_json.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {out_json}")
+        if args.doc:
+            write_doc(args.doc, report)
+            print(f"wrote {args.doc}")
     return 0
 
 

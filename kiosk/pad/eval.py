@@ -93,6 +93,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
             "apnrr": rate([not passive_verdict(o) for o in group]).as_dict(),
             "denied_presentation_attack": rate([o.denied_attack for o in group]).as_dict(),
             "no_verdict_at_all": rate([o.verdict == "none" for o in group]).as_dict(),
+            "recognisable": rate([o.usable_frames > 0 for o in group]).as_dict(),  # passed the quality gates once
             **_times(group),
         }
     bona = [o for o in done if not o.attack]
@@ -103,6 +104,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
             "bpcer": rate([o.verdict == "flat" and not o.challenged for o in bona]).as_dict(),
             "bpnrr": rate([not passive_verdict(o) for o in bona]).as_dict(),
             "granted": rate([o.granted for o in bona]).as_dict(),
+            "recognisable": rate([o.usable_frames > 0 for o in bona]).as_dict(),
             "denied_presentation_attack": rate([o.denied_attack for o in bona]).as_dict(),
             **_times(bona),
             "per_clip": [{"name": o.name, "verdict": o.verdict, "challenged": o.challenged,
