@@ -23,10 +23,11 @@ def render_print(photo: Path, out: Path, frames: int = 45, yaw_deg: float = 30.0
     """JPEG frames of the photo on white paper, turned from frontal to ``yaw_deg``/``pitch_deg`` and back,
     with sensor noise; returns their paths in order."""
     rng = np.random.default_rng(seed)
-    img = read_rgb(photo)
-    scale = 400 / max(img.shape[:2])
-    img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    tex = cv2.copyMakeBorder(img, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=(245, 245, 245))
+    photo_rgb = read_rgb(photo)
+    scale = 400 / max(photo_rgb.shape[:2])
+    size = (round(photo_rgb.shape[1] * scale), round(photo_rgb.shape[0] * scale))
+    printed = cv2.resize(photo_rgb, size, interpolation=cv2.INTER_AREA)
+    tex = cv2.copyMakeBorder(printed, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=(245, 245, 245))
     th, tw = tex.shape[:2]
     k = width_m / tw
     corners = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float64)

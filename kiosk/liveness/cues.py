@@ -100,7 +100,7 @@ class _Track:
 class FlatnessCue:
     """Rigid landmarks of a flat artefact move by one homography; a real head's show parallax.
 
-    Each frame's rigid landmarks (averaged over the last ``smooth_frames``
+    Each frame's rigid landmarks (the mean of the last ``smooth_frames``
     frames, to bring FaceMesh's jitter down) are compared with the earlier
     frame within ``window_s`` whose shape differs most. That pair counts as
     parallax when its homography residual is at least ``min_live_residual``
@@ -108,6 +108,10 @@ class FlatnessCue:
     shape changed by ``min_motion`` or more and the residual is at most
     ``flat_ratio`` of it. Little motion is no evidence either way. A verdict
     needs ``evidence_frames`` frames of one kind.
+
+    A frame whose landmarks jump from the previous frame's by more than a
+    head can move in one frame (``max_jump`` homography residual) is a mesh
+    failure: no evidence, and the smoothing starts afresh.
     """
 
     name = "flatness"
@@ -142,7 +146,12 @@ class FlatnessCue:
         if obs.landmarks is None:
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
-        track.raw.append(g.rigid(obs.landmarks))
+        rig = g.rigid(obs.landmarks)
+        if track.raw and g.homography_residual(track.raw[-1], rig) > self.s.max_jump:
+            logger.debug("track %d: landmarks jumped, frame ignored", track_id)
+            track.raw.clear()
+            return self._result(track, None)
+        track.raw.append(rig)
         if len(track.raw) < self.smooth_frames:
             return self._result(track, None)
         cur = np.mean(np.stack(list(track.raw)), axis=0)

@@ -55,10 +55,13 @@ class LivenessSettings(_Section):
                               description="homography residual / shape change at or above which a pair shows parallax")
     flat_ratio: float = Field(0.25, ge=0, le=1,
                               description="homography residual / shape change at or below which a pair is flat")
-    min_live_residual: float = Field(0.075, ge=0, le=1,
+    min_live_residual: float = Field(0.10, ge=0, le=1,
                                      description="smallest homography residual (IOD) that counts as parallax")
     evidence_frames: int = Field(3, ge=1, le=30,
                                  description="frames whose best pair agrees before a live or flat verdict")
+    max_jump: float = Field(0.10, gt=0, le=1,
+                            description="homography residual (IOD) between consecutive frames beyond which the "
+                                        "mesh failed: the frame is no evidence")
     window_s: float = Field(3.0, gt=0, le=30, description="frames up to this far apart are compared")
     challenge_after_s: float = Field(2.0, ge=0, le=60,
                                      description="prompt a head turn when no verdict came this long after the "
