@@ -88,13 +88,12 @@ class LivenessJudge:
         if state.challenge is None:
             if flat.verdict is not Verdict.PENDING:
                 return flat
-            if self.config.mode == "challenge" and obs.now - state.first_seen >= self.config.challenge_after_s:
-                self._start_challenge(track_id, state, obs.now)
-                values |= {"challenge_direction": 1.0 if state.challenge and state.challenge.direction == "left"
-                           else -1.0}
-                return LivenessResult(Verdict.PENDING, "challenge_pending", values)
             if yaw is not None:
                 state.last_yaw = yaw
+            if self.config.mode == "challenge" and obs.now - state.first_seen >= self.config.challenge_after_s:
+                direction = self._start_challenge(track_id, state, obs.now)
+                values |= {"challenge_left": float(direction == "left")}
+                return LivenessResult(Verdict.PENDING, "challenge_pending", values)
             return LivenessResult(Verdict.PENDING, flat.reason, values)
         ch = state.challenge
         turn = ch.observe(obs.now, yaw)
@@ -109,7 +108,7 @@ class LivenessJudge:
             return LivenessResult(Verdict.FLAT, "challenge_timeout", values)
         return LivenessResult(Verdict.PENDING, "challenge_pending", values)
 
-    def _start_challenge(self, track_id: int, state: _TrackState, now: float) -> None:
+    def _start_challenge(self, track_id: int, state: _TrackState, now: float) -> str:
         direction = choose_direction(self.rng)
         state.attempts += 1
         state.challenge = Challenge(direction, now, self.config.challenge_timeout_s, self.config.min_turn,
@@ -119,6 +118,7 @@ class LivenessJudge:
         logger.info("track %d: no liveness verdict after %.1f s, prompting a turn to the %s",
                     track_id, now - state.first_seen, direction)
         self.prompter.prompt(direction)
+        return direction
 
     def _combine(self, track_id: int, obs: Observation, geometric: LivenessResult) -> LivenessResult:
         """Other cues can deny at any time; a LIVE also needs every required one to vote LIVE."""
