@@ -76,9 +76,29 @@ def embed_photo(pipeline: FacePipeline, path: Path) -> F32 | None:
         return None
 
 
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+
+
+def _known(folder: Path) -> dict[str, tuple[F32, bool]]:
+    """Embeddings already cached in any set of this pipeline, by photo (path, size, mtime)."""
+    out: dict[str, tuple[F32, bool]] = {}
+    for f in sorted(folder.glob("set-*.npz")):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                if "stamps" not in z:
+                    continue
+                for stamp, e, ok in zip(z["stamps"], z["embeddings"], z["ok"]):
+                    out[str(stamp)] = (e.astype(np.float32), bool(ok))
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("ignored unreadable cache file %s: %s", f, exc)
+    return out
+
+
 def embed_set(pipeline: FacePipeline, model_sha256: str, items: list[tuple[str, Path]], name: str,
               cache_dir: Path | None = None) -> EmbeddedSet:
-    """Embeddings of (label, photo) items, from the cache when this exact list was embedded before."""
+    """Embeddings of (label, photo) items; photos embedded before with this pipeline come from the cache."""
     cache_dir = cache_dir or default_cache_dir()
     folder = cache_dir / pipeline_key(model_sha256, pipeline)
     path = folder / f"set-{_list_digest(items)}.npz"  # keyed by content, whatever the set is called
@@ -87,21 +107,29 @@ def embed_set(pipeline: FacePipeline, model_sha256: str, items: list[tuple[str, 
             logger.info("embeddings of %s from %s", name, path)
             return EmbeddedSet([str(p) for p in z["paths"]], [str(x) for x in z["labels"]],
                                z["embeddings"].astype(np.float32), z["ok"].astype(bool))
-    emb = np.zeros((len(items), 128), np.float32)
+    known = _known(folder) if folder.is_dir() else {}
+    stamps = [_stamp(p) for _, p in items]
+    dim = next((e.shape[0] for e, _ in known.values()), 128)
+    emb = np.zeros((len(items), dim), np.float32)
     ok = np.zeros(len(items), bool)
-    bar = Progress(len(items), f"embedding {name}")
-    for n, (_, photo) in enumerate(items):
-        e = embed_photo(pipeline, photo)
-        if e is not None:
-            if emb.shape[1] != e.shape[0]:
-                emb = np.zeros((len(items), e.shape[0]), np.float32)
-                ok[:] = False
-            emb[n], ok[n] = e, True
-        bar(n + 1)
+    todo = [n for n, s in enumerate(stamps) if s not in known]
+    for n, s in enumerate(stamps):
+        if s in known:
+            emb[n], ok[n] = known[s]
+    if todo:
+        bar = Progress(len(todo), f"embedding {name}")
+        for done, n in enumerate(todo, start=1):
+            e = embed_photo(pipeline, items[n][1])
+            if e is not None:
+                if emb.shape[1] != e.shape[0]:
+                    raise ValueError(f"embedding size {e.shape[0]} differs from the cache's {emb.shape[1]}")
+                emb[n], ok[n] = e, True
+            bar(done)
     out = EmbeddedSet([str(p) for _, p in items], [label for label, _ in items], emb, ok)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, paths=np.array(out.paths), labels=np.array(out.labels), embeddings=emb, ok=ok)
+    np.savez_compressed(tmp, paths=np.array(out.paths), labels=np.array(out.labels), embeddings=emb, ok=ok,
+                        stamps=np.array(stamps))
     tmp.replace(path)
     return out
 

@@ -184,3 +184,37 @@ def test_open_set_text_report_names_counts_and_intervals(
     out = capsys.readouterr().out
     assert "2 photos per template" in out and "strangers accepted (95% CI)" in out
     assert "0/" in out and "[0.00e+00," in out
+
+
+class CountingPipeline:
+    """Stands in for FacePipeline in the cache: a fixed embedding per photo, and a count of photos embedded."""
+
+    def __init__(self) -> None:
+        from kiosk.vision.align import DEFAULT_ALIGN
+
+        self.align = DEFAULT_ALIGN
+        self.detector = object()
+        self.embedded = 0
+
+    def largest(self, rgb: npt.NDArray[np.uint8], origin: str = "image") -> tuple[None, F32]:
+        self.embedded += 1
+        return None, unit(np.resize(rgb.astype(np.float32).mean(axis=(0, 1)), 128) + 1.0)
+
+
+def test_cache_embeds_each_photo_once_across_sets(data: Path, tmp_path: Path) -> None:
+    from kiosk.embedcache import embed_set
+
+    photos = sorted((data / "johns").rglob("*.jpg"))[:6]
+    items = [(p.parent.name, p) for p in photos]
+    fake = CountingPipeline()
+    first = embed_set(fake, "sha", items[:4], "a", tmp_path)  # type: ignore[arg-type]
+    assert fake.embedded == 4 and first.ok.all()
+    again = embed_set(fake, "sha", items[:4], "renamed", tmp_path)  # type: ignore[arg-type]
+    subset = embed_set(fake, "sha", items[1:3], "subset", tmp_path)  # type: ignore[arg-type]
+    assert fake.embedded == 4
+    assert np.array_equal(again.embeddings, first.embeddings)
+    assert np.array_equal(subset.embeddings, first.embeddings[1:3])
+    embed_set(fake, "sha", items, "more", tmp_path)  # type: ignore[arg-type]
+    assert fake.embedded == 6
+    embed_set(fake, "another-model", items[:1], "a", tmp_path)  # type: ignore[arg-type]
+    assert fake.embedded == 7  # a different model never reuses embeddings
