@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.score_model [--out kiosk/policy/score_table.json]
         [--lfw ../shared/data/lfw-view1] [--johns ../shared/data/johns] [--people peopleDevTrain.txt]
 
-Run it whenever the embedder or the crop convention changes (then rerun
-``kiosk-convert`` or copy the table's summary into the model card). Every
+Run it whenever the embedder or the crop convention changes, then
+``kiosk-convert --attach-score-table`` to put the table's summary and
+provenance into the model card (the model file is not touched). Every
 photo is embedded once with the kiosk's own pipeline
 (``kiosk.vision.pipeline.build_pipeline``: BlazeFace, the kiosk's aligner,
 the int8 FaceNet) and cached outside the project, keyed by the model's
