@@ -19,6 +19,7 @@ from kiosk.camera.watchdog import CameraWatchdogSettings
 from kiosk.errors import ConfigError
 from kiosk.factor.settings import SecondFactorSettings
 from kiosk.liveness.settings import LivenessSettings
+from kiosk.policy.config import PolicyConfig
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 STATE_DIR = Path(os.environ.get("STATE_DIRECTORY", "/var/lib/kiosk"))
@@ -66,7 +67,8 @@ class VisionSettings(Section):
     threads: int = Field(2, ge=1, le=16, description="interpreter threads")
     delegate: Literal["edgetpu"] | None = Field(None, description="load the Coral Edge TPU delegate")
     threshold: float | None = Field(None, ge=-1.0, le=1.0,
-                                    description="cosine threshold; default: the model manifest's recommendation")
+                                    description="experts: a fixed cosine threshold (same as policy.threshold); "
+                                                "default: derived from policy.stranger_acceptance")
 
 
 class DecisionSettings(Section):
@@ -78,10 +80,6 @@ class DecisionSettings(Section):
     lockout_window_s: float = Field(60.0, gt=0, le=3600, description="window for counting denied approaches")
     lockout_s: float = Field(60.0, ge=0, le=86400, description="how long a lockout lasts")
     deny_event_interval_s: float = Field(10.0, ge=0, le=3600, description="at most one denial event per reason per interval")
-    stranger_rate: float = Field(1e-4, gt=0, le=0.01, description=(
-        "tolerated chance that a stranger's approach is taken for somebody enrolled; the cosine threshold is derived "
-        "from it and the number of templates held (vision.threshold overrides it)"))
-    margin: float = Field(0.05, ge=0, le=1, description="the best person must beat the second best by this cosine")
     fuse_frames: int = Field(15, ge=1, le=100, description="recent frames of one face fused into the probe")
     same_face: float = Field(0.5, ge=0, le=1, description="cosine at which two denied approaches count as one face")
     lockout_ceiling: int = Field(20, ge=2, le=10_000,
@@ -158,6 +156,7 @@ class Settings(BaseSettings):
                                                     description="frame-age / frozen-camera watchdog")
     vision: VisionSettings = Field(default_factory=VisionSettings)
     decision: DecisionSettings = Field(default_factory=DecisionSettings)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="security level: how sure the door must be")
     quality: QualitySettings = Field(default_factory=QualitySettings)
     liveness: LivenessSettings = Field(default_factory=LivenessSettings)
     second_factor: SecondFactorSettings = Field(default_factory=SecondFactorSettings)

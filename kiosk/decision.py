@@ -150,11 +150,14 @@ class DecisionEngine:
         self.clock = clock
         self.match: Matcher = match or (lambda probe: Candidate(None, -1.0, -1.0))
         self.threshold: Callable[[], float] = threshold or (lambda: 1.0)
-        self.bound = match is not None  # the loop binds its gallery and threshold when none were given
+        # the loop binds its own gallery and threshold to whatever was not given here
+        self.bound = match is not None
+        self.has_threshold = threshold is not None
+        self.has_threshold_1to1 = threshold_1to1 is not None
         self.is_valid = is_valid or (lambda person, now: True)
         self.second_factor = second_factor or (lambda now: False)
         self.verify = verify
-        self.threshold_1to1 = threshold_1to1 or self.threshold
+        self.threshold_1to1: Callable[[], float] = threshold_1to1 or self.threshold
         self.lockout = FaceLockout(LockoutConfig(config.lockout_attempts, config.lockout_window_s, config.lockout_s,
                                                  config.same_face, config.lockout_ceiling))
         self._tracks: dict[int, _Track] = {}

@@ -119,9 +119,11 @@ class KioskLoop:
         capture.on_lost = self._camera_lost  # fail secure at once, from the capture thread
         if not engine.bound:
             engine.match = lambda probe: candidate(self.gallery(), probe)
-            engine.threshold = self.threshold
-            engine.threshold_1to1 = self.threshold
             engine.bound = True
+        if not engine.has_threshold:
+            engine.threshold, engine.has_threshold = self.threshold, True
+        if not engine.has_threshold_1to1:
+            engine.threshold_1to1, engine.has_threshold_1to1 = self.threshold, True
         if engine.config.liveness and liveness is None:
             logger.warning("the decision needs a live verdict but no liveness cues are running: nobody will be let in")
 

@@ -27,6 +27,7 @@ from kiosk.door import Door, DoorTiming, build_door, pin_factory
 from kiosk.door.timer import DoorTimerSettings, Ticker, door_timer
 from kiosk.events import EventSink
 from kiosk.loop import KioskLoop
+from kiosk.policy.door import DoorLevel
 from kiosk.sdnotify import Notifier, watchdog_interval_s
 from kiosk.store import Store, load_key
 from kiosk.track import Tracker
@@ -75,7 +76,7 @@ def decision_config(settings: Settings, *, liveness: bool) -> DecisionConfig:
     dc = settings.decision
     return DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face), dc.cooldown_s,
                           dc.lockout_attempts, dc.lockout_window_s, dc.lockout_s, dc.deny_event_interval_s,
-                          margin=dc.margin, fuse_frames=dc.fuse_frames, same_face=dc.same_face,
+                          margin=settings.policy.margin, fuse_frames=dc.fuse_frames, same_face=dc.same_face,
                           lockout_ceiling=dc.lockout_ceiling, regrant_after_s=dc.regrant_after_s, liveness=liveness)
 
 
@@ -113,10 +114,14 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         pipeline, card = build_pipeline(settings.vision.model, detector=settings.vision.detector,
                                         runtime=settings.vision.runtime, threads=settings.vision.threads,
                                         delegate=settings.vision.delegate, root=settings.models_dir or models_dir())
-        threshold = card.threshold if settings.vision.threshold is None else settings.vision.threshold
+        policy = settings.policy
+        if settings.vision.threshold is not None and policy.threshold is None:
+            policy = policy.model_copy(update={"threshold": settings.vision.threshold})
         liveness = None  # wired below once the liveness section exists
         store = open_store(settings, card.fingerprint)
         stack.callback(store.close)
+        level = DoorLevel(policy, lambda: len(store.gallery()))
+        threshold = level.threshold
         events = EventSink(settings.events.audit_log, device=settings.device)
         stack.callback(events.close)
         events.publishers.append(lambda e: notifier.status(f"door {e['type'][5:]} ({e.get('reason', '')})")
@@ -129,7 +134,8 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         door = build_door_from(settings, clock, events, pin_factory(settings.door.pin_factory))
         door_ref.append(door)
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
-        engine = DecisionEngine(decision_config(settings, liveness=liveness is not None), clock, is_valid=store.is_valid)
+        engine = DecisionEngine(decision_config(settings, liveness=liveness is not None), clock, is_valid=store.is_valid,
+                                threshold=threshold, threshold_1to1=level.one_to_one)
         timer = door_timer(door, DoorTimerSettings(timer_period_s=settings.door.timer_period_s))
         timer.start()
         stack.callback(timer.stop, 1.0)
@@ -156,6 +162,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         if mqtt is not None:
             mqtt.kiosk.on_applied = lambda: logger.info("gallery now holds %d people", len(set(store.gallery().labels)))
             mqtt.start(lambda: {**loop.stats.as_dict(), **capture.stats(), "events": dict(events.counts),
+                                "security_level": level.as_dict(),
                                 "peak_rss_mib": peak_rss_mib()})
             stack.callback(mqtt.stop, 0.8)  # after the door is locked; flushes what the broker takes in time
         notifier.status("opening camera")
@@ -171,7 +178,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         ready_s = time.monotonic() - started
         people = len(set(store.gallery().labels))
         notifier.ready(f"ready: {people} people enrolled, door locked")
-        logger.info("ready in %.2f s: %d people enrolled, threshold %.4f", ready_s, people, threshold)
+        logger.info("ready in %.2f s: %d people enrolled; %s", ready_s, people, level.level.describe())
         events.emit("started", {"ready_s": round(ready_s, 3), "people": people, "model": card.sha256[:16]})
         try:
             loop.run(stop, until_end=until_end)
