@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plot", type=Path, help="write the ROC and score histograms as a PNG")
     e.add_argument("--threshold", type=float, help="override the model's recommended threshold")
     _add_runtime_args(e)
+    from kiosk.evalcmd import add_open_set_args
+
+    add_open_set_args(e)
     e.set_defaults(handler=cmd_eval)
     r = sub.add_parser("run", help="the door service (systemd runs this)")
     r.add_argument("--config", type=Path, help="TOML config (default /etc/kiosk/kiosk.toml)")
