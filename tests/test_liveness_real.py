@@ -25,8 +25,8 @@ from tests.liveness_render import render_print
 
 pytestmark = pytest.mark.models
 
-# A broadcast clip whose speaker turns her head within the first seconds.
-TURNING_CLIP = "videos/SadTalker/source_image_68651eb/RD_Radio2_000.mp4"
+# A webcam clip whose subject turns his head within the first seconds.
+TURNING_CLIP = "videos/LivePortrait/driving/d12.mp4"
 
 
 @pytest.fixture(scope="module")

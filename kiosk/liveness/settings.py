@@ -57,7 +57,7 @@ class LivenessSettings(_Section):
                               description="homography residual / shape change at or below which a pair is flat")
     min_live_residual: float = Field(0.10, ge=0, le=1,
                                      description="smallest homography residual (IOD) that counts as parallax")
-    evidence_frames: int = Field(3, ge=1, le=30,
+    evidence_frames: int = Field(5, ge=1, le=30,
                                  description="frames whose best pair agrees before a live or flat verdict")
     max_jump: float = Field(0.10, gt=0, le=1,
                             description="homography residual (IOD) between consecutive frames beyond which the "
