@@ -12,11 +12,11 @@ class _Section(BaseModel):
 
 
 class LogPrompterSettings(_Section):
-    type: Literal["log"] = "log"
+    type: Literal["log"] = Field("log", description="write the prompt to the log")
 
 
 class GpioPrompterSettings(_Section):
-    type: Literal["gpio"] = "gpio"
+    type: Literal["gpio"] = Field("gpio", description="an LED on each side of the camera, and a buzzer")
     left_pin: int | str = Field(description="GPIO of the LED on the person's left (BCM number or gpiozero pin name)")
     right_pin: int | str = Field(description="GPIO of the LED on the person's right")
     buzzer_pin: int | str | None = Field(None, description="optional buzzer, sounded with every prompt")
@@ -31,7 +31,7 @@ class GpioPrompterSettings(_Section):
 
 
 class MqttPrompterSettings(_Section):
-    type: Literal["mqtt"] = "mqtt"
+    type: Literal["mqtt"] = Field("mqtt", description="publish on <prefix>/<site>/<device>/prompt (needs [mqtt])")
 
 
 PrompterSettings = Annotated[LogPrompterSettings | GpioPrompterSettings | MqttPrompterSettings,
