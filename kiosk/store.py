@@ -181,6 +181,7 @@ class Store:
         self._validity: dict[str, tuple[bool, float | None, float | None]] = {}
         self._pending_erasure: set[str] = set()
         self._reported: dict[str, tuple[int, str]] = {}  # quarantined rows already reported
+        self._seen: dict[str, tuple[Any, ...]] = {}  # (revision, deleted, nonce) of each row as last verified
 
     # schema
     def _migrate(self) -> None:
@@ -328,6 +329,7 @@ class Store:
                 "signed_ct=excluded.signed_ct, key_id=excluded.key_id",
                 (e.person_id, e.name, int(e.enabled), e.valid_from, e.valid_until, e.revision, e.model_fingerprint,
                  len(e.embeddings), self.wall_clock(), nonce, blob, e.key_id))
+        self._seen[e.person_id] = (e.revision, 0, nonce)
 
     def erase(self, person_id: str, revision: int | None = None) -> ApplyResult:
         """Delete a person the snapshot marks deleted (its revision by default), whatever the store holds."""
@@ -347,6 +349,7 @@ class Store:
                 "n_embeddings=0, nonce=NULL, ciphertext=NULL, updated_at=excluded.updated_at, "
                 "signed_nonce=excluded.signed_nonce, signed_ct=excluded.signed_ct, key_id=excluded.key_id",
                 (t.person_id, t.revision, self.wall_clock(), *signed, t.key_id))
+        self._seen[t.person_id] = (t.revision, 1, signed[0])
         if self._gallery is not None:
             self._gallery.remove(t.person_id)
         self._validity.pop(t.person_id, None)
@@ -392,8 +395,18 @@ class Store:
             self._data_version = dv
             self._version += 1
             if self._gallery is not None:
-                logger.info("the store changed on disk: reloading and verifying every row")
-                self._gallery = None
+                self._reload_changed()
+
+    def _reload_changed(self) -> None:
+        """Verify again only the rows another process wrote (the in-memory state only ever comes from
+        verified records, so a row whose revision and ciphertext nonce did not change needs nothing)."""
+        now = {r[0]: (r[1], r[2], r[3]) for r in
+               self._db.execute("SELECT id, revision, deleted, signed_nonce FROM people").fetchall()}
+        changed = [p for p, seen in now.items() if self._seen.get(p) != seen] + [p for p in self._seen if p not in now]
+        if changed:
+            logger.info("the store changed on disk: verifying %d changed rows", len(changed))
+        for pid in changed:
+            self._load_one(pid)
 
     def change_token(self) -> int:
         with self._lock:
@@ -420,6 +433,7 @@ class Store:
         self._gallery = IncrementalGallery(EMBEDDING_SIZE)
         self._rows.clear()
         self._validity.clear()
+        self._seen.clear()
         for row in self._db.execute(f"SELECT id, {_COLUMNS} FROM people ORDER BY id").fetchall():
             self._load_one(row[0], row[1:])
         bad = {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
@@ -433,12 +447,14 @@ class Store:
         assert self._gallery is not None
         if row is None:
             row = self._db.execute(f"SELECT {_COLUMNS} FROM people WHERE id = ?", (pid,)).fetchone()
+        self._seen.pop(pid, None)
         self._gallery.remove(pid)
         self._validity.pop(pid, None)
         if row is None:
             self._rows.pop(pid, None)
             return
         revision, deleted, nonce, blob, kid = int(row[0]), bool(row[1]), row[2], row[3], row[4]
+        self._seen[pid] = (row[0], row[1], nonce)
         if deleted:
             self._rows[pid] = _Row(revision, "deleted")
             return

@@ -321,3 +321,17 @@ def test_key_file_must_be_private_and_32_bytes(tmp_path: Path) -> None:
 def test_the_store_file_is_created_private(tmp_path: Path, key: bytes) -> None:
     Store(tmp_path / "new.db", key, FP).close()
     assert (tmp_path / "new.db").stat().st_mode & 0o077 == 0
+
+
+def test_a_row_rewritten_on_disk_while_running_is_verified_again_and_quarantined(
+        tmp_path: Path, kiosk: Kiosk, site: Site) -> None:
+    kiosk.receive(site.enrollment("ann", kiosk.now_ms(), seed=1))
+    kiosk.receive(site.enrollment("bob", kiosk.now_ms(), seed=2, enabled=False))
+    assert kiosk.admitted() == {"ann", "bob"}
+    blob = kiosk.store._db.execute("SELECT signed_ct FROM people WHERE id = 'bob'").fetchone()[0]
+    _edit(tmp_path / "kiosk.db", "UPDATE people SET signed_nonce = ?, signed_ct = ?, enabled = 1 WHERE id = 'bob'",
+          os.urandom(12), blob)
+    kiosk.wall.advance(2)
+    assert kiosk.admitted() == {"ann"} and not kiosk.store.is_valid("bob")
+    assert kiosk.store.quarantined == {"bob": "undecryptable"}
+    assert ("store_quarantine", {"person": "bob", "reason": "undecryptable"}) in kiosk.events
