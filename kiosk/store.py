@@ -288,8 +288,7 @@ class Store:
             self._write(verified)
             if self._gallery is not None:
                 self._activate(verified)
-            self._version += 1
-            self._data_version = self._db_version()
+            self._version += 1  # (own commits do not move data_version: only other connections' do)
             return ApplyResult(True, "applied", verified.revision)
 
     def _verify(self, pid: str, signed: bytes | None) -> Enrollment:
@@ -355,7 +354,6 @@ class Store:
         self._validity.pop(t.person_id, None)
         self._rows[t.person_id] = _Row(t.revision, "deleted")
         self._version += 1
-        self._data_version = self._db_version()
         self._pending_erasure.add(t.person_id)
         erased = self._checkpoint()
         return ApplyResult(True, "deleted", t.revision, erased=erased)
