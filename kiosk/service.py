@@ -72,6 +72,28 @@ def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: 
                       contact_active_means_closed=d.contact_active_means_closed)
 
 
+def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stack: ExitStack) -> Any:
+    """FaceMesh and the liveness judge with its prompter, or None when liveness is off (with a loud warning)."""
+    from kiosk.liveness import LivenessJudge, build_landmarker, build_prompter
+
+    lv = settings.liveness
+    if lv.mode == "off":
+        logger.warning("liveness.mode = off: a printed photo or a phone screen of an enrolled person can open "
+                       "this door")
+        return None
+    v = settings.vision
+    landmarker = build_landmarker(runtime=v.runtime, threads=v.threads, root=settings.models_dir or models_dir())
+    publish = None
+    if mqtt is not None:
+        def publish(topic: str, payload: bytes) -> None:
+            mqtt.kiosk.publish_state(topic, payload.decode(), retain=False)
+    topic = f"{settings.mqtt.prefix}/{settings.site}/{settings.device}/prompt"
+    prompter = build_prompter(lv, publish=publish, topic=topic, pin_factory=factory)
+    stack.callback(prompter.close)
+    logger.info("liveness: %s mode, prompts by %s", lv.mode, lv.prompter.type)
+    return landmarker, LivenessJudge(lv, clock, prompter)
+
+
 def decision_config(settings: Settings, *, liveness: bool) -> DecisionConfig:
     dc = settings.decision
     return DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face), dc.cooldown_s,
@@ -117,7 +139,6 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         policy = settings.policy
         if settings.vision.threshold is not None and policy.threshold is None:
             policy = policy.model_copy(update={"threshold": settings.vision.threshold})
-        liveness = None  # wired below once the liveness section exists
         store = open_store(settings, card.fingerprint)
         stack.callback(store.close)
         level = DoorLevel(policy, lambda: len(store.gallery()))
@@ -131,9 +152,11 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
             from kiosk.mqtt.wiring import MqttSide
 
             mqtt = MqttSide(settings, store, events)
-        door = build_door_from(settings, clock, events, pin_factory(settings.door.pin_factory))
+        factory = pin_factory(settings.door.pin_factory)
+        door = build_door_from(settings, clock, events, factory)
         door_ref.append(door)
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
+        liveness = build_liveness(settings, clock, factory, mqtt, stack)
         engine = DecisionEngine(decision_config(settings, liveness=liveness is not None), clock, is_valid=store.is_valid,
                                 threshold=threshold, threshold_1to1=level.one_to_one)
         timer = door_timer(door, DoorTimerSettings(timer_period_s=settings.door.timer_period_s))
@@ -148,11 +171,15 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         capture = Capture(make_source(settings.camera, clock if simulated else None), events, lockstep=simulated,
                           watchdog=watchdog)
         q = settings.quality
+        mqtt_started = threading.Event()
+
         def healthy() -> bool:
             """What the systemd watchdog depends on besides the loop itself."""
             ok = timer.healthy()
             if watchdog is not None and checker is not None:
                 ok = ok and watchdog.healthy_for_watchdog() and checker.healthy()
+            if mqtt is not None and mqtt_started.is_set():
+                ok = ok and mqtt.alive()  # a dead sync thread means a restart, not a silent kiosk
             return ok
 
         loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
@@ -165,6 +192,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
                                 "security_level": level.as_dict(),
                                 "peak_rss_mib": peak_rss_mib()})
             stack.callback(mqtt.stop, 0.8)  # after the door is locked; flushes what the broker takes in time
+            mqtt_started.set()
         notifier.status("opening camera")
         capture.start()
         stack.callback(capture.stop, 1.0)

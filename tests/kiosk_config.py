@@ -8,8 +8,13 @@ from kiosk.artifacts import dataset_path
 from kiosk.store import generate_key
 
 
-def write_replay_config(tmp: Path, *, device: str, unlock_s: float = 5.0, extra: str = "") -> Path:
-    """Replays a 5-celebrity photo of Ben Affleck forever; returns the TOML's path (a store key is made too)."""
+def write_replay_config(tmp: Path, *, device: str, unlock_s: float = 5.0, extra: str = "",
+                        liveness: str = "off") -> Path:
+    """Replays a 5-celebrity photo of Ben Affleck forever; returns the TOML's path (a store key is made too).
+
+    A still photo is exactly what the liveness cues refuse, so service-plumbing tests run with liveness off
+    unless they ask for it (``liveness="challenge"``: the photo must then never open the door).
+    """
     photo = sorted((dataset_path("5-celebrity") / "val" / "ben_afflek").glob("*.jpg"))[0]
     replay = tmp / "replay"
     replay.mkdir()
@@ -34,6 +39,8 @@ path = "{tmp / 'kiosk.db'}"
 key_file = "{tmp / 'store.key'}"
 [events]
 audit_log = "{tmp / 'audit.jsonl'}"
+[liveness]
+mode = "{liveness}"
 {extra}
 """)
     return config
