@@ -70,6 +70,9 @@ install -d -m 0755 "$PREFIX" "$UNIT_DIR"
 install -d -m 0750 "$ETC" "$ETC/admin-keys"
 install -d -m 0700 "$ETC/credentials" "$STATE" "$STATE/models"
 
+# The manifest first: an installed kiosk reads it beside the models (KIOSK_MODELS_DIR), fetch included.
+install -m 0644 "$SRC/models/manifest.toml" "$STATE/models/manifest.toml"
+
 if [ "$VENV" -eq 1 ]; then
     # --system-site-packages: picamera2 and libcamera come from apt, not PyPI.
     [ -x "$PREFIX/venv/bin/python" ] || python3 -m venv --system-site-packages "$PREFIX/venv"
@@ -89,7 +92,6 @@ PY
     fi
 fi
 
-install -m 0644 "$SRC/models/manifest.toml" "$STATE/models/manifest.toml"
 # The int8 model is built on a workstation (kiosk-convert) and copied with its manifest.
 for f in facenet_int8.tflite facenet_int8.json; do
     if [ -f "$SRC/models/$f" ]; then install -m 0644 "$SRC/models/$f" "$STATE/models/$f"; fi
