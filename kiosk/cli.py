@@ -140,7 +140,7 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     card = ModelCard.load(settings.vision.model or (settings.models_dir or models_dir()) / DEFAULT_MODEL)
-    people = open_store(settings, card.fingerprint).people()
+    people = open_store(settings, card.fingerprint)[0].people()
     if args.json:
         print(json.dumps(people, indent=2))
     else:
@@ -153,28 +153,60 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    """Local enrollment, signed with an administrator key the kiosk trusts (the store keeps only signed records)."""
+    from kiosk.admin.commands import load_signer, sign_enrollment
     from kiosk.artifacts import models_dir
-    from kiosk.enrollment import embed_photos, similar_people
+    from kiosk.enrollment import duplicate_people, enroll_template
+    from kiosk.mqtt.protocol import parse
     from kiosk.service import open_store
-    from kiosk.store import Enrollment
     from kiosk.vision.pipeline import build_pipeline
 
     settings = _settings(args)
     v = settings.vision
     pipeline, card = build_pipeline(v.model, detector=v.detector, runtime=v.runtime, threads=v.threads,
                                     root=settings.models_dir or models_dir())
-    embeddings, checks = embed_photos(pipeline, args.photos)
-    for c in checks:
+    template = enroll_template(pipeline, args.photos)
+    for c in template.checks:
         print(f"  {'ok ' if c.reason is None else 'REJECTED'} {c.path}" + (f": {c.reason}" if c.reason else ""))
-    store = open_store(settings, card.fingerprint)
-    threshold = card.threshold if v.threshold is None else v.threshold
-    for other, score in similar_people(store.gallery(), embeddings, threshold, exclude=args.id):
-        logger.warning("%s already matches enrolled person %s (similarity %.3f)", args.id, other, score)
-    revision = (store.revision(args.id) or 0) + 1
-    result = store.apply(Enrollment(args.id, args.name, revision, card.fingerprint, embeddings,
-                                    valid_until=args.valid_until.timestamp() if args.valid_until else None))
-    print(f"enrolled {args.id} ({args.name}) from {len(embeddings)} photos, revision {result.revision}")
+    store, trust = open_store(settings, card.fingerprint)
+    try:
+        for other, score in duplicate_people(store.gallery(), template.template, exclude=args.id):
+            logger.warning("%s would be taken for enrolled person %s (similarity %.3f)", args.id, other, score)
+        payload = sign_enrollment(load_signer(args.signing_key), settings.site, args.id, args.name, card.fingerprint,
+                                  template.row(), held_revision=store.revision(args.id),
+                                  valid_until=args.valid_until.timestamp() if args.valid_until else None)
+        result = store.apply(parse(payload, trust.keys(), settings.site, topic_person=args.id))
+    finally:
+        store.close()
+    print(f"enrolled {args.id} ({args.name}): one template fused from {template.photos} photos, "
+          f"revision {result.revision}; a running kiosk picks it up within seconds")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Store health, keys, snapshot and clock; non-zero when the door cannot be trusted as configured."""
+    from kiosk.artifacts import models_dir
+    from kiosk.service import open_store
+    from kiosk.vision.modelcard import DEFAULT_MODEL, ModelCard
+
+    settings = _settings(args)
+    card = ModelCard.load(settings.vision.model or (settings.models_dir or models_dir()) / DEFAULT_MODEL)
+    store, trust = open_store(settings, card.fingerprint)
+    try:
+        store.gallery()  # verifies every row: edited or corrupt ones are quarantined
+        report = {"store": store.store_health(), "trust": trust.status()}
+    finally:
+        store.close()
+    ok = bool(report["store"].get("ok")) and not report["trust"].get("snapshot_expired")
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        for section, values in report.items():
+            print(f"[{section}]")
+            for k, val in values.items():
+                print(f"  {k}: {val}")
+        print("ok" if ok else "PROBLEMS: see above")
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,8 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--name", required=True)
     en.add_argument("--valid-until", type=_datetime, help="ISO date/time when access ends")
     en.add_argument("--config", type=Path)
+    en.add_argument("--signing-key", type=Path, required=True,
+                    help="an administrator's private key that this kiosk trusts (kiosk admin keygen)")
     en.add_argument("photos", type=Path, nargs="+")
     en.set_defaults(handler=cmd_enroll)
+
+    doc = sub.add_parser("doctor", help="store health (quarantined rows, pending erasures), keys, snapshot, clock")
+    doc.add_argument("--config", type=Path)
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(handler=cmd_doctor)
 
     from kiosk.admin import add_parser as add_admin_parser
 

@@ -19,6 +19,7 @@ from kiosk.camera.watchdog import CameraWatchdogSettings
 from kiosk.errors import ConfigError
 from kiosk.factor.settings import SecondFactorSettings
 from kiosk.liveness.settings import LivenessSettings
+from kiosk.mqtt.trust import TrustSettings
 from kiosk.policy.config import PolicyConfig
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
@@ -113,7 +114,7 @@ class DoorSettings(Section):
 
 class StoreSettings(Section):
     path: Path = Field(STATE_DIR / "kiosk.db", description="SQLite enrollment store")
-    key_file: Path = Field(default_factory=lambda: credential("kiosk-store-key", "/etc/kiosk/store.key"),
+    key_file: Path = Field(default_factory=lambda: credential("kiosk-store-key", "/etc/kiosk/credentials/store.key"),
                            description="32-byte AES-GCM key (mode 0600 or a systemd credential)")
 
 
@@ -162,6 +163,7 @@ class Settings(BaseSettings):
     second_factor: SecondFactorSettings = Field(default_factory=SecondFactorSettings)
     door: DoorSettings = Field(default_factory=DoorSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings, description="site root key and clock checks")
     events: EventsSettings = Field(default_factory=EventsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
 

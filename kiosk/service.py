@@ -27,10 +27,12 @@ from kiosk.door import Door, DoorTiming, build_door, pin_factory
 from kiosk.door.timer import DoorTimerSettings, Ticker, door_timer
 from kiosk.events import EventSink
 from kiosk.loop import KioskLoop
+from kiosk.mqtt.trust import SiteTrust
 from kiosk.policy.door import DoorLevel
 from kiosk.sdnotify import Notifier, watchdog_interval_s
 from kiosk.store import Store, load_key
 from kiosk.track import Tracker
+from kiosk.trustwatch import TrustWatch
 from kiosk.vision.pipeline import build_pipeline
 from kiosk.vision.quality import QualityConfig
 
@@ -61,8 +63,11 @@ def lock_relay(settings: Settings) -> None:
     relay.close()
 
 
-def open_store(settings: Settings, fingerprint: str) -> Store:
-    return Store(settings.store.path, load_key(settings.store.key_file), fingerprint)
+def open_store(settings: Settings, fingerprint: str, events: EventSink | None = None) -> tuple[Store, SiteTrust]:
+    """The encrypted store and the site trust that verifies every record in it (keys, snapshot, clock)."""
+    store = Store(settings.store.path, load_key(settings.store.key_file), fingerprint, on_event=events)
+    trust = SiteTrust.from_files(store, settings.site, settings.trust, settings.mqtt.admin_keys)
+    return store, trust
 
 
 def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: Any) -> Door:
@@ -139,19 +144,19 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         policy = settings.policy
         if settings.vision.threshold is not None and policy.threshold is None:
             policy = policy.model_copy(update={"threshold": settings.vision.threshold})
-        store = open_store(settings, card.fingerprint)
+        events = EventSink(settings.events.audit_log, device=settings.device)
+        stack.callback(events.close)
+        store, trust = open_store(settings, card.fingerprint, events)
         stack.callback(store.close)
         level = DoorLevel(policy, lambda: len(store.gallery()))
         threshold = level.threshold
-        events = EventSink(settings.events.audit_log, device=settings.device)
-        stack.callback(events.close)
         events.publishers.append(lambda e: notifier.status(f"door {e['type'][5:]} ({e.get('reason', '')})")
                                  if e["type"] in ("door_unlocked", "door_locked") else None)
         mqtt = None
         if settings.mqtt.enabled:
             from kiosk.mqtt.wiring import MqttSide
 
-            mqtt = MqttSide(settings, store, events)
+            mqtt = MqttSide(settings, store, events, trust=trust)
         factory = pin_factory(settings.door.pin_factory)
         door = build_door_from(settings, clock, events, factory)
         door_ref.append(door)
@@ -182,14 +187,19 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
                 ok = ok and mqtt.alive()  # a dead sync thread means a restart, not a silent kiosk
             return ok
 
+        trust_watch = TrustWatch(trust, store, events)
+        trust_watch.check()
+        trust_ticker = Ticker(trust_watch.check, 30.0, name="trust-watch")
+        trust_ticker.start()
+        stack.callback(trust_ticker.stop, 1.0)
         loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
                          QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
                          notifier=notifier, watchdog_s=watchdog_interval_s(), liveness=liveness,
                          tracker=Tracker(max_gap_s=settings.decision.track_gap_s), healthy=healthy)
         if mqtt is not None:
-            mqtt.kiosk.on_applied = lambda: logger.info("gallery now holds %d people", len(set(store.gallery().labels)))
+            mqtt.kiosk.on_applied = lambda: logger.debug("store holds %d people", store.count())
             mqtt.start(lambda: {**loop.stats.as_dict(), **capture.stats(), "events": dict(events.counts),
-                                "security_level": level.as_dict(),
+                                "security_level": level.as_dict(), **trust_watch.stats(),
                                 "peak_rss_mib": peak_rss_mib()})
             stack.callback(mqtt.stop, 0.8)  # after the door is locked; flushes what the broker takes in time
             mqtt_started.set()

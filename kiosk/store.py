@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.errors import ConfigError, KioskError
 from kiosk.gallery import IncrementalGallery
-from kiosk.match import Gallery
+from kiosk.match import Gallery, fuse_rows
 from kiosk.records import (
     EMBEDDING_SIZE,
     MAX_EMBEDDINGS,
@@ -491,7 +491,10 @@ class Store:
 
     def _activate(self, e: Enrollment) -> None:
         assert self._gallery is not None
-        self._gallery.put(e.person_id, e.embeddings)
+        # one template per person: a record carrying several photos' embeddings (older enrollments) is fused,
+        # so the gallery holds one row per person and the security level counts people, not photos
+        rows = e.embeddings if len(e.embeddings) == 1 else fuse_rows(e.embeddings)[None, :]
+        self._gallery.put(e.person_id, rows)
         self._validity[e.person_id] = (e.enabled, e.valid_from, e.valid_until)
         self._rows[e.person_id] = _Row(e.revision, "active", "", e.key_id)
 

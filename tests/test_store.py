@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.errors import ConfigError
+from kiosk.match import fuse_rows
 from kiosk.mqtt.protocol import parse
 from kiosk.store import Enrollment, Store, StoreError, Tombstone, generate_key, load_key
 from tests.site import FP, SITE, Kiosk, Site, emb
@@ -40,8 +41,8 @@ def test_signed_enrollment_is_in_the_gallery(kiosk: Kiosk, site: Site) -> None:
     now = kiosk.now_ms()
     assert kiosk.receive(site.enrollment("ann", now, seed=1), "ann").applied  # type: ignore[attr-defined]
     g = kiosk.store.gallery()
-    assert g.labels == ["ann"] * 3
-    assert np.allclose(g.matrix, emb(1))
+    assert g.labels == ["ann"]  # the photos' rows are fused into one template per person
+    assert np.allclose(g.matrix, fuse_rows(emb(1))[None])
     assert kiosk.store.is_valid("ann")
 
 
@@ -51,7 +52,7 @@ def test_older_revision_never_overwrites_a_newer_one(kiosk: Kiosk, site: Site) -
     r = kiosk.receive(site.enrollment("ann", now - 5, seed=2))
     assert not r.applied and r.reason == "stale_revision" and r.revision == now  # type: ignore[attr-defined]
     assert not kiosk.receive(site.enrollment("ann", now, seed=1)).applied  # type: ignore[attr-defined]  # a replay
-    assert np.allclose(kiosk.store.gallery().matrix, emb(1))
+    assert np.allclose(kiosk.store.gallery().matrix, fuse_rows(emb(1))[None])
 
 
 def test_deleted_person_is_not_resurrected_by_an_older_enrollment(kiosk: Kiosk, site: Site) -> None:
@@ -78,7 +79,7 @@ def test_the_signed_payload_wins_over_the_fields_handed_with_it(kiosk: Kiosk, si
     forged = Enrollment("ann", "Ann", record.revision, FP, emb(9), enabled=True, signed=payload)
     assert kiosk.store.apply(forged).applied
     assert not kiosk.store.is_valid("ann")
-    assert np.allclose(kiosk.store.gallery().matrix, emb(1))
+    assert np.allclose(kiosk.store.gallery().matrix, fuse_rows(emb(1))[None])
 
 
 def test_embeddings_from_another_model_are_refused(kiosk: Kiosk, site: Site) -> None:
