@@ -5,6 +5,11 @@ carries the exact signed payload it was decoded from (``signed``) and the id of
 the key that signed it, so the store can keep the signed bytes and verify
 them again whenever it loads, instead of trusting its own clear columns.
 The revision of a record is its issue time in milliseconds since the epoch.
+
+An enrollment may also carry a second factor (``kiosk.factor``): PIN
+verifiers (never a PIN), a user code and card numbers that claim the person.
+They are part of what the administrator signs, and the kiosk reads them only
+from the verified record.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class Enrollment:
     valid_until: float | None = None
     signed: bytes | None = field(default=None, compare=False, repr=False)  # the signed payload, verbatim
     key_id: str | None = field(default=None, compare=False)  # who signed it
+    pin_verifier: str | None = None  # "$kpin-argon2id$..." (kiosk.factor.pin), never the PIN
+    duress_verifier: str | None = None  # a second PIN that grants and raises a silent alarm
+    user_code: str | None = None  # digits typed before the PIN to claim this person (an identifier, not a secret)
+    cards: tuple[str, ...] = ()  # "h10301:<facility>:<number>" or "w34:<facility>:<number>"
 
     def valid_at(self, now: float | None) -> bool:
         """Enabled and inside the validity window; an unknown time (``None``) passes only an open window."""

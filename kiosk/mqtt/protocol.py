@@ -7,6 +7,12 @@ float32 rows. The revision of a record is its own issue time in milliseconds
 accident and nobody can mint a revision far in the future without a kiosk
 with a synchronised clock noticing. Everything a parser can refuse is a
 ``ProtocolError`` with a short machine-readable ``reason``.
+
+An enrollment may carry the person's second factor (``kiosk.factor``), all
+of it under the signature: ``pin_verifier`` and ``duress_verifier`` (slow,
+keyed KDF verifiers, never a PIN), ``user_code`` (digits that claim the
+person at the keypad) and ``cards`` (``h10301:F:N`` / ``w34:F:N``). A payload
+without them is valid as before.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,9 +31,10 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kiosk.errors import KioskError
+from kiosk.factor.pin import parse_verifier
 from kiosk.records import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
 
 VERSION = 2
@@ -36,6 +44,12 @@ SITE = r"^[A-Za-z0-9_-]{1,64}$"
 KEY_ID = r"^[0-9a-f]{16}$"
 MAX_AHEAD_MS = 86_400_000  # a record issued more than a day after a synchronised kiosk's clock is refused
 MAX_MS = 2**53
+USER_CODE = r"^[0-9]{1,12}$"  # the keypad takes at most 12 digits per field
+CARD = r"^(h10301|w34):(0|[1-9][0-9]{0,4}):(0|[1-9][0-9]{0,4})$"
+CARD_LIMITS = {"h10301": (0xFF, 0xFFFF), "w34": (0xFFFF, 0xFFFF)}  # facility, number
+MAX_CARDS = 8
+MAX_VERIFIER = 200
+FACTOR_FIELDS = ("pin_verifier", "duress_verifier", "user_code", "cards")
 
 
 class ProtocolError(KioskError, ValueError):
@@ -127,6 +141,49 @@ class EnrollmentMsg(Strict):
     issued_at_ms: int = Field(ge=1, le=MAX_MS)
     key_id: str = Field(pattern=KEY_ID)
     signature: str = Field(max_length=200)
+    # the second factor: optional, but never null when present
+    pin_verifier: str | None = Field(None, max_length=MAX_VERIFIER)
+    duress_verifier: str | None = Field(None, max_length=MAX_VERIFIER)
+    user_code: str | None = Field(None, pattern=USER_CODE)
+    cards: list[str] | None = Field(None, min_length=1, max_length=MAX_CARDS)
+
+    @field_validator("pin_verifier", "duress_verifier")
+    @classmethod
+    def _verifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_verifier(value)  # a VerifierError is a ValueError: a schema refusal with its reason
+        return value
+
+    @field_validator("cards")
+    @classmethod
+    def _cards(cls, value: list[str] | None) -> list[str] | None:
+        for card in value or ():
+            check_card(card)
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a card is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _factor(self) -> EnrollmentMsg:
+        nulls = [f for f in FACTOR_FIELDS if f in self.model_fields_set and getattr(self, f) is None]
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} is null: leave the field out instead")
+        if self.duress_verifier is not None and self.pin_verifier is None:
+            raise ValueError("a duress_verifier needs a pin_verifier")
+        if self.duress_verifier is not None and self.duress_verifier == self.pin_verifier:
+            raise ValueError("duress_verifier repeats pin_verifier")
+        return self
+
+
+def check_card(card: str) -> str:
+    """``card`` if it is a card number as the Wiegand decoder writes it (``h10301:12:3456``); else ValueError."""
+    m = re.match(CARD, card)
+    if m is None:
+        raise ValueError(f"card {card[:40]!r} is not 'h10301:<facility>:<number>' or 'w34:<facility>:<number>'")
+    facility_max, number_max = CARD_LIMITS[m[1]]
+    if int(m[2]) > facility_max or int(m[3]) > number_max:
+        raise ValueError(f"card {card!r}: {m[1]} has facility 0-{facility_max} and number 0-{number_max}")
+    return card
 
 
 class TombstoneMsg(Strict):
@@ -173,11 +230,16 @@ class Signer:
         return canonical(body)
 
     def enrollment(self, site: str, e: Enrollment) -> bytes:
-        """Signed enrollment; ``e.revision`` is its issue time in ms."""
-        return self.sign({"v": VERSION, "type": "enrollment", "site": site, "person_id": e.person_id, "name": e.name,
-                          "enabled": e.enabled, "valid_from": e.valid_from, "valid_until": e.valid_until,
-                          "model_fingerprint": e.model_fingerprint,
-                          "embeddings": [encode_embedding(r) for r in e.embeddings], "issued_at_ms": e.revision})
+        """Signed enrollment; ``e.revision`` is its issue time in ms. Second-factor fields only when set."""
+        body: dict[str, Any] = {
+            "v": VERSION, "type": "enrollment", "site": site, "person_id": e.person_id, "name": e.name,
+            "enabled": e.enabled, "valid_from": e.valid_from, "valid_until": e.valid_until,
+            "model_fingerprint": e.model_fingerprint, "embeddings": [encode_embedding(r) for r in e.embeddings],
+            "issued_at_ms": e.revision}
+        factor: dict[str, Any] = {"pin_verifier": e.pin_verifier, "duress_verifier": e.duress_verifier,
+                                  "user_code": e.user_code, "cards": list(e.cards) or None}
+        body.update({k: v for k, v in factor.items() if v is not None})
+        return self.sign(body)
 
     def tombstone(self, site: str, t: Tombstone) -> bytes:
         return self.sign({"v": VERSION, "type": "tombstone", "site": site, "person_id": t.person_id,
@@ -222,4 +284,6 @@ def parse(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str, topic_pe
         return Tombstone(msg.person_id, msg.issued_at_ms, signed=bytes(payload), key_id=msg.key_id)
     rows = np.stack([decode_embedding(t) for t in msg.embeddings])
     return Enrollment(msg.person_id, msg.name, msg.issued_at_ms, msg.model_fingerprint, rows, msg.enabled,
-                      msg.valid_from, msg.valid_until, signed=bytes(payload), key_id=msg.key_id)
+                      msg.valid_from, msg.valid_until, signed=bytes(payload), key_id=msg.key_id,
+                      pin_verifier=msg.pin_verifier, duress_verifier=msg.duress_verifier, user_code=msg.user_code,
+                      cards=tuple(msg.cards or ()))
