@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +72,8 @@ def _pct(r: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The measured section of docs/liveness_selftest.md, from a results JSON."""
     s, m = report["summary"], report["machine"]
-    out = [f"Measured by `{report['command']}` on {report['finished'][:10]} (machine: {m['cpu']}, {m['cores']} "
+    out = [f"Measured by `{report['command']}` on {report['finished'][:10]} at commit {report.get('commit', '?')} "
+           f"(machine: {m['cpu']}, {m['cores']} "
            f"cores, shared with other work while it ran). Attacks: {report['data']['attacks']}. Bona fide: "
            f"{report['data']['bona_fide']}. Default configuration (liveness `{(report['liveness'] or {}).get('mode')}`"
            f"), presentations stopped after {report['max_seconds']} s. Rates with (errors/n; exact 95 % interval).",
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         clips = clips[:3]
     out_json = args.json or (None if args.quick else Path(__file__).resolve().parents[1] / "docs" / "pad_results.json")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"
     with tempfile.TemporaryDirectory(prefix="pad-") as tmp:
         work = args.work or Path(tmp)
         rendering = render_all(work, people, per_species, per_clip, clips, args.seed, frames=150)
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
           f"through the loop ({frames / eval_s:.1f} frames/s)")
     if out_json is not None:
         report = {
-            "command": "python -m benchmarks.pad" + (" --quick" if args.quick else ""),
+            "command": "python -m benchmarks.pad" + (" --quick" if args.quick else ""), "commit": commit,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
             "data": {"attacks": f"rendered from lfw-view1 ({people} people: {', '.join(rendering['people'])}); "
                                 f"tablet_video from {len(clips)} clips in shared/data/videos",
