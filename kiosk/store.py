@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.errors import ConfigError, KioskError
+from kiosk.factor.index import FactorIndex
 from kiosk.gallery import IncrementalGallery
 from kiosk.match import Gallery, fuse_rows
 from kiosk.records import (
@@ -179,6 +180,7 @@ class Store:
         self._gallery: IncrementalGallery | None = None
         self._rows: dict[str, _Row] = {}
         self._validity: dict[str, tuple[bool, float | None, float | None]] = {}
+        self._factor = FactorIndex()  # PIN verifiers, user codes, cards: from verified records only
         self._pending_erasure: set[str] = set()
         self._reported: dict[str, tuple[int, str]] = {}  # quarantined rows already reported
         self._seen: dict[str, tuple[Any, ...]] = {}  # (revision, deleted, nonce) of each row as last verified
@@ -221,6 +223,7 @@ class Store:
                     if reason is not None:
                         self._gallery.remove(pid)
                         self._validity.pop(pid, None)
+                        self._factor.forget(pid)
                         self._rows[pid] = _Row(row.revision, "inactive", reason, row.key_id)
                         logger.info("%s no longer admitted: %s", pid, reason)
                 elif row.state == "inactive" and row.reason not in ("unsigned", "model_mismatch") and v is not None \
@@ -352,6 +355,7 @@ class Store:
         if self._gallery is not None:
             self._gallery.remove(t.person_id)
         self._validity.pop(t.person_id, None)
+        self._factor.forget(t.person_id)
         self._rows[t.person_id] = _Row(t.revision, "deleted")
         self._version += 1
         self._pending_erasure.add(t.person_id)
@@ -431,6 +435,7 @@ class Store:
         self._gallery = IncrementalGallery(EMBEDDING_SIZE)
         self._rows.clear()
         self._validity.clear()
+        self._factor = FactorIndex()
         self._seen.clear()
         for row in self._db.execute(f"SELECT id, {_COLUMNS} FROM people ORDER BY id").fetchall():
             self._load_one(row[0], row[1:])
@@ -448,6 +453,7 @@ class Store:
         self._seen.pop(pid, None)
         self._gallery.remove(pid)
         self._validity.pop(pid, None)
+        self._factor.forget(pid)
         if row is None:
             self._rows.pop(pid, None)
             return
@@ -496,6 +502,7 @@ class Store:
         rows = e.embeddings if len(e.embeddings) == 1 else fuse_rows(e.embeddings)[None, :]
         self._gallery.put(e.person_id, rows)
         self._validity[e.person_id] = (e.enabled, e.valid_from, e.valid_until)
+        self._factor.put(e)
         self._rows[e.person_id] = _Row(e.revision, "active", "", e.key_id)
 
     def _quarantine(self, pid: str, revision: int, reason: str) -> None:
@@ -526,6 +533,24 @@ class Store:
         if entry is None or v is None:
             return False
         return window_open(*entry, v.now())
+
+    def pin_verifiers(self, person_id: str) -> tuple[str, str | None] | None:
+        """(PIN verifier, duress verifier or None) of an admitted person, from the verified record; None: no PIN."""
+        with self._lock:
+            self.gallery()
+            return self._factor.verifiers(person_id)
+
+    def person_for_card(self, card: str) -> str | None:
+        """The admitted person a card is enrolled to; None when nobody (or, fail closed, more than one) holds it."""
+        with self._lock:
+            self.gallery()
+            return self._factor.card(card)
+
+    def person_for_code(self, code: str) -> str | None:
+        """The admitted person a keypad user code names; None when nobody (or more than one) holds it."""
+        with self._lock:
+            self.gallery()
+            return self._factor.code(code)
 
     def count(self) -> int:
         """People admitted right now (cheap: no gallery copy)."""
