@@ -25,18 +25,22 @@ from typing import Any
 
 import cv2
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.machine import machine
 from kiosk.artifacts import dataset_path, models_dir
 from kiosk.camera.capture import Capture
 from kiosk.camera.replay import ReplaySource, SimClock
+from kiosk.config import load_settings
 from kiosk.decision import DecisionConfig, DecisionEngine
 from kiosk.demo.run import ENROLLED, build_sequences, enroll
 from kiosk.door import DoorTiming, build_door
 from kiosk.events import EventSink
+from kiosk.localenroll import enroll_signed
 from kiosk.loop import FrameResult, KioskLoop
 from kiosk.match import Gallery
-from kiosk.store import Enrollment, Store, generate_key, load_key
+from kiosk.mqtt.keys import write_private_key
+from kiosk.store import generate_key
 from kiosk.vision.pipeline import build_pipeline
 from kiosk.vision.quality import QualityConfig
 
@@ -94,13 +98,14 @@ def footprint(runs: int) -> dict[str, Any]:
         for k, f in enumerate(build_sequences(pipeline, root, np.random.default_rng(3))[0].frames[:40]):
             cv2.imwrite(str(replay / f"{k:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
         generate_key(tmp / "store.key")
-        store = Store(tmp / "kiosk.db", load_key(tmp / "store.key"), card.fingerprint)
-        store.apply(Enrollment("ben", "Ben", 1, card.fingerprint, enroll(pipeline, root, "ben_afflek")))
-        store.close()
+        admin_pub = write_private_key(tmp / "admin.key", Ed25519PrivateKey.generate())
         (tmp / "kiosk.toml").write_text(
             f'[camera]\ntype = "replay"\npath = "{replay}"\nfps = 15\n[door]\npin_factory = "mock"\n'
             f'[store]\npath = "{tmp / "kiosk.db"}"\nkey_file = "{tmp / "store.key"}"\n'
-            f'[events]\naudit_log = "{tmp / "audit.jsonl"}"\n[quality]\nmin_face_px = 60\n')
+            f'[events]\naudit_log = "{tmp / "audit.jsonl"}"\n[quality]\nmin_face_px = 60\n'
+            f'[mqtt]\nadmin_keys = ["{admin_pub}"]\n')
+        enroll_signed(load_settings(tmp / "kiosk.toml"), tmp / "admin.key", "ben", "Ben",
+                      enroll(pipeline, root, "ben_afflek"), card.fingerprint)
         kiosk = shutil.which("kiosk") or str(Path(sys.executable).with_name("kiosk"))
         for i in range(runs):
             sock_path = tmp / f"notify{i}.sock"

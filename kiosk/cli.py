@@ -154,10 +154,9 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     """Local enrollment, signed with an administrator key the kiosk trusts (the store keeps only signed records)."""
-    from kiosk.admin.commands import load_signer, sign_enrollment
     from kiosk.artifacts import models_dir
     from kiosk.enrollment import duplicate_people, enroll_template
-    from kiosk.mqtt.protocol import parse
+    from kiosk.localenroll import enroll_signed
     from kiosk.service import open_store
     from kiosk.vision.pipeline import build_pipeline
 
@@ -168,16 +167,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     template = enroll_template(pipeline, args.photos)
     for c in template.checks:
         print(f"  {'ok ' if c.reason is None else 'REJECTED'} {c.path}" + (f": {c.reason}" if c.reason else ""))
-    store, trust = open_store(settings, card.fingerprint)
+    store, _trust = open_store(settings, card.fingerprint)
     try:
         for other, score in duplicate_people(store.gallery(), template.template, exclude=args.id):
             logger.warning("%s would be taken for enrolled person %s (similarity %.3f)", args.id, other, score)
-        payload = sign_enrollment(load_signer(args.signing_key), settings.site, args.id, args.name, card.fingerprint,
-                                  template.row(), held_revision=store.revision(args.id),
-                                  valid_until=args.valid_until.timestamp() if args.valid_until else None)
-        result = store.apply(parse(payload, trust.keys(), settings.site, topic_person=args.id))
     finally:
         store.close()
+    result = enroll_signed(settings, args.signing_key, args.id, args.name, template.row(), card.fingerprint,
+                           valid_until=args.valid_until.timestamp() if args.valid_until else None)
     print(f"enrolled {args.id} ({args.name}): one template fused from {template.photos} photos, "
           f"revision {result.revision}; a running kiosk picks it up within seconds")
     return 0

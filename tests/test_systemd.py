@@ -117,14 +117,11 @@ def _unlocked_service(tmp_path: Path, notify: NotifySocket, pipeline: Any, model
     """`kiosk run` on a replayed enrolled face, started and waited on until the door is unlocked."""
     from kiosk.artifacts import dataset_path
     from kiosk.demo.run import enroll
-    from kiosk.store import Enrollment, Store, load_key
-    from tests.kiosk_config import write_replay_config
+    from tests.kiosk_config import enroll_signed, write_replay_config
 
     config = write_replay_config(tmp_path, device="sigterm-test", unlock_s=60)
-    store = Store(tmp_path / "kiosk.db", load_key(tmp_path / "store.key"), pipeline[1].fingerprint)
     celeb = dataset_path("5-celebrity")
-    store.apply(Enrollment("ben", "Ben", 1, pipeline[1].fingerprint, enroll(pipeline[0], celeb, "ben_afflek")))
-    store.close()
+    enroll_signed(config, "ben", "Ben", enroll(pipeline[0], celeb, "ben_afflek"), pipeline[1].fingerprint)
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "KIOSK_MODELS_DIR": str(models),
            "WATCHDOG_USEC": "1000000"}
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run", "--config", str(config)], env=env,
