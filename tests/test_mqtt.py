@@ -94,15 +94,19 @@ class Kiosk:
 
     def __init__(self, tmp: Path, port: int, device: str = "door1", key: bytes = b"k" * 32, *,
                  trust: Any = TRUST, sync: SyncSettings | None = None, rotation: AuditRotation | None = None,
-                 outbox_max: int = 1000, clock: Callable[[], float] | None = None, **client_kw: Any) -> None:
+                 outbox_max: int = 1000, clock: Callable[[], float] | None = None,
+                 on_event: Callable[[dict[str, Any]], None] | None = None, **client_kw: Any) -> None:
         self.tmp, self.port, self.device, self.key, self.client_kw = tmp, port, device, key, client_kw
         self.trust, self.sync, self.rotation, self.outbox_max, self.clock = trust, sync, rotation, outbox_max, clock
+        self.on_event = on_event  # sees every event, from before the first connection
         self.applied = threading.Semaphore(0)
         self.start()
 
     def start(self) -> None:
         self.store = Store(self.tmp / f"{self.device}.db", self.key, FP, verifier=self.trust)
         self.events = EventSink(self.tmp / f"{self.device}.audit.jsonl", device=self.device, rotation=self.rotation)
+        if self.on_event is not None:
+            self.events.publishers.append(self.on_event)
         self.outbox = Outbox(self.tmp / f"{self.device}.outbox.db", max_rows=self.outbox_max)
         client = make_client(f"kiosk-{self.device}", **self.client_kw)
         self.topics = Topics("kiosk", SITE, self.device)
