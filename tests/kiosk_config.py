@@ -33,7 +33,8 @@ def write_replay_config(tmp: Path, *, device: str, unlock_s: float = 5.0, extra:
     replay.mkdir()
     (replay / "0000.jpg").write_bytes(photo.read_bytes())
     generate_key(tmp / "store.key")
-    admin_pub = write_private_key(tmp / "admin.key", Ed25519PrivateKey.generate())
+    admin_pub = (tmp / "admin.key.pub") if (tmp / "admin.key").exists() else \
+        write_private_key(tmp / "admin.key", Ed25519PrivateKey.generate())
     if "[mqtt]" not in extra:  # a test with its own [mqtt] section names its administrator keys there
         extra += f"""
 [mqtt]
