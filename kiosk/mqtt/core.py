@@ -312,12 +312,6 @@ class SyncCore:
         value = now() if callable(now) else None
         return None if value is None else int(value * 1000)
 
-    def _trust_changed(self) -> None:
-        """New keys or a new snapshot: the store re-applies its policy to the rows it holds."""
-        changed = getattr(self.store, "trust_changed", None)
-        if callable(changed):
-            changed()
-
     def _applied(self, person: str, record: Enrollment | Tombstone, result: ApplyOutcome) -> list[Action]:
         with self._lock:
             self.counters["applied"] += 1
@@ -334,7 +328,6 @@ class SyncCore:
             self.trust.on_key_list(payload)
         except ProtocolError as exc:
             return self._refuse(topic, now, exc.reason, str(exc))
-        self._trust_changed()
         digest = hashlib.sha256(payload).hexdigest()
         with self._lock:
             self.counters["key_lists"] += 1
@@ -348,7 +341,6 @@ class SyncCore:
             erasures = list(self.trust.on_snapshot(payload))
         except ProtocolError as exc:
             return self._refuse(topic, now, exc.reason, str(exc))
-        self._trust_changed()
         digest = hashlib.sha256(payload).hexdigest()
         actions: list[Action] = []
         erased: list[str] = []
