@@ -185,3 +185,66 @@ def test_nesting_of_any_depth_is_malformed_json(depth: int, opener: bytes) -> No
     with pytest.raises(ProtocolError) as err:
         parse(opener * depth + b"1" + closer * depth, KEYS, "hq")
     assert err.value.reason in {"malformed_json", "schema", "oversized"}
+
+
+# -- the second factor in the signed enrollment ---------------------------------------------------------------------
+
+PIN_SECRET = bytes(range(32))
+
+
+def _pair() -> tuple[str, str]:
+    from kiosk.factor.pin import KdfParams, make_verifier_pair
+
+    return make_verifier_pair("4711", "4712", PIN_SECRET, KdfParams("argon2id", memory_kib=64, iterations=1))
+
+
+PIN_V, DURESS_V = _pair()
+OTHER_V = _pair()[0]  # the same PIN under another salt
+
+
+def test_second_factor_fields_round_trip_under_the_signature() -> None:
+    e = Enrollment("ann", "Ann", REV, FP, _enrollment().embeddings, pin_verifier=PIN_V, duress_verifier=DURESS_V,
+                   user_code="1001", cards=("h10301:12:3456", "w34:65535:0"))
+    got = parse(ADMIN.enrollment("hq", e), KEYS, "hq", topic_person="ann")
+    assert isinstance(got, Enrollment)
+    assert (got.pin_verifier, got.duress_verifier, got.user_code, got.cards) == (
+        PIN_V, DURESS_V, "1001", ("h10301:12:3456", "w34:65535:0"))
+    for field, value in (("pin_verifier", OTHER_V), ("user_code", "1002"), ("cards", ["h10301:12:3457"])):
+        with pytest.raises(ProtocolError) as err:
+            parse(_tamper(ADMIN.enrollment("hq", e), **{field: value}), KEYS, "hq")
+        assert err.value.reason == "bad_signature", field
+
+
+def test_a_payload_without_second_factor_fields_carries_none_and_signs_as_before() -> None:
+    body = json.loads(GOOD)
+    assert not {"pin_verifier", "duress_verifier", "user_code", "cards"} & set(body)
+    got = parse(GOOD, KEYS, "hq")
+    assert isinstance(got, Enrollment)
+    assert (got.pin_verifier, got.duress_verifier, got.user_code, got.cards) == (None, None, None, ())
+
+
+@pytest.mark.parametrize("changes", [
+    {"pin_verifier": "4711"},  # a PIN, not a verifier
+    {"pin_verifier": PIN_V.replace("m=64", "m=4")},  # parameters out of range
+    {"pin_verifier": PIN_V[:-4]},  # a short tag
+    {"pin_verifier": PIN_V + "x" * 200},
+    {"pin_verifier": None},
+    {"duress_verifier": DURESS_V},  # a duress verifier needs a normal one
+    {"pin_verifier": PIN_V, "duress_verifier": PIN_V},
+    {"user_code": "12a4"},
+    {"user_code": ""},
+    {"user_code": "1" * 13},
+    {"user_code": 1001},
+    {"cards": []},
+    {"cards": ["h10301:256:1"]},  # an 8-bit facility
+    {"cards": ["h10301:1:65536"]},
+    {"cards": ["h10301:012:1"]},  # not as the decoder writes it
+    {"cards": ["w26:1:1"]},
+    {"cards": ["h10301:1:1", "h10301:1:1"]},
+    {"cards": ["h10301:1:1"] * 9},
+    {"cards": "h10301:1:1"},
+])
+def test_bad_second_factor_fields_are_refused_as_schema(changes: dict[str, object]) -> None:
+    with pytest.raises(ProtocolError) as err:
+        parse(_signed(**changes), KEYS, "hq", topic_person="ann")
+    assert err.value.reason == "schema"
