@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.admin.factor import add_factor_args, factor_fields, taken_codes
 from kiosk.admin.site import AckReport, Broker, SiteView, collect_acks, next_revision, publish_snapshot, read_site
 from kiosk.admin.state import AdminState, private_file
 from kiosk.errors import ConfigError, KioskError
@@ -114,6 +115,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     signer = load_signer(args.signing_key)
     state = AdminState(args.state)
+    factor = factor_fields(args, taken=taken_codes(state.rows()))  # before the photos: a bad PIN fails fast
     pipeline, card = build_pipeline(args.model)
     embeddings, checks = embed_photos(pipeline, args.photos)
     for c in checks:
@@ -128,11 +130,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     def make(revision: int) -> tuple[bytes, str | None]:
         record = Enrollment(args.id, args.name, revision, card.fingerprint, embeddings,
                             valid_from=args.valid_from.timestamp() if args.valid_from else None,
-                            valid_until=args.valid_until.timestamp() if args.valid_until else None)
+                            valid_until=args.valid_until.timestamp() if args.valid_until else None, **factor)
         return signer.enrollment(args.site, record), args.name
 
     revision, report, view = publish_change(args, signer, state, args.id, make)
-    return print_report(f"{args.id} ({args.name}, {len(embeddings)} embeddings)", revision, report, view)
+    extras = "".join(f", {label}" for key, label in (("pin_verifier", "PIN"), ("user_code", "user code"),
+                                                     ("cards", "cards")) if key in factor)
+    return print_report(f"{args.id} ({args.name}, {len(embeddings)} embeddings{extras})", revision, report, view)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -153,7 +157,9 @@ def resign(signer: Signer, site: str, payload: bytes, revision: int) -> bytes:
     rows = np.stack([decode_embedding(t) for t in body["embeddings"]])
     return signer.enrollment(site, Enrollment(body["person_id"], body["name"], revision, body["model_fingerprint"], rows,
                                               bool(body.get("enabled", True)), body.get("valid_from"),
-                                              body.get("valid_until")))
+                                              body.get("valid_until"), pin_verifier=body.get("pin_verifier"),
+                                              duress_verifier=body.get("duress_verifier"),
+                                              user_code=body.get("user_code"), cards=tuple(body.get("cards") or ())))
 
 
 def cmd_republish(args: argparse.Namespace) -> int:
@@ -367,6 +373,7 @@ def add_parser(sub: Any, datetime_type: Any) -> None:
     en.add_argument("--valid-until", type=datetime_type)
     en.add_argument("--model", type=Path, help="the same int8 model the kiosks run")
     en.add_argument("photos", type=Path, nargs="+")
+    add_factor_args(en)
     add_broker_args(en)
     en.set_defaults(handler=cmd_enroll)
 
