@@ -41,6 +41,7 @@ class Outbox:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._sync_full = True
         self._db.executescript(
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
             "payload BLOB NOT NULL, priority INTEGER NOT NULL DEFAULT 1);"
@@ -59,7 +60,16 @@ class Outbox:
                 self._count = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
                 raise
 
+    def _durability(self, priority: Priority) -> None:
+        """Kept rows are fsynced on commit; noise is not (a power cut may lose the last noise rows, never a kept
+        one: the next kept commit syncs the log with them), so a refusal flood does not cost a disk flush each."""
+        full = priority >= Priority.KEEP
+        if full != self._sync_full:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._sync_full = full
+
     def _add(self, topic: str, payload: bytes, priority: Priority) -> int:
+        self._durability(priority)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             cur = self._db.execute("INSERT INTO outbox (topic, payload, priority) VALUES (?, ?, ?)",
@@ -92,7 +102,10 @@ class Outbox:
                 "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after, limit))]
 
     def remove(self, row_id: int) -> None:
+        """After the PUBACK. Not fsynced: a removal lost to a power cut only sends that event again (delivery is
+        at least once; consumers de-duplicate by event id)."""
         with self._lock:
+            self._durability(Priority.NOISE)
             self._count -= self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,)).rowcount
 
     def __len__(self) -> int:
