@@ -112,6 +112,8 @@ host_clone() {
     local dir=$HOST
     rm -rf "$dir" && mkdir -p "$(dirname "$dir")" && git clone -q "$REPO" "$dir" \
         && git -C "$dir" checkout -q "$(git -C "$REPO" rev-parse "$REF")" || return 1
+    # ../shared beside the clone, as in the emulated Pi: the converter evaluates on its photos too.
+    ln -sfn "$(cd "$SHARED" && pwd)" "$(dirname "$dir")/shared" || return 1
     # Fetched artifacts are hash-checked by `kiosk models fetch`; reuse this checkout's to save the download.
     for f in "$REPO"/models/*; do
         case "$(basename "$f")" in manifest.toml|facenet_int8.*|facenet_float32.*) ;; *) cp -a "$f" "$dir/models/" ;; esac
@@ -127,7 +129,7 @@ host_convert() {
     local stamp kept
     cd "$HOST" || return 1
     stamp=$(cat converter/*.py kiosk/vision/*.py models/manifest.toml | sha256sum | cut -c1-64)
-    kept=$CACHE/converted/$stamp   # one conversion per stamp, shared by runs
+    kept=$CACHE/converted/$stamp-shared   # one conversion per stamp, shared by runs
     if [ -f "$kept/facenet_int8.tflite" ]; then
         cp -a "$kept/facenet_int8.tflite" "$kept/facenet_int8.json" "$kept/.convert-stamp" models/
     else
