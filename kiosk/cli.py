@@ -89,7 +89,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for person, r in summary["per_walk_up"].items():
         expected = "grant" if r["enrolled"] else "deny"
         got = "granted" if r["granted"] else "not granted"
-        print(f"  {person:<15} enrolled={r['enrolled']!s:<5} expected {expected:<5} -> {got}")
+        kind = r.get("kind", "walk-up") + (" (synthetic, rendered)" if r.get("synthetic") else "")
+        reasons = ", ".join(r.get("reasons", []))
+        print(f"  {person:<15} {kind:<32} enrolled={r['enrolled']!s:<5} expected {expected:<5} -> {got}"
+              + (f" [{reasons}]" if reasons else ""))
     print(f"wrote {args.out}/demo.mp4, demo_decisions.jpg, demo_events.jsonl, demo_summary.json")
     ok = all(r["granted"] == r["enrolled"] for r in summary["per_walk_up"].values())
     return 0 if ok else 1
@@ -288,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--config", type=Path)
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(handler=cmd_doctor)
+
+    from kiosk.pad.cli import add_pad_parser
+
+    add_pad_parser(sub)
 
     from kiosk.admin import add_parser as add_admin_parser
 

@@ -17,8 +17,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kiosk.camera.watchdog import CameraWatchdogSettings
 from kiosk.errors import ConfigError
+from kiosk.events import AuditRotation
 from kiosk.factor.settings import SecondFactorSettings
 from kiosk.liveness.settings import LivenessSettings
+from kiosk.mqtt.core import SyncSettings
 from kiosk.mqtt.trust import TrustSettings
 from kiosk.policy.config import PolicyConfig
 
@@ -120,6 +122,7 @@ class StoreSettings(Section):
 
 class EventsSettings(Section):
     audit_log: Path | None = Field(STATE_DIR / "audit.jsonl", description="every event as one JSON line")
+    rotation: AuditRotation = Field(default_factory=AuditRotation, description="audit log size limit and kept files")
 
 
 class MqttSettings(Section):
@@ -166,6 +169,7 @@ class Settings(BaseSettings):
     trust: TrustSettings = Field(default_factory=TrustSettings, description="site root key and clock checks")
     events: EventsSettings = Field(default_factory=EventsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings, description="refusal budgets and sync thread checks")
 
     toml_file: ClassVar[Path | None] = None
 

@@ -26,6 +26,7 @@ from kiosk.decision import DecisionConfig, DecisionEngine, MultiFacePolicy
 from kiosk.door import Door, DoorTiming, build_door, pin_factory
 from kiosk.door.timer import DoorTimerSettings, Ticker, door_timer
 from kiosk.events import EventSink
+from kiosk.factor.bridge import build_bridge, factor_required, one_to_one
 from kiosk.loop import KioskLoop
 from kiosk.mqtt.trust import SiteTrust
 from kiosk.policy.door import DoorLevel
@@ -144,7 +145,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         policy = settings.policy
         if settings.vision.threshold is not None and policy.threshold is None:
             policy = policy.model_copy(update={"threshold": settings.vision.threshold})
-        events = EventSink(settings.events.audit_log, device=settings.device)
+        events = EventSink(settings.events.audit_log, device=settings.device, rotation=settings.events.rotation)
         stack.callback(events.close)
         store, trust = open_store(settings, card.fingerprint, events)
         stack.callback(store.close)
@@ -163,7 +164,10 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
         liveness = build_liveness(settings, clock, factory, mqtt, stack)
         engine = DecisionEngine(decision_config(settings, liveness=liveness is not None), clock, is_valid=store.is_valid,
-                                threshold=threshold, threshold_1to1=level.one_to_one)
+                                threshold=threshold, threshold_1to1=level.one_to_one,
+                                second_factor=factor_required(settings.second_factor),
+                                verify=one_to_one(store.gallery))
+        bridge = build_bridge(settings, engine, store, events, factory, clock)
         timer = door_timer(door, DoorTimerSettings(timer_period_s=settings.door.timer_period_s))
         timer.start()
         stack.callback(timer.stop, 1.0)
@@ -183,6 +187,8 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
             ok = timer.healthy()
             if watchdog is not None and checker is not None:
                 ok = ok and watchdog.healthy_for_watchdog() and checker.healthy()
+            if bridge is not None:
+                ok = ok and bridge.alive()
             if mqtt is not None and mqtt_started.is_set():
                 ok = ok and mqtt.alive()  # a dead sync thread means a restart, not a silent kiosk
             return ok
@@ -209,6 +215,9 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         if checker is not None:
             checker.start()
             stack.callback(checker.stop, 1.0)
+        if bridge is not None:
+            bridge.start()  # keypad/reader threads, then the polling thread
+            stack.callback(bridge.close, 2.0)
         while not capture.healthy.wait(0.2):
             if stop.is_set():
                 break
