@@ -13,34 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_EPS = 1e-15
-_TINY = 1e-300
-
-
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, 1000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < _EPS:
-            break
-    return h
+from kiosk.policy import stats
 
 
 def betainc(a: float, b: float, x: float) -> float:
@@ -49,35 +22,19 @@ def betainc(a: float, b: float, x: float) -> float:
         raise ValueError(f"betainc needs a > 0 and b > 0, got a={a}, b={b}")
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"betainc needs 0 <= x <= 1, got {x}")
-    if x in (0.0, 1.0):
-        return x
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_cf(a, b, x) / a
-    return 1.0 - front * _beta_cf(b, a, 1.0 - x) / b
+    return stats.betainc(a, b, x)
 
 
 def beta_ppf(q: float, a: float, b: float) -> float:
-    """The x with I_x(a, b) = q, by bisection (I_x is increasing in x)."""
-    lo, hi = 0.0, 1.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        if betainc(a, b, mid) < q:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
+    """The x with I_x(a, b) = q."""
+    return stats.beta_ppf(q, a, b)
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact two-sided interval for a binomial proportion of ``k`` errors in ``n`` trials."""
     if n <= 0 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
-    alpha = 1.0 - confidence
-    lower = 0.0 if k == 0 else beta_ppf(alpha / 2.0, k, n - k + 1)
-    upper = 1.0 if k == n else beta_ppf(1.0 - alpha / 2.0, k + 1, n - k)
-    return lower, upper
+    return stats.clopper_pearson(k, n, confidence)
 
 
 @dataclass(frozen=True)

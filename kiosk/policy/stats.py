@@ -51,7 +51,7 @@ def betainc(a: float, b: float, x: float) -> float:
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
 
 
-def _beta_ppf(q: float, a: float, b: float) -> float:
+def beta_ppf(q: float, a: float, b: float) -> float:
     """x with I_x(a, b) = q, by bisection (monotone, 200 halvings reach machine precision)."""
     lo, hi = 0.0, 1.0
     for _ in range(200):
@@ -77,8 +77,8 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     alpha = 1.0 - confidence
-    lower = 0.0 if k == 0 else (alpha / 2.0) ** (1.0 / n) if k == n else _beta_ppf(alpha / 2.0, k, n - k + 1)
-    upper = 1.0 if k == n else 1.0 - (alpha / 2.0) ** (1.0 / n) if k == 0 else _beta_ppf(1.0 - alpha / 2.0, k + 1, n - k)
+    lower = 0.0 if k == 0 else (alpha / 2.0) ** (1.0 / n) if k == n else beta_ppf(alpha / 2.0, k, n - k + 1)
+    upper = 1.0 if k == n else 1.0 - (alpha / 2.0) ** (1.0 / n) if k == 0 else beta_ppf(1.0 - alpha / 2.0, k + 1, n - k)
     return lower, upper
 
 
