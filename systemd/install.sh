@@ -102,6 +102,8 @@ done
 if [ ! -f "$ETC/credentials/store.key" ]; then
     (umask 077 && head -c 32 /dev/urandom > "$ETC/credentials/store.key")
 fi
+# the broker password, handed to the service as the credential kiosk-mqtt-password: fill it in when [mqtt] username is set
+[ -f "$ETC/credentials/mqtt.password" ] || (umask 077 && : > "$ETC/credentials/mqtt.password")
 install -m 0644 "$SRC/systemd/kiosk.service" "$UNIT_DIR/kiosk.service"
 
 if [ -z "$ROOT" ]; then
