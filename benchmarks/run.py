@@ -24,6 +24,9 @@ def _ms(d: dict[str, Any]) -> str:
     return f"{d['median_ms']:.2f} ({d['min_ms']:.2f}–{d['max_ms']:.2f})"
 
 
+KEPT = "<!-- figures of the separate benchmarks: kept when this report is rewritten -->"
+
+
 def markdown(r: dict[str, Any], command: str) -> str:
     m = r["machine"]
     s = r["stages"]
@@ -165,7 +168,10 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(r, indent=2) + "\n")
     if args.doc:
-        args.doc.write_text(markdown(r, command) + "\n")
+        kept = ""
+        if args.doc.is_file() and KEPT in (old := args.doc.read_text()):
+            kept = "\n" + old[old.index(KEPT):]  # figures of the separate benchmarks below survive a re-run
+        args.doc.write_text(markdown(r, command) + "\n" + kept)
     return 0
 
 
