@@ -51,6 +51,7 @@ class Enrollment:
     duress_verifier: str | None = None  # a second PIN that grants and raises a silent alarm
     user_code: str | None = None  # digits typed before the PIN to claim this person (an identifier, not a secret)
     cards: tuple[str, ...] = ()  # "h10301:<facility>:<number>" or "w34:<facility>:<number>"
+    template: str | None = None  # "fused-mean-v1": one template fused from the photos; None: photos' rows (older)
 
     def valid_at(self, now: float | None) -> bool:
         """Enabled and inside the validity window; an unknown time (``None``) passes only an open window."""

@@ -348,3 +348,22 @@ def test_republish_keeps_the_second_factor_under_the_new_signature() -> None:
     got = parse(resign(new, SITE, payload, 6), {new.key_id: new.private.public_key()}, SITE)
     assert isinstance(got, Enrollment) and got.revision == 6
     assert (got.pin_verifier, got.duress_verifier, got.user_code, got.cards) == (pin, duress, "1001", ("w34:1:2",))
+
+
+def test_republish_migrates_a_per_photo_record_to_one_fused_template() -> None:
+    import numpy as np
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.admin.commands import resign
+    from kiosk.match import fuse_rows
+    from kiosk.mqtt.protocol import Signer, parse
+    from kiosk.records import Enrollment
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    photos = np.random.default_rng(3).normal(size=(3, 128)).astype(np.float32)
+    photos /= np.linalg.norm(photos, axis=1, keepdims=True)
+    old = signer.enrollment("hq", Enrollment("ann", "Ann", 1_000, "0" * 64, photos))
+    record = parse(resign(signer, "hq", old, 2_000), {signer.key_id: signer.private.public_key()}, "hq")
+    assert isinstance(record, Enrollment) and record.template == "fused-mean-v1"
+    assert record.embeddings.shape == (1, 128)
+    assert np.allclose(record.embeddings[0], fuse_rows(photos), atol=1e-6)

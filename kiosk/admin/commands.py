@@ -109,7 +109,7 @@ def sign_enrollment(signer: Signer, site: str, person_id: str, name: str, finger
 def cmd_enroll(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from kiosk.enrollment import embed_photos, similar_people
+    from kiosk.enrollment import TEMPLATE_KIND, duplicate_people, embed_photos, template_from_embeddings
     from kiosk.match import Gallery
     from kiosk.vision.pipeline import build_pipeline
 
@@ -117,26 +117,32 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     state = AdminState(args.state)
     factor = factor_fields(args, taken=taken_codes(state.rows()))  # before the photos: a bad PIN fails fast
     pipeline, card = build_pipeline(args.model)
-    embeddings, checks = embed_photos(pipeline, args.photos)
+    photo_rows, checks = embed_photos(pipeline, args.photos)
     for c in checks:
         print(f"  {'ok ' if c.reason is None else 'REJECTED'} {c.path}" + (f": {c.reason}" if c.reason else ""))
-    if len(embeddings) < 3:
-        print(f"warning: only {len(embeddings)} usable photos; 3-10 are recommended")
+    if len(photo_rows) < 3:
+        print(f"warning: only {len(photo_rows)} usable photos; 3-10 are recommended")
+    # one template per person; refused when the photos disagree (likely two different people)
+    template = template_from_embeddings(photo_rows, checks=checks)
+    embeddings = template.row()
     labels, rows = state.embeddings()
     if rows:
-        for other, score in similar_people(Gallery(np.stack(rows), labels), embeddings, card.threshold, args.id):
-            print(f"warning: {args.id} already matches enrolled person {other} (similarity {score:.3f})")
+        for other, score in duplicate_people(Gallery(np.concatenate([np.atleast_2d(r) for r in rows]), labels),
+                                             template.template, exclude=args.id):
+            print(f"warning: {args.id} would be taken for enrolled person {other} (similarity {score:.3f})")
 
     def make(revision: int) -> tuple[bytes, str | None]:
         record = Enrollment(args.id, args.name, revision, card.fingerprint, embeddings,
                             valid_from=args.valid_from.timestamp() if args.valid_from else None,
-                            valid_until=args.valid_until.timestamp() if args.valid_until else None, **factor)
+                            valid_until=args.valid_until.timestamp() if args.valid_until else None,
+                            template=TEMPLATE_KIND, **factor)
         return signer.enrollment(args.site, record), args.name
 
     revision, report, view = publish_change(args, signer, state, args.id, make)
     extras = "".join(f", {label}" for key, label in (("pin_verifier", "PIN"), ("user_code", "user code"),
                                                      ("cards", "cards")) if key in factor)
-    return print_report(f"{args.id} ({args.name}, {len(embeddings)} embeddings{extras})", revision, report, view)
+    return print_report(f"{args.id} ({args.name}, one template from {template.photos} photos{extras})", revision,
+                        report, view)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -154,12 +160,17 @@ def resign(signer: Signer, site: str, payload: bytes, revision: int) -> bytes:
         return signer.tombstone(site, Tombstone(body["person_id"], revision))
     import numpy as np
 
+    from kiosk.enrollment import TEMPLATE_KIND
+    from kiosk.match import fuse_rows
+
     rows = np.stack([decode_embedding(t) for t in body["embeddings"]])
+    rows = rows if len(rows) == 1 else fuse_rows(rows)[None, :]  # older per-photo records migrate to one template
     return signer.enrollment(site, Enrollment(body["person_id"], body["name"], revision, body["model_fingerprint"], rows,
                                               bool(body.get("enabled", True)), body.get("valid_from"),
                                               body.get("valid_until"), pin_verifier=body.get("pin_verifier"),
                                               duress_verifier=body.get("duress_verifier"),
-                                              user_code=body.get("user_code"), cards=tuple(body.get("cards") or ())))
+                                              user_code=body.get("user_code"), cards=tuple(body.get("cards") or ()),
+                                              template=TEMPLATE_KIND))
 
 
 def cmd_republish(args: argparse.Namespace) -> int:

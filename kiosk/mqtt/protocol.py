@@ -146,6 +146,8 @@ class EnrollmentMsg(Strict):
     duress_verifier: str | None = Field(None, max_length=MAX_VERIFIER)
     user_code: str | None = Field(None, pattern=USER_CODE)
     cards: list[str] | None = Field(None, min_length=1, max_length=MAX_CARDS)
+    # how the rows were made: "fused-mean-v1" = one template per person; absent = one row per photo (older)
+    template: Literal["fused-mean-v1"] | None = None
 
     @field_validator("pin_verifier", "duress_verifier")
     @classmethod
@@ -237,7 +239,7 @@ class Signer:
             "model_fingerprint": e.model_fingerprint, "embeddings": [encode_embedding(r) for r in e.embeddings],
             "issued_at_ms": e.revision}
         factor: dict[str, Any] = {"pin_verifier": e.pin_verifier, "duress_verifier": e.duress_verifier,
-                                  "user_code": e.user_code, "cards": list(e.cards) or None}
+                                  "user_code": e.user_code, "cards": list(e.cards) or None, "template": e.template}
         body.update({k: v for k, v in factor.items() if v is not None})
         return self.sign(body)
 
@@ -286,4 +288,4 @@ def parse(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str, topic_pe
     return Enrollment(msg.person_id, msg.name, msg.issued_at_ms, msg.model_fingerprint, rows, msg.enabled,
                       msg.valid_from, msg.valid_until, signed=bytes(payload), key_id=msg.key_id,
                       pin_verifier=msg.pin_verifier, duress_verifier=msg.duress_verifier, user_code=msg.user_code,
-                      cards=tuple(msg.cards or ()))
+                      cards=tuple(msg.cards or ()), template=msg.template)
