@@ -33,7 +33,7 @@ class LockoutConfig:
     max_faces: int = 256  # remembered faces; the least recently denied is forgotten first
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not value: its embedding is an array
 class _Face:
     embedding: F32
     denials: deque[float] = field(default_factory=deque)

@@ -286,3 +286,18 @@ def test_tracker_follows_overlapping_boxes_and_ends_lost_tracks() -> None:
     ids, ended = tr.update([(600, 0, 700, 100)], 3.0)
     assert ended == [1] and ids == [3]  # ids are never reused
     assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+def test_a_face_denied_first_and_then_recognised_is_granted_and_forgiven() -> None:
+    # the same approach's first frames are too poor to recognise (denied as unknown), then it clears the threshold
+    clock = FakeClock()
+    scores = iter([0.3, 0.3, 0.9, 0.9, 0.9, 0.9])  # two matches per frame: the frame's own, the fused probe's
+    eng = DecisionEngine(DecisionConfig(frames_to_grant=1, fuse_frames=1, liveness=False), clock,
+                         lambda probe: Candidate("ann", next(scores), 0.0), lambda: THRESHOLD)
+    first = eng.observe([obs(ANN, seed=0)])
+    assert first is not None and first.reason == "unknown"
+    eng.end([1])
+    clock.advance(1.0)
+    d = eng.observe([obs(ANN, track=2, seed=1)])  # the same face, now recognised: it was counted as denied once
+    assert d is not None and d.granted
+    assert not eng.lockout.locked(near(ANN, seed=3), clock())

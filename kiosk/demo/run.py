@@ -37,6 +37,7 @@ from kiosk.match import Gallery
 from kiosk.pad.observe import liveness_of
 from kiosk.pad.present import RecordingPrompter, build_liveness
 from kiosk.pad.render import RenderSettings, attack_frames
+from kiosk.policy import PolicyConfig, level_for
 from kiosk.vision.boxes import primary_face
 from kiosk.vision.pipeline import FacePipeline, build_pipeline
 from kiosk.vision.quality import QualityConfig
@@ -193,7 +194,7 @@ def run_demo(out: Path, video: bool = True, seed: int = 7, liveness: Any = None)
     out.mkdir(parents=True, exist_ok=True)
     root = dataset_path("5-celebrity")
     t_load = time.perf_counter()
-    pipeline, card = build_pipeline()
+    pipeline, _card = build_pipeline()
     landmarker = build_landmarker()
     load_s = time.perf_counter() - t_load
     gallery_rows, labels = [], []
@@ -202,7 +203,9 @@ def run_demo(out: Path, video: bool = True, seed: int = 7, liveness: Any = None)
         gallery_rows.append(embs)
         labels += [person] * len(embs)
         print(f"enrolled {person} from {len(embs)} photos")
-    gallery = Gallery(np.concatenate(gallery_rows), labels)
+    gallery = Gallery.from_rows(labels, np.concatenate(gallery_rows))  # one fused template per person
+    level = level_for(PolicyConfig(), len(gallery))  # the door's default security level: 1 in 10,000 strangers
+    print(level.describe())
     seqs = build_sequences(pipeline, root, np.random.default_rng(seed), landmarker=landmarker, attacker=True)
     frames = [f for s in seqs for f in s.frames]
 
@@ -221,7 +224,7 @@ def run_demo(out: Path, video: bool = True, seed: int = 7, liveness: Any = None)
     if video:
         h, w = frames[0].shape[:2]
         recorder.video = cv2.VideoWriter(str(out / "demo.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (w, h))
-    loop = KioskLoop(capture, pipeline, lambda: gallery, card.threshold, engine, door, events,
+    loop = KioskLoop(capture, pipeline, lambda: gallery, level.threshold, engine, door, events,
                      QualityConfig(min_face_px=60.0), on_result=recorder,
                      liveness=build_liveness(settings, clock, landmarker, prompter, seed=seed))
     t0 = time.perf_counter()
@@ -238,7 +241,8 @@ def run_demo(out: Path, video: bool = True, seed: int = 7, liveness: Any = None)
     relay_states = [bool(s.state) for s in factory.pin(RELAY_PIN).states]
     factory.reset()
     summary = {
-        "threshold": card.threshold, "model_load_s": round(load_s, 2), "frames": len(frames),
+        "threshold": round(level.threshold, 4), "security_level": level.as_dict(),
+        "model_load_s": round(load_s, 2), "frames": len(frames),
         "wall_s": round(wall, 2), "fps": round(len(frames) / wall, 1), "loop": loop.stats.as_dict(),
         "liveness": settings.model_dump(mode="json"),
         "challenge_prompts": [{"t": round(t, 2), "direction": d} for t, d in prompter.prompts],
