@@ -291,9 +291,12 @@ def test_tracker_follows_overlapping_boxes_and_ends_lost_tracks() -> None:
 def test_a_face_denied_first_and_then_recognised_is_granted_and_forgiven() -> None:
     # the same approach's first frames are too poor to recognise (denied as unknown), then it clears the threshold
     clock = FakeClock()
-    scores = iter([0.3, 0.3, 0.9, 0.9, 0.9, 0.9])  # two matches per frame: the frame's own, the fused probe's
-    eng = DecisionEngine(DecisionConfig(frames_to_grant=1, fuse_frames=1, liveness=False), clock,
-                         lambda probe: Candidate("ann", next(scores), 0.0), lambda: THRESHOLD)
+    scores = iter([0.1, 0.1, 0.3, 0.3, 0.9, 0.9])  # two matches per frame: the frame's own, the fused probe's
+    eng = DecisionEngine(DecisionConfig(frames_to_grant=1, fuse_frames=1, liveness=False, deny_event_interval_s=0.0),
+                         clock, lambda probe: Candidate("ann", next(scores), 0.0), lambda: THRESHOLD)
+    stranger = eng.observe([obs(EVE, track=9, seed=0)])  # another face is remembered first
+    assert stranger is not None and stranger.reason == "unknown"
+    eng.end([9])
     first = eng.observe([obs(ANN, seed=0)])
     assert first is not None and first.reason == "unknown"
     eng.end([1])
