@@ -15,6 +15,7 @@ while they stay in view. Nothing here sleeps or reads the wall clock.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class DecisionEngine:
         self._cooldown_until = float("-inf")
         self._last_deny_event: dict[str, float] = {}  # per reason
         self._claim: Claim | None = None
+        self._claim_lock = threading.Lock()  # claims arrive from the reader thread
         self.alarms: list[tuple[str, dict[str, Any]]] = []  # taken by the loop and emitted as events
 
     def end(self, tracks: list[int]) -> None:
@@ -173,7 +175,14 @@ class DecisionEngine:
 
     def claim(self, claim: Claim) -> None:
         """A PIN or card was presented: the next approach is compared 1:1 with this person."""
-        self._claim = claim
+        with self._claim_lock:
+            self._claim = claim
+
+    def _drop_claim(self, claim: Claim) -> None:
+        """Forget ``claim`` once used, unless a newer one has arrived meanwhile."""
+        with self._claim_lock:
+            if self._claim is claim:
+                self._claim = None
 
     def awaiting_second_factor(self) -> bool:
         return self.second_factor(self.clock()) and self._claim is None
@@ -181,9 +190,13 @@ class DecisionEngine:
     def observe(self, faces: list[Observation], extra_faces: int = 0) -> Decision | None:
         """``faces``: the faces that passed the quality gates; ``extra_faces``: others in view."""
         now = self.clock()
-        if self._claim is not None and now - self._claim.at > self.config.claim_timeout_s:
-            logger.info("the %s claim for %s expired without a matching face", self._claim.kind, self._claim.person)
-            self._claim = None
+        with self._claim_lock:
+            expired = self._claim if self._claim is not None and now - self._claim.at > self.config.claim_timeout_s \
+                else None
+            if expired is not None:
+                self._claim = None
+        if expired is not None:
+            logger.info("the %s claim for %s expired without a matching face", expired.kind, expired.person)
         if not faces:
             return None
         if now < self._cooldown_until:
@@ -212,7 +225,8 @@ class DecisionEngine:
             return self._deny(now, None, 0.0, "presentation_attack", st, probe, face.track, values=values)
         if self.lockout.locked(probe, now):
             return self._deny(now, None, 0.0, "locked_out", None, track=face.track)
-        claim = self._claim
+        with self._claim_lock:
+            claim = self._claim
         if claim is not None:
             return self._one_to_one(now, st, face, probe, claim, live)
         cand = self.match(probe)
@@ -237,14 +251,14 @@ class DecisionEngine:
         thr = self.threshold_1to1()
         base = {"track": face.track, "threshold": round(thr, 4), "claim": claim.kind}
         if score < thr:
-            self._claim = None
+            self._drop_claim(claim)
             return self._deny(now, claim.person, score, "second_factor_mismatch", st, probe, face.track, base)
         if not self.is_valid(claim.person, now):
-            self._claim = None
+            self._drop_claim(claim)
             return self._deny(now, claim.person, score, "not_valid_now", st, probe, face.track, base)
         if self.config.liveness and (live is None or live.verdict != "live"):
             return None
-        self._claim = None
+        self._drop_claim(claim)
         return self._grant(now, st, claim.person, score, probe, face.track, base, live, duress=claim.duress)
 
     def _grant(self, now: float, st: _Track, person: str, score: float, probe: F32, track: int,
