@@ -68,6 +68,15 @@ class Liveness(Protocol):
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """Who the fused probe is closest to: the best person and the best score of anybody else."""
+
+    person: str | None
+    score: float
+    second: float
+
+
+@dataclass(frozen=True)
 class Observation:
     """One face of one frame that passed the quality gates."""
 
@@ -76,15 +85,7 @@ class Observation:
     area: float = 0.0
     weight: float = 1.0  # quality weight of this frame in the fused probe
     liveness: Liveness | None = None  # None: no result for this frame
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """Who the fused probe is closest to: the best person and the best score of anybody else."""
-
-    person: str | None
-    score: float
-    second: float
+    candidate: Candidate | None = None  # this frame's own match, when the caller already made it
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,8 @@ class DecisionEngine:
                 return None  # let in already and still in view: no loitering re-grants
             st.granted_at, st.counted = None, False
             st.frames.clear()
-        st.frames.append((now, face.embedding, face.weight, self.match(face.embedding).person))
+        own = face.candidate if face.candidate is not None else self.match(face.embedding)
+        st.frames.append((now, face.embedding, face.weight, own.person))
         while len(st.frames) > max(self.config.fuse_frames, self.config.frames_to_grant):
             st.frames.popleft()
         recent = list(st.frames)[-self.config.frames_to_grant:]

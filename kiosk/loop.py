@@ -167,10 +167,10 @@ class KioskLoop:
             gallery = self.gallery()
             thr = self.threshold()
             for i, emb in zip(passing, embeddings):
-                m = gallery.match(emb, thr)
-                matches[i] = FaceMatch(m.label, m.score, faces[i].area)
+                own = candidate(gallery, emb)  # one 1:N search per face per frame, shared with the decision
+                matches[i] = FaceMatch(own.person if own.score >= thr else None, own.score, faces[i].area)
                 weight = float(np.clip(good[i][1] / (4.0 * max(self.quality.min_sharpness, 1.0)), 0.25, 1.0))
-                observed.append(Observation(tracks[i], emb, faces[i].area, weight, live[i]))
+                observed.append(Observation(tracks[i], emb, faces[i].area, weight, live[i], own))
         for g in gates:
             if g is not None:
                 self.stats.gate_failures[g] = self.stats.gate_failures.get(g, 0) + 1
