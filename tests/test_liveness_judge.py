@@ -268,3 +268,37 @@ def test_a_glitching_mesh_on_a_still_picture_is_no_evidence() -> None:
     clock, prompter = FakeClock(), RecordingPrompter()
     lax = LivenessJudge(LivenessSettings(mode="passive", max_jump=1.0), clock, prompter, random.Random(0))
     assert any(r.verdict is Verdict.LIVE for r in _feed(lax, clock, frames))
+
+
+def _jittery_picture(n: int, jitter_px: float, memory: float = 0.8, seed: int = 1) -> list[np.ndarray | None]:
+    """A flat picture swaying a little, its landmarks jittering as FaceMesh's do on a screen's moire:
+    the error of each landmark drifts from frame to frame (``memory``) rather than starting afresh."""
+    rng = np.random.default_rng(seed)
+    m = synth.model(True)
+    err = np.zeros((468, 2))
+    out: list[np.ndarray | None] = []
+    for k in range(n):
+        err = memory * err + np.sqrt(1 - memory**2) * rng.normal(0.0, jitter_px, err.shape)
+        f = synth.pose(m, 6.0 * np.sin(k / 9.0))
+        f[:, :2] += err
+        out.append(f)
+    return out
+
+
+def test_landmark_jitter_on_a_flat_picture_is_not_read_as_parallax() -> None:
+    frames = _jittery_picture(150, 4.0)
+    judge, clock, _ = _judge("passive")
+    results = _feed(judge, clock, frames)
+    assert all(r.verdict is not Verdict.LIVE for r in results)
+    noise = results[-1].values["noise"]
+    assert noise > 0.02  # the jitter is measured, in inter-ocular distances
+    # the same frames without the noise floor: jitter passes for depth, which is what the floor stops
+    lax, lax_clock, _ = _judge("passive", noise_factor=0.0)
+    assert any(r.verdict is Verdict.LIVE for r in _feed(lax, lax_clock, frames))
+
+
+def test_a_real_turn_stands_far_above_the_landmark_noise() -> None:
+    judge, clock, _ = _judge("passive")
+    results = _feed(judge, clock, _turn(False, 30))
+    assert results[-1].verdict is Verdict.LIVE
+    assert results[-1].values["residual"] >= LivenessSettings().noise_factor * results[-1].values["noise"]

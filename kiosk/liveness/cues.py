@@ -92,9 +92,14 @@ def similarity_residuals(refs: npt.NDArray[np.float64], cur: npt.NDArray[np.floa
 class _Track:
     raw: deque[npt.NDArray[np.float64]]
     frames: deque[tuple[float, npt.NDArray[np.float64]]]
+    noise: deque[float]
     live: int = 0
     flat: int = 0
     best: PairScore | None = None
+
+    def noise_floor(self) -> float | None:
+        """The median landmark jitter of this track (IOD), once enough frames have measured it."""
+        return float(np.median(self.noise)) if len(self.noise) >= FlatnessCue.noise_frames else None
 
 
 class FlatnessCue:
@@ -109,6 +114,12 @@ class FlatnessCue:
     ``flat_ratio`` of it. Little motion is no evidence either way. A verdict
     needs ``evidence_frames`` frames of one kind.
 
+    Parallax must also stand out from the track's own landmark noise: the
+    residual has to be at least ``noise_factor`` times the track's jitter (the
+    median homography residual between a frame and the mean of its two
+    neighbours). A screen's moire, or a blurred print, makes FaceMesh jitter
+    and jitter is not a plane's motion: without this it reads as depth.
+
     A frame whose landmarks jump from the previous frame's by more than a
     head can move in one frame (``max_jump`` homography residual) is a mesh
     failure: no evidence, and the smoothing starts afresh.
@@ -118,6 +129,8 @@ class FlatnessCue:
     required = True
     smooth_frames = 3
     max_frames = 45
+    noise_frames = 5  # jitter measurements before a pair may count as parallax
+    noise_window = 30
 
     def __init__(self, settings: LivenessSettings) -> None:
         self.s = settings
@@ -128,7 +141,8 @@ class FlatnessCue:
 
     def _track(self, track_id: int) -> _Track:
         if track_id not in self._tracks:
-            self._tracks[track_id] = _Track(deque(maxlen=self.smooth_frames), deque(maxlen=self.max_frames))
+            self._tracks[track_id] = _Track(deque(maxlen=self.smooth_frames), deque(maxlen=self.max_frames),
+                                            deque(maxlen=self.noise_window))
         return self._tracks[track_id]
 
     def score(self, track: _Track, now: float, cur: npt.NDArray[np.float64]) -> PairScore | None:
@@ -154,11 +168,15 @@ class FlatnessCue:
         track.raw.append(rig)
         if len(track.raw) < self.smooth_frames:
             return self._result(track, None)
+        before, middle, after = track.raw[-3], track.raw[-2], track.raw[-1]
+        track.noise.append(g.homography_residual(0.5 * (before + after), middle))
         cur = np.mean(np.stack(list(track.raw)), axis=0)
         pair = self.score(track, obs.now, cur)
         track.frames.append((obs.now, cur))
         if pair is not None:
-            if pair.residual >= self.s.min_live_residual and pair.ratio >= self.s.live_ratio:
+            noise = track.noise_floor()
+            if (noise is not None and pair.residual >= max(self.s.min_live_residual, self.s.noise_factor * noise)
+                    and pair.ratio >= self.s.live_ratio):
                 track.live += 1
             elif pair.motion >= self.s.min_motion and pair.ratio <= self.s.flat_ratio:
                 track.flat += 1
@@ -168,6 +186,9 @@ class FlatnessCue:
 
     def _result(self, track: _Track, pair: PairScore | None) -> LivenessResult:
         values = {"live_frames": float(track.live), "flat_frames": float(track.flat)}
+        noise = track.noise_floor()
+        if noise is not None:
+            values["noise"] = round(noise, 4)
         if pair is not None:
             values |= {"motion": round(pair.motion, 4), "residual": round(pair.residual, 4),
                        "ratio": round(pair.ratio, 3), "pair_dt": round(pair.dt, 3)}

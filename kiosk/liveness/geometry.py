@@ -76,7 +76,9 @@ def fit_homography(src: Points, dst: Points) -> F64:
     m[0::2, 6], m[0::2, 7], m[0::2, 8] = u * x, u * y, u
     m[1::2, 3], m[1::2, 4], m[1::2, 5] = -x, -y, -1.0
     m[1::2, 6], m[1::2, 7], m[1::2, 8] = v * x, v * y, v
-    h = np.linalg.svd(m, full_matrices=False)[2][-1].reshape(3, 3)
+    # The right singular vector of m with the smallest singular value, as the eigenvector of the
+    # 9x9 m^T m with the smallest eigenvalue: the same solution, several times cheaper than an SVD of m.
+    h = np.linalg.eigh(m.T @ m)[1][:, 0].reshape(3, 3)
     h = np.linalg.inv(tb) @ h @ ta
     return h / (h[2, 2] if abs(h[2, 2]) > 1e-12 else 1.0)
 

@@ -57,6 +57,9 @@ class LivenessSettings(_Section):
                               description="homography residual / shape change at or below which a pair is flat")
     min_live_residual: float = Field(0.10, ge=0, le=1,
                                      description="smallest homography residual (IOD) that counts as parallax")
+    noise_factor: float = Field(12.0, ge=0, le=100,
+                                description="the parallax residual must be at least this many times the track's own "
+                                            "landmark jitter (a screen's moire makes landmarks jitter; 0: no check)")
     evidence_frames: int = Field(5, ge=1, le=30,
                                  description="frames whose best pair agrees before a live or flat verdict")
     max_jump: float = Field(0.10, gt=0, le=1,
