@@ -31,9 +31,11 @@ from kiosk.events import EventSink
 from kiosk.imageio import read_rgb
 from kiosk.loop import FrameResult, KioskLoop
 from kiosk.match import Gallery
+from kiosk.pad.cooperative import REACTION_S, CooperativeSource, find_turn, yaw_series
 from kiosk.pad.meta import BONA_FIDE, read_meta
 from kiosk.pad.observe import FLAT, LIVE, PENDING, LivenessView, liveness_of
 from kiosk.pad.video import duration_s, read_clip
+from kiosk.vision.boxes import primary_face
 from kiosk.vision.pipeline import FacePipeline
 from kiosk.vision.quality import QualityConfig
 
@@ -242,6 +244,31 @@ class Presenter:
         return Gallery(np.stack(embs), [p.subject] * len(embs))
 
     def present(self, p: Presentation) -> Outcome:
+        return self._present(p, None)
+
+    def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S) -> Outcome:
+        """A real clip played as a person who answers the prompt with the clip's largest head turn
+        (``kiosk.pad.cooperative``); an Outcome with ``error`` when the clip holds no clear turn."""
+        if self.landmarker is None:
+            raise KioskError("a cooperative presentation needs the FaceMesh landmarker")
+        frames = p.frames() if callable(p.frames) else [read_rgb(f) for f in p.frames]
+        marks = []
+        for rgb in frames:
+            face = primary_face(self.pipeline.detect(rgb))
+            marks.append(None if face is None else self.landmarker.landmarks(rgb, face))
+        turn = find_turn(yaw_series(marks), p.fps)
+        if turn is None:
+            return Outcome(p.name, p.species, p.subject, p.attack, 0, error="no head turn in the clip")
+
+        def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
+            mirrored = bool(getattr(self.config.liveness, "camera_mirrored", False))
+            return CooperativeSource(frames, turn, lambda: prompter.prompts, p.fps, clock, reaction_s, mirrored)
+
+        outcome = self._present(p, source)
+        outcome.values = {**outcome.values, "clip_turn": round(turn.change, 4)}
+        return outcome
+
+    def _present(self, p: Presentation, make_source: Callable[[SimClock, RecordingPrompter], Any] | None) -> Outcome:
         from gpiozero.pins.mock import MockFactory
 
         gallery = self.gallery(p)
@@ -252,10 +279,11 @@ class Presenter:
         door = build_door(RELAY_PIN, active_high=True, timing=DoorTiming(unlock_s=self.config.unlock_s), clock=clock,
                           emit=events, pin_factory=factory)
         engine = DecisionEngine(self.config.decision, clock)
-        source = ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock, loop=p.loop)
+        prompter = RecordingPrompter(clock)
+        source = (make_source(clock, prompter) if make_source is not None else
+                  ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock, loop=p.loop))
         capture = Capture(source, events, lockstep=True)
         stop = threading.Event()
-        prompter = RecordingPrompter(clock)
         seed = None if self.seed is None else self.seed + self.presented
         self.presented += 1
         loop = KioskLoop(capture, self.pipeline, lambda: gallery, self.threshold, engine, door, events,
