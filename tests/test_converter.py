@@ -98,6 +98,7 @@ def test_conversion_report_meets_the_parity_and_accuracy_targets(models: Path) -
     assert len(card["calibration"]["fingerprint"]) == 64
 
 
+@pytest.mark.conversion
 @pytest.mark.parametrize("io", ["uint8", "float"])
 def test_other_io_types_convert_and_embed(io: str, tmp_path: Path, data: Path, models: Path) -> None:
     """A quick conversion (16 calibration photos) with uint8 or float input/output tensors."""

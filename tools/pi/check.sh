@@ -193,7 +193,10 @@ if [ "$CONVERT" = host ]; then step host-convert host_convert; fi
 step demo-a76 in_pi a76 ./dev.sh demo
 step compare-a76 compare a76
 step converter-a76 converter_arm64
-step test-a76 in_pi a76 ./dev.sh test
+# The suite as the README runs it, but for the two tests that convert the whole model again:
+# conversion under emulation takes hours, so it runs on this machine (host-convert) and the
+# converter-a76 step proves that it installs and starts on arm64.
+step test-a76 in_pi a76 "PYTEST_ADDOPTS='-m \"not conversion\"' ./dev.sh test"
 step install-a76 installer
 step demo-a72 in_pi a72 ./dev.sh demo
 step compare-a72 compare a72
