@@ -75,16 +75,16 @@ def similarity_residuals(refs: npt.NDArray[np.float64], cur: npt.NDArray[np.floa
 
     In complex form a 2-D similarity is b = s a + t with complex s, solved in closed form.
     """
+    n = cur.shape[0]
     a = refs[..., 0] + 1j * refs[..., 1]
     b = cur[:, 0] + 1j * cur[:, 1]
-    a0 = a - a.mean(axis=1, keepdims=True)
-    b0 = b - b.mean()
-    s = (np.conj(a0) * b0).sum(axis=1) / np.maximum((np.abs(a0) ** 2).sum(axis=1), 1e-12)
-    rms = np.sqrt(np.mean(np.abs(b0[None, :] - s[:, None] * a0) ** 2, axis=1))
+    a0 = a - (a.sum(axis=1) / n)[:, None]
+    b0 = b - b.sum() / n
+    s = (np.conj(a0) * b0).sum(axis=1) / np.maximum((a0.real**2 + a0.imag**2).sum(axis=1), 1e-12)
+    d = b0[None, :] - s[:, None] * a0
+    rms = np.sqrt((d.real**2 + d.imag**2).sum(axis=1) / n)
     iod_cur = g.inter_ocular(cur)
-    a_eye = refs[:, list(g.RIGHT_EYE_IMAGE_LEFT)].mean(axis=1)
-    b_eye = refs[:, list(g.LEFT_EYE_IMAGE_RIGHT)].mean(axis=1)
-    iod_refs = np.linalg.norm(b_eye - a_eye, axis=1)
+    iod_refs = g.inter_oculars(refs)
     return np.asarray(rms / np.maximum(0.5 * (iod_refs + iod_cur), 1e-9))
 
 
@@ -96,10 +96,19 @@ class _Track:
     live: int = 0
     flat: int = 0
     best: PairScore | None = None
+    _floor: float | None = None  # cached median of ``noise``
 
     def noise_floor(self) -> float | None:
         """The median landmark jitter of this track (IOD), once enough frames have measured it."""
-        return float(np.median(self.noise)) if len(self.noise) >= FlatnessCue.noise_frames else None
+        if len(self.noise) < FlatnessCue.noise_frames:
+            return None
+        if self._floor is None:
+            self._floor = float(np.median(self.noise))
+        return self._floor
+
+    def add_noise(self, jitter: float) -> None:
+        self.noise.append(jitter)
+        self._floor = None
 
 
 class FlatnessCue:
@@ -145,33 +154,43 @@ class FlatnessCue:
                                             deque(maxlen=self.noise_window))
         return self._tracks[track_id]
 
-    def score(self, track: _Track, now: float, cur: npt.NDArray[np.float64]) -> PairScore | None:
-        """The pair of the current frame with the frame that differs most from it in shape."""
-        refs = [(t, p) for t, p in track.frames if now - t <= self.s.window_s]
-        if not refs:
-            return None
-        motions = similarity_residuals(np.stack([p for _, p in refs]), cur)
-        k = int(np.argmax(motions))
-        t_ref, ref = refs[k]
-        return PairScore(float(motions[k]), g.homography_residual(ref, cur), now - t_ref)
-
     def observe(self, track_id: int, obs: Observation) -> LivenessResult:
         track = self._track(track_id)
         if obs.landmarks is None:
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
         rig = g.rigid(obs.landmarks)
-        if track.raw and g.homography_residual(track.raw[-1], rig) > self.s.max_jump:
+        raw = [*list(track.raw)[1 - self.smooth_frames:], rig]  # the smoothing window if this frame is kept
+        # Up to three homography fits per frame, solved in one batch: the jump from the previous frame,
+        # the jitter of the middle frame, and the pair of the smoothed frame with the most different one.
+        src, dst = [], []
+        if track.raw:
+            src.append(track.raw[-1])
+            dst.append(rig)
+        cur: npt.NDArray[np.float64] | None = None
+        pair_ref: tuple[float, float] | None = None  # (time, motion) of the chosen reference frame
+        if len(raw) >= self.smooth_frames:
+            before, middle, after = raw[-3], raw[-2], raw[-1]
+            src.append(0.5 * (before + after))
+            dst.append(middle)
+            cur = np.mean(np.stack(raw), axis=0)
+            refs = [(t, p) for t, p in track.frames if obs.now - t <= self.s.window_s]
+            if refs:
+                motions = similarity_residuals(np.stack([p for _, p in refs]), cur)
+                k = int(np.argmax(motions))
+                pair_ref = (refs[k][0], float(motions[k]))
+                src.append(refs[k][1])
+                dst.append(cur)
+        residuals = list(g.homography_residuals(np.stack(src), np.stack(dst))) if src else []
+        if track.raw and residuals.pop(0) > self.s.max_jump:
             logger.debug("track %d: landmarks jumped, frame ignored", track_id)
             track.raw.clear()
             return self._result(track, None)
         track.raw.append(rig)
-        if len(track.raw) < self.smooth_frames:
+        if cur is None:
             return self._result(track, None)
-        before, middle, after = track.raw[-3], track.raw[-2], track.raw[-1]
-        track.noise.append(g.homography_residual(0.5 * (before + after), middle))
-        cur = np.mean(np.stack(list(track.raw)), axis=0)
-        pair = self.score(track, obs.now, cur)
+        track.add_noise(residuals.pop(0))
+        pair = None if pair_ref is None else PairScore(pair_ref[1], residuals.pop(0), obs.now - pair_ref[0])
         track.frames.append((obs.now, cur))
         if pair is not None:
             noise = track.noise_floor()

@@ -45,20 +45,51 @@ def inter_ocular(points: Points) -> float:
     return float(np.linalg.norm(b - a))
 
 
-def _normaliser(p: F64) -> F64:
-    """Hartley's normalisation: centroid to the origin, mean distance sqrt(2)."""
-    c = p.mean(axis=0)
-    d = float(np.mean(np.linalg.norm(p - c, axis=1))) or 1.0
-    s = math.sqrt(2.0) / d
-    return np.array([[s, 0.0, -s * c[0]], [0.0, s, -s * c[1]], [0.0, 0.0, 1.0]])
+def _normalisers(p: F64) -> F64:
+    """Hartley's normalisation of each of K sets (K, N, 2): centroid to the origin, mean distance sqrt(2)."""
+    n = p.shape[1]
+    c = p.sum(axis=1) / n
+    d = np.sqrt(((p - c[:, None, :]) ** 2).sum(axis=2)).sum(axis=1) / n
+    s = math.sqrt(2.0) / np.where(d > 0, d, 1.0)
+    t = np.zeros((len(p), 3, 3))
+    t[:, 0, 0] = t[:, 1, 1] = s
+    t[:, :2, 2] = -s[:, None] * c
+    t[:, 2, 2] = 1.0
+    return t
 
 
 def apply_homography(h: F64, p: Points) -> F64:
-    """Map points (N, 2) through a 3x3 homography."""
+    """Map points (N, 2) through a 3x3 homography (or K sets (K, N, 2) through K homographies (K, 3, 3))."""
     p = np.asarray(p, np.float64)
-    q = p @ h[:, :2].T + h[:, 2]
-    w = q[:, 2:3]
-    return q[:, :2] / np.where(np.abs(w) < 1e-12, 1e-12, w)
+    q = p @ np.swapaxes(h[..., :, :2], -1, -2) + h[..., None, :, 2]
+    w = q[..., 2:3]
+    return q[..., :2] / np.where(np.abs(w) < 1e-12, 1e-12, w)
+
+
+def fit_homographies(src: Points, dst: Points) -> F64:
+    """The K 3x3 homographies mapping each src set (K, N, 2) onto its dst set, normalised DLT (N >= 4).
+
+    Batched so that the several fits one frame needs cost one pass of numpy calls.
+    """
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 2 or a.shape[1] < 4:
+        raise ValueError(f"need two (K, N>=4, 2) point sets of one shape, got {a.shape} and {b.shape}")
+    ta, tb = _normalisers(a), _normalisers(b)
+    an = a @ np.swapaxes(ta[:, :2, :2], 1, 2) + ta[:, None, :2, 2]
+    bn = b @ np.swapaxes(tb[:, :2, :2], 1, 2) + tb[:, None, :2, 2]
+    k, n = a.shape[:2]
+    m = np.zeros((k, 2 * n, 9))
+    x, y, u, v = an[..., 0], an[..., 1], bn[..., 0], bn[..., 1]
+    m[:, 0::2, 0], m[:, 0::2, 1], m[:, 0::2, 2] = -x, -y, -1.0
+    m[:, 0::2, 6], m[:, 0::2, 7], m[:, 0::2, 8] = u * x, u * y, u
+    m[:, 1::2, 3], m[:, 1::2, 4], m[:, 1::2, 5] = -x, -y, -1.0
+    m[:, 1::2, 6], m[:, 1::2, 7], m[:, 1::2, 8] = v * x, v * y, v
+    # The right singular vector of m with the smallest singular value, as the eigenvector of the
+    # 9x9 m^T m with the smallest eigenvalue: the same solution, several times cheaper than an SVD of m.
+    h = np.linalg.eigh(np.swapaxes(m, 1, 2) @ m)[1][:, :, 0].reshape(k, 3, 3)
+    h = np.linalg.inv(tb) @ h @ ta
+    h22 = h[:, 2, 2]
+    return np.asarray(h / np.where(np.abs(h22) > 1e-12, h22, 1.0)[:, None, None])
 
 
 def fit_homography(src: Points, dst: Points) -> F64:
@@ -66,21 +97,7 @@ def fit_homography(src: Points, dst: Points) -> F64:
     a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
     if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < 4:
         raise ValueError(f"need two (N>=4, 2) point sets of one shape, got {a.shape} and {b.shape}")
-    ta, tb = _normaliser(a), _normaliser(b)
-    an = a @ ta[:2, :2].T + ta[:2, 2]
-    bn = b @ tb[:2, :2].T + tb[:2, 2]
-    n = len(a)
-    m = np.zeros((2 * n, 9))
-    x, y, u, v = an[:, 0], an[:, 1], bn[:, 0], bn[:, 1]
-    m[0::2, 0], m[0::2, 1], m[0::2, 2] = -x, -y, -1.0
-    m[0::2, 6], m[0::2, 7], m[0::2, 8] = u * x, u * y, u
-    m[1::2, 3], m[1::2, 4], m[1::2, 5] = -x, -y, -1.0
-    m[1::2, 6], m[1::2, 7], m[1::2, 8] = v * x, v * y, v
-    # The right singular vector of m with the smallest singular value, as the eigenvector of the
-    # 9x9 m^T m with the smallest eigenvalue: the same solution, several times cheaper than an SVD of m.
-    h = np.linalg.eigh(m.T @ m)[1][:, 0].reshape(3, 3)
-    h = np.linalg.inv(tb) @ h @ ta
-    return h / (h[2, 2] if abs(h[2, 2]) > 1e-12 else 1.0)
+    return fit_homographies(a[None], b[None])[0]
 
 
 def fit_similarity(src: Points, dst: Points) -> F64:
@@ -114,11 +131,27 @@ def _scale(src: F64, dst: F64) -> float:
     return max(0.5 * (inter_ocular(src) + inter_ocular(dst)), 1e-9)
 
 
+def homography_residuals(src: Points, dst: Points) -> F64:
+    """``homography_residual`` of K pairs of RIGID sets (K, N, 2) at once."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    d = apply_homography(fit_homographies(a, b), a) - b
+    rms = np.sqrt((d**2).sum(axis=2).sum(axis=1) / a.shape[1])
+    return np.asarray(rms / np.maximum(0.5 * (inter_oculars(a) + inter_oculars(b)), 1e-9))
+
+
+def inter_oculars(p: F64) -> F64:
+    """Inter-ocular distance of each of K RIGID sets (K, N, 2)."""
+    le, re = RIGHT_EYE_IMAGE_LEFT, LEFT_EYE_IMAGE_RIGHT
+    axis = 0.5 * ((p[:, re[0]] + p[:, re[1]]) - (p[:, le[0]] + p[:, le[1]]))
+    return np.asarray(np.sqrt((axis**2).sum(axis=1)))
+
+
 def homography_residual(src: Points, dst: Points) -> float:
     """RMS distance, in IOD, between dst and src mapped by the best homography."""
     a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    h = fit_homography(a, b)
-    return _rms(apply_homography(h, a) - b) / _scale(a, b)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"need two (N>=4, 2) point sets of one shape, got {a.shape} and {b.shape}")
+    return float(homography_residuals(a[None], b[None])[0])
 
 
 def similarity_residual(src: Points, dst: Points) -> float:
