@@ -158,7 +158,9 @@ class KioskLoop:
             landmarker, judge = self.liveness
             for i, face in enumerate(faces):
                 if gates[i] in LIVENESS_GATES:
-                    live[i] = judge.observe(tracks[i], landmarker.landmarks(rgb, face), now)
+                    due = judge.due(tracks[i], now)  # FaceMesh at the judge's rate, not the camera's
+                    live[i] = (judge.observe(tracks[i], landmarker.landmarks(rgb, face), now) if due
+                               else judge.current(tracks[i]))
         passing = list(good)
         matches: list[FaceMatch | None] = [None] * len(faces)
         observed: list[Observation] = []

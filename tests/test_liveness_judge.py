@@ -302,3 +302,39 @@ def test_a_real_turn_stands_far_above_the_landmark_noise() -> None:
     results = _feed(judge, clock, _turn(False, 30))
     assert results[-1].verdict is Verdict.LIVE
     assert results[-1].values["residual"] >= LivenessSettings().noise_factor * results[-1].values["noise"]
+
+
+@pytest.mark.parametrize("camera_fps", [7.0, 15.0, 25.0, 30.0, 60.0])
+def test_landmarks_are_due_at_sample_hz_whatever_the_camera_rate(camera_fps: float) -> None:
+    judge, _clock, _ = _judge("passive")
+    frames = _still(False, int(4 * camera_fps))
+    sampled = []
+    for k, f in enumerate(frames):
+        now = k / camera_fps
+        if judge.due(1, now):
+            sampled.append(now)
+            judge.observe(1, f, now)
+        else:
+            assert judge.current(1).verdict is Verdict.PENDING
+    rate = (len(sampled) - 1) / (sampled[-1] - sampled[0])
+    assert rate == pytest.approx(min(camera_fps, 15.0), rel=0.05)
+    if camera_fps <= 15.0:
+        assert len(sampled) == len(frames)  # the calibrated rate or slower: every frame
+
+
+def test_no_landmarks_are_due_once_the_verdict_is_final_and_the_last_result_is_kept() -> None:
+    judge, clock, _ = _judge("passive")
+    results = _feed(judge, clock, _turn(False, 30))
+    assert results[-1].verdict is Verdict.LIVE
+    assert not judge.due(1, clock())
+    assert judge.current(1) == results[-1]
+    assert judge.due(2, clock()) and judge.current(2).verdict is Verdict.PENDING  # a new track: due at once
+    judge.end(1)
+    assert judge.due(1, clock())
+
+
+def test_sample_hz_zero_samples_every_frame() -> None:
+    judge, _clock, _ = _judge("passive", sample_hz=0)
+    for k, f in enumerate(_still(False, 30)):
+        assert judge.due(1, k / 60.0)
+        judge.observe(1, f, k / 60.0)

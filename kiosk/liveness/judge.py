@@ -29,6 +29,8 @@ class _TrackState:
     attempts: int = 0
     final: LivenessResult | None = None
     values: dict[str, float] = field(default_factory=dict)
+    next_sample: float = float("-inf")  # when this track's next landmarks are due (sample_hz)
+    last: LivenessResult | None = None
 
 
 class LivenessJudge:
@@ -50,6 +52,32 @@ class LivenessJudge:
         self._tracks: dict[int, _TrackState] = {}
         self._prompting: int | None = None  # the track whose prompt is showing
 
+    def due(self, track_id: int, now: float) -> bool:
+        """Whether this frame should be sampled for ``track_id``: landmarks run at ``sample_hz`` per face.
+
+        The thresholds mean what they were calibrated to mean only at that rate (jitter between
+        neighbouring frames, evidence frames per second), and FaceMesh is skipped on the frames in
+        between. A track with a final verdict needs no more landmarks.
+        """
+        if self.config.mode == "off":
+            return False
+        state = self._tracks.get(track_id)
+        if state is None:
+            return True
+        if state.final is not None:
+            return False
+        hz = self.config.sample_hz
+        return hz <= 0 or now + 0.25 / hz >= state.next_sample
+
+    def current(self, track_id: int) -> LivenessResult:
+        """The track's latest result, for the frames between two samples."""
+        if self.config.mode == "off":
+            return LivenessResult(Verdict.LIVE, "liveness_off", {})
+        state = self._tracks.get(track_id)
+        if state is None or state.last is None:
+            return LivenessResult(Verdict.PENDING, "waiting_motion", {})
+        return state.last
+
     def observe(self, track_id: int, landmarks: npt.NDArray[np.float32] | None, now: float | None = None,
                 **extra: object) -> LivenessResult:
         now = self.clock() if now is None else now
@@ -60,12 +88,16 @@ class LivenessJudge:
             state = self._tracks[track_id] = _TrackState(first_seen=now)
         if state.final is not None:
             return state.final
+        hz = self.config.sample_hz
+        if hz > 0:  # on schedule, or resynchronised after a late frame
+            state.next_sample = max(state.next_sample + 1.0 / hz, now + 0.5 / hz)
         obs = Observation(now, landmarks, extra)
         result = self._geometry(track_id, state, obs)
         if result.verdict is not Verdict.FLAT:
             result = self._combine(track_id, obs, result)
         if result.verdict is not Verdict.PENDING:
             self._finish(track_id, state, result)
+        state.last = result
         return result
 
     def end(self, track_id: int) -> None:

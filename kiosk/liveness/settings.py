@@ -65,6 +65,9 @@ class LivenessSettings(_Section):
     max_jump: float = Field(0.10, gt=0, le=1,
                             description="homography residual (IOD) between consecutive frames beyond which the "
                                         "mesh failed: the frame is no evidence")
+    sample_hz: float = Field(15.0, ge=0, le=120,
+                             description="landmark frames per second per face: the thresholds were calibrated at 15, "
+                                         "so a faster camera is sampled down to this rate (0: every frame)")
     window_s: float = Field(3.0, gt=0, le=30, description="frames up to this far apart are compared")
     challenge_after_s: float = Field(2.0, ge=0, le=60,
                                      description="prompt a head turn when no verdict came this long after the "
