@@ -8,6 +8,12 @@ the real loop with the default configuration, once prompted left and once right:
 in the still stretch before their turn, and ``--reaction-s`` after the prompt makes the clip's turn
 (mirrored when the prompt asks for the other side). Enrolled from the clip's last 20 %. Clips without
 such a turn are listed, not presented. Times are on the replay's clock (machine-independent).
+
+With ``--attacks DIR`` (folders from ``kiosk pad render``), the same is done for an attacker who answers
+the prompt: every static attack sequence in which FaceMesh sees the face turn by at least the kiosk's
+``min_turn`` is played reactively, the artefact turned the prompted way (mirrored for the other side),
+one prompt per sequence, its direction drawn per sequence. Reported per species: sequences that hold
+such a turn, and how many opened the door (APCER of this adaptive attacker, 95 % Clopper-Pearson).
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--reaction-s", type=float, default=REACTION_S)
     ap.add_argument("--quick", action="store_true", help="3 clips")
+    ap.add_argument("--attacks", type=Path, action="append", default=[],
+                    help="rendered attack folders: also present their static sequences as an attacker who "
+                         "turns the artefact the prompted way")
+    ap.add_argument("--no-bona-fide", action="store_true", help="with --attacks: present only the attacks")
     args = ap.parse_args(argv)
     if not (DATA / "videos").is_dir():
         print(f"benchmarks.pad_cooperative: the shared data is missing at {DATA}", file=sys.stderr)
@@ -46,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_pipeline
 
-    clips = find_videos(DATA / "videos")[: 3 if args.quick else None]
+    clips = [] if args.no_bona_fide else find_videos(DATA / "videos")[: 3 if args.quick else None]
     pipeline, card = build_pipeline()
     config = present_config(Settings(), 12.0)
     landmarker = build_landmarker()
@@ -68,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     granted = [r for r in presented if r["granted"]]
     lo, hi = clopper_pearson(len(granted), len(presented)) if presented else (0.0, 1.0)
     times = percentiles([r["time_to_grant_s"] for r in granted])
+    attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s)
     print(f"\nclips with a clear turn: {len(presented) // 2} of {len(clips)}; prompts answered: {len(presented)}")
     print(f"{'clip':48s} {'prompt':6s} {'verdict':6s} {'reason':20s} {'turn':>6s} {'grant s':>8s}")
     for r in presented:
@@ -83,9 +94,47 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m benchmarks.pad_cooperative", "commit": commit, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reaction_s": args.reaction_s,
             "clips": len(clips), "presented": len(presented), "granted": len(granted), "ci95": [lo, hi],
-            "time_to_grant_s": times, "rows": rows}, indent=1) + "\n")
+            "time_to_grant_s": times, "rows": rows, "attacks": attacks}, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: Any, landmarker: Any,
+                    reaction_s: float) -> dict[str, Any]:
+    """Static attack sequences played by an attacker who turns the artefact the prompted way."""
+    if not roots:
+        return {}
+    from kiosk.pad.eval import collect
+    from kiosk.pad.meta import STATIC_SPECIES
+    from kiosk.pad.present import Presenter
+    from kiosk.progress import Progress
+
+    sequences = [p for p in collect([], roots) if p.species in STATIC_SPECIES]
+    min_turn = config.liveness.min_turn
+    rows: list[dict[str, Any]] = []
+    bar = Progress(len(sequences), "attacker answering the prompt")
+    for n, p in enumerate(sequences):
+        o = Presenter(pipeline, threshold, config, landmarker, seed=n).present_cooperative(
+            p, reaction_s, min_change=min_turn, max_start=2 * 0.04)
+        rows.append({"sequence": Path(p.name).name, "species": p.species, "error": o.error,
+                     "verdict": o.verdict, "reason": o.verdict_reason, "door_opened": o.door_opened,
+                     "granted": o.granted, "clip_turn": o.values.get("clip_turn"), "turn": o.values.get("turn")})
+        bar(n + 1)
+    summary: dict[str, Any] = {}
+    print(f"\nattacker answering the prompt (turn of at least min_turn {min_turn} seen by FaceMesh):")
+    for species in sorted({r["species"] for r in rows}):
+        own = [r for r in rows if r["species"] == species]
+        turned = [r for r in own if r["error"] is None]
+        opened = [r for r in turned if r["door_opened"]]
+        lo, hi = clopper_pearson(len(opened), len(turned)) if turned else (0.0, 1.0)
+        reasons: dict[str, int] = {}
+        for r in turned:
+            reasons[str(r["reason"])] = reasons.get(str(r["reason"]), 0) + 1
+        summary[species] = {"sequences": len(own), "with_turn": len(turned), "door_opened": len(opened),
+                            "ci95": [lo, hi], "reasons": reasons}
+        print(f"  {species:14s} {len(turned):3d} of {len(own):3d} hold such a turn; door opened {len(opened)}/"
+              f"{len(turned)} (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %); {reasons}")
+    return {"summary": summary, "rows": rows}
 
 
 if __name__ == "__main__":

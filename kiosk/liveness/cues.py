@@ -97,6 +97,7 @@ class _Track:
     flat: int = 0
     best: PairScore | None = None
     _floor: float | None = None  # cached median of ``noise``
+    min_live: float | None = None  # the parallax threshold when not min_live_residual (a prompted turn was seen)
 
     def noise_floor(self) -> float | None:
         """The median landmark jitter of this track (IOD), once enough frames have measured it."""
@@ -148,6 +149,11 @@ class FlatnessCue:
     def reset(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
 
+    def lower_threshold(self, track_id: int, min_live_residual: float) -> None:
+        """From now on this track's parallax needs only ``min_live_residual`` (the judge saw the
+        prompted turn); the noise floor and the ratio still apply."""
+        self._track(track_id).min_live = min_live_residual
+
     def _track(self, track_id: int) -> _Track:
         if track_id not in self._tracks:
             self._tracks[track_id] = _Track(deque(maxlen=self.smooth_frames), deque(maxlen=self.max_frames),
@@ -194,8 +200,9 @@ class FlatnessCue:
         track.frames.append((obs.now, cur))
         if pair is not None:
             noise = track.noise_floor()
-            if (noise is not None and pair.residual >= max(self.s.min_live_residual, self.s.noise_factor * noise)
-                    and pair.ratio >= self.s.live_ratio):
+            floor = self.s.min_live_residual if track.min_live is None else track.min_live
+            if (noise is not None and pair.residual >= max(floor, self.s.noise_factor * noise)
+                    and self.s.live_ratio <= pair.ratio <= self.s.max_live_ratio):
                 track.live += 1
             elif pair.motion >= self.s.min_motion and pair.ratio <= self.s.flat_ratio:
                 track.flat += 1

@@ -31,6 +31,7 @@ class _TrackState:
     values: dict[str, float] = field(default_factory=dict)
     next_sample: float = float("-inf")  # when this track's next landmarks are due (sample_hz)
     last: LivenessResult | None = None
+    turn_seen: bool = False
 
 
 class LivenessJudge:
@@ -129,6 +130,9 @@ class LivenessJudge:
             return LivenessResult(Verdict.PENDING, flat.reason, values)
         ch = state.challenge
         turn = ch.observe(obs.now, yaw)
+        if turn is TurnState.TURNED and not state.turn_seen:
+            state.turn_seen = True  # the prompted turn: its parallax may be smaller than a passive one must be
+            self.flatness.lower_threshold(track_id, self.config.challenge_live_residual)
         values |= {"turn": round(ch.peak, 4), "challenge_s": round(obs.now - ch.started, 3)}
         if turn is TurnState.WRONG:
             return LivenessResult(Verdict.FLAT, "wrong_direction", values)

@@ -53,10 +53,18 @@ class LivenessSettings(_Section):
                                           "before they are compared")
     live_ratio: float = Field(0.50, gt=0, le=1,
                               description="homography residual / shape change at or above which a pair shows parallax")
+    max_live_ratio: float = Field(0.95, gt=0, le=1,
+                                  description="homography residual / shape change above which a pair is landmark "
+                                              "noise, not parallax (isotropic noise leaves about 0.97, a turning "
+                                              "head about 0.7)")
     flat_ratio: float = Field(0.25, ge=0, le=1,
                               description="homography residual / shape change at or below which a pair is flat")
     min_live_residual: float = Field(0.10, ge=0, le=1,
                                      description="smallest homography residual (IOD) that counts as parallax")
+    challenge_live_residual: float = Field(0.06, ge=0, le=1,
+                                           description="smallest homography residual (IOD) that counts as parallax "
+                                                       "once the prompted turn has been seen (at most "
+                                                       "min_live_residual)")
     noise_factor: float = Field(12.0, ge=0, le=100,
                                 description="the parallax residual must be at least this many times the track's own "
                                             "landmark jitter (a screen's moire makes landmarks jitter; 0: no check)")
@@ -84,6 +92,11 @@ class LivenessSettings(_Section):
     def _ordered(self) -> LivenessSettings:
         if self.flat_ratio >= self.live_ratio:
             raise ValueError(f"flat_ratio ({self.flat_ratio}) must be below live_ratio ({self.live_ratio})")
+        if self.max_live_ratio <= self.live_ratio:
+            raise ValueError(f"max_live_ratio ({self.max_live_ratio}) must be above live_ratio ({self.live_ratio})")
+        if self.challenge_live_residual > self.min_live_residual:
+            raise ValueError(f"challenge_live_residual ({self.challenge_live_residual}) must not exceed "
+                             f"min_live_residual ({self.min_live_residual}): a prompted turn never needs more")
         return self
 
 

@@ -246,9 +246,12 @@ class Presenter:
     def present(self, p: Presentation) -> Outcome:
         return self._present(p, None)
 
-    def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S) -> Outcome:
-        """A real clip played as a person who answers the prompt with the clip's largest head turn
-        (``kiosk.pad.cooperative``); an Outcome with ``error`` when the clip holds no clear turn."""
+    def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S, min_change: float = 0.2,
+                            max_start: float = 0.04) -> Outcome:
+        """A sequence played as someone who answers the prompt with its largest head turn
+        (``kiosk.pad.cooperative``): a real person, or an attacker turning the artefact the prompted way.
+        An Outcome with ``error`` when the sequence holds no turn of ``min_change`` from a yaw within
+        ``max_start`` of ahead."""
         if self.landmarker is None:
             raise KioskError("a cooperative presentation needs the FaceMesh landmarker")
         frames = p.frames() if callable(p.frames) else [read_rgb(f) for f in p.frames]
@@ -256,7 +259,7 @@ class Presenter:
         for rgb in frames:
             face = primary_face(self.pipeline.detect(rgb))
             marks.append(None if face is None else self.landmarker.landmarks(rgb, face))
-        turn = find_turn(yaw_series(marks), p.fps)
+        turn = find_turn(yaw_series(marks), p.fps, min_change=min_change, max_start=max_start)
         if turn is None:
             return Outcome(p.name, p.species, p.subject, p.attack, 0, error="no head turn in the clip")
 
