@@ -133,7 +133,9 @@ def per_camera_frame(landmarker: Any, pipeline: Any, video: list[np.ndarray], fp
             costs.append((time.perf_counter() - t) * 1000)
         passes.append((statistics.fmean(costs), costs, meshed))
     mean, costs, meshed = min(passes, key=lambda p: p[0])
+    sampled = sorted(costs)[-meshed:]  # the frames that ran FaceMesh are the expensive ones
     return {"fps": fps, "frames": len(costs), "meshed": meshed, "mean_ms": round(mean, 3),
+            "sampled_frame_median_ms": round(statistics.median(sampled), 3),
             "p90_ms": round(float(np.percentile(costs, 90)), 3), "goal_ms": GOAL_MS}
 
 
@@ -147,9 +149,11 @@ def table(res: dict[str, Any]) -> str:
                  f"verdicts per frame: "
                  f"{res['verdict_frames']}")
     c = res["camera"]
-    lines.append(f"per camera frame at {c['fps']:.0f} fps (FaceMesh on {c['meshed']} of {c['frames']} frames, "
-                 f"no verdict): mean {c['mean_ms']:.2f} ms, p90 {c['p90_ms']:.2f} ms; goal <= {c['goal_ms']} ms: "
-                 f"{'met' if c['mean_ms'] <= c['goal_ms'] else 'NOT met'}")
+    lines.append(f"camera at {c['fps']:.0f} fps, no verdict (worst case): FaceMesh on {c['meshed']} of "
+                 f"{c['frames']} frames; mean per camera frame {c['mean_ms']:.2f} ms "
+                 f"({'within' if c['mean_ms'] <= c['goal_ms'] else 'over'} the {c['goal_ms']} ms goal), "
+                 f"each sampled frame {c['sampled_frame_median_ms']:.2f} ms (median, "
+                 f"{'within' if c['sampled_frame_median_ms'] <= c['goal_ms'] else 'over'} the goal)")
     return "\n".join(lines)
 
 

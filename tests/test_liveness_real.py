@@ -104,13 +104,14 @@ def test_real_clip_of_a_turning_head_is_live(parts: tuple[Any, Landmarker], data
 
 
 def test_a_faster_camera_is_sampled_down_to_the_calibrated_rate(parts: tuple[Any, Landmarker], data: Path) -> None:
-    """At the clip's own 25 frames per second, FaceMesh runs at about 15 per second and the verdict stands."""
+    """At the clip's own 25 frames per second, FaceMesh runs on every other frame (evenly, 12.5 per second,
+    never faster than the 15 it was calibrated at) and the verdict stands."""
     meshed: list[float] = []
     results = _judge_frames(parts, _clip(data / TURNING_CLIP, fps=100.0), meshed=meshed)
     assert len(results) > len(meshed)  # frames in between reuse the last result
     live_at = next(i for i, r in enumerate(results) if r.verdict is Verdict.LIVE)
     rate = (len(meshed) - 1) / (meshed[-1] - meshed[0])  # until the verdict: a final one needs no more
-    assert 13.0 <= rate <= 15.5, rate
+    assert rate == pytest.approx(12.5), rate
     assert results[-1].reason == "parallax" and live_at < len(results) - 1
     assert all(r.verdict is not Verdict.FLAT for r in results)
 

@@ -49,6 +49,7 @@ class Challenge:
     baseline: float | None = None
     peak: float = 0.0  # largest yaw change in the prompted direction so far
     state: TurnState = TurnState.WAITING
+    midway: bool = False  # a frame between a quarter of min_turn and min_turn was seen: the turn was gradual
 
     def observe(self, now: float, yaw: float | None) -> TurnState:
         """Update with one frame's yaw (None: no landmarks this frame); the state sticks once decided."""
@@ -62,7 +63,12 @@ class Challenge:
             if change <= -self.min_turn:
                 self.state = TurnState.WRONG
             elif change >= self.min_turn:
-                self.state = TurnState.TURNED
+                # A head passes through the poses in between; a picture swapped for a picture of the
+                # turned head does not. Without a frame on the way, the turned pose is no turn (yet).
+                if self.midway:
+                    self.state = TurnState.TURNED
+            elif change >= 0.25 * self.min_turn:
+                self.midway = True
         if self.state is TurnState.WAITING and now - self.started > self.timeout_s:
             self.state = TurnState.TIMEOUT
         return self.state

@@ -191,7 +191,8 @@ class FlatnessCue:
         if track.raw and residuals.pop(0) > self.s.max_jump:
             logger.debug("track %d: landmarks jumped, frame ignored", track_id)
             track.raw.clear()
-            return self._result(track, None)
+            jumped = self._result(track, None)
+            return LivenessResult(jumped.verdict, jumped.reason, jumped.values | {"jumped": 1.0})
         track.raw.append(rig)
         if cur is None:
             return self._result(track, None)

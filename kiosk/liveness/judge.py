@@ -29,7 +29,7 @@ class _TrackState:
     attempts: int = 0
     final: LivenessResult | None = None
     values: dict[str, float] = field(default_factory=dict)
-    next_sample: float = float("-inf")  # when this track's next landmarks are due (sample_hz)
+    last_sample: float | None = None  # when this track's landmarks last ran
     last: LivenessResult | None = None
     turn_seen: bool = False
 
@@ -68,7 +68,9 @@ class LivenessJudge:
         if state.final is not None:
             return False
         hz = self.config.sample_hz
-        return hz <= 0 or now + 0.25 / hz >= state.next_sample
+        # 0.9 of a period: at 15, 30 or 60 fps every sample is 1/15 s after the last (the jitter
+        # measure assumes even spacing); at other rates evenly at a little under sample_hz.
+        return hz <= 0 or state.last_sample is None or now - state.last_sample >= 0.9 / hz
 
     def current(self, track_id: int) -> LivenessResult:
         """The track's latest result, for the frames between two samples."""
@@ -89,9 +91,7 @@ class LivenessJudge:
             state = self._tracks[track_id] = _TrackState(first_seen=now)
         if state.final is not None:
             return state.final
-        hz = self.config.sample_hz
-        if hz > 0:  # on schedule, or resynchronised after a late frame
-            state.next_sample = max(state.next_sample + 1.0 / hz, now + 0.5 / hz)
+        state.last_sample = now
         obs = Observation(now, landmarks, extra)
         result = self._geometry(track_id, state, obs)
         if result.verdict is not Verdict.FLAT:
@@ -112,12 +112,12 @@ class LivenessJudge:
             self.prompter.clear()
 
     def _geometry(self, track_id: int, state: _TrackState, obs: Observation) -> LivenessResult:
-        yaw = None
-        if obs.landmarks is not None:
-            state.yaws.append(g.yaw_pitch(g.rigid(obs.landmarks))[0])
-            yaw = float(np.median(list(state.yaws)))
         flat = self.flatness.observe(track_id, obs)
         values = dict(flat.values)
+        yaw = None
+        if obs.landmarks is not None and not values.pop("jumped", 0.0):  # a mesh failure is no pose either
+            state.yaws.append(g.yaw_pitch(g.rigid(obs.landmarks))[0])
+            yaw = float(np.median(list(state.yaws)))
         if state.challenge is None:
             if flat.verdict is not Verdict.PENDING:
                 return flat
@@ -132,7 +132,8 @@ class LivenessJudge:
         turn = ch.observe(obs.now, yaw)
         if turn is TurnState.TURNED and not state.turn_seen:
             state.turn_seen = True  # the prompted turn: its parallax may be smaller than a passive one must be
-            self.flatness.lower_threshold(track_id, self.config.challenge_live_residual)
+            self.flatness.lower_threshold(track_id, min(self.config.challenge_live_residual,
+                                                        self.config.min_live_residual))
         values |= {"turn": round(ch.peak, 4), "challenge_s": round(obs.now - ch.started, 3)}
         if turn is TurnState.WRONG:
             return LivenessResult(Verdict.FLAT, "wrong_direction", values)

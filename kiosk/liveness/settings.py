@@ -61,10 +61,10 @@ class LivenessSettings(_Section):
                               description="homography residual / shape change at or below which a pair is flat")
     min_live_residual: float = Field(0.10, ge=0, le=1,
                                      description="smallest homography residual (IOD) that counts as parallax")
-    challenge_live_residual: float = Field(0.06, ge=0, le=1,
+    challenge_live_residual: float = Field(0.06, ge=0.03, le=1,
                                            description="smallest homography residual (IOD) that counts as parallax "
-                                                       "once the prompted turn has been seen (at most "
-                                                       "min_live_residual)")
+                                                       "once the prompted turn has been seen (min_live_residual "
+                                                       "when that is lower)")
     noise_factor: float = Field(12.0, ge=0, le=100,
                                 description="the parallax residual must be at least this many times the track's own "
                                             "landmark jitter (a screen's moire makes landmarks jitter; 0: no check)")
@@ -93,10 +93,11 @@ class LivenessSettings(_Section):
         if self.flat_ratio >= self.live_ratio:
             raise ValueError(f"flat_ratio ({self.flat_ratio}) must be below live_ratio ({self.live_ratio})")
         if self.max_live_ratio <= self.live_ratio:
-            raise ValueError(f"max_live_ratio ({self.max_live_ratio}) must be above live_ratio ({self.live_ratio})")
-        if self.challenge_live_residual > self.min_live_residual:
-            raise ValueError(f"challenge_live_residual ({self.challenge_live_residual}) must not exceed "
-                             f"min_live_residual ({self.min_live_residual}): a prompted turn never needs more")
+            raise ValueError(f"max_live_ratio ({self.max_live_ratio}) must be above live_ratio ({self.live_ratio}): "
+                             f"no pair could count as parallax")
+        if 0 < self.sample_hz < 5:
+            raise ValueError(f"sample_hz ({self.sample_hz}) must be 0 (every frame) or at least 5: the cues need "
+                             f"frames a fraction of a second apart")
         return self
 
 
