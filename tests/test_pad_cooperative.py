@@ -52,7 +52,7 @@ def test_the_source_stands_still_until_the_prompt_then_turns_after_the_reaction_
     frames, prompts = _frames(40), []
     clock = SimClock()
     src = CooperativeSource(frames, Turn(20, 26, 0.3, 10), lambda: prompts, fps=10.0, clock=clock, reaction_s=1.0,
-                            lead_s=0.5)
+                            lead_s=0.5, sensor_noise=0.0)
     with pytest.raises(CameraError):
         src.read()
     src.open()
@@ -71,13 +71,25 @@ def test_the_source_stands_still_until_the_prompt_then_turns_after_the_reaction_
 
 def test_the_source_mirrors_the_turn_when_the_prompt_asks_for_the_other_side() -> None:
     frames, prompts = _frames(40), [(0.0, "right")]
-    src = CooperativeSource(frames, Turn(20, 26, 0.3), lambda: prompts, fps=10.0, reaction_s=0.0)
+    src = CooperativeSource(frames, Turn(20, 26, 0.3), lambda: prompts, fps=10.0, reaction_s=0.0, sensor_noise=0.0)
     src.open()
     out = [src.read() for _ in range(10)]
     assert all(f is not None for f in out)
     assert [f.index for f in out[:7] if f is not None] == list(range(20, 27))
     assert all(f is not None and f.rgb[0, 0, 1] == 255 and f.rgb[0, 7, 1] == 0 for f in out)  # mirrored
     assert out[1] is not None and out[1].rgb[0, 7, 0] == 21  # the frame number moved with the mirror
+
+
+def test_a_frame_held_still_gets_fresh_sensor_noise_every_time_it_is_shown() -> None:
+    """Without it a one-frame still stretch is a frozen image: no mesh jitter, a noise floor of zero."""
+    frames = [np.full((32, 32, 3), 100, np.uint8)] * 30
+    src = CooperativeSource(frames, Turn(20, 26, 0.3, 20), lambda: [], fps=10.0)
+    src.open()
+    shown = [src.read() for _ in range(4)]
+    assert all(f is not None and f.index == 20 for f in shown)
+    a, b = (f.rgb.astype(float) for f in shown[:2] if f is not None)
+    assert np.abs(a - b).mean() > 1.0  # a fresh draw each frame
+    assert abs(a.mean() - 100) < 0.5 and 1.5 < a.std() < 2.5  # about sigma 2 around the footage
 
 
 def test_a_turn_outside_the_clip_is_refused() -> None:

@@ -92,7 +92,8 @@ class CooperativeSource:
 
     def __init__(self, frames: Sequence[RGB], turn: Turn, prompts: Callable[[], list[tuple[float, str]]],
                  fps: float = 15.0, clock: SimClock | None = None, reaction_s: float = REACTION_S,
-                 camera_mirrored: bool = False, lead_s: float = 1.0) -> None:
+                 camera_mirrored: bool = False, lead_s: float = 1.0, sensor_noise: float = 2.0,
+                 seed: int = 0) -> None:
         if not 0 <= turn.start < turn.end < len(frames):
             raise ValueError(f"turn {turn} outside the clip's {len(frames)} frames")
         self.frames = frames
@@ -107,6 +108,10 @@ class CooperativeSource:
         self._idle = list(range(max(still, turn.start - lead), turn.start + 1))
         self._move = list(range(turn.start, turn.end + 1))
         self._hold = list(range(turn.end, min(len(frames), turn.end + lead)))
+        # Fresh sensor noise on every frame, as a camera gives: footage held still by repeating
+        # frames would otherwise show FaceMesh no jitter at all, and the noise floor would read zero.
+        self.sensor_noise = sensor_noise
+        self._rng = np.random.default_rng(seed)
         self._n = 0
         self._answer: tuple[int, bool] | None = None  # frame number the turn starts at, mirrored
         self._opened = False
@@ -134,6 +139,9 @@ class CooperativeSource:
         rgb = np.asarray(self.frames[i], np.uint8)
         if mirror:
             rgb = np.ascontiguousarray(cv2.flip(rgb, 1))
+        if self.sensor_noise > 0:
+            noisy = rgb + self._rng.normal(0.0, self.sensor_noise, rgb.shape).astype(np.float32)
+            rgb = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
         self._n += 1
         if self.clock is not None:
             self.clock.now = t
