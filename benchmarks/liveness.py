@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,14 @@ def stats(samples: list[float]) -> dict[str, float]:
             "max_ms": round(max(samples), 3), "n": len(samples)}
 
 
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    return out.stdout.strip() or "unknown"
+
+
 def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
+    load = round(os.getloadavg()[0], 2)  # other work on the machine inflates every figure
     video = frames(clip, 40 if quick else 160)
     pipeline, _ = build_pipeline(models_dir() / "facenet_int8.tflite", threads=threads)
     landmarker = build_landmarker(threads=threads)
@@ -103,7 +112,8 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
         pending.append((time.perf_counter() - t) * 1000)
     worst = [m + p for m, p in zip(mesh, pending)]
     camera = per_camera_frame(landmarker, pipeline, video, CAMERA_FPS)
-    res: dict[str, Any] = {"machine": machine(), "runtime": f"{rt.name} {rt.version}", "threads": threads,
+    res: dict[str, Any] = {"machine": machine(), "commit": commit(), "load_avg_1m_at_start": load,
+                           "runtime": f"{rt.name} {rt.version}", "threads": threads,
                            "clip": str(clip.name), "frames": len(pipe), "frame": f"{video[0].shape[1]}x{video[0].shape[0]}",
                            "stages": {"pipeline_detect_align_embed": stats(pipe), "landmarks": stats(mesh),
                                       "judge_observe": stats(judged), "judge_observe_no_verdict": stats(pending),
@@ -124,22 +134,26 @@ def per_camera_frame(landmarker: Any, pipeline: Any, video: list[np.ndarray], fp
     for _ in range(3):
         judge = LivenessJudge(LivenessSettings(mode="passive", min_live_residual=1.0, min_motion=1.0),
                               time.monotonic, LogPrompter(), random.Random(0))
-        costs, meshed = [], 0
+        costs: list[float] = []
+        sampled: list[float] = []
         for k, (rgb, face) in enumerate(zip(video, faces)):
             if face is None:
                 continue
             now = k / fps
             t = time.perf_counter()
-            if judge.due(1, now):
+            due = judge.due(1, now)
+            if due:
                 judge.observe(1, landmarker.landmarks(rgb, face), now=now)
-                meshed += 1
             else:
                 judge.current(1)
             costs.append((time.perf_counter() - t) * 1000)
-        passes.append((statistics.fmean(costs), costs, meshed))
-    mean, costs, meshed = min(passes, key=lambda p: p[0])
-    sampled = sorted(costs)[-meshed:]  # the frames that ran FaceMesh are the expensive ones
-    return {"fps": fps, "frames": len(costs), "meshed": meshed, "mean_ms": round(mean, 3),
+            if due:
+                sampled.append(costs[-1])
+        passes.append((statistics.fmean(costs), costs, sampled))
+    means = sorted(p[0] for p in passes)
+    _, costs, sampled = passes[[p[0] for p in passes].index(means[1])]  # the median pass, not the fastest
+    return {"fps": fps, "frames": len(costs), "meshed": len(sampled), "passes": 3,
+            "mean_ms": round(means[1], 3), "mean_ms_passes": [round(m, 3) for m in means],
             "sampled_frame_median_ms": round(statistics.median(sampled), 3),
             "p90_ms": round(float(np.percentile(costs, 90)), 3), "goal_ms": GOAL_MS}
 
@@ -154,8 +168,9 @@ def table(res: dict[str, Any]) -> str:
                  f"verdicts per frame: "
                  f"{res['verdict_frames']}")
     c = res["camera"]
+    lines.append(f"load average at start {res['load_avg_1m_at_start']} (commit {res['commit']})")
     lines.append(f"camera at {c['fps']:.0f} fps, no verdict (worst case): FaceMesh on {c['meshed']} of "
-                 f"{c['frames']} frames; mean per camera frame {c['mean_ms']:.2f} ms "
+                 f"{c['frames']} frames; mean per camera frame {c['mean_ms']:.2f} ms (median of 3 passes) "
                  f"({'within' if c['mean_ms'] <= c['goal_ms'] else 'over'} the {c['goal_ms']} ms goal), "
                  f"each sampled frame {c['sampled_frame_median_ms']:.2f} ms (median, "
                  f"{'within' if c['sampled_frame_median_ms'] <= c['goal_ms'] else 'over'} the goal)")

@@ -88,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
           f"grant median {times['median']} s, p90 {times['p90']} s; reaction {args.reaction_s} s; "
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:
+        command = " ".join(["python -m benchmarks.pad_cooperative", *(argv if argv is not None else sys.argv[1:])])
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"
         args.json.write_text(json.dumps({
-            "command": "python -m benchmarks.pad_cooperative", "commit": commit, "machine": machine(),
+            "command": command, "commit": commit, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reaction_s": args.reaction_s,
             "clips": len(clips), "presented": len(presented), "granted": len(granted), "ci95": [lo, hi],
             "time_to_grant_s": times, "rows": rows, "attacks": attacks}, indent=1) + "\n")
