@@ -41,8 +41,7 @@ def eye_centres(points: Points) -> tuple[F64, F64]:
 
 
 def inter_ocular(points: Points) -> float:
-    a, b = eye_centres(points)
-    return float(np.linalg.norm(b - a))
+    return float(inter_oculars(np.asarray(points, np.float64)[None])[0])
 
 
 def _normalisers(p: F64) -> F64:

@@ -1,0 +1,141 @@
+"""The lower parallax floor for a prompted turn, and the attacks it must not let through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.liveness.challenge import turn_sign
+from kiosk.liveness.cues import LivenessResult, Verdict
+from kiosk.liveness.settings import LivenessSettings
+from tests import liveness_synth as synth
+from tests.liveness_judging import DT, RecordingPrompter, _feed, _judge, _seeds, _still, _turn
+
+
+def _small_turn(yaw_to: float, noise_px: float = 0.1, n: int = 15, hold: int = 30) -> list[np.ndarray | None]:
+    """An 18 degree turn gives a parallax of about 0.07 IOD: under the passive threshold (0.10)."""
+    m, rng = synth.model(), np.random.default_rng(4)
+    steps = [min(k, n - 1) / (n - 1) for k in range(n + hold)]
+    return [synth.pose(m, yaw_to * s, noise_px=noise_px, rng=rng) for s in steps]
+
+
+def _prompted_small_turn(**kw: object) -> tuple[list[LivenessResult], RecordingPrompter]:
+    left, _ = _seeds()
+    judge, clock, prompter = _judge(seed=left, **kw)
+    _feed(judge, clock, _small_turn(0.0, n=2, hold=int(2.0 / DT)))
+    assert prompter.shown == ["left"]
+    results = _feed(judge, clock, _small_turn(18 * turn_sign("left"), hold=int(5.0 / DT)))
+    return results, prompter
+
+
+def test_a_prompted_turn_counts_a_smaller_parallax_once_the_turn_is_seen() -> None:
+    results, prompter = _prompted_small_turn(challenge_live_residual=0.06)
+    assert results[-1].verdict is Verdict.LIVE and results[-1].reason == "challenge_parallax"
+    assert 0.06 <= results[-1].values["residual"] < LivenessSettings().min_live_residual
+    assert prompter.shown == ["left", None]
+    # the same turn against the passive threshold times out: the lower floor is what lets it in
+    results, _ = _prompted_small_turn(challenge_live_residual=0.10)
+    assert results[-1].verdict is Verdict.FLAT and results[-1].reason == "challenge_timeout"
+
+
+def test_the_lower_challenge_floor_never_applies_without_a_prompted_turn() -> None:
+    judge, clock, _ = _judge("passive", challenge_live_residual=0.06)
+    results = _feed(judge, clock, _small_turn(18))
+    assert all(r.verdict is Verdict.PENDING for r in results)  # passive: 0.10 still needed
+    left, _ = _seeds()  # and a turn the other way is denied, however much parallax it shows
+    judge, clock, _ = _judge(seed=left, challenge_live_residual=0.06)
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    results = _feed(judge, clock, _small_turn(18 * turn_sign("right")))
+    assert results[-1].verdict is Verdict.FLAT and results[-1].reason == "wrong_direction"
+
+
+def test_a_flat_picture_turned_the_prompted_way_stays_flat_with_the_lower_floor() -> None:
+    left, _ = _seeds()
+    judge, clock, _ = _judge(seed=left, challenge_live_residual=0.04)
+    _feed(judge, clock, _still(True, int(2.0 / DT) + 1))
+    results = _feed(judge, clock, _turn(True, 40 * turn_sign("left"), pitch_to=20, hold=30))
+    assert all(r.verdict is not Verdict.LIVE for r in results)
+
+
+@pytest.mark.parametrize(("bad", "key"), [({"challenge_live_residual": 0.01}, "challenge_live_residual"),
+                                          ({"sample_hz": 1.0}, "sample_hz"),
+                                          ({"max_live_ratio": 0.5}, "max_live_ratio")])
+def test_settings_that_would_let_noise_in_or_starve_the_cues_are_refused(bad: dict[str, float], key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        LivenessSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_a_lower_passive_threshold_is_also_the_challenge_floor() -> None:
+    """A configuration with min_live_residual under 0.06 stays valid; the prompted turn never needs more."""
+    results, _ = _prompted_small_turn(min_live_residual=0.05, challenge_live_residual=0.08)
+    assert results[-1].verdict is Verdict.LIVE
+
+
+def test_a_change_no_similarity_explains_better_than_a_homography_is_noise_not_parallax() -> None:
+    """Isotropic landmark noise leaves residual/motion near sqrt((2N-8)/(2N-4)), about 0.97: a homography
+    has only four more parameters than a similarity. A turning head leaves about 0.7. With every other
+    guard against noise off, the ratio cap alone makes noise take several times longer to collect votes."""
+    rng = np.random.default_rng(0)
+    m = synth.model(True)
+    frames = [synth.pose(m, noise_px=2.0, rng=rng) for _ in range(400)]
+    loose = {"noise_factor": 0, "flat_ratio": 0.0, "min_motion": 1.0, "max_jump": 1.0, "min_live_residual": 0.02,
+             "evidence_frames": 30}
+    frames_to_live = []
+    for cap in (0.95, 1.0):
+        judge, _, _ = _judge("passive", max_live_ratio=cap, **loose)
+        results = [judge.observe(1, f, k * DT) for k, f in enumerate(frames)]
+        frames_to_live.append(next(k for k, r in enumerate(results) if r.verdict is Verdict.LIVE))
+        ratios = [r.values["ratio"] for r in results[:frames_to_live[-1]] if "ratio" in r.values]
+        assert np.median(ratios) > LivenessSettings().max_live_ratio
+    assert frames_to_live[0] > 3 * frames_to_live[1]
+    head, clock, _ = _judge("passive")  # and a real turn stays under the cap
+    assert _feed(head, clock, _turn(False, 30))[-1].verdict is Verdict.LIVE
+
+
+def _prompted(frames: list[np.ndarray | None], **kw: object) -> list[LivenessResult]:
+    """Prompt 'left' after 2 s of a frontal head, then these frames."""
+    left, _ = _seeds()
+    judge, clock, prompter = _judge(seed=left, **kw)
+    _feed(judge, clock, _small_turn(0.0, n=2, hold=int(2.0 / DT)))
+    assert prompter.shown == ["left"]
+    return _feed(judge, clock, frames)
+
+
+def test_a_picture_swapped_for_a_picture_of_the_turned_head_is_no_turn() -> None:
+    """Two still photos, frontal then turned 18 degrees the prompted way: the pose jumps with nothing
+    in between, which a head cannot do; the same poses reached gradually are a turn."""
+    m, rng = synth.model(), np.random.default_rng(6)
+    frontal = [synth.pose(m, 0.0, noise_px=0.1, rng=rng) for _ in range(int(1.0 / DT))]
+    turned = [synth.pose(m, 18 * turn_sign("left"), noise_px=0.1, rng=rng) for _ in range(int(4.5 / DT))]
+    swapped = _prompted(frontal + turned)
+    assert all(r.verdict is not Verdict.LIVE for r in swapped)
+    assert swapped[-1].reason == "challenge_timeout"
+    gradual = _prompted(_small_turn(18 * turn_sign("left"), hold=int(5.0 / DT)))
+    assert gradual[-1].verdict is Verdict.LIVE
+
+
+def test_parallax_without_the_prompted_turn_needs_the_passive_threshold() -> None:
+    """A nod (pitch only) shows parallax of about 0.07 IOD but no turn: the lower floor never applies."""
+    m, rng = synth.model(), np.random.default_rng(8)
+    nod = [synth.pose(m, 0.0, -18 * min(k, 14) / 14, noise_px=0.1, rng=rng) for k in range(int(5.5 / DT))]
+    results = _prompted(nod)
+    assert max(r.values.get("residual", 0.0) for r in results) >= 0.06
+    assert all(r.verdict is not Verdict.LIVE for r in results)
+    assert results[-1].reason == "challenge_timeout"
+
+
+def test_a_turn_whose_parallax_stays_under_the_challenge_floor_times_out() -> None:
+    results = _prompted(_small_turn(11 * turn_sign("left"), hold=int(5.0 / DT)))
+    assert results[-1].values["turn"] >= LivenessSettings().min_turn  # the turn was seen...
+    assert max(r.values.get("residual", 0.0) for r in results) < 0.06  # ...its parallax was too small
+    assert results[-1].verdict is Verdict.FLAT and results[-1].reason == "challenge_timeout"
+
+
+def test_a_mesh_glitch_is_no_pose_for_the_turn() -> None:
+    """A frame whose landmarks jump (a mesh failure) is ignored by the turn as by the flatness cue."""
+    m, rng = synth.model(), np.random.default_rng(3)
+    still = [synth.pose(m, 0.0, noise_px=0.1, rng=rng) for _ in range(10)]
+    glitch = synth.pose(m, 35 * turn_sign("left"))
+    results = _prompted([*still[:5], glitch, glitch, *still[5:]])  # two in a row: a median of 3 alone lets one in
+    assert max(r.values.get("turn", 0.0) for r in results) < 0.05
+    assert all(r.verdict is Verdict.PENDING for r in results)
