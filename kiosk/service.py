@@ -87,6 +87,8 @@ def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stac
         logger.warning("liveness.mode = off: a printed photo or a phone screen of an enrolled person can open "
                        "this door")
         return None
+    for warning in lv.weakened():
+        logger.warning(warning)
     v = settings.vision
     landmarker = build_landmarker(runtime=v.runtime, threads=v.threads, root=settings.models_dir or models_dir())
     publish = None

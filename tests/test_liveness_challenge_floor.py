@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -139,3 +144,21 @@ def test_a_mesh_glitch_is_no_pose_for_the_turn() -> None:
     results = _prompted([*still[:5], glitch, glitch, *still[5:]])  # two in a row: a median of 3 alone lets one in
     assert max(r.values.get("turn", 0.0) for r in results) < 0.05
     assert all(r.verdict is Verdict.PENDING for r in results)
+
+
+def test_turning_a_noise_guard_off_is_valid_but_never_silent() -> None:
+    assert LivenessSettings().weakened() == []
+    assert any("noise_factor" in w for w in LivenessSettings(noise_factor=0).weakened())
+    assert any("max_live_ratio" in w for w in LivenessSettings(max_live_ratio=1.0).weakened())
+    assert LivenessSettings(mode="off", noise_factor=0).weakened() == []  # off has its own louder warning
+
+
+@pytest.mark.models
+def test_the_service_says_so_at_start_when_a_noise_guard_is_off(models: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from kiosk.config import Settings
+    from kiosk.service import build_liveness
+
+    settings = Settings(models_dir=models, liveness=LivenessSettings(noise_factor=0))
+    with ExitStack() as stack, caplog.at_level(logging.WARNING, logger="kiosk.service"):
+        assert build_liveness(settings, time.monotonic, None, None, stack) is not None
+    assert "liveness.noise_factor = 0" in caplog.text

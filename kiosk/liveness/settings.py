@@ -88,6 +88,15 @@ class LivenessSettings(_Section):
     prompter: PrompterSettings = Field(default_factory=LogPrompterSettings,  # type: ignore[arg-type]
                                        description="how a head turn is asked for: log, gpio or mqtt")
 
+    def weakened(self) -> list[str]:
+        """Warnings for guards turned off in the configuration (valid, but an attacker's help)."""
+        out = []
+        if self.mode != "off" and self.noise_factor == 0:
+            out.append("liveness.noise_factor = 0: landmark jitter (a phone screen's moire) can be read as parallax")
+        if self.mode != "off" and self.max_live_ratio >= 1.0:
+            out.append("liveness.max_live_ratio = 1: changes shaped like landmark noise can be read as parallax")
+        return out
+
     @model_validator(mode="after")
     def _ordered(self) -> LivenessSettings:
         if self.flat_ratio >= self.live_ratio:
