@@ -3,7 +3,7 @@ through the real loop, print the ISO/IEC 30107-3 table and write docs/pad_result
 
     .venv/bin/python -m benchmarks.pad [--quick] [--work DIR] [--json docs/pad_results.json] [--plot PNG]
 
-Attack species: 60 sequences each of print_still, print_turned, print_bent and phone_photo from 10 LFW
+Attack species: 60 sequences each of print_still, print_turned, print_bent, phone_photo and print_folded from 10 LFW
 people (lfw-view1; one photo rendered, the person's other photos enrolled), and tablet_video, two per real
 clip (the first 80 % of the clip played on a tablet, enrolled from its last 20 %). Bona fide: the 25 real
 clips in ../shared/data/videos (first 80 % presented, last 20 % enrolled). Every presentation goes through

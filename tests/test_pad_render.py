@@ -17,7 +17,7 @@ from kiosk.pad.degradations import glare
 from kiosk.pad.meta import ClipRange, SequenceMeta, read_meta, write_meta
 from kiosk.pad.render import RenderSettings, lfw_people, render_clip, render_photo
 from kiosk.pad.species import PHONE, pixel_grid, plan
-from kiosk.pad.surfaces import Camera, Pose, Surface, _bent_maps, homography, project, render
+from kiosk.pad.surfaces import Camera, Pose, Surface, _bent_maps, fold_homographies, homography, project, render
 from kiosk.vision.boxes import Face
 
 CAM = Camera()
@@ -82,6 +82,44 @@ def test_rendered_artefact_covers_its_outline_and_nothing_else(bend: float | Non
     assert 0.6 * side * side < cover.sum() < 1.2 * side * side
 
 
+def test_each_half_of_a_folded_print_moves_by_its_own_homography() -> None:
+    s = Surface(300, 300, 0.2, fold_m=0.01, fold_angle=np.radians(40))
+    pose = Pose(0.3, -0.1, 0.05, 0.01, 0.0, 0.45)
+    fold_u = 0.01 / s.m_per_px + 150
+    rng = np.random.default_rng(2)
+    (hl, col), (hr, _) = fold_homographies(CAM, pose, s)
+    assert col == round(fold_u)
+    for h, lo, hi in ((hl, 0.0, fold_u), (hr, fold_u, 300.0)):
+        uv = np.column_stack([rng.uniform(lo, hi, 30), rng.uniform(0, 300, 30)])
+        via_h = cv2.perspectiveTransform(uv.reshape(-1, 1, 2), h).reshape(-1, 2)
+        assert np.allclose(project(CAM, pose, s, uv), via_h, atol=1e-6)
+    # the fold comes towards the camera: the halves' edges lie further away than the crease
+    z = s.object_points([[0.0, 150.0], [fold_u, 150.0], [300.0, 150.0]])[:, 2]
+    assert z[1] == pytest.approx(0.0) and z[0] > 0.05 and z[2] > 0.05
+
+
+def test_two_views_of_a_folded_print_share_no_homography() -> None:
+    uv = np.random.default_rng(3).uniform(20, 280, (30, 2))
+    a, b = Pose(-0.3, 0.1, 0.0, 0.0, 0.0, 0.4), Pose(0.3, -0.1, 0.05, 0.01, 0.0, 0.4)
+    folded = Surface(300, 300, 0.2, fold_m=0.0, fold_angle=np.radians(35))
+    assert _flat_homography_residual(project(CAM, a, folded, uv), project(CAM, b, folded, uv)) > 1.0
+    with pytest.raises(ValueError, match="bent or folded"):
+        Surface(300, 300, 0.2, bend_m=0.1, fold_m=0.0)
+
+
+def test_rendered_folded_print_covers_both_halves_and_shades_them() -> None:
+    bg = np.zeros((CAM.height, CAM.width, 3), np.uint8)
+    tex = np.full((200, 200, 3), 200, np.uint8)
+    s = Surface(200, 200, 0.2, fold_m=0.0, fold_angle=np.radians(40))
+    pose = Pose(0.25, 0.0, 0.0, 0.0, 0.0, 0.5)
+    out, cover = render(bg, tex, CAM, pose, s, shade=0.3)
+    (lx, ly), (rx, ry) = project(CAM, pose, s, [[50.0, 100.0], [150.0, 100.0]])
+    assert cover[int(ly), int(lx)] == pytest.approx(1.0) and cover[int(ry), int(rx)] == pytest.approx(1.0)
+    assert cover[5, 5] == 0.0
+    # turned, the two halves face the camera at different angles and catch different light
+    assert abs(int(out[int(ly), int(lx), 0]) - int(out[int(ry), int(rx), 0])) > 10
+
+
 def test_glare_stays_on_the_artefact() -> None:
     cover = np.zeros((48, 64), np.float32)
     cover[10:30, 10:30] = 1.0
@@ -105,6 +143,9 @@ def test_plans_stay_within_the_species_ranges() -> None:
         assert bent.surface.bend_m is not None and abs(bent.surface.bend_m) <= 1.2 * bent.surface.width_m
         phone = plan("phone_photo", (900, 500), 300.0, rng)
         assert phone.surface.width_m == PHONE.width_m and phone.glare_strength >= 30
+        folded = plan("print_folded", (300, 300), 120.0, rng)
+        assert folded.surface.fold_m is not None and abs(folded.surface.fold_m) <= 0.004
+        assert 20 <= np.degrees(folded.surface.fold_angle) <= 50 and 15 <= np.degrees(folded.motion.yaw_amp) <= 30
         still = plan("print_still", (300, 300), 120.0, rng)
         assert still.motion.yaw_amp == 0 and still.surface.bend_m is None
         poses = [still.motion.at(t / 15) for t in range(150)]
@@ -171,7 +212,7 @@ def _fake_detect(rgb: np.ndarray) -> list[Face]:
     return [Face((w / 2 - s / 2, h / 2 - s / 2, w / 2 + s / 2, h / 2 + s / 2), 0.9, kp)]
 
 
-@pytest.mark.parametrize("species", ["print_still", "print_turned", "print_bent", "phone_photo"])
+@pytest.mark.parametrize("species", ["print_still", "print_turned", "print_bent", "print_folded", "phone_photo"])
 def test_rendered_photo_sequence_replays_and_is_reproducible(tmp_path: Path, species: str) -> None:
     photo = _face_photo(tmp_path / "a.jpg")
     other = _face_photo(tmp_path / "b.jpg")

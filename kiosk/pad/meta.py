@@ -12,7 +12,7 @@ from kiosk.errors import DatasetError
 META = "meta.json"
 VERSION = 1
 # Presentation attack instrument (PAI) species, in ISO/IEC 30107-3's sense.
-STATIC_SPECIES = ("print_still", "print_turned", "print_bent", "phone_photo")
+STATIC_SPECIES = ("print_still", "print_turned", "print_bent", "phone_photo", "print_folded")
 SPECIES = (*STATIC_SPECIES, "tablet_video")
 BONA_FIDE = "bona_fide"
 

@@ -149,6 +149,8 @@ def render_clip(clip: Path, subject: str, out: Path, seed: int, detect: Detect,
 def _params(p: Plan) -> dict[str, float | None]:
     m, b = p.motion, p.motion.base
     return {"width_m": round(p.surface.width_m, 4), "bend_m": None if p.surface.bend_m is None else round(p.surface.bend_m, 4),
+            "fold_m": None if p.surface.fold_m is None else round(p.surface.fold_m, 4),
+            "fold_deg": round(math.degrees(p.surface.fold_angle), 2),
             "distance_m": round(b.z, 4), "yaw_deg": round(math.degrees(b.yaw), 2), "pitch_deg": round(math.degrees(b.pitch), 2),
             "yaw_amp_deg": round(math.degrees(m.yaw_amp), 2), "pitch_amp_deg": round(math.degrees(m.pitch_amp), 2),
             "glare": round(p.glare_strength, 1)}

@@ -3,7 +3,9 @@
 Each species draws its parameters once per sequence from a seeded generator,
 then gives a pose for every instant: a print held still (hand tremor), a
 print turned in 3D (yaw and pitch up to about 35 degrees), a print bent into
-a cylinder and moved, a photo on a phone screen, a video on a tablet screen.
+a cylinder and moved, a print folded along the nose and turned (its two halves
+give it depth, as an attacker who knows the defence looks for parallax would
+make it), a photo on a phone screen, a video on a tablet screen.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
     """Draw a sequence's surface and motion. ``tex_shape``: (height, width) of the artefact texture."""
     th, tw = tex_shape
     target_px = float(rng.uniform(100, 170))
-    if species in ("print_still", "print_turned", "print_bent"):
+    if species in ("print_still", "print_turned", "print_bent", "print_folded"):
         width = float(rng.uniform(0.14, 0.22))
     elif species == "phone_photo":
         width = PHONE.width_m
@@ -192,7 +194,10 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
     bend = None
     if species == "print_bent":
         bend = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.2) * width)
-    surface = Surface(tw, th, width, bend)
+    fold, fold_angle = None, 0.0
+    if species == "print_folded":  # along the nose, by eye: within a few millimetres of the face's middle
+        fold, fold_angle = float(rng.uniform(-0.004, 0.004)), float(rng.uniform(20, 50) * DEG)
+    surface = Surface(tw, th, width, bend, fold, fold_angle)
     z = distance_for(face_tex_px * surface.m_per_px, focal, target_px)
     glare = (float(rng.uniform(0, 35)), float(rng.uniform(25, 70)), (float(rng.uniform(-60, 60)), float(rng.uniform(-60, 40))))
     if species == "print_still":
@@ -204,6 +209,11 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
                         tremor=tremor(rng, 0.5, 0.001), drift=drift(rng, 0.02))
     elif species == "print_bent":
         motion = Motion(_base(rng, z, 8), yaw_amp=rng.uniform(5, 25) * DEG, pitch_amp=rng.uniform(3, 12) * DEG,
+                        period_s=(rng.uniform(2.5, 5.0), rng.uniform(3.0, 6.0)), phase=tuple(rng.uniform(0, 6.28, 2)),
+                        tremor=tremor(rng, 0.5, 0.001), drift=drift(rng, 0.02))
+        return Plan(surface, motion, *glare, face_px=face_tex_px, shade=float(rng.uniform(0.1, 0.35)))
+    elif species == "print_folded":
+        motion = Motion(_base(rng, z, 5), yaw_amp=rng.uniform(15, 30) * DEG, pitch_amp=rng.uniform(5, 15) * DEG,
                         period_s=(rng.uniform(2.5, 5.0), rng.uniform(3.0, 6.0)), phase=tuple(rng.uniform(0, 6.28, 2)),
                         tremor=tremor(rng, 0.5, 0.001), drift=drift(rng, 0.02))
         return Plan(surface, motion, *glare, face_px=face_tex_px, shade=float(rng.uniform(0.1, 0.35)))

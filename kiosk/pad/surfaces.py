@@ -2,9 +2,12 @@
 
 A pinhole camera looks along +z. An artefact (a print, a phone or tablet
 screen) is a texture of physical width ``width_m``, centred on its pose; it is
-a plane, or a cylinder bent about its vertical axis with a signed radius
-(positive: the middle bulges towards the camera). Planes are warped with one
-homography; cylinders are ray-cast, pixel by pixel, inside their bounding box.
+a plane, a cylinder bent about its vertical axis with a signed radius
+(positive: the middle bulges towards the camera), or a print folded along a
+vertical line (both halves folded back by the same angle, the fold towards the
+camera, as an attacker folds a photo along the nose to give it depth). Planes
+and each half of a fold are warped with one homography; cylinders are
+ray-cast, pixel by pixel, inside their bounding box.
 """
 
 from __future__ import annotations
@@ -64,12 +67,19 @@ def rotation(yaw: float, pitch: float, roll: float) -> F64:
 @dataclass(frozen=True)
 class Surface:
     """A texture of ``tex_w`` x ``tex_h`` pixels printed ``width_m`` wide; ``bend_m`` is the signed
-    cylinder radius (None: flat)."""
+    cylinder radius (None: flat). ``fold_m``: a vertical fold this far right of the centre (metres, on
+    the sheet), each half folded back by ``fold_angle`` (radians); None: no fold."""
 
     tex_w: int
     tex_h: int
     width_m: float
     bend_m: float | None = None
+    fold_m: float | None = None
+    fold_angle: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bend_m is not None and self.fold_m is not None:
+            raise ValueError("a surface is bent or folded, not both")
 
     @property
     def m_per_px(self) -> float:
@@ -80,6 +90,10 @@ class Surface:
         p = np.asarray(uv, np.float64).reshape(-1, 2)
         s = (p[:, 0] - self.tex_w / 2.0) * self.m_per_px
         t = (p[:, 1] - self.tex_h / 2.0) * self.m_per_px
+        if self.fold_m is not None:
+            d = s - self.fold_m
+            return np.column_stack([self.fold_m + d * math.cos(self.fold_angle), t,
+                                    np.abs(d) * math.sin(self.fold_angle)])
         if self.bend_m is None:
             return np.column_stack([s, t, np.zeros_like(s)])
         r = self.bend_m
@@ -101,6 +115,25 @@ def homography(cam: Camera, pose: Pose, surface: Surface) -> F64:
     r = pose.rotation
     h = cam.k @ np.column_stack([r[:, 0], r[:, 1], pose.t]) @ to_plane
     return h / h[2, 2]
+
+
+def fold_homographies(cam: Camera, pose: Pose, surface: Surface) -> tuple[tuple[F64, int], tuple[F64, int]]:
+    """The maps from texture pixels to frame pixels of the two halves of a folded artefact, each with
+    the texture column where it ends (left half: columns below it; right half: from it on)."""
+    assert surface.fold_m is not None
+    m = surface.m_per_px
+    fold_u = surface.fold_m / m + surface.tex_w / 2.0
+    c, s_ = math.cos(surface.fold_angle), math.sin(surface.fold_angle)
+    r = pose.rotation
+    halves = []
+    for side in (-1.0, 1.0):  # left half: d < 0, its depth -d sin(angle); right half: d sin(angle)
+        du = m * np.array([c, 0.0, side * s_])
+        dv = np.array([0.0, m, 0.0])
+        origin = np.array([surface.fold_m, 0.0, 0.0]) - fold_u * du - surface.tex_h / 2.0 * dv
+        h = cam.k @ np.column_stack([r @ du, r @ dv, r @ origin + pose.t])
+        halves.append(h / h[2, 2])
+    col = int(round(fold_u))
+    return (halves[0], col), (halves[1], col)
 
 
 def _outline(surface: Surface, n: int = 9) -> F64:
@@ -152,10 +185,29 @@ def render(frame: RGB, texture: RGB, cam: Camera, pose: Pose, surface: Surface,
     """
     h, w = frame.shape[:2]
     ones = np.ones(texture.shape[:2], np.float32)
-    if surface.bend_m is None:
+    if surface.fold_m is not None:
+        warped = np.zeros((h, w, 3), np.uint8)
+        cover = np.zeros((h, w), np.float32)
+        (hl, col), (hr, _) = fold_homographies(cam, pose, surface)
+        sin_f, cos_f = math.sin(surface.fold_angle), math.cos(surface.fold_angle)
+        for side, hm, keep in ((-1.0, hl, slice(0, col)), (1.0, hr, slice(col, None))):
+            half = np.zeros_like(texture)
+            half[:, keep] = texture[:, keep]
+            mask = np.zeros(texture.shape[:2], np.float32)
+            mask[:, keep] = 1.0
+            part = cv2.warpPerspective(half, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            cov = cv2.warpPerspective(mask, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            if shade > 0:  # the half turned further from the camera's axis catches less light
+                facing = abs(float((pose.rotation @ np.array([-side * sin_f, 0.0, cos_f]))[2]))
+                part = cv2.convertScaleAbs(part, alpha=1.0 - shade * (1.0 - facing))
+            warped = np.where(cov[..., None] > 0, part, warped)
+            cover = np.maximum(cover, cov)
+    elif surface.bend_m is None:
         hm = homography(cam, pose, surface)
-        warped = cv2.warpPerspective(texture, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        cover = cv2.warpPerspective(ones, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        warped = np.asarray(cv2.warpPerspective(texture, hm, (w, h), flags=cv2.INTER_LINEAR,
+                                                borderMode=cv2.BORDER_CONSTANT), np.uint8)
+        cover = np.asarray(cv2.warpPerspective(ones, hm, (w, h), flags=cv2.INTER_LINEAR,
+                                               borderMode=cv2.BORDER_CONSTANT), np.float32)
     else:
         outline = project(cam, pose, surface, _outline(surface))
         x0, y0 = np.floor(outline.min(axis=0)).astype(int) - 1
