@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
           f"through the loop ({frames / eval_s:.1f} frames/s)")
     if out_json is not None:
         report = {
-            "command": "python -m benchmarks.pad" + (" --quick" if args.quick else ""), "commit": commit,
+            "command": " ".join(["python -m benchmarks.pad", *(argv if argv is not None else sys.argv[1:])]),
+            "commit": commit,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
             "data": {"attacks": f"rendered from lfw-view1 ({people} people: {', '.join(rendering['people'])}); "
                                 f"tablet_video from {len(clips)} clips in shared/data/videos",
