@@ -120,6 +120,33 @@ def test_rendered_folded_print_covers_both_halves_and_shades_them() -> None:
     assert abs(int(out[int(ly), int(lx), 0]) - int(out[int(ry), int(rx), 0])) > 10
 
 
+def test_a_folded_print_shows_no_seam_along_its_crease() -> None:
+    bg = np.zeros((CAM.height, CAM.width, 3), np.uint8)
+    tex = np.full((200, 200, 3), 200, np.uint8)
+    s = Surface(200, 200, 0.2, fold_m=0.003, fold_angle=np.radians(35))
+    for yaw in (-0.3, 0.0, 0.3):
+        pose = Pose(yaw, 0.1, 0.05, 0.0, 0.0, 0.5)
+        out, cover = render(bg, tex, CAM, pose, s)
+        fold_u = 0.003 / s.m_per_px + 100
+        crease = project(CAM, pose, s, [[fold_u, v] for v in np.linspace(40, 160, 25)])
+        for x, y in crease:
+            assert cover[int(round(y)), int(round(x))] > 0.99
+            assert abs(int(out[int(round(y)), int(round(x)), 0]) - 200) <= 2
+
+
+def test_a_half_turned_past_edge_on_is_not_drawn() -> None:
+    bg = np.zeros((CAM.height, CAM.width, 3), np.uint8)
+    tex = np.zeros((200, 200, 3), np.uint8)
+    tex[:, :100] = (220, 0, 0)  # left half red
+    tex[:, 100:] = (0, 220, 0)  # right half green
+    s = Surface(200, 200, 0.2, fold_m=0.0, fold_angle=np.radians(50))
+    facing, away = render(bg, tex, CAM, Pose(0.0, 0.0, 0.0, 0.0, 0.0, 0.5), s)[0], \
+        render(bg, tex, CAM, Pose(np.radians(60), 0.0, 0.0, 0.0, 0.0, 0.5), s)[0]
+    assert (facing[..., 0] > 100).sum() > 1000 and (facing[..., 1] > 100).sum() > 1000
+    # only the green half shows (and the one red texture column it carries over the crease)
+    assert (away[..., 0] > 30).sum() < 0.05 * (facing[..., 0] > 100).sum() and (away[..., 1] > 100).sum() > 1000
+
+
 def test_glare_stays_on_the_artefact() -> None:
     cover = np.zeros((48, 64), np.float32)
     cover[10:30, 10:30] = 1.0

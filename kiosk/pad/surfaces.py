@@ -186,22 +186,30 @@ def render(frame: RGB, texture: RGB, cam: Camera, pose: Pose, surface: Surface,
     h, w = frame.shape[:2]
     ones = np.ones(texture.shape[:2], np.float32)
     if surface.fold_m is not None:
-        warped = np.zeros((h, w, 3), np.uint8)
-        cover = np.zeros((h, w), np.float32)
+        # Each half warped with zero outside it carries its colour already weighted by its coverage, so the
+        # halves add up across the crease without a seam; dividing by the summed coverage undoes the weight.
+        acc = np.zeros((h, w, 3), np.float32)
+        total = np.zeros((h, w), np.float32)
         (hl, col), (hr, _) = fold_homographies(cam, pose, surface)
         sin_f, cos_f = math.sin(surface.fold_angle), math.cos(surface.fold_angle)
-        for side, hm, keep in ((-1.0, hl, slice(0, col)), (1.0, hr, slice(col, None))):
+        # each half one texture column past the crease, so that the two overlap on it
+        for side, hm, keep in ((-1.0, hl, slice(0, col + 1)), (1.0, hr, slice(max(col - 1, 0), None))):
+            # the half's printed side faces the camera while its normal (artefact frame: away from
+            # the camera) keeps a positive depth component; a half turned past edge-on is not drawn
+            facing = float((pose.rotation @ np.array([-side * sin_f, 0.0, cos_f]))[2])
+            if facing <= 0.0:
+                continue
             half = np.zeros_like(texture)
             half[:, keep] = texture[:, keep]
             mask = np.zeros(texture.shape[:2], np.float32)
             mask[:, keep] = 1.0
             part = cv2.warpPerspective(half, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             cov = cv2.warpPerspective(mask, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            if shade > 0:  # the half turned further from the camera's axis catches less light
-                facing = abs(float((pose.rotation @ np.array([-side * sin_f, 0.0, cos_f]))[2]))
-                part = cv2.convertScaleAbs(part, alpha=1.0 - shade * (1.0 - facing))
-            warped = np.where(cov[..., None] > 0, part, warped)
-            cover = np.maximum(cover, cov)
+            light = 1.0 - shade * (1.0 - facing)  # the half turned further from the camera catches less light
+            acc += part.astype(np.float32) * light
+            total += cov
+        warped = np.clip(acc / np.maximum(total, 1e-6)[..., None], 0, 255).astype(np.uint8)
+        cover = np.minimum(total, 1.0)
     elif surface.bend_m is None:
         hm = homography(cam, pose, surface)
         warped = np.asarray(cv2.warpPerspective(texture, hm, (w, h), flags=cv2.INTER_LINEAR,
