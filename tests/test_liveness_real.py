@@ -123,6 +123,7 @@ def test_a_faster_camera_is_sampled_down_to_the_calibrated_rate(parts: tuple[Any
     assert _parallax_frames(results) >= 1 and all(r.verdict is not Verdict.FLAT for r in results)
     live_at = next((i for i, r in enumerate(results) if r.verdict is Verdict.LIVE), None)
     assert live_at is None or live_at < len(results) - 1  # after a verdict FaceMesh stops
+    assert live_at is not None or platform.machine() != "x86_64"  # the margin: see above
 
 
 def test_rendered_print_turned_in_3d_is_never_live(parts: tuple[Any, Landmarker], data: Path, tmp_path: Path) -> None:

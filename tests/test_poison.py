@@ -24,7 +24,8 @@ from tests.clock import FakeClock
 from tests.test_mqtt import SITE, TIMEOUT, Collector, Kiosk
 from tests.test_sync_core import ADMIN, JSON_VALUES, KEYS, POISON, T0, SnapshotTrust, enroll_msg
 
-APPLY_CEILING_S = 60.0  # a ceiling, not the target (1 s): benchmarks/sync.py prints the measured latency
+APPLY_CEILING_S = 60.0  # a ceiling, not the target (1 s): room for slow and emulated machines (tools/pi/check.sh);
+# benchmarks/sync.py prints the measured latency
 GENEROUS = SyncSettings(refusal_topic_burst=1000, refusal_total_burst=10_000)  # report every refusal
 
 
