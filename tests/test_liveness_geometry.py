@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kiosk.liveness import geometry as g
-from kiosk.liveness.cues import similarity_residuals
+from kiosk.liveness.cues import History, similarity_residuals
 from kiosk.liveness.roi import MESH_INPUT, face_roi
 from kiosk.vision.boxes import Face
 from tests import liveness_synth as synth
@@ -90,6 +90,31 @@ def test_vectorised_similarity_residuals_match_the_scalar_version() -> None:
     cur = g.rigid(frames[-1])
     expected = [g.similarity_residual(r, cur) for r in refs]
     np.testing.assert_allclose(similarity_residuals(refs, cur), expected, rtol=1e-9)
+
+
+def test_history_motions_match_the_vectorised_fit_inside_the_window_and_after_it_fills() -> None:
+    frames = [g.rigid(f) for f in synth.sweep(False, 25, frames=12)]
+    history = History(size=5)
+    for k, f in enumerate(frames[:-1]):
+        history.add(k * 0.5, f)
+    assert len(history) == 5  # the oldest sets were dropped
+    now, window = 6.0, 2.0  # sets added at 4.0, 4.5, 5.0 (k = 8..10) are within the window
+    first, motions = history.motions(frames[-1], now, window)
+    assert history.time(first) == 4.0
+    expected = similarity_residuals(np.stack(frames[8:11]), frames[-1])
+    np.testing.assert_allclose(motions, expected, rtol=1e-9)
+    np.testing.assert_array_equal(history.points(first), frames[8])
+    assert history.motions(frames[-1], 60.0, window)[1].size == 0  # nothing recent enough
+
+
+def test_homography_residuals_match_the_pixel_space_fit() -> None:
+    head = synth.model()
+    src = np.stack([g.rigid(synth.pose(head, yaw=y)) for y in (0, 10, -15)])
+    dst = np.stack([g.rigid(synth.pose(head, yaw=y, pitch=8)) for y in (20, -5, 5)])
+    h = g.fit_homographies(src, dst)
+    by_pixels = [np.sqrt(np.mean(np.sum((g.apply_homography(h[k], src[k]) - dst[k]) ** 2, axis=1)))
+                 / (0.5 * (g.inter_ocular(src[k]) + g.inter_ocular(dst[k]))) for k in range(3)]
+    np.testing.assert_allclose(g.homography_residuals(src, dst), by_pixels, rtol=1e-7)
 
 
 def test_plane_moved_in_3d_is_explained_by_one_homography() -> None:

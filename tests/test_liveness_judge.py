@@ -49,6 +49,19 @@ def test_landmarks_none_is_no_evidence() -> None:
     assert {r.verdict for r in results} == {Verdict.PENDING}
 
 
+def test_a_mesh_with_non_finite_points_is_no_evidence_not_a_crash() -> None:
+    judge, clock, _ = _judge("passive")
+    frames = _turn(False, 30)
+    broken: list[np.ndarray | None] = []
+    for k, f in enumerate(frames):
+        g = None if f is None else f.copy()
+        if g is not None and k % 2:
+            g[1, 0] = np.nan if k % 4 == 1 else np.inf  # landmark 1 is the nose tip, a rigid point
+        broken.append(g)
+    results = _feed(judge, clock, broken)
+    assert {r.verdict for r in results} == {Verdict.PENDING}
+
+
 def test_off_mode_answers_live_without_looking() -> None:
     judge, _clock, _ = _judge("off")
     assert judge.observe(1, None).verdict is Verdict.LIVE

@@ -9,6 +9,7 @@ reads what it needs from ``Observation.extra`` and plugs into the judge.
 from __future__ import annotations
 
 import logging
+import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,10 +89,78 @@ def similarity_residuals(refs: npt.NDArray[np.float64], cur: npt.NDArray[np.floa
     return np.asarray(rms / np.maximum(0.5 * (iod_refs + iod_cur), 1e-9))
 
 
+class History:
+    """The smoothed rigid sets of one track, oldest first, with what the similarity fit needs of each.
+
+    ``motions`` gives ``similarity_residuals`` of the sets within a window against a new one: each
+    set's centred complex form, squared norm and IOD are kept from when it was added, in arrays
+    that shift by one when full, so a frame costs one matrix-vector product rather than a fit per
+    stored set.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.count = 0
+        self._times = np.zeros(size)
+        self._sets: list[npt.NDArray[np.float64]] = []
+        self._a0: npt.NDArray[np.complex128] | None = None  # (size, N), allocated at the first add
+        self._norm = np.ones(size)
+        self._iod = np.ones(size)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def time(self, i: int) -> float:
+        return float(self._times[i])
+
+    def points(self, i: int) -> npt.NDArray[np.float64]:
+        return self._sets[i]
+
+    def add(self, t: float, points: npt.NDArray[np.float64]) -> None:
+        a = points[:, 0] + 1j * points[:, 1]
+        a0 = a - a.sum() / len(a)
+        if self._a0 is None or self._a0.shape[1] != len(a0):
+            self._a0, self.count, self._sets = np.zeros((self.size, len(a0)), np.complex128), 0, []
+        if self.count == self.size:  # drop the oldest
+            for arr in (self._times, self._a0, self._norm, self._iod):
+                arr[:-1] = arr[1:]
+            del self._sets[0]
+            self.count -= 1
+        i = self.count
+        self._times[i] = t
+        self._a0[i] = a0
+        self._norm[i] = max(float((a0.real**2 + a0.imag**2).sum()), 1e-12)
+        self._iod[i] = g.inter_ocular(points)
+        self._sets.append(points)
+        self.count += 1
+
+    def motions(self, cur: npt.NDArray[np.float64], now: float,
+                window: float) -> tuple[int, npt.NDArray[np.float64]]:
+        """The index of the oldest set added at most ``window`` before ``now`` (every later one is
+        too: times only grow), and the similarity residual to ``cur`` of each set from there on.
+
+        For a = a stored set and b = cur, both centred, in complex form: the best similarity
+        leaves |b|^2 - |<a, b>|^2 / |a|^2 (least squares in closed form).
+        """
+        first = self.count
+        while first > 0 and now - self._times[first - 1] <= window:
+            first -= 1
+        if first == self.count or self._a0 is None:
+            return first, np.zeros(0)
+        n = cur.shape[0]
+        b = cur[:, 0] + 1j * cur[:, 1]
+        b0 = b - b.sum() / n
+        dot = np.conj(self._a0[first:self.count]) @ b0
+        left = np.maximum(float((b0.real**2 + b0.imag**2).sum())
+                          - (dot.real**2 + dot.imag**2) / self._norm[first:self.count], 0.0)
+        iods = self._iod[first:self.count]
+        return first, np.asarray(np.sqrt(left / n) / np.maximum(0.5 * (iods + g.inter_ocular(cur)), 1e-9))
+
+
 @dataclass
 class _Track:
     raw: deque[npt.NDArray[np.float64]]
-    frames: deque[tuple[float, npt.NDArray[np.float64]]]
+    frames: History
     noise: deque[float]
     live: int = 0
     flat: int = 0
@@ -104,7 +173,7 @@ class _Track:
         if len(self.noise) < FlatnessCue.noise_frames:
             return None
         if self._floor is None:
-            self._floor = float(np.median(self.noise))
+            self._floor = float(statistics.median(self.noise))  # a few dozen floats: cheaper than numpy's
         return self._floor
 
     def add_noise(self, jitter: float) -> None:
@@ -156,16 +225,16 @@ class FlatnessCue:
 
     def _track(self, track_id: int) -> _Track:
         if track_id not in self._tracks:
-            self._tracks[track_id] = _Track(deque(maxlen=self.smooth_frames), deque(maxlen=self.max_frames),
+            self._tracks[track_id] = _Track(deque(maxlen=self.smooth_frames), History(self.max_frames),
                                             deque(maxlen=self.noise_window))
         return self._tracks[track_id]
 
     def observe(self, track_id: int, obs: Observation) -> LivenessResult:
         track = self._track(track_id)
-        if obs.landmarks is None:
+        rig = None if obs.landmarks is None else g.rigid(obs.landmarks)
+        if rig is None or not np.isfinite(rig).all():  # no mesh, or a broken one: no evidence
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
-        rig = g.rigid(obs.landmarks)
         raw = [*list(track.raw)[1 - self.smooth_frames:], rig]  # the smoothing window if this frame is kept
         # Up to three homography fits per frame, solved in one batch: the jump from the previous frame,
         # the jitter of the middle frame, and the pair of the smoothed frame with the most different one.
@@ -179,13 +248,12 @@ class FlatnessCue:
             before, middle, after = raw[-3], raw[-2], raw[-1]
             src.append(0.5 * (before + after))
             dst.append(middle)
-            cur = np.mean(np.stack(raw), axis=0)
-            refs = [(t, p) for t, p in track.frames if obs.now - t <= self.s.window_s]
-            if refs:
-                motions = similarity_residuals(np.stack([p for _, p in refs]), cur)
-                k = int(np.argmax(motions))
-                pair_ref = (refs[k][0], float(motions[k]))
-                src.append(refs[k][1])
+            cur = sum(raw[1:], raw[0]) / len(raw)
+            first, motions = track.frames.motions(cur, obs.now, self.s.window_s)
+            if len(motions):
+                k = first + int(np.argmax(motions))
+                pair_ref = (track.frames.time(k), float(motions[k - first]))
+                src.append(track.frames.points(k))
                 dst.append(cur)
         residuals = list(g.homography_residuals(np.stack(src), np.stack(dst))) if src else []
         if track.raw and residuals.pop(0) > self.s.max_jump:
@@ -198,7 +266,7 @@ class FlatnessCue:
             return self._result(track, None)
         track.add_noise(residuals.pop(0))
         pair = None if pair_ref is None else PairScore(pair_ref[1], residuals.pop(0), obs.now - pair_ref[0])
-        track.frames.append((obs.now, cur))
+        track.frames.add(obs.now, cur)
         if pair is not None:
             noise = track.noise_floor()
             floor = self.s.min_live_residual if track.min_live is None else track.min_live

@@ -37,24 +37,40 @@ def rigid(landmarks: Points) -> F64:
 def eye_centres(points: Points) -> tuple[F64, F64]:
     """Centres of the eye on the image's left and the one on its right, from a RIGID set."""
     p = np.asarray(points, np.float64)
-    return p[list(RIGHT_EYE_IMAGE_LEFT)].mean(axis=0), p[list(LEFT_EYE_IMAGE_RIGHT)].mean(axis=0)
+    (a0, a1), (b0, b1) = RIGHT_EYE_IMAGE_LEFT, LEFT_EYE_IMAGE_RIGHT
+    return 0.5 * (p[a0] + p[a1]), 0.5 * (p[b0] + p[b1])
 
 
 def inter_ocular(points: Points) -> float:
     return float(inter_oculars(np.asarray(points, np.float64)[None])[0])
 
 
-def _normalisers(p: F64) -> F64:
-    """Hartley's normalisation of each of K sets (K, N, 2): centroid to the origin, mean distance sqrt(2)."""
-    n = p.shape[1]
-    c = p.sum(axis=1) / n
-    d = np.sqrt(((p - c[:, None, :]) ** 2).sum(axis=2)).sum(axis=1) / n
+def _normalised_fits(src: Points, dst: Points) -> tuple[F64, F64, F64, F64, F64]:
+    """The K homographies between Hartley-normalised src and dst sets (K, N, 2), normalised DLT.
+
+    Each set is moved so its centroid is at the origin and scaled so its mean distance from it is
+    sqrt(2) (all 2K sets in one pass). Returns the K normalised homographies, the normalised src and
+    dst sets, and each set's centroid and scale (2K,) so that a caller can map back to pixels.
+    Batched so that the several fits one frame needs cost one pass of numpy calls.
+    """
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 2 or a.shape[1] < 4:
+        raise ValueError(f"need two (K, N>=4, 2) point sets of one shape, got {a.shape} and {b.shape}")
+    k, n = a.shape[:2]
+    z = np.concatenate([a, b])
+    c = z.sum(axis=1) / n
+    z = z - c[:, None, :]
+    d = np.sqrt((z * z).sum(axis=2)).sum(axis=1) / n
     s = math.sqrt(2.0) / np.where(d > 0, d, 1.0)
-    t = np.zeros((len(p), 3, 3))
-    t[:, 0, 0] = t[:, 1, 1] = s
-    t[:, :2, 2] = -s[:, None] * c
-    t[:, 2, 2] = 1.0
-    return t
+    z *= s[:, None, None]
+    x, y, u, v = z[:k, :, 0], z[:k, :, 1], z[k:, :, 0], z[k:, :, 1]
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    m = np.concatenate([np.stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u], axis=2),
+                        np.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], axis=2)], axis=1)
+    # The right singular vector of m with the smallest singular value, as the eigenvector of the
+    # 9x9 m^T m with the smallest eigenvalue: the same solution, several times cheaper than an SVD of m.
+    h = np.linalg.eigh(np.swapaxes(m, 1, 2) @ m)[1][:, :, 0].reshape(k, 3, 3)
+    return h, z[:k], z[k:], c, s
 
 
 def apply_homography(h: F64, p: Points) -> F64:
@@ -66,27 +82,18 @@ def apply_homography(h: F64, p: Points) -> F64:
 
 
 def fit_homographies(src: Points, dst: Points) -> F64:
-    """The K 3x3 homographies mapping each src set (K, N, 2) onto its dst set, normalised DLT (N >= 4).
-
-    Batched so that the several fits one frame needs cost one pass of numpy calls.
-    """
-    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 2 or a.shape[1] < 4:
-        raise ValueError(f"need two (K, N>=4, 2) point sets of one shape, got {a.shape} and {b.shape}")
-    ta, tb = _normalisers(a), _normalisers(b)
-    an = a @ np.swapaxes(ta[:, :2, :2], 1, 2) + ta[:, None, :2, 2]
-    bn = b @ np.swapaxes(tb[:, :2, :2], 1, 2) + tb[:, None, :2, 2]
-    k, n = a.shape[:2]
-    m = np.zeros((k, 2 * n, 9))
-    x, y, u, v = an[..., 0], an[..., 1], bn[..., 0], bn[..., 1]
-    m[:, 0::2, 0], m[:, 0::2, 1], m[:, 0::2, 2] = -x, -y, -1.0
-    m[:, 0::2, 6], m[:, 0::2, 7], m[:, 0::2, 8] = u * x, u * y, u
-    m[:, 1::2, 3], m[:, 1::2, 4], m[:, 1::2, 5] = -x, -y, -1.0
-    m[:, 1::2, 6], m[:, 1::2, 7], m[:, 1::2, 8] = v * x, v * y, v
-    # The right singular vector of m with the smallest singular value, as the eigenvector of the
-    # 9x9 m^T m with the smallest eigenvalue: the same solution, several times cheaper than an SVD of m.
-    h = np.linalg.eigh(np.swapaxes(m, 1, 2) @ m)[1][:, :, 0].reshape(k, 3, 3)
-    h = np.linalg.inv(tb) @ h @ ta
+    """The K 3x3 homographies mapping each src set (K, N, 2) onto its dst set, normalised DLT (N >= 4)."""
+    hn, _, _, c, s = _normalised_fits(src, dst)
+    k = len(hn)
+    ta = np.zeros((k, 3, 3))
+    ta[:, 0, 0] = ta[:, 1, 1] = s[:k]
+    ta[:, :2, 2] = -s[:k, None] * c[:k]
+    ta[:, 2, 2] = 1.0
+    tb_inv = np.zeros((k, 3, 3))
+    tb_inv[:, 0, 0] = tb_inv[:, 1, 1] = 1.0 / s[k:]
+    tb_inv[:, :2, 2] = c[k:]
+    tb_inv[:, 2, 2] = 1.0
+    h = tb_inv @ hn @ ta
     h22 = h[:, 2, 2]
     return np.asarray(h / np.where(np.abs(h22) > 1e-12, h22, 1.0)[:, None, None])
 
@@ -133,8 +140,11 @@ def _scale(src: F64, dst: F64) -> float:
 def homography_residuals(src: Points, dst: Points) -> F64:
     """``homography_residual`` of K pairs of RIGID sets (K, N, 2) at once."""
     a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    d = apply_homography(fit_homographies(a, b), a) - b
-    rms = np.sqrt((d**2).sum(axis=2).sum(axis=1) / a.shape[1])
+    hn, an, bn, _, s = _normalised_fits(a, b)
+    # In the normalised frame: dst's normalisation is a similarity, so a distance there is the pixel
+    # distance times dst's scale, and no fit needs mapping back to pixels.
+    d = apply_homography(hn, an) - bn
+    rms = np.sqrt((d * d).sum(axis=2).sum(axis=1) / a.shape[1]) / s[len(a):]
     return np.asarray(rms / np.maximum(0.5 * (inter_oculars(a) + inter_oculars(b)), 1e-9))
 
 

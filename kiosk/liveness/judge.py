@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -115,9 +116,10 @@ class LivenessJudge:
         flat = self.flatness.observe(track_id, obs)
         values = dict(flat.values)
         yaw = None
-        if obs.landmarks is not None and not values.pop("jumped", 0.0):  # a mesh failure is no pose either
-            state.yaws.append(g.yaw_pitch(g.rigid(obs.landmarks))[0])
-            yaw = float(np.median(list(state.yaws)))
+        rig = None if obs.landmarks is None else g.rigid(obs.landmarks)
+        if rig is not None and np.isfinite(rig).all() and not values.pop("jumped", 0.0):  # a mesh failure is no pose
+            state.yaws.append(g.yaw_pitch(rig)[0])
+            yaw = statistics.median(state.yaws)
         if state.challenge is None:
             if flat.verdict is not Verdict.PENDING:
                 return flat
