@@ -1,4 +1,5 @@
-"""The processing loop: frame -> faces -> quality gates -> embeddings -> match -> decision -> door + events."""
+"""The processing loop: frame -> faces -> tracks -> quality gates -> embeddings -> same face as the track?
+-> liveness -> match -> decision -> door + events."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy.typing as npt
 
 from kiosk.camera.base import Frame
 from kiosk.camera.capture import Capture
+from kiosk.continuity import FaceContinuity
 from kiosk.decision import Candidate, Decision, DecisionEngine, Observation
 from kiosk.door import Door
 from kiosk.events import EventSink
@@ -59,6 +61,7 @@ class LoopStats:
     denied: int = 0
     errors: int = 0
     presentation_attacks: int = 0
+    face_changes: int = 0  # a track whose face became somebody else's (see kiosk.continuity)
     latency_ms_sum: float = 0.0
     gate_failures: dict[str, int] = field(default_factory=dict)
 
@@ -66,6 +69,7 @@ class LoopStats:
         mean = self.latency_ms_sum / self.frames_processed if self.frames_processed else 0.0
         return {"frames_processed": self.frames_processed, "granted": self.granted, "denied": self.denied,
                 "errors": self.errors, "presentation_attacks": self.presentation_attacks,
+                "face_changes": self.face_changes,
                 "mean_frame_ms": round(mean, 2), "gate_failures": dict(self.gate_failures)}
 
 
@@ -111,6 +115,7 @@ class KioskLoop:
         self.on_result = on_result
         self.liveness = liveness
         self.tracker = tracker or Tracker()
+        self.continuity = FaceContinuity(engine.config.same_face)
         self.healthy = healthy or (lambda: True)
         self.stats = LoopStats()
         self._last_watchdog = -math.inf
@@ -137,41 +142,52 @@ class KioskLoop:
         faces = self.pipeline.detect(rgb)
         tracks, ended = self.tracker.update([f.box for f in faces], now)
         if ended:
-            self.engine.end(ended)
-            if self.liveness is not None:
-                for t in ended:
-                    self.liveness[1].end(t)
+            self._end(ended)
         # crop only faces whose geometry passes: far-away or turned faces cost no crop
         gates: list[str | None] = []
-        good: dict[int, tuple[npt.NDArray[np.uint8], float]] = {}
+        crops: dict[int, npt.NDArray[np.uint8]] = {}
+        good: dict[int, float] = {}  # face -> sharpness, for the faces that pass every gate
         for i, face in enumerate(faces):
             gate = check_geometry(face, rgb.shape, self.quality)
             if gate is None:
-                crop = self.pipeline.crops(rgb, [face])[0]
-                sharp = sharpness(crop)
+                crops[i] = self.pipeline.crops(rgb, [face])[0]
+                sharp = sharpness(crops[i])
                 gate = "blurred" if sharp < self.quality.min_sharpness else None
                 if gate is None:
-                    good[i] = (crop, sharp)
+                    good[i] = sharp
             gates.append(gate)
+        # the liveness cues look at a face at the judge's rate, gates passed or not (a head turned for a challenge)
+        sampled: list[int] = []
+        if self.liveness is not None:
+            judge = self.liveness[1]
+            sampled = [i for i, face in enumerate(faces) if gates[i] in LIVENESS_GATES and judge.due(tracks[i], now)]
+        # every face that feeds the decision or the liveness cues is embedded: a track must keep its face
+        embedded = sorted(set(good) | set(sampled))
+        for i in embedded:
+            if i not in crops:
+                crops[i] = self.pipeline.crops(rgb, [faces[i]])[0]
+        emb_of: dict[int, F32] = {}
+        if embedded:
+            emb_of = dict(zip(embedded, self.pipeline.embedder.embed([crops[i] for i in embedded])))
+        for i in embedded:
+            self._keep_face(tracks, i, emb_of[i])
         live: list[Any] = [None] * len(faces)
         if self.liveness is not None:
             landmarker, judge = self.liveness
             for i, face in enumerate(faces):
                 if gates[i] in LIVENESS_GATES:
-                    due = judge.due(tracks[i], now)  # FaceMesh at the judge's rate, not the camera's
-                    live[i] = (judge.observe(tracks[i], landmarker.landmarks(rgb, face), now) if due
+                    live[i] = (judge.observe(tracks[i], landmarker.landmarks(rgb, face), now) if i in sampled
                                else judge.current(tracks[i]))
-        passing = list(good)
         matches: list[FaceMatch | None] = [None] * len(faces)
         observed: list[Observation] = []
-        if passing:
-            embeddings = self.pipeline.embedder.embed([good[i][0] for i in passing])
+        if good:
             gallery = self.gallery()
             thr = self.threshold()
-            for i, emb in zip(passing, embeddings):
+            for i in good:
+                emb = emb_of[i]
                 own = candidate(gallery, emb)  # one 1:N search per face per frame, shared with the decision
                 matches[i] = FaceMatch(own.person if own.score >= thr else None, own.score, faces[i].area)
-                weight = float(np.clip(good[i][1] / (4.0 * max(self.quality.min_sharpness, 1.0)), 0.25, 1.0))
+                weight = float(np.clip(good[i] / (4.0 * max(self.quality.min_sharpness, 1.0)), 0.25, 1.0))
                 observed.append(Observation(tracks[i], emb, faces[i].area, weight, live[i], own))
         for g in gates:
             if g is not None:
@@ -221,12 +237,30 @@ class KioskLoop:
             self.notifier.watchdog()
             self._last_watchdog = now
 
-    def _forget_tracks(self) -> None:
-        ended = self.tracker.reset()
+    def _end(self, ended: list[int]) -> None:
         self.engine.end(ended)
+        self.continuity.end(ended)
         if self.liveness is not None:
             for t in ended:
                 self.liveness[1].end(t)
+
+    def _keep_face(self, tracks: list[int], i: int, embedding: F32) -> None:
+        """Face ``i``'s track goes on only while it shows the face it started with; somebody else's face
+        (a print raised in front of a real one) gets a new track: its live verdict and evidence start anew."""
+        old = tracks[i]
+        sim = self.continuity.changed(old, embedding)
+        if sim is None:
+            return
+        tracks[i] = self.tracker.split(old)
+        self._end([old])
+        self.continuity.add(tracks[i], embedding)
+        self.stats.face_changes += 1
+        logger.warning("track %d: the face changed (cosine %.3f to the track's own): restarted as track %d",
+                       old, sim, tracks[i])
+        self.events.emit("face_changed", {"track": old, "new_track": tracks[i], "similarity": round(sim, 4)})
+
+    def _forget_tracks(self) -> None:
+        self._end(self.tracker.reset())
 
     def run(self, stop: threading.Event, until_end: bool = False) -> None:
         """Process frames until ``stop`` is set (or the source ends, with ``until_end``).

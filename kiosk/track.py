@@ -67,6 +67,15 @@ class Tracker:
                 ids[i] = tid
         return [int(t) for t in ids if t is not None], ended
 
+    def split(self, tid: int) -> int:
+        """The face on track ``tid`` is somebody else's (``kiosk.continuity``): that track ends and its
+        box goes on under a new id, so nothing gathered on the old face counts for the new one."""
+        old = self.tracks.pop(tid)
+        new = self._next_id
+        self._next_id += 1
+        self.tracks[new] = Track(new, old.box, old.last_seen, old.last_seen)
+        return new
+
     def reset(self) -> list[int]:
         """End every track (the camera was lost: nothing seen before counts after)."""
         ended = list(self.tracks)

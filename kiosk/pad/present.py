@@ -122,6 +122,7 @@ class Outcome:
     granted_s: float | None = None
     door_opened: bool = False  # the relay pin went to its unlocked level
     denied_attack: bool = False  # a presentation_attack denial
+    face_changes: int = 0  # tracks restarted because their face became somebody else's (kiosk.continuity)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     values: dict[str, float] = field(default_factory=dict)  # cue values at the verdict (or the last seen)
     error: str | None = None
@@ -247,11 +248,11 @@ class Presenter:
         return self._present(p, None)
 
     def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S, min_change: float = 0.2,
-                            max_start: float = 0.04) -> Outcome:
+                            max_start: float = 0.04, wrap: Callable[[Any], Any] | None = None) -> Outcome:
         """A sequence played as someone who answers the prompt with its largest head turn
         (``kiosk.pad.cooperative``): a real person, or an attacker turning the artefact the prompted way.
         An Outcome with ``error`` when the sequence holds no turn of ``min_change`` from a yaw within
-        ``max_start`` of ahead."""
+        ``max_start`` of ahead. ``wrap`` may wrap the source (``kiosk.pad.swap.SwapSource``)."""
         if self.landmarker is None:
             raise KioskError("a cooperative presentation needs the FaceMesh landmarker")
         frames = p.frames() if callable(p.frames) else [read_rgb(f) for f in p.frames]
@@ -265,7 +266,8 @@ class Presenter:
 
         def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
             mirrored = bool(getattr(self.config.liveness, "camera_mirrored", False))
-            return CooperativeSource(frames, turn, lambda: prompter.prompts, p.fps, clock, reaction_s, mirrored)
+            source = CooperativeSource(frames, turn, lambda: prompter.prompts, p.fps, clock, reaction_s, mirrored)
+            return source if wrap is None else wrap(source)
 
         outcome = self._present(p, source)
         outcome.values = {**outcome.values, "clip_turn": round(turn.change, 4)}
@@ -300,5 +302,6 @@ class Presenter:
             door.close()
             events.close()
         outcome.door_opened = any(bool(s.state) for s in factory.pin(RELAY_PIN).states)
+        outcome.face_changes = loop.stats.face_changes
         factory.reset()
         return outcome

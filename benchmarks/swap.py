@@ -1,0 +1,157 @@
+"""Swap attacks: a real head earns the live verdict, then a print of an enrolled person is raised over it.
+
+    .venv/bin/python -m benchmarks.swap [--json docs/pad_swap.json] [--people 10] [--seed 2026] [--quick]
+
+The attacker is a real person from ../shared/data/videos who answers the head-turn prompt
+(``kiosk.pad.cooperative``: each clip with a clear turn, prompted left and right). Each such
+approach is first replayed alone; where it ends LIVE, it is replayed again with ``--people``
+lfw-view1 people as victims (drawn with ``--seed``): enrolled from their other photos, the
+attacker, not enrolled, holds up the victim's first photo 0.5 s after the live verdict
+(``kiosk.pad.swap``). Every replay goes through the real loop with the default configuration,
+twice: as the kiosk is, and with the identity-continuity check (``kiosk.continuity``) disabled,
+the baseline it is measured against. Reported: how often the door opened (95 % Clopper-Pearson).
+Times are on the replay's clock (machine-independent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.machine import machine
+from kiosk.pad.metrics import clopper_pearson
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SWAP_AFTER_S = 0.5
+MAX_SECONDS = 16.0
+
+
+class _NoContinuity:
+    """The baseline: a track keeps whatever face it shows (the kiosk before ``kiosk.continuity``)."""
+
+    def __init__(self, same_face: float) -> None:
+        self.same_face = same_face
+
+    def changed(self, track: int, embedding: Any) -> float | None:
+        return None
+
+    def add(self, track: int, embedding: Any) -> None:
+        return None
+
+    def end(self, tracks: list[int]) -> None:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--people", type=int, default=10, help="victims drawn from lfw-view1")
+    ap.add_argument("--seed", type=int, default=2026, help="which lfw-view1 people")
+    ap.add_argument("--quick", action="store_true", help="2 clips, 2 victims")
+    args = ap.parse_args(argv)
+    if not (DATA / "videos").is_dir() or not (DATA / "lfw-view1").is_dir():
+        print(f"benchmarks.swap: the shared data is missing at {DATA}", file=sys.stderr)
+        return 1
+    import kiosk.loop
+    from kiosk.config import Settings
+    from kiosk.imageio import read_rgb
+    from kiosk.liveness.challenge import choose_direction
+    from kiosk.liveness.landmarks import build_landmarker
+    from kiosk.pad.eval import present_config
+    from kiosk.pad.present import Presenter, from_video
+    from kiosk.pad.render import lfw_people
+    from kiosk.pad.swap import SwapSource
+    from kiosk.pad.video import find_videos
+    from kiosk.progress import Progress
+    from kiosk.vision.pipeline import build_pipeline
+
+    pipeline, card = build_pipeline()
+    config = present_config(Settings(), MAX_SECONDS)
+    landmarker = build_landmarker()
+    seeds = {d: next(s for s in range(100) if choose_direction(random.Random(s)) == d) for d in ("left", "right")}
+    people = lfw_people(DATA / "lfw-view1", 2 if args.quick else args.people, np.random.default_rng(args.seed))
+    clips = find_videos(DATA / "videos")
+    t0 = time.perf_counter()
+    # 1. The attacker's own approaches that end LIVE: when, for each clip and prompt.
+    live: list[tuple[Path, str, int, float]] = []
+    bar = Progress(2 * len(clips), "attacker alone")
+    for n, clip in enumerate(clips):
+        for k, (direction, seed) in enumerate(seeds.items()):
+            o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
+                from_video(clip, 15.0, 12.0))
+            if o.error is None and o.verdict == "live" and o.verdict_s is not None:
+                live.append((clip, direction, seed, o.verdict_s))
+            bar(2 * n + k + 1)
+    if args.quick:
+        live = live[:2]
+    print(f"\napproaches that end live: {len(live)} (clip, prompt): "
+          + ", ".join(f"{c.stem}/{d}@{t:.1f}s" for c, d, _, t in live))
+    # 2. Each of them with each victim's print raised after the verdict, with and without the check.
+    rows: list[dict[str, Any]] = []
+    bar = Progress(2 * len(live) * len(people), "swapping")
+    real = kiosk.loop.FaceContinuity
+    done = 0
+    for guarded in (True, False):
+        kiosk.loop.FaceContinuity = real if guarded else _NoContinuity  # type: ignore[misc,assignment]
+        try:
+            for clip, direction, seed, live_s in live:
+                for name, photos in people:
+                    shown, enroll = photos[0], photos[1:]
+                    p = dataclasses.replace(from_video(clip, 15.0, 12.0), species="print_swap", subject=name,
+                                            enroll=lambda e=enroll: [read_rgb(x) for x in e])  # type: ignore[misc]
+
+                    def wrap(source: Any, shown: Path = shown, at: float = live_s + SWAP_AFTER_S) -> Any:
+                        return SwapSource(source, read_rgb(shown), at, pipeline.detect)
+
+                    o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
+                        p, wrap=wrap)
+                    rows.append({"guarded": guarded, "clip": str(clip).split("videos/")[-1], "prompt": direction,
+                                 "victim": name, "photo": shown.name, "live_s": live_s, "error": o.error,
+                                 "door_opened": o.door_opened, "granted_s": o.granted_s,
+                                 "face_changes": o.face_changes, "denied_attack": o.denied_attack,
+                                 "decisions": o.decisions[-3:]})
+                    done += 1
+                    bar(done)
+        finally:
+            kiosk.loop.FaceContinuity = real  # type: ignore[misc]
+    summary: dict[str, Any] = {}
+    print()
+    for guarded in (True, False):
+        own = [r for r in rows if r["guarded"] is guarded and r["error"] is None]
+        opened = [r for r in own if r["door_opened"]]
+        lo, hi = clopper_pearson(len(opened), len(own)) if own else (0.0, 1.0)
+        changed = sum(1 for r in own if r["face_changes"])
+        attacks = sum(1 for r in own if r["denied_attack"])
+        key = "continuity_check" if guarded else "baseline_without_check"
+        summary[key] = {"presented": len(own), "door_opened": len(opened), "ci95": [lo, hi],
+                        "face_changed": changed, "denied_presentation_attack": attacks}
+        print(f"{key:24s} door opened {len(opened)}/{len(own)} (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %); "
+              f"face change seen in {changed}; denied as presentation_attack within {MAX_SECONDS:.0f} s: {attacks}")
+    print(f"{len(people)} victims (lfw-view1, seed {args.seed}), {len(live)} live approaches; "
+          f"{time.perf_counter() - t0:.0f} s")
+    if args.json:
+        command = " ".join(["python -m benchmarks.swap", *(argv if argv is not None else sys.argv[1:])])
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"
+        args.json.write_text(json.dumps({
+            "command": command, "commit": commit, "machine": machine(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "victims": [n for n, _ in people], "live_approaches": [
+                {"clip": str(c).split("videos/")[-1], "prompt": d, "live_s": t} for c, d, _, t in live],
+            "swap_after_s": SWAP_AFTER_S, "max_seconds": MAX_SECONDS, "summary": summary, "rows": rows},
+            indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
