@@ -1,0 +1,73 @@
+"""Identity continuity along a track (pure), and the tracker's split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.continuity import FaceContinuity
+from kiosk.track import Tracker
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _person(rng: np.random.Generator, dim: int = 512) -> np.ndarray:
+    return _unit(rng.normal(size=dim))
+
+
+def _frame_of(person: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
+    """An embedding of ``person`` in one frame: the identity plus frame-to-frame variation."""
+    return _unit(person + spread * _unit(rng.normal(size=person.shape[0])))
+
+
+def test_a_face_that_stays_itself_is_kept_and_somebody_else_is_reported_and_not_kept() -> None:
+    rng = np.random.default_rng(1)
+    a, b = _person(rng), _person(rng)
+    c = FaceContinuity(0.5)
+    assert c.changed(1, _frame_of(a, rng, 0.5)) is None  # the first frame sets the reference
+    for _ in range(30):
+        assert c.changed(1, _frame_of(a, rng, 0.5)) is None  # cosine about 0.8 to the track: the same face
+    before = c.similarity(1, _frame_of(a, rng, 0.0))
+    sim = c.changed(1, _frame_of(b, rng, 0.5))
+    assert sim is not None and sim < 0.2  # an unrelated face
+    assert c.similarity(1, _frame_of(a, rng, 0.0)) == pytest.approx(before)  # the other face was not kept
+    c.end([1])
+    assert c.changed(1, _frame_of(b, rng, 0.5)) is None  # a new approach on that id starts afresh
+
+
+def test_tracks_are_kept_apart() -> None:
+    rng = np.random.default_rng(2)
+    a, b = _person(rng), _person(rng)
+    c = FaceContinuity(0.5)
+    c.add(1, a)
+    c.add(2, b)
+    assert c.changed(1, _frame_of(a, rng, 0.3)) is None
+    assert c.changed(2, _frame_of(b, rng, 0.3)) is None
+    assert c.changed(1, _frame_of(b, rng, 0.3)) is not None
+
+
+def test_the_reference_is_every_earlier_frame_so_one_odd_frame_does_not_move_it() -> None:
+    rng = np.random.default_rng(3)
+    a, b = _person(rng), _person(rng)
+    c = FaceContinuity(0.5)
+    for _ in range(20):
+        c.add(1, _frame_of(a, rng, 0.3))
+    c.add(1, _unit(a + b))  # a blurred frame halfway between two faces, kept (cosine 0.7)
+    assert c.changed(1, _frame_of(b, rng, 0.3)) is not None  # the other face is still somebody else
+
+
+def test_same_face_must_be_a_cosine() -> None:
+    with pytest.raises(ValueError):
+        FaceContinuity(1.5)
+
+
+def test_split_ends_the_track_and_moves_its_box_to_a_new_id() -> None:
+    tr = Tracker()
+    ids, _ = tr.update([(0, 0, 100, 100)], 0.0)
+    new = tr.split(ids[0])
+    assert new != ids[0] and ids[0] not in tr.tracks
+    again, ended = tr.update([(2, 0, 102, 100)], 0.1)
+    assert again == [new] and ended == []  # the same box goes on under the new id
+    assert max(tr.tracks) == new and tr.split(new) > new  # ids only grow
