@@ -116,6 +116,8 @@ class KioskLoop:
         self.liveness = liveness
         self.tracker = tracker or Tracker()
         self.continuity = FaceContinuity(engine.config.same_face)
+        self._last_face_event = -math.inf
+        self._face_changes_unreported = 0
         self.healthy = healthy or (lambda: True)
         self.stats = LoopStats()
         self._last_watchdog = -math.inf
@@ -170,7 +172,7 @@ class KioskLoop:
         if embedded:
             emb_of = dict(zip(embedded, self.pipeline.embedder.embed([crops[i] for i in embedded])))
         for i in embedded:
-            self._keep_face(tracks, i, emb_of[i])
+            self._keep_face(tracks, i, emb_of[i], now)
         live: list[Any] = [None] * len(faces)
         if self.liveness is not None:
             landmarker, judge = self.liveness
@@ -244,7 +246,7 @@ class KioskLoop:
             for t in ended:
                 self.liveness[1].end(t)
 
-    def _keep_face(self, tracks: list[int], i: int, embedding: F32) -> None:
+    def _keep_face(self, tracks: list[int], i: int, embedding: F32, now: float) -> None:
         """Face ``i``'s track goes on only while it shows the face it started with; somebody else's face
         (a print raised in front of a real one) gets a new track: its live verdict and evidence start anew."""
         old = tracks[i]
@@ -255,9 +257,14 @@ class KioskLoop:
         self._end([old])
         self.continuity.add(tracks[i], embedding)
         self.stats.face_changes += 1
+        self._face_changes_unreported += 1
         logger.warning("track %d: the face changed (cosine %.3f to the track's own): restarted as track %d",
                        old, sim, tracks[i])
-        self.events.emit("face_changed", {"track": old, "new_track": tracks[i], "similarity": round(sim, 4)})
+        # at most one event per deny_event_interval_s: somebody swapping faces on purpose must not flood the outbox
+        if now - self._last_face_event >= self.engine.config.deny_event_interval_s:
+            self.events.emit("face_changed", {"track": old, "new_track": tracks[i], "similarity": round(sim, 4),
+                                              "changes": self._face_changes_unreported})
+            self._last_face_event, self._face_changes_unreported = now, 0
 
     def _forget_tracks(self) -> None:
         self._end(self.tracker.reset())

@@ -168,3 +168,39 @@ def test_a_failing_camera_locks_the_door_and_is_reopened(
     assert '"reason": "camera_lost"' in audit
     lock_frames = [r.frame.index for r in rig.results if not r.door_unlocked and r.frame.index > granted_at]
     assert min(lock_frames) <= granted_at + 4
+
+
+def _swap_walk(pipeline: Any, celeb: Path, first: str, then: str, at: int, every: int = 0) -> list[np.ndarray]:
+    """One walk-up whose face is ``first``'s until frame ``at``, then ``then``'s in the same place (the same
+    seed puts both cutouts at the same positions); with ``every``, the faces alternate every that many frames."""
+    a, b = _walk(pipeline, celeb, first, gap=10), _walk(pipeline, celeb, then, gap=10)
+    if every:
+        return [b[k] if k >= at and ((k - at) // every) % 2 == 0 else a[k] for k in range(len(a))]
+    return a[:at] + b[at:]
+
+
+def test_a_face_that_becomes_somebody_else_in_the_same_place_restarts_its_track(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    rig = Rig(pipeline, gallery, _swap_walk(pipeline, celeb, "jerry_seinfeld", "ben_afflek", at=14), factory, tmp_path)
+    rig.run()
+    assert rig.events.counts.get("face_changed") == 1
+    assert rig.loop.stats.face_changes == 1
+    tracked = [(r.frame.index, r.tracks[0]) for r in rig.results if r.tracks]
+    before = {t for i, t in tracked if i < 14}
+    after = {t for i, t in tracked if i >= 14}
+    assert len(before) == 1 and before.isdisjoint(after)  # Ben's face never counts on Jerry's track
+    granted = [r for r in rig.results if r.decision is not None and r.decision.granted]
+    assert granted and granted[0].decision is not None and granted[0].decision.track in after
+    event = next(e for e in map(__import__("json").loads, (tmp_path / "audit.jsonl").read_text().splitlines())
+                 if e["type"] == "face_changed")
+    assert event["track"] in before and event["new_track"] in after and event["similarity"] < 0.5
+
+
+def test_faces_swapped_back_and_forth_are_reported_without_flooding_the_events(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    frames = _swap_walk(pipeline, celeb, "jerry_seinfeld", "ben_afflek", at=6, every=2)
+    rig = Rig(pipeline, gallery, frames, factory, tmp_path)
+    rig.run()
+    assert rig.loop.stats.face_changes >= 5
+    assert rig.events.counts.get("face_changed") == 1  # one event per deny_event_interval_s (10 s; 3.5 s played)
+    assert all(not s.state for s in factory.pin(RELAY).states)  # Ben never held one track for 3 frames
