@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.pad.swap import SwapSource
     from kiosk.pad.video import find_videos
     from kiosk.progress import Progress
-    from kiosk.vision.pipeline import build_pipeline
+    from kiosk.vision.pipeline import build_detector, build_pipeline
 
     pipeline, card = build_pipeline()
+    swap_detect = build_detector().detect  # the source's own: it runs on the capture thread
     config = present_config(Settings(), MAX_SECONDS)
     landmarker = build_landmarker()
     seeds = {d: next(s for s in range(100) if choose_direction(random.Random(s)) == d) for d in ("left", "right")}
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                             enroll=lambda e=enroll: [read_rgb(x) for x in e])  # type: ignore[misc]
 
                     def wrap(source: Any, shown: Path = shown, at: float = live_s + SWAP_AFTER_S) -> Any:
-                        return SwapSource(source, read_rgb(shown), at, pipeline.detect)
+                        return SwapSource(source, read_rgb(shown), at, swap_detect)
 
                     o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
                         p, wrap=wrap)

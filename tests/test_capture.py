@@ -65,6 +65,30 @@ def test_a_camera_error_is_reported_once_by_the_watchdog_and_restored_by_the_nex
     assert held == ["lost", "restored"] and not wd.lost
 
 
+def test_any_exception_from_the_source_is_a_lost_camera_not_a_dead_thread() -> None:
+    """A driver bug (here a RuntimeError on the fourth read) locks the door like a camera error, and the
+    capture reopens the source and goes on: the thread never ends unseen with the loop waiting for frames."""
+
+    class Buggy(ReplaySource):
+        def __init__(self) -> None:
+            super().__init__(_frames(6), fps=10)
+            self.reads = 0
+
+        def read(self) -> Frame | None:
+            self.reads += 1
+            if self.reads == 4:
+                raise RuntimeError("interpreter busy")
+            return super().read()
+
+    events = Events()
+    lost = threading.Event()
+    cap = Capture(Buggy(), events, lockstep=True, backoff_s=(0.001, 0.002), on_lost=lost.set)
+    seen = _drain(cap)
+    assert seen == [0, 1, 2, 3, 4, 5] and lost.is_set() and cap.reconnects == 1
+    assert [k for k, _ in events.items] == ["camera_lost", "camera_restored"]
+    assert "RuntimeError: interpreter busy" in events.items[0][1]["error"]
+
+
 class QueueSource:
     """Frames handed over one by one by the test; ``read`` blocks until there is one."""
 

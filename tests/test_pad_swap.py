@@ -60,6 +60,7 @@ def test_live_head_then_a_print_of_an_enrolled_person_never_opens_the_door(data:
     from kiosk.liveness.landmarks import build_landmarker
     from kiosk.liveness.settings import LivenessSettings
     from kiosk.pad.present import PresentConfig, Presenter, from_video
+    from kiosk.vision.pipeline import build_detector
 
     seed = next(s for s in range(100) if choose_direction(random.Random(s)) == "left")
     clip = data / "videos" / "LivePortrait" / "driving" / "d3.mp4"
@@ -76,8 +77,10 @@ def test_live_head_then_a_print_of_an_enrolled_person_never_opens_the_door(data:
     p = dataclasses.replace(from_video(clip), species="print_swap", subject="Aaron_Peirsol",
                             enroll=lambda: [read_rgb(x) for x in photos[1:]])
 
+    detect = build_detector().detect  # the source's own: it runs on the capture thread
+
     def wrap(source: Any) -> Any:
-        return SwapSource(source, read_rgb(photos[0]), swap_at, pipeline[0].detect)
+        return SwapSource(source, read_rgb(photos[0]), swap_at, detect)
 
     o = Presenter(pipeline[0], pipeline[1].threshold, config, landmarker, seed=seed).present_cooperative(p, wrap=wrap)
     assert o.verdict == "live"  # the real head's verdict, before the swap

@@ -114,6 +114,10 @@ class Capture:
             except CameraError as exc:
                 self._recover(exc)
                 continue
+            except Exception as exc:  # a driver bug must not end the thread unseen: the camera is lost
+                logger.exception("the camera source raised")
+                self._recover(CameraError(f"{type(exc).__name__}: {exc}"))
+                continue
             if frame is None:
                 if self.watchdog is not None:
                     self.watchdog.source_ended()

@@ -50,7 +50,11 @@ def hold_print(frame: RGB, photo: RGB, m: F64, gain: float = 0.9) -> RGB:
 
 
 class SwapSource:
-    """A frame source that shows ``inner``'s frames until ``swap_at_s``, then the photo held over the face."""
+    """A frame source that shows ``inner``'s frames until ``swap_at_s``, then the photo held over the face.
+
+    ``detect`` runs on the capture thread: give it a detector of its own, never the loop's (a TFLite
+    interpreter is not to be used from two threads at once).
+    """
 
     def __init__(self, inner: Any, photo: RGB, swap_at_s: float, detect: Detect, seed: int = 0,
                  tremor_px: float = 0.8) -> None:
