@@ -11,7 +11,9 @@ challenge and the evidence start again.
 The reference is the mean of every earlier frame, not the first frames nor the
 last: a real face that turns, talks or changes expression stays close to its
 own mean (lowest frame seen on the 25 real clips: 0.648), and a slow swap has to
-outweigh every frame that came before it.
+outweigh every frame that came before it. Once the track has its liveness
+verdict the reference is frozen (``freeze``): the face that earned the verdict
+is the one every later frame is held to, so nothing can drift it afterwards.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ F32 = npt.NDArray[np.float32]
 class _Face:
     total: npt.NDArray[np.float64]
     frames: int
+    frozen: bool = False
 
 
 class FaceContinuity:
@@ -59,9 +62,15 @@ class FaceContinuity:
         e = np.asarray(embedding, np.float64)
         if face is None:
             self._tracks[track] = _Face(e.copy(), 1)
-        else:
+        elif not face.frozen:
             face.total += e
             face.frames += 1
+
+    def freeze(self, track: int) -> None:
+        """From now on the track's reference stays as it is (its liveness verdict was reached)."""
+        face = self._tracks.get(track)
+        if face is not None:
+            face.frozen = True
 
     def end(self, tracks: list[int]) -> None:
         for t in tracks:

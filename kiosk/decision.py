@@ -50,6 +50,7 @@ class DecisionConfig:
     margin: float = 0.05  # the best person must beat the second best by this much (cosine)
     fuse_frames: int = 15  # the probe fuses this many recent frames of the track
     same_face: float = 0.5  # cosine at which two denied approaches are the same face
+    face_change: float = 0.5  # below this cosine to its track's earlier frames, a face is somebody else's
     lockout_ceiling: int = 20  # denied approaches of all faces within the window that raise an alarm
     regrant_after_s: float = 300.0  # a person still in view after a grant is let in again only after this
     liveness: bool = True  # a live verdict is needed for a grant

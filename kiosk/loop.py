@@ -115,7 +115,7 @@ class KioskLoop:
         self.on_result = on_result
         self.liveness = liveness
         self.tracker = tracker or Tracker()
-        self.continuity = FaceContinuity(engine.config.same_face)
+        self.continuity = FaceContinuity(engine.config.face_change)
         self._last_face_event = -math.inf
         self._face_changes_unreported = 0
         self.healthy = healthy or (lambda: True)
@@ -141,6 +141,7 @@ class KioskLoop:
         t0 = time.perf_counter()
         now = self._clock()
         rgb = frame.rgb
+        self._report_face_changes(now)
         faces = self.pipeline.detect(rgb)
         tracks, ended = self.tracker.update([f.box for f in faces], now)
         if ended:
@@ -178,8 +179,12 @@ class KioskLoop:
             landmarker, judge = self.liveness
             for i, face in enumerate(faces):
                 if gates[i] in LIVENESS_GATES:
-                    live[i] = (judge.observe(tracks[i], landmarker.landmarks(rgb, face), now) if i in sampled
-                               else judge.current(tracks[i]))
+                    if i not in sampled:
+                        live[i] = judge.current(tracks[i])
+                        continue
+                    live[i] = judge.observe(tracks[i], landmarker.landmarks(rgb, face), now)
+                    if str(live[i].verdict) != "pending":
+                        self.continuity.freeze(tracks[i])  # the face that earned the verdict is the reference
         matches: list[FaceMatch | None] = [None] * len(faces)
         observed: list[Observation] = []
         if good:
@@ -258,12 +263,21 @@ class KioskLoop:
         self.continuity.add(tracks[i], embedding)
         self.stats.face_changes += 1
         self._face_changes_unreported += 1
-        logger.warning("track %d: the face changed (cosine %.3f to the track's own): restarted as track %d",
-                       old, sim, tracks[i])
-        # at most one event per deny_event_interval_s: somebody swapping faces on purpose must not flood the outbox
+        # at most one event (and one warning) per deny_event_interval_s: somebody swapping faces on purpose
+        # must not flood the outbox or the log; the changes in between are counted in the next one
         if now - self._last_face_event >= self.engine.config.deny_event_interval_s:
+            logger.warning("track %d: the face changed (cosine %.3f to the track's own): restarted as track %d",
+                           old, sim, tracks[i])
             self.events.emit("face_changed", {"track": old, "new_track": tracks[i], "similarity": round(sim, 4),
                                               "changes": self._face_changes_unreported})
+            self._last_face_event, self._face_changes_unreported = now, 0
+        else:
+            logger.debug("track %d: the face changed (cosine %.3f): restarted as track %d", old, sim, tracks[i])
+
+    def _report_face_changes(self, now: float) -> None:
+        """Changes held back by the event interval are reported once it has passed, even with no new one."""
+        if self._face_changes_unreported and now - self._last_face_event >= self.engine.config.deny_event_interval_s:
+            self.events.emit("face_changed", {"changes": self._face_changes_unreported})
             self._last_face_event, self._face_changes_unreported = now, 0
 
     def _forget_tracks(self) -> None:

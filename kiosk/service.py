@@ -107,6 +107,7 @@ def decision_config(settings: Settings, *, liveness: bool) -> DecisionConfig:
     return DecisionConfig(dc.frames_to_grant, dc.window_s, MultiFacePolicy(dc.multi_face), dc.cooldown_s,
                           dc.lockout_attempts, dc.lockout_window_s, dc.lockout_s, dc.deny_event_interval_s,
                           margin=settings.policy.margin, fuse_frames=dc.fuse_frames, same_face=dc.same_face,
+                          face_change=dc.face_change,
                           lockout_ceiling=dc.lockout_ceiling, regrant_after_s=dc.regrant_after_s, liveness=liveness)
 
 

@@ -58,6 +58,32 @@ def test_the_reference_is_every_earlier_frame_so_one_odd_frame_does_not_move_it(
     assert c.changed(1, _frame_of(b, rng, 0.3)) is not None  # the other face is still somebody else
 
 
+def test_after_the_verdict_the_reference_is_frozen_so_a_slow_drift_cannot_move_it() -> None:
+    rng = np.random.default_rng(4)
+    a, b = _person(rng), _person(rng)
+    c = FaceContinuity(0.5)
+    for _ in range(10):
+        c.add(1, _frame_of(a, rng, 0.3))
+    c.freeze(1)
+    reference = c.similarity(1, a)
+    steps = [_unit((1 - k / 40) * a + (k / 40) * b) for k in range(41)]  # a morph from a to b
+    results = [c.changed(1, s) for s in steps]
+    assert c.similarity(1, a) == pytest.approx(reference)  # nothing was added
+    assert results[-1] is not None  # b itself is somebody else, however slowly it came
+    assert results[0] is None
+
+
+def test_config_keeps_face_change_within_what_was_measured() -> None:
+    from pydantic import ValidationError
+
+    from kiosk.config import DecisionSettings
+
+    assert DecisionSettings().face_change == 0.5
+    for bad in (0.1, 0.7):
+        with pytest.raises(ValidationError, match="face_change"):
+            DecisionSettings(face_change=bad)
+
+
 def test_same_face_must_be_a_cosine() -> None:
     with pytest.raises(ValueError):
         FaceContinuity(1.5)
