@@ -38,8 +38,8 @@ MAX_SECONDS = 16.0
 class _NoContinuity:
     """The baseline: a track keeps whatever face it shows (the kiosk before ``kiosk.continuity``)."""
 
-    def __init__(self, same_face: float) -> None:
-        self.same_face = same_face
+    def __init__(self, face_change: float) -> None:
+        self.face_change = face_change
 
     def changed(self, track: int, embedding: Any) -> float | None:
         return None
@@ -48,6 +48,9 @@ class _NoContinuity:
         return None
 
     def end(self, tracks: list[int]) -> None:
+        return None
+
+    def freeze(self, track: int) -> None:
         return None
 
 

@@ -4,7 +4,7 @@ The tracker follows boxes, not people. A print of an enrolled person raised in
 front of a real, unenrolled face keeps the box, and with it the track, the live
 verdict the real head earned and the evidence gathered so far. So every frame
 that feeds the decision or the liveness cues is embedded and compared with the
-mean of the track's earlier embeddings; below ``same_face`` it is somebody
+mean of the track's earlier embeddings; below ``face_change`` it is somebody
 else's face and the loop gives the face a new track, on which liveness, the
 challenge and the evidence start again.
 
@@ -34,10 +34,10 @@ class _Face:
 
 
 class FaceContinuity:
-    def __init__(self, same_face: float) -> None:
-        if not -1.0 <= same_face <= 1.0:
-            raise ValueError(f"same_face is a cosine, got {same_face}")
-        self.same_face = same_face
+    def __init__(self, face_change: float) -> None:
+        if not -1.0 <= face_change <= 1.0:
+            raise ValueError(f"face_change is a cosine, got {face_change}")
+        self.face_change = face_change
         self._tracks: dict[int, _Face] = {}
 
     def similarity(self, track: int, embedding: F32) -> float | None:
@@ -49,10 +49,10 @@ class FaceContinuity:
         return float(np.dot(face.total, embedding) / norm) if norm > 0 else None
 
     def changed(self, track: int, embedding: F32) -> float | None:
-        """The similarity when this frame shows somebody else (below ``same_face``; the frame is not kept),
+        """The similarity when this frame shows somebody else (below ``face_change``; the frame is not kept),
         else None after adding the frame to the track's mean."""
         sim = self.similarity(track, embedding)
-        if sim is not None and sim < self.same_face:
+        if sim is not None and sim < self.face_change:
             return sim
         self.add(track, embedding)
         return None

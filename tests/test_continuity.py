@@ -84,7 +84,7 @@ def test_config_keeps_face_change_within_what_was_measured() -> None:
             DecisionSettings(face_change=bad)
 
 
-def test_same_face_must_be_a_cosine() -> None:
+def test_face_change_must_be_a_cosine() -> None:
     with pytest.raises(ValueError):
         FaceContinuity(1.5)
 
