@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_detector, build_pipeline
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"  # the code this run loads
     pipeline, card = build_pipeline()
     swap_detect = build_detector().detect  # the source's own: it runs on the capture thread
     config = present_config(Settings(), MAX_SECONDS)
@@ -144,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:
         command = " ".join(["python -m benchmarks.swap", *(argv if argv is not None else sys.argv[1:])])
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"
         args.json.write_text(json.dumps({
             "command": command, "commit": commit, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

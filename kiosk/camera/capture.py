@@ -25,7 +25,10 @@ class Capture:
 
     A frame the consumer has not taken when the next arrives is dropped and
     counted. ``lockstep=True`` (replayed sequences) waits for the consumer
-    instead, so every frame of a recording is processed.
+    instead, so every frame of a recording is processed, and reads the next
+    frame only when the consumer asks for it: a replay that advances a
+    simulated clock on ``read`` then never moves it while the previous frame is
+    still being processed, so a replay gives the same result on any machine.
     """
 
     def __init__(self, source: FrameSource, emit: Emit, *, lockstep: bool = False,
@@ -44,6 +47,7 @@ class Capture:
         self.ended = threading.Event()
         self._stop = threading.Event()
         self._slot: queue.Queue[Frame] = queue.Queue(maxsize=1)
+        self._asked = threading.Event()  # lockstep: the consumer wants the next frame
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -61,6 +65,8 @@ class Capture:
         self._thread.start()
 
     def get(self, timeout: float) -> Frame | None:
+        if self.lockstep:
+            self._asked.set()
         try:
             return self._slot.get(timeout=timeout)
         except queue.Empty:
@@ -109,6 +115,9 @@ class Capture:
         if self._pending is not None:
             self._recover(self._pending)
         while not self._stop.is_set():
+            if self.lockstep and not self._asked.wait(0.1):
+                continue
+            self._asked.clear()
             try:
                 frame = self.source.read()
             except CameraError as exc:
