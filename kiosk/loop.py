@@ -21,6 +21,7 @@ from kiosk.decision import Candidate, Decision, DecisionEngine, Observation
 from kiosk.door import Door
 from kiosk.events import EventSink
 from kiosk.match import Gallery
+from kiosk.ratelimit import TokenBucket
 from kiosk.sdnotify import Notifier
 from kiosk.track import Tracker
 from kiosk.vision.boxes import Face
@@ -116,7 +117,7 @@ class KioskLoop:
         self.liveness = liveness
         self.tracker = tracker or Tracker()
         self.continuity = FaceContinuity(engine.config.face_change)
-        self._last_face_event = -math.inf
+        self._face_events: TokenBucket | None = None  # one face_changed event per deny_event_interval_s
         self._face_changes_unreported = 0
         self.healthy = healthy or (lambda: True)
         self.stats = LoopStats()
@@ -265,20 +266,26 @@ class KioskLoop:
         self._face_changes_unreported += 1
         # at most one event (and one warning) per deny_event_interval_s: somebody swapping faces on purpose
         # must not flood the outbox or the log; the changes in between are counted in the next one
-        if now - self._last_face_event >= self.engine.config.deny_event_interval_s:
+        if self._face_event_allowed(now):
             logger.warning("track %d: the face changed (cosine %.3f to the track's own): restarted as track %d",
                            old, sim, tracks[i])
             self.events.emit("face_changed", {"track": old, "new_track": tracks[i], "similarity": round(sim, 4),
                                               "changes": self._face_changes_unreported})
-            self._last_face_event, self._face_changes_unreported = now, 0
+            self._face_changes_unreported = 0
         else:
             logger.debug("track %d: the face changed (cosine %.3f): restarted as track %d", old, sim, tracks[i])
 
+    def _face_event_allowed(self, now: float) -> bool:
+        if self._face_events is None:
+            interval = self.engine.config.deny_event_interval_s
+            self._face_events = TokenBucket(1.0 / interval if interval > 0 else math.inf, 1, now)
+        return self._face_events.take(now)
+
     def _report_face_changes(self, now: float) -> None:
         """Changes held back by the event interval are reported once it has passed, even with no new one."""
-        if self._face_changes_unreported and now - self._last_face_event >= self.engine.config.deny_event_interval_s:
+        if self._face_changes_unreported and self._face_event_allowed(now):
             self.events.emit("face_changed", {"changes": self._face_changes_unreported})
-            self._last_face_event, self._face_changes_unreported = now, 0
+            self._face_changes_unreported = 0
 
     def _forget_tracks(self) -> None:
         self._end(self.tracker.reset())

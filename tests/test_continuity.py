@@ -22,6 +22,16 @@ def _frame_of(person: np.ndarray, rng: np.random.Generator, spread: float) -> np
     return _unit(person + spread * _unit(rng.normal(size=person.shape[0])))
 
 
+def _two_people_one_seen(seed: int, frames: int) -> tuple[FaceContinuity, np.ndarray, np.ndarray, np.random.Generator]:
+    """Two people a and b; track 1 has seen ``frames`` frames of a."""
+    rng = np.random.default_rng(seed)
+    a, b = _person(rng), _person(rng)
+    c = FaceContinuity(0.5)
+    for _ in range(frames):
+        c.add(1, _frame_of(a, rng, 0.3))
+    return c, a, b, rng
+
+
 def test_a_face_that_stays_itself_is_kept_and_somebody_else_is_reported_and_not_kept() -> None:
     rng = np.random.default_rng(1)
     a, b = _person(rng), _person(rng)
@@ -49,21 +59,13 @@ def test_tracks_are_kept_apart() -> None:
 
 
 def test_the_reference_is_every_earlier_frame_so_one_odd_frame_does_not_move_it() -> None:
-    rng = np.random.default_rng(3)
-    a, b = _person(rng), _person(rng)
-    c = FaceContinuity(0.5)
-    for _ in range(20):
-        c.add(1, _frame_of(a, rng, 0.3))
+    c, a, b, rng = _two_people_one_seen(3, 20)
     c.add(1, _unit(a + b))  # a blurred frame halfway between two faces, kept (cosine 0.7)
     assert c.changed(1, _frame_of(b, rng, 0.3)) is not None  # the other face is still somebody else
 
 
 def test_after_the_verdict_the_reference_is_frozen_so_a_slow_drift_cannot_move_it() -> None:
-    rng = np.random.default_rng(4)
-    a, b = _person(rng), _person(rng)
-    c = FaceContinuity(0.5)
-    for _ in range(10):
-        c.add(1, _frame_of(a, rng, 0.3))
+    c, a, b, _ = _two_people_one_seen(4, 10)
     c.freeze(1)
     reference = c.similarity(1, a)
     steps = [_unit((1 - k / 40) * a + (k / 40) * b) for k in range(41)]  # a morph from a to b
