@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.approaches import live_approaches, short_clip
 from benchmarks.machine import machine
 from kiosk.pad.metrics import clopper_pearson
 
@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     import kiosk.loop
     from kiosk.config import Settings
     from kiosk.imageio import read_rgb
-    from kiosk.liveness.challenge import choose_direction
     from kiosk.liveness.landmarks import build_landmarker
     from kiosk.pad.eval import present_config
     from kiosk.pad.present import Presenter, from_video
@@ -83,24 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     swap_detect = build_detector().detect  # the source's own: it runs on the capture thread
     config = present_config(Settings(), MAX_SECONDS)
     landmarker = build_landmarker()
-    seeds = {d: next(s for s in range(100) if choose_direction(random.Random(s)) == d) for d in ("left", "right")}
     people = lfw_people(DATA / "lfw-view1", 2 if args.quick else args.people, np.random.default_rng(args.seed))
-    clips = find_videos(DATA / "videos")
     t0 = time.perf_counter()
     # 1. The attacker's own approaches that end LIVE: when, for each clip and prompt.
-    live: list[tuple[Path, str, int, float]] = []
-    bar = Progress(2 * len(clips), "attacker alone")
-    for n, clip in enumerate(clips):
-        for k, (direction, seed) in enumerate(seeds.items()):
-            o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
-                from_video(clip, 15.0, 12.0))
-            if o.error is None and o.verdict == "live" and o.verdict_s is not None:
-                live.append((clip, direction, seed, o.verdict_s))
-            bar(2 * n + k + 1)
+    live = live_approaches(pipeline, card.threshold, config, landmarker, find_videos(DATA / "videos"))
     if args.quick:
         live = live[:2]
     print(f"\napproaches that end live: {len(live)} (clip, prompt): "
-          + ", ".join(f"{c.stem}/{d}@{t:.1f}s" for c, d, _, t in live))
+          + ", ".join(f"{a.clip.stem}/{a.prompt}@{a.live_s:.1f}s" for a in live))
     # 2. Each of them with each victim's print raised after the verdict, with and without the check.
     rows: list[dict[str, Any]] = []
     bar = Progress(2 * len(live) * len(people), "swapping")
@@ -120,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
                         p, wrap=wrap)
-                    rows.append({"guarded": guarded, "clip": str(clip).split("videos/")[-1], "prompt": direction,
+                    rows.append({"guarded": guarded, "clip": short_clip(clip), "prompt": direction,
                                  "victim": name, "photo": shown.name, "live_s": live_s, "error": o.error,
                                  "door_opened": o.door_opened, "granted_s": o.granted_s,
                                  "face_changes": o.face_changes, "denied_attack": o.denied_attack,
@@ -150,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": command, "commit": commit, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "victims": [n for n, _ in people], "live_approaches": [
-                {"clip": str(c).split("videos/")[-1], "prompt": d, "live_s": t} for c, d, _, t in live],
+                {"clip": short_clip(a.clip), "prompt": a.prompt, "live_s": a.live_s} for a in live],
             "swap_after_s": SWAP_AFTER_S, "max_seconds": MAX_SECONDS, "summary": summary, "rows": rows},
             indent=1) + "\n")
         print(f"wrote {args.json}")

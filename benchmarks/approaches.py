@@ -1,0 +1,59 @@
+"""The attackers of the benchmarks on live heads: real people from ../shared/data/videos who answer the prompt.
+
+Each clip with a clear head turn is played as someone who answers the head-turn prompt
+(``kiosk.pad.cooperative``), once prompted left and once right, through the real loop; the
+approaches that end with a live verdict are the real heads an attacker brings to the door.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from kiosk.pad.metrics import clopper_pearson
+
+
+class Approach(NamedTuple):
+    clip: Path
+    prompt: str  # "left" or "right"
+    seed: int  # the presentation seed that draws that prompt
+    live_s: float  # when the live verdict came, on the replay's clock
+
+
+def prompt_seeds() -> dict[str, int]:
+    """A presentation seed per prompt direction: the first that draws it."""
+    from kiosk.liveness.challenge import choose_direction
+
+    return {d: next(s for s in range(100) if choose_direction(random.Random(s)) == d) for d in ("left", "right")}
+
+
+def live_approaches(pipeline: Any, threshold: float, config: Any, landmarker: Any, clips: list[Path],
+                    fps: float = 15.0, max_s: float = 12.0) -> list[Approach]:
+    """Every (clip, prompt) whose cooperative replay, alone, ends live."""
+    from kiosk.pad.present import Presenter, from_video
+    from kiosk.progress import Progress
+
+    live: list[Approach] = []
+    seeds = prompt_seeds()
+    bar = Progress(len(seeds) * len(clips), "attacker alone")
+    for n, clip in enumerate(clips):
+        for k, (direction, seed) in enumerate(seeds.items()):
+            o = Presenter(pipeline, threshold, config, landmarker, seed=seed).present_cooperative(
+                from_video(clip, fps, max_s))
+            if o.error is None and o.verdict == "live" and o.verdict_s is not None:
+                live.append(Approach(clip, direction, seed, o.verdict_s))
+            bar(len(seeds) * n + k + 1)
+    return live
+
+
+def rate(rows: list[dict[str, Any]], key: str = "door_opened") -> dict[str, Any]:
+    """How many of the rows (errors left out) have ``key`` true, with the 95 % Clopper-Pearson interval."""
+    own = [r for r in rows if r.get("error") is None]
+    k = sum(1 for r in own if r[key])
+    lo, hi = clopper_pearson(k, len(own)) if own else (0.0, 1.0)
+    return {"presented": len(own), key: k, "ci95": [lo, hi]}
+
+
+def short_clip(clip: Path) -> str:
+    return str(clip).split("videos/")[-1]

@@ -1,0 +1,119 @@
+"""A partial attack: a print of an enrolled person's upper face worn over a real, unenrolled face.
+
+The sheet is cut from the victim's photo: everything above a line across the
+nose (``cut``: 0 at the nasion, 1 at the nose tip), as wide as the face. It is
+worn like a mask: on every frame it is placed by the homography that maps the
+photo's upper-face landmarks (eye corners, brows, nasion, forehead) onto the
+real head's, so it turns with the head, while the real nose tip, cheeks, mouth
+and chin below it move as a head does. Recognition sees the victim's eyes and
+brows; the flatness cue sees a flat upper face over real depth.
+
+Landmarks of the real head come from the clean frame (before the sheet covers
+it): the mask's pose is the head's. The detector and landmarker given here run
+on the capture thread: give the source interpreters of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from kiosk.camera.base import Frame
+from kiosk.errors import DatasetError
+from kiosk.vision.boxes import Face, primary_face
+
+RGB = npt.NDArray[np.uint8]
+F64 = npt.NDArray[np.float64]
+Detect = Callable[[RGB], list[Face]]
+Landmarks = Callable[[RGB, Face], "npt.NDArray[np.float32] | None"]
+
+# FaceMesh points that fix the sheet's pose: eye corners, brows, nasion and forehead.
+UPPER = (33, 133, 362, 263, 70, 105, 107, 336, 334, 300, 168, 6, 151, 9, 8, 10)
+NASION, NOSE_TIP = 168, 1
+CHEEK_RIGHT_IMAGE_LEFT, CHEEK_LEFT_IMAGE_RIGHT = 234, 454
+
+
+def sheet_mask(shape: tuple[int, int], landmarks: npt.NDArray[np.floating], cut: float, margin: float = 0.08) -> F64:
+    """Where the sheet is, in the photo: above the line through the point ``cut`` of the way from the
+    nasion to the nose tip, square to the nose, between the cheeks widened by ``margin`` of the face
+    width. Values in [0, 1], (h, w)."""
+    p = np.asarray(landmarks, np.float64)[:, :2]
+    nasion, tip = p[NASION], p[NOSE_TIP]
+    down = tip - nasion
+    n = float(np.linalg.norm(down))
+    if n < 1e-6:
+        raise DatasetError("the photo's nose has no length: not a frontal face")
+    down /= n
+    across = np.array([-down[1], down[0]])
+    at = nasion + cut * (tip - nasion)
+    left, right = p[CHEEK_RIGHT_IMAGE_LEFT], p[CHEEK_LEFT_IMAGE_RIGHT]
+    half = abs(float((right - left) @ across)) / 2.0 * (1.0 + 2.0 * margin)
+    mid = float(((left + right) / 2.0 - at) @ across)
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    rel = np.stack([xs - at[0], ys - at[1]], axis=-1)
+    below = rel @ down
+    side = rel @ across - mid
+    return ((below <= 0.0) & (np.abs(side) <= half)).astype(np.float64)
+
+
+def upper_homography(photo_landmarks: npt.NDArray[np.floating], frame_landmarks: npt.NDArray[np.floating]) -> F64:
+    """The least-squares homography from the photo's upper-face points to the frame's, 3x3."""
+    a = np.asarray(photo_landmarks, np.float64)[list(UPPER), :2]
+    b = np.asarray(frame_landmarks, np.float64)[list(UPPER), :2]
+    h, _ = cv2.findHomography(a, b, 0)
+    if h is None:
+        raise DatasetError("no homography between the photo's upper face and the frame's")
+    return np.asarray(h, np.float64)
+
+
+def wear(frame: RGB, photo: RGB, mask: F64, h: F64, gain: float = 0.9) -> RGB:
+    """``frame`` with the masked part of the photo warped by ``h`` over it."""
+    rows, cols = frame.shape[:2]
+    warped = cv2.warpPerspective(photo, h, (cols, rows), flags=cv2.INTER_LINEAR)
+    cover = cv2.warpPerspective(mask.astype(np.float32), h, (cols, rows), flags=cv2.INTER_LINEAR)[..., None]
+    out = frame.astype(np.float32) * (1.0 - cover) + warped.astype(np.float32) * gain * cover
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+class PartialPrintSource:
+    """A frame source that shows ``inner``'s frames with the victim's upper face worn over the real one."""
+
+    def __init__(self, inner: Any, photo: RGB, detect: Detect, landmarks: Landmarks, cut: float = 0.5) -> None:
+        if not 0.0 <= cut <= 1.0:
+            raise ValueError(f"cut is a fraction of the nose, 0 to 1, not {cut}")
+        self.inner = inner
+        self.photo = np.asarray(photo, np.uint8)
+        self.detect = detect
+        self.landmarks = landmarks
+        face = primary_face(detect(self.photo))
+        marks = None if face is None else landmarks(self.photo, face)
+        if marks is None:
+            raise DatasetError("no face in the photo to cut the sheet from")
+        self._photo_marks = marks
+        self._mask = sheet_mask(self.photo.shape[:2], marks, cut)
+        self._h: F64 | None = None  # the last pose: the sheet stays where it was when a frame has no face
+        self.worn_frames = 0
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self) -> Frame | None:
+        frame = self.inner.read()
+        if frame is None:
+            return None
+        face = primary_face(self.detect(frame.rgb))
+        marks = None if face is None else self.landmarks(frame.rgb, face)
+        if marks is not None:
+            self._h = upper_homography(self._photo_marks, marks)
+        if self._h is None:
+            return frame
+        self.worn_frames += 1
+        return Frame(wear(frame.rgb, self.photo, self._mask, self._h), frame.t, frame.index)
+
+    def close(self) -> None:
+        self.inner.close()
