@@ -183,7 +183,7 @@ class KioskLoop:
                     if i not in sampled:
                         live[i] = judge.current(tracks[i])
                         continue
-                    live[i] = judge.observe(tracks[i], landmarker.landmarks(rgb, face), now)
+                    live[i] = judge.observe(tracks[i], landmarker.landmarks(rgb, face), now, frame=rgb)
                     if str(live[i].verdict) != "pending":
                         self.continuity.freeze(tracks[i])  # the face that earned the verdict is the reference
         matches: list[FaceMatch | None] = [None] * len(faces)

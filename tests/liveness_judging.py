@@ -34,6 +34,9 @@ class RecordingPrompter:
 
 
 def _judge(mode: str = "challenge", seed: int = 0, **kw: object) -> tuple[LivenessJudge, FakeClock, RecordingPrompter]:
+    """A judge of synthetic landmarks. They come without pixels, so the eye-band check, which needs the
+    frames, is off unless asked for (``planar_band_max``): tests/test_liveness_regions.py covers it."""
+    kw.setdefault("planar_band_max", 0.0)
     clock, prompter = FakeClock(), RecordingPrompter()
     return LivenessJudge(LivenessSettings(mode=mode, **kw), clock, prompter, random.Random(seed)), clock, prompter
 

@@ -186,7 +186,7 @@ class _Veto:
 
 def test_another_cue_can_deny_but_never_grant_alone() -> None:
     clock, prompter = FakeClock(), RecordingPrompter()
-    settings = LivenessSettings(mode="passive")
+    settings = LivenessSettings(mode="passive", planar_band_max=0.0)  # synthetic landmarks: no pixels
     denying = LivenessJudge(settings, clock, prompter, random.Random(0), extra_cues=[_Veto(Verdict.FLAT, False)])
     assert denying.observe(1, None).verdict is Verdict.FLAT
     granting = LivenessJudge(settings, clock, prompter, random.Random(0), extra_cues=[_Veto(Verdict.LIVE, True)])
@@ -222,7 +222,8 @@ def test_a_glitching_mesh_on_a_still_picture_is_no_evidence() -> None:
     assert all("residual" not in results[k].values for k in range(5, 60, 7))
     # without the jump filter the same glitches would pass the print as live
     clock, prompter = FakeClock(), RecordingPrompter()
-    lax = LivenessJudge(LivenessSettings(mode="passive", max_jump=1.0), clock, prompter, random.Random(0))
+    lax = LivenessJudge(LivenessSettings(mode="passive", max_jump=1.0, planar_band_max=0.0), clock, prompter,
+                        random.Random(0))
     assert any(r.verdict is Verdict.LIVE for r in _feed(lax, clock, frames))
 
 

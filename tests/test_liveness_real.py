@@ -66,7 +66,7 @@ def _judge_frames(parts: tuple[Any, Landmarker], frames: Iterator[tuple[float, n
             meshed.append(t)
         face = primary_face(detector.detect(rgb))
         lm = landmarker.landmarks(rgb, face) if face is not None else None
-        results.append(judge.observe(1, lm, now=t))
+        results.append(judge.observe(1, lm, now=t, frame=rgb))
     return results
 
 

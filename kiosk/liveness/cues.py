@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import geometry as g
+from . import regions
 from .settings import LivenessSettings
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class History:
         self.count = 0
         self._times = np.zeros(size)
         self._sets: list[npt.NDArray[np.float64]] = []
+        self._crops: list[regions.FaceCrop | None] = []  # the canonical face crop of the frame added with each set
         self._a0: npt.NDArray[np.complex128] | None = None  # (size, N), allocated at the first add
         self._norm = np.ones(size)
         self._iod = np.ones(size)
@@ -116,15 +118,19 @@ class History:
     def points(self, i: int) -> npt.NDArray[np.float64]:
         return self._sets[i]
 
-    def add(self, t: float, points: npt.NDArray[np.float64]) -> None:
+    def crop(self, i: int) -> regions.FaceCrop | None:
+        return self._crops[i]
+
+    def add(self, t: float, points: npt.NDArray[np.float64], crop: regions.FaceCrop | None = None) -> None:
         a = points[:, 0] + 1j * points[:, 1]
         a0 = a - a.sum() / len(a)
         if self._a0 is None or self._a0.shape[1] != len(a0):
-            self._a0, self.count, self._sets = np.zeros((self.size, len(a0)), np.complex128), 0, []
+            self._a0, self.count, self._sets, self._crops = np.zeros((self.size, len(a0)), np.complex128), 0, [], []
         if self.count == self.size:  # drop the oldest
             for arr in (self._times, self._a0, self._norm, self._iod):
                 arr[:-1] = arr[1:]
             del self._sets[0]
+            del self._crops[0]
             self.count -= 1
         i = self.count
         self._times[i] = t
@@ -132,6 +138,7 @@ class History:
         self._norm[i] = max(float((a0.real**2 + a0.imag**2).sum()), 1e-12)
         self._iod[i] = g.inter_ocular(points)
         self._sets.append(points)
+        self._crops.append(crop)
         self.count += 1
 
     def motions(self, cur: npt.NDArray[np.float64], now: float,
@@ -164,6 +171,8 @@ class _Track:
     noise: deque[float]
     live: int = 0
     flat: int = 0
+    planar: int = 0  # pairs with parallax in the landmarks whose eye band moved as one plane
+    band: float | None = None  # the last eye-band misalignment measured (IOD)
     best: PairScore | None = None
     _floor: float | None = None  # cached median of ``noise``
     min_live: float | None = None  # the parallax threshold when not min_live_residual (a prompted turn was seen)
@@ -202,6 +211,15 @@ class FlatnessCue:
     A frame whose landmarks jump from the previous frame's by more than a
     head can move in one frame (``max_jump`` homography residual) is a mesh
     failure: no evidence, and the smoothing starts afresh.
+
+    Landmarks are FaceMesh's reading of the face, and FaceMesh reads depth into
+    a print of the upper face worn over a real nose and mouth. So a pair with
+    parallax counts as live only when the pixels agree (``kiosk.liveness.regions``):
+    the eye band of the two frames (``Observation.extra["frame"]``, the RGB
+    frame) must not be aligned by one homography to within ``planar_band_max``.
+    A pair whose band is that well aligned counts as planar evidence, and
+    ``evidence_frames`` of them deny (``planar_eye_band``). A pair without the
+    frames, or whose alignment fails, is no evidence (never live).
     """
 
     name = "flatness"
@@ -235,6 +253,9 @@ class FlatnessCue:
         if rig is None or not np.isfinite(rig).all():  # no mesh, or a broken one: no evidence
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
+        frame = obs.extra.get("frame")
+        crop = (regions.face_crop(frame, obs.landmarks)
+                if isinstance(frame, np.ndarray) and obs.landmarks is not None and self.s.planar_band_max > 0 else None)
         raw = [*list(track.raw)[1 - self.smooth_frames:], rig]  # the smoothing window if this frame is kept
         # Up to three homography fits per frame, solved in one batch: the jump from the previous frame,
         # the jitter of the middle frame, and the pair of the smoothed frame with the most different one.
@@ -243,7 +264,7 @@ class FlatnessCue:
             src.append(track.raw[-1])
             dst.append(rig)
         cur: npt.NDArray[np.float64] | None = None
-        pair_ref: tuple[float, float] | None = None  # (time, motion) of the chosen reference frame
+        pair_ref: tuple[float, float, int] | None = None  # (time, motion, index) of the chosen reference frame
         if len(raw) >= self.smooth_frames:
             before, middle, after = raw[-3], raw[-2], raw[-1]
             src.append(0.5 * (before + after))
@@ -252,7 +273,7 @@ class FlatnessCue:
             first, motions = track.frames.motions(cur, obs.now, self.s.window_s)
             if len(motions):
                 k = first + int(np.argmax(motions))
-                pair_ref = (track.frames.time(k), float(motions[k - first]))
+                pair_ref = (track.frames.time(k), float(motions[k - first]), k)
                 src.append(track.frames.points(k))
                 dst.append(cur)
         residuals = list(g.homography_residuals(np.stack(src), np.stack(dst))) if src else []
@@ -266,21 +287,40 @@ class FlatnessCue:
             return self._result(track, None)
         track.add_noise(residuals.pop(0))
         pair = None if pair_ref is None else PairScore(pair_ref[1], residuals.pop(0), obs.now - pair_ref[0])
-        track.frames.add(obs.now, cur)
+        ref_crop = None if pair_ref is None else track.frames.crop(pair_ref[2])
+        track.frames.add(obs.now, cur, crop)
         if pair is not None:
             noise = track.noise_floor()
             floor = self.s.min_live_residual if track.min_live is None else track.min_live
             if (noise is not None and pair.residual >= max(floor, self.s.noise_factor * noise)
                     and self.s.live_ratio <= pair.ratio <= self.s.max_live_ratio):
-                track.live += 1
+                self._parallax(track, ref_crop, crop)
             elif pair.motion >= self.s.min_motion and pair.ratio <= self.s.flat_ratio:
                 track.flat += 1
             if track.best is None or pair.motion > track.best.motion:
                 track.best = pair
         return self._result(track, pair)
 
+    def _parallax(self, track: _Track, ref: regions.FaceCrop | None, cur: regions.FaceCrop | None) -> None:
+        """A pair with parallax in the landmarks: live if the eye band's pixels show it too."""
+        if self.s.planar_band_max <= 0:
+            track.live += 1
+            return
+        band = None if ref is None or cur is None else regions.misalignment(ref, cur)
+        if band is None:
+            return  # no pixels, or no alignment: no evidence either way
+        track.band = band
+        if band < self.s.planar_band_max:
+            track.planar += 1
+        else:
+            track.live += 1
+
     def _result(self, track: _Track, pair: PairScore | None) -> LivenessResult:
         values = {"live_frames": float(track.live), "flat_frames": float(track.flat)}
+        if track.planar:
+            values["planar_frames"] = float(track.planar)
+        if track.band is not None:
+            values["eye_band"] = round(track.band, 4)
         noise = track.noise_floor()
         if noise is not None:
             values["noise"] = round(noise, 4)
@@ -291,6 +331,8 @@ class FlatnessCue:
             values |= {"max_motion": round(track.best.motion, 4)}
         if track.flat >= self.s.evidence_frames:
             return LivenessResult(Verdict.FLAT, "flat_homography", values)
+        if track.planar >= self.s.evidence_frames:
+            return LivenessResult(Verdict.FLAT, "planar_eye_band", values)
         if track.live >= self.s.evidence_frames:
             return LivenessResult(Verdict.LIVE, "parallax", values)
         return LivenessResult(Verdict.PENDING, "waiting_motion", values)

@@ -8,6 +8,10 @@ real head's, so it turns with the head, while the real nose tip, cheeks, mouth
 and chin below it move as a head does. Recognition sees the victim's eyes and
 brows; the flatness cue sees a flat upper face over real depth.
 
+The camera sees the sheet as it sees the rest of the scene: each sequence draws a
+camera (``kiosk.pad.degradations``); the sheet is defocused like it, gets fresh
+sensor noise on every frame, and the whole frame is JPEG-compressed.
+
 Landmarks of the real head come from the clean frame (before the sheet covers
 it): the mask's pose is the head's. The detector and landmarker given here run
 on the capture thread: give the source interpreters of its own.
@@ -24,6 +28,7 @@ import numpy.typing as npt
 
 from kiosk.camera.base import Frame
 from kiosk.errors import DatasetError
+from kiosk.pad.degradations import Camerawork, jpeg_bytes
 from kiosk.vision.boxes import Face, primary_face
 
 RGB = npt.NDArray[np.uint8]
@@ -71,19 +76,32 @@ def upper_homography(photo_landmarks: npt.NDArray[np.floating], frame_landmarks:
     return np.asarray(h, np.float64)
 
 
-def wear(frame: RGB, photo: RGB, mask: F64, h: F64, gain: float = 0.9) -> RGB:
-    """``frame`` with the masked part of the photo warped by ``h`` over it."""
+def wear(frame: RGB, photo: RGB, mask: F64, h: F64, gain: float = 0.9, work: Camerawork | None = None,
+         rng: np.random.Generator | None = None) -> RGB:
+    """``frame`` with the masked part of the photo warped by ``h`` over it; with ``work``, the sheet
+    defocused and noisy as that camera would record it (noise drawn from ``rng``) and the frame
+    JPEG-compressed."""
     rows, cols = frame.shape[:2]
-    warped = cv2.warpPerspective(photo, h, (cols, rows), flags=cv2.INTER_LINEAR)
+    warped = cv2.warpPerspective(photo, h, (cols, rows), flags=cv2.INTER_LINEAR).astype(np.float32) * gain
     cover = cv2.warpPerspective(mask.astype(np.float32), h, (cols, rows), flags=cv2.INTER_LINEAR)[..., None]
-    out = frame.astype(np.float32) * (1.0 - cover) + warped.astype(np.float32) * gain * cover
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if work is not None:
+        warped = np.asarray(cv2.GaussianBlur(warped, (0, 0), work.blur), np.float32)
+        noise = (rng if rng is not None else np.random.default_rng()).normal(0.0, work.noise, warped.shape)
+        warped = warped + noise.astype(np.float32)
+    out = np.clip(np.rint(frame.astype(np.float32) * (1.0 - cover) + warped * cover), 0, 255).astype(np.uint8)
+    if work is None:
+        return out
+    decoded = cv2.imdecode(np.frombuffer(jpeg_bytes(out, work.jpeg_quality), np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ValueError("JPEG decoding failed")
+    return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), np.uint8)
 
 
 class PartialPrintSource:
     """A frame source that shows ``inner``'s frames with the victim's upper face worn over the real one."""
 
-    def __init__(self, inner: Any, photo: RGB, detect: Detect, landmarks: Landmarks, cut: float = 0.5) -> None:
+    def __init__(self, inner: Any, photo: RGB, detect: Detect, landmarks: Landmarks, cut: float = 1.0,
+                 seed: int = 0) -> None:
         if not 0.0 <= cut <= 1.0:
             raise ValueError(f"cut is a fraction of the nose, 0 to 1, not {cut}")
         self.inner = inner
@@ -98,6 +116,8 @@ class PartialPrintSource:
         self._mask = sheet_mask(self.photo.shape[:2], marks, cut)
         self._h: F64 | None = None  # the last pose: the sheet stays where it was when a frame has no face
         self.worn_frames = 0
+        self._rng = np.random.default_rng(seed)
+        self.camera = Camerawork.draw(self._rng)
 
     def open(self) -> None:
         self.inner.open()
@@ -113,7 +133,7 @@ class PartialPrintSource:
         if self._h is None:
             return frame
         self.worn_frames += 1
-        return Frame(wear(frame.rgb, self.photo, self._mask, self._h), frame.t, frame.index)
+        return Frame(wear(frame.rgb, self.photo, self._mask, self._h, work=self.camera, rng=self._rng), frame.t, frame.index)
 
     def close(self) -> None:
         self.inner.close()

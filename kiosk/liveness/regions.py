@@ -1,0 +1,132 @@
+"""Whether the pixels of the eye region move as one plane between two frames (OpenCV and numpy only).
+
+FaceMesh fits a face to whatever it is shown: over a print of the upper face
+worn above a real nose and mouth, its landmarks carry the real head's parallax
+into the printed eyes. The pixels do not. Between two frames of a real head
+turning, the band from the brows to below the eyes (the eye sockets, the
+nasion, the brow ridge) cannot be aligned by one homography; a sheet of paper
+can, up to camera noise.
+
+Each frame is cut to a canonical crop (the eyes level, ``IOD_PX`` apart). The
+band of the first crop is aligned onto the second by the homography that best
+matches the pixels (OpenCV's ECC, started from the landmarks' homography), and
+what is left is expressed as a distance: the RMS of the intensity difference
+(both sides normalised to zero mean and unit variance over the band) divided by
+the RMS intensity gradient, which for small misalignments is the RMS of the
+misalignment in pixels, then divided by ``IOD_PX``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+CROP = 128
+IOD_PX = 48.0
+EYE_Y = 52.0
+BAND_ABOVE, BAND_BELOW = 0.45, 0.35  # the band's extent above and below the eye line, IOD
+BLUR_SIGMA = 1.0  # pixels of the crop: camera noise is not structure
+MIN_BAND_PX = 200
+ECC_ITERATIONS, ECC_EPS = 50, 1e-4
+WINDOW_MARGIN = 12  # rows of the crop above and below the band that the moving image may bring in
+
+# FaceMesh points that start the alignment: eye corners, brows, forehead, nasion, upper cheeks.
+ANCHORS = (33, 133, 362, 263, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 151, 9, 8, 168, 6, 116, 345)
+# The face oval, to keep the band off the background and the hair.
+OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+        176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+_EYES = ((33, 133), (362, 263))
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A frame's face, canonical: grey levels (CROP, CROP) and the anchor and oval points in crop pixels."""
+
+    gray: npt.NDArray[np.uint8]
+    anchors: npt.NDArray[np.float32]  # (len(ANCHORS), 2)
+    oval: npt.NDArray[np.float32]  # (len(OVAL), 2)
+
+
+def canonical(landmarks: npt.NDArray[np.floating]) -> npt.NDArray[np.float64] | None:
+    """The 2x3 similarity that puts the eye centres level, ``IOD_PX`` apart, at height ``EYE_Y``."""
+    p = np.asarray(landmarks, np.float64)[:, :2]
+    a = 0.5 * (p[_EYES[0][0]] + p[_EYES[0][1]])
+    b = 0.5 * (p[_EYES[1][0]] + p[_EYES[1][1]])
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or np.linalg.norm(b - a) < 1e-6:
+        return None
+    za, zb = complex(a[0], a[1]), complex(b[0], b[1])
+    da, db = complex(CROP / 2 - IOD_PX / 2, EYE_Y), complex(CROP / 2 + IOD_PX / 2, EYE_Y)
+    s = (db - da) / (zb - za)
+    t = da - s * za
+    return np.array([[s.real, -s.imag, t.real], [s.imag, s.real, t.imag]])
+
+
+def face_crop(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating]) -> FaceCrop | None:
+    """The canonical crop of the face whose 468 landmarks (frame pixels) are given; None if the eyes
+    are not usable."""
+    m = canonical(landmarks)
+    if m is None:
+        return None
+    patch = cv2.warpAffine(rgb, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gray = np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
+    p = np.asarray(landmarks, np.float64)[:, :2] @ m[:, :2].T + m[:, 2]
+    return FaceCrop(gray, p[list(ANCHORS)].astype(np.float32), p[list(OVAL)].astype(np.float32))
+
+
+def eye_band(crop: FaceCrop) -> npt.NDArray[np.uint8]:
+    """The band from a little above the brows to below the eyes, inside the face oval (0/1 mask)."""
+    mask = np.zeros((CROP, CROP), np.uint8)
+    cv2.fillPoly(mask, [np.round(crop.oval).astype(np.int32)], 1)
+    mask = np.asarray(cv2.erode(mask, np.ones((5, 5), np.uint8)), np.uint8)
+    top, bottom = int(round(EYE_Y - BAND_ABOVE * IOD_PX)), int(round(EYE_Y + BAND_BELOW * IOD_PX))
+    mask[:max(top, 0)] = 0
+    mask[bottom + 1:] = 0
+    return np.asarray(mask, np.uint8)
+
+
+def misalignment(src: FaceCrop, dst: FaceCrop) -> float | None:
+    """What the best homography leaves of the eye band between two crops, in IOD; None when the
+    alignment does not converge or the band is too small to say."""
+    mask = eye_band(src)
+    if int(mask.sum()) < MIN_BAND_PX:
+        return None
+    h0, _ = cv2.findHomography(src.anchors, dst.anchors, 0)
+    if h0 is None:
+        return None
+    # Only a window of rows around the band takes part, the same rows of both crops (ECC needs one size).
+    rows = np.flatnonzero(mask.any(axis=1))
+    r0, r1 = max(int(rows[0]) - WINDOW_MARGIN, 0), min(int(rows[-1]) + 1 + WINDOW_MARGIN, CROP)
+    shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(r0)], [0.0, 0.0, 1.0]])
+    a = np.asarray(cv2.GaussianBlur(src.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
+    b = np.asarray(cv2.GaussianBlur(dst.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
+    band = np.ascontiguousarray(mask[r0:r1])
+    try:
+        _, warp = cv2.findTransformECC(a, b, (np.linalg.inv(shift) @ h0 @ shift).astype(np.float32),
+                                       cv2.MOTION_HOMOGRAPHY,
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS),
+                                       band, 3)
+    except cv2.error:
+        return None  # no convergence: no evidence
+    size = (CROP, r1 - r0)
+    back = np.asarray(cv2.warpPerspective(b, warp, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP), np.float32)
+    inside = cv2.warpPerspective(np.ones_like(b), warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0.5
+    keep = (band > 0) & inside
+    if int(keep.sum()) < MIN_BAND_PX:
+        return None
+    return _residual_px(a, back, keep) / IOD_PX
+
+
+def _residual_px(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], keep: npt.NDArray[np.bool_]) -> float:
+    """RMS intensity difference over the gradient RMS, both normalised over ``keep``: pixels."""
+    sa, sb = float(a[keep].std()), float(b[keep].std())
+    if sa < 1e-6 or sb < 1e-6:
+        return 0.0  # a featureless band: nothing to misalign
+    za = (a[keep] - a[keep].mean()) / sa
+    zb = (b[keep] - b[keep].mean()) / sb
+    gx = cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    grad = float(np.sqrt((gx[keep] ** 2 + gy[keep] ** 2).mean())) / sa
+    return float(np.sqrt(((za - zb) ** 2).mean())) / max(grad, 1e-6)
