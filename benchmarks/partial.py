@@ -10,8 +10,9 @@ of the way from the nasion to the nose tip (``kiosk.pad.partial``), placed on ev
 the real head's upper face is, so it turns with the head; the real nose, cheeks, mouth and chin
 show below it. The victims are ``--people`` lfw-view1 people (drawn with ``--seed``), enrolled
 from their other photos; the sheet comes from their first. Every replay goes through the real
-loop twice: with the default configuration, and with liveness off, the baseline that shows how
-often recognition alone would let the sheet in. Reported: how often the door opened (95 %
+loop three times: with the default configuration; with the eye-band check of
+``kiosk.liveness.regions`` disabled (``liveness.planar_band_max = 0``), the kiosk before that check;
+and with liveness off, which shows how often recognition alone would let the sheet in. Reported: how often the door opened (95 %
 Clopper-Pearson). Times are on the replay's clock (machine-independent).
 """
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     # The sheet's own detector and FaceMesh: they run on the capture thread.
     sheet_detect, sheet_marks = build_detector().detect, build_landmarker().landmarks
     configs = {"liveness_on": present_config(Settings(), MAX_SECONDS),
+               "baseline_eye_band_check_off": present_config(Settings(liveness={"planar_band_max": 0.0}), MAX_SECONDS),
                "baseline_liveness_off": present_config(Settings(liveness={"mode": "off"}), MAX_SECONDS)}
     landmarker = build_landmarker()
     people = lfw_people(DATA / "lfw-view1", 2 if args.quick else args.people, np.random.default_rng(args.seed))
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                                         enroll=lambda e=enroll: [read_rgb(x) for x in e])  # type: ignore[misc]
 
                 def wrap(source: Any, shown: Path = shown) -> Any:
-                    return PartialPrintSource(source, read_rgb(shown), sheet_detect, sheet_marks, cut=args.cut)
+                    return PartialPrintSource(source, read_rgb(shown), sheet_detect, sheet_marks, cut=args.cut,
+                                              seed=args.seed)
 
                 o = Presenter(pipeline, card.threshold, config, landmarker, seed=a.seed).present_cooperative(
                     p, wrap=wrap)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = s["ci95"]
         print(f"{key:22s} door opened {s['door_opened']}/{s['presented']} (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %); "
               f"denied as presentation_attack {s['denied_presentation_attack']}; verdicts {s['verdicts']}")
-    print(f"{len(people)} victims (lfw-view1, seed {args.seed}), {len(live)} live approaches, cut {args.cut}; "
+    print(f"the sheet: {len(people)} victims (lfw-view1, seed {args.seed}), {len(live)} live approaches, cut {args.cut}; "
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:
         command = " ".join(["python -m benchmarks.partial", *(argv if argv is not None else sys.argv[1:])])
