@@ -1,0 +1,172 @@
+"""The eye-band check: pixels of a plane are aligned by one homography, pixels with relief are not."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import cv2
+import numpy as np
+
+from kiosk.liveness import regions
+from kiosk.liveness.cues import Verdict
+from kiosk.liveness.judge import LivenessJudge
+from kiosk.liveness.settings import LivenessSettings
+from tests import liveness_synth as synth
+from tests.clock import FakeClock
+from tests.liveness_judging import DT, RecordingPrompter
+
+W, H = 640, 480
+BAND_MAX = LivenessSettings().planar_band_max
+
+
+def _texture(seed: int = 3) -> np.ndarray:
+    """A face-sized patch of blotchy texture (skin, brows, lashes at several scales), RGB."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((H, W), np.float32)
+    for sigma, amp in ((1.5, 40.0), (4.0, 60.0), (10.0, 50.0)):
+        img += amp * cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), sigma) * sigma
+    img = np.clip(128 + img, 0, 255).astype(np.uint8)
+    return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2RGB), np.uint8)
+
+
+def _landmarks(centre: tuple[float, float] = (320.0, 240.0), iod: float = 80.0) -> np.ndarray:
+    """468 landmarks of a frontal face: the synthetic head's rigid points, and an oval around them."""
+    pts = np.zeros((468, 3), np.float32)
+    for i, (x, y, _) in synth.HEAD.items():
+        pts[i, :2] = (centre[0] + x * iod, centre[1] + y * iod)
+    for k, i in enumerate(regions.OVAL):
+        a = 2 * math.pi * k / len(regions.OVAL) - math.pi / 2
+        pts[i, :2] = (centre[0] + 1.2 * iod * math.cos(a), centre[1] + 0.3 * iod + 1.6 * iod * math.sin(a))
+    return pts
+
+
+def _homography(yaw_deg: float) -> np.ndarray:
+    """The image motion of a plane facing the camera turned by ``yaw_deg`` about a vertical line."""
+    f, d = 600.0, 600.0
+    y = math.radians(yaw_deg)
+    k = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]])
+    r = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    n, t = np.array([0, 0, 1.0]), np.zeros(3)
+    return np.asarray(k @ (r - np.outer(t, n) / d) @ np.linalg.inv(k))
+
+
+def _warp_points(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    out = pts.copy()
+    p = np.column_stack([pts[:, :2], np.ones(len(pts))]) @ h.T
+    out[:, :2] = p[:, :2] / p[:, 2:3]
+    return out
+
+
+def _relief(img: np.ndarray, pts: np.ndarray, amount_px: float) -> np.ndarray:
+    """Parallax that no homography makes: the nasion moves sideways against the rest (0.25 IOD here)."""
+    cx, cy = pts[168, 0], pts[168, 1]
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * 30.0**2)).astype(np.float32)
+    return np.asarray(cv2.remap(img, xs - amount_px * bump, ys, cv2.INTER_LINEAR), np.uint8)
+
+
+def test_a_plane_turned_in_3d_is_aligned_by_one_homography() -> None:
+    img, pts = _texture(), _landmarks()
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, pts))
+    assert a is not None and b is not None
+    m = regions.misalignment(a, b)
+    assert m is not None and m < BAND_MAX / 3
+
+
+def test_relief_in_the_eye_band_is_not_aligned_by_one_homography() -> None:
+    img, pts = _texture(), _landmarks()
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(_relief(img, pts, 20.0), h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, pts))
+    assert a is not None and b is not None
+    m = regions.misalignment(a, b)
+    assert m is not None and m > BAND_MAX
+
+
+def test_camera_noise_on_a_plane_stays_under_the_bar() -> None:
+    img, pts = _texture(), _landmarks()
+    h = _homography(12.0)
+    rng = np.random.default_rng(0)
+    moved = cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR).astype(np.float32)
+    noisy = [np.clip(x + rng.normal(0, 5.0, x.shape), 0, 255).astype(np.uint8) for x in (img.astype(np.float32), moved)]
+    a, b = regions.face_crop(noisy[0], pts), regions.face_crop(noisy[1], _warp_points(h, pts))
+    assert a is not None and b is not None
+    m = regions.misalignment(a, b)
+    assert m is not None and m < BAND_MAX
+
+
+def test_the_crop_puts_the_eyes_level_and_iod_apart() -> None:
+    pts = _landmarks()
+    rolled = _warp_points(np.vstack([cv2.getRotationMatrix2D((320, 240), 20, 1.3), [0, 0, 1]]), pts)
+    crop = regions.face_crop(_texture(), rolled)
+    assert crop is not None and crop.gray.shape == (regions.CROP, regions.CROP)
+    eyes = crop.anchors[:4]  # 33, 133, 362, 263
+    left, right = eyes[:2].mean(axis=0), eyes[2:].mean(axis=0)
+    np.testing.assert_allclose(right - left, [regions.IOD_PX, 0.0], atol=1e-3)
+    np.testing.assert_allclose(left[1], regions.EYE_Y, atol=1e-3)
+
+
+def test_no_eyes_no_crop_and_a_tiny_band_no_verdict() -> None:
+    pts = _landmarks()
+    same = pts.copy()
+    same[[33, 133, 362, 263], :2] = 100.0
+    assert regions.face_crop(_texture(), same) is None
+    crop = regions.face_crop(_texture(), pts)
+    assert crop is not None
+    squashed = regions.FaceCrop(crop.gray, crop.anchors, np.full_like(crop.oval, 64.0))  # an oval of no area
+    assert regions.misalignment(squashed, squashed) is None
+
+
+def _judge_pixels(frames: list[tuple[np.ndarray, np.ndarray]], band_max: float) -> list[Verdict]:
+    clock = FakeClock()
+    judge = LivenessJudge(LivenessSettings(mode="passive", planar_band_max=band_max), clock, RecordingPrompter(),
+                          random.Random(0))
+    out = []
+    for rgb, lm in frames:
+        out.append(judge.observe(1, lm, frame=rgb).verdict)
+        clock.advance(DT)
+    return out
+
+
+def _sheet_on_a_turning_head(n: int = 75) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Landmarks of a real head turning (parallax), pixels of a plane that follows its eyes and brows:
+    what FaceMesh reports for a print of the upper face worn over a real face."""
+    img, base = _texture(), _landmarks()
+    head = synth.model(False)
+    ref = synth.pose(head)
+    rng = np.random.default_rng(4)
+    frames = []
+    for k in range(n):
+        yaw = 25.0 * math.sin(2 * math.pi * k / 30)  # turning left and right, 2 s a cycle
+        lm = synth.pose(head, yaw, noise_px=0.3, rng=rng)
+        sel = list(regions.ANCHORS)
+        h, _ = cv2.findHomography(ref[sel, :2], lm[sel, :2], 0)
+        rgb = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+        # the oval moves with the sheet too; the rigid points are the head's
+        full = _warp_points(h, base)
+        full[list(synth.HEAD)] = lm[list(synth.HEAD)]
+        frames.append((rgb, full))
+    return frames
+
+
+def test_a_sheet_over_a_turning_head_is_denied_by_its_pixels_not_its_landmarks() -> None:
+    frames = _sheet_on_a_turning_head()
+    guarded = _judge_pixels(frames, BAND_MAX)
+    assert Verdict.FLAT in guarded and Verdict.LIVE not in guarded
+    blind = _judge_pixels(frames, 0.0)  # without the check the landmarks' parallax makes it live
+    assert Verdict.LIVE in blind
+
+
+def test_without_pixels_landmark_parallax_is_no_evidence() -> None:
+    head = synth.model(False)
+    rng = np.random.default_rng(4)
+    clock = FakeClock()
+    judge = LivenessJudge(LivenessSettings(mode="passive"), clock, RecordingPrompter(), random.Random(0))
+    results = []
+    for k in range(75):
+        results.append(judge.observe(1, synth.pose(head, 25.0 * math.sin(2 * math.pi * k / 30), noise_px=0.3, rng=rng)))
+        clock.advance(DT)
+    assert {r.verdict for r in results} == {Verdict.PENDING}  # fail closed: never live without the frames
