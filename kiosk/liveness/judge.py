@@ -140,7 +140,7 @@ class LivenessJudge:
         if turn is TurnState.WRONG:
             return LivenessResult(Verdict.FLAT, "wrong_direction", values)
         if flat.verdict is Verdict.FLAT:
-            return LivenessResult(Verdict.FLAT, "flat_homography", values)
+            return LivenessResult(Verdict.FLAT, flat.reason, values)
         if turn is TurnState.TURNED and flat.verdict is Verdict.LIVE:
             return LivenessResult(Verdict.LIVE, "challenge_parallax", values)
         if ch.expired(obs.now):
