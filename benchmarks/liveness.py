@@ -12,6 +12,9 @@ Then the cost per camera frame as the loop pays it: the same frames stamped at 3
 embed on each (untimed), FaceMesh on the frames the judge says are due (``sample_hz`` 15: every
 other frame), the last result reused in between, for a track that never reaches a verdict (the
 worst case): the mean per camera frame and the median cost of a frame that runs FaceMesh.
+The judge gets each frame's pixels as in the loop (the eye band's crop is cut on every sampled
+frame); the eye-band check itself runs only on a pair the landmarks count as parallax, so it is
+timed apart, per pair, on pairs of the clip one second apart.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 from benchmarks.machine import machine
 from kiosk.artifacts import models_dir
+from kiosk.liveness import regions
 from kiosk.liveness.judge import LivenessJudge
 from kiosk.liveness.landmarks import build_landmarker
 from kiosk.liveness.prompters import LogPrompter
@@ -81,7 +85,7 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
     landmarker = build_landmarker(threads=threads)
     judge = LivenessJudge(LivenessSettings(mode="passive"), time.monotonic, LogPrompter(), random.Random(0))
     rt = load_runtime()
-    pipe, mesh, judged, both, marks = [], [], [], [], []
+    pipe, mesh, judged, both, marks, shown = [], [], [], [], [], []
     verdicts: dict[str, int] = {}
     for k in range(2):  # warm-up
         pipeline.embed(video[k], pipeline.detect(video[k])[:1])
@@ -95,7 +99,8 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
         lm = landmarker.landmarks(rgb, face)
         t2 = time.perf_counter()
         marks.append(lm)
-        result = judge.observe(1, lm, now=i / 15.0)
+        shown.append(rgb)
+        result = judge.observe(1, lm, now=i / 15.0, frame=rgb)
         t3 = time.perf_counter()
         pipe.append((t1 - t0) * 1000)
         mesh.append((t2 - t1) * 1000)
@@ -106,10 +111,20 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
     undecided = LivenessJudge(LivenessSettings(mode="passive", min_live_residual=1.0, min_motion=1.0),
                               time.monotonic, LogPrompter(), random.Random(0))
     pending = []
-    for i, lm in enumerate(marks):
+    for i, (lm, rgb) in enumerate(zip(marks, shown)):
         t = time.perf_counter()
-        undecided.observe(1, lm, now=i / 15.0)
+        undecided.observe(1, lm, now=i / 15.0, frame=rgb)
         pending.append((time.perf_counter() - t) * 1000)
+    # The eye-band check runs only on a pair the landmarks count as parallax (a handful per approach):
+    # its cost per pair, on pairs one second apart.
+    crops = [None if lm is None else regions.face_crop(rgb, lm) for lm, rgb in zip(marks, shown)]
+    band = []
+    for i in range(0, len(crops) - 15, 5):
+        a, b = crops[i], crops[i + 15]
+        if a is not None and b is not None:
+            t = time.perf_counter()
+            regions.misalignment(a, b)
+            band.append((time.perf_counter() - t) * 1000)
     worst = [m + p for m, p in zip(mesh, pending)]
     camera = per_camera_frame(landmarker, pipeline, video, CAMERA_FPS)
     res: dict[str, Any] = {"machine": machine(), "commit": commit(), "load_avg_1m_at_start": load,
@@ -117,7 +132,8 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
                            "clip": str(clip.name), "frames": len(pipe), "frame": f"{video[0].shape[1]}x{video[0].shape[0]}",
                            "stages": {"pipeline_detect_align_embed": stats(pipe), "landmarks": stats(mesh),
                                       "judge_observe": stats(judged), "judge_observe_no_verdict": stats(pending),
-                                      "liveness_total": stats(both), "liveness_total_no_verdict": stats(worst)},
+                                      "liveness_total": stats(both), "liveness_total_no_verdict": stats(worst),
+                                      "eye_band_check_per_parallax_pair": stats(band)},
                            "verdict_frames": verdicts, "camera": camera}
     s = res["stages"]
     res["ratio_liveness_over_pipeline"] = round(s["liveness_total_no_verdict"]["median_ms"]
@@ -146,7 +162,7 @@ def per_camera_frame(landmarker: Any, pipeline: Any, video: list[np.ndarray], fp
             t = time.perf_counter()
             due = judge.due(1, now)
             if due:
-                judge.observe(1, landmarker.landmarks(rgb, face), now=now)
+                judge.observe(1, landmarker.landmarks(rgb, face), now=now, frame=rgb)
             else:
                 judge.current(1)
             costs.append((time.perf_counter() - t) * 1000)
