@@ -57,3 +57,28 @@ def rate(rows: list[dict[str, Any]], key: str = "door_opened") -> dict[str, Any]
 
 def short_clip(clip: Path) -> str:
     return str(clip).split("videos/")[-1]
+
+
+def victim_arguments(ap: Any) -> None:
+    """The options both attack benchmarks on live heads take."""
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--people", type=int, default=10, help="victims drawn from lfw-view1")
+    ap.add_argument("--seed", type=int, default=2026, help="which lfw-view1 people")
+
+
+def data_missing(data: Path, name: str) -> bool:
+    """True (after saying so) when ../shared/data lacks the real clips or lfw-view1."""
+    import sys
+
+    if (data / "videos").is_dir() and (data / "lfw-view1").is_dir():
+        return False
+    print(f"{name}: the shared data is missing at {data}", file=sys.stderr)
+    return True
+
+
+def commit() -> str:
+    """The commit of the code this run loads."""
+    import subprocess
+
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"

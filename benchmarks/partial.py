@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.approaches import live_approaches, rate, short_clip
+from benchmarks.approaches import commit, data_missing, live_approaches, rate, short_clip, victim_arguments
 from benchmarks.machine import machine
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -38,14 +37,11 @@ MAX_SECONDS = 16.0
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json", type=Path, help="write the results here")
-    ap.add_argument("--people", type=int, default=10, help="victims drawn from lfw-view1")
-    ap.add_argument("--seed", type=int, default=2026, help="which lfw-view1 people")
+    victim_arguments(ap)
     ap.add_argument("--cut", type=float, default=1.0, help="where the sheet ends: 0 nasion, 1 nose tip")
     ap.add_argument("--quick", action="store_true", help="2 approaches, 2 victims")
     args = ap.parse_args(argv)
-    if not (DATA / "videos").is_dir() or not (DATA / "lfw-view1").is_dir():
-        print(f"benchmarks.partial: the shared data is missing at {DATA}", file=sys.stderr)
+    if data_missing(DATA, "benchmarks.partial"):
         return 1
     from kiosk.config import Settings
     from kiosk.imageio import read_rgb
@@ -58,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_detector, build_pipeline
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"  # the code this run loads
+    code = commit()
     pipeline, card = build_pipeline()
     # The sheet's own detector and FaceMesh: they run on the capture thread.
     sheet_detect, sheet_marks = build_detector().detect, build_landmarker().landmarks
@@ -113,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         command = " ".join(["python -m benchmarks.partial", *(argv if argv is not None else sys.argv[1:])])
         args.json.write_text(json.dumps({
-            "command": command, "commit": commit, "machine": machine(),
+            "command": command, "commit": code, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "victims": [n for n, _ in people], "cut": args.cut, "live_approaches": [
                 {"clip": short_clip(a.clip), "prompt": a.prompt, "live_s": a.live_s} for a in live],
