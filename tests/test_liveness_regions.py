@@ -58,11 +58,15 @@ def _warp_points(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _relief(img: np.ndarray, pts: np.ndarray, amount_px: float) -> np.ndarray:
-    """Parallax that no homography makes: the nasion moves sideways against the rest (0.25 IOD here)."""
-    cx, cy = pts[168, 0], pts[168, 1]
+def _relief(img: np.ndarray, pts: np.ndarray, amount_px: float, sides: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """Parallax that no homography makes: the eye sockets sit deeper than the brows and the nasion, so
+    under a turn they slide sideways against them (``amount_px`` at each socket's centre; ``sides``: the
+    image-left socket 0, the image-right one 1)."""
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
-    bump = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * 30.0**2)).astype(np.float32)
+    bump = np.zeros((H, W), np.float32)
+    for a, b in [((33, 133), (362, 263))[k] for k in sides]:
+        cx, cy = 0.5 * (pts[a, 0] + pts[b, 0]), 0.5 * (pts[a, 1] + pts[b, 1])
+        bump += np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * 15.0**2)).astype(np.float32)
     return np.asarray(cv2.remap(img, xs - amount_px * bump, ys, cv2.INTER_LINEAR), np.uint8)
 
 
@@ -84,6 +88,38 @@ def test_relief_in_the_eye_band_is_not_aligned_by_one_homography() -> None:
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m > BAND_MAX
+
+
+def test_a_sheet_over_one_side_reads_as_a_plane() -> None:
+    """Relief on one side only (a real eye beside a sheet's edge): the side the sheet covers decides."""
+    img, pts = _texture(), _landmarks()
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(_relief(img, pts, 20.0, sides=(0,)), h, (W, H), flags=cv2.INTER_LINEAR),
+                       np.uint8)
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, pts))
+    assert a is not None and b is not None
+    m = regions.misalignment(a, b)
+    assert m is not None and m < BAND_MAX / 2
+
+
+def test_a_print_folded_at_the_nose_reads_as_a_plane_on_each_side() -> None:
+    """Two planes that meet at the face's midline: no single homography aligns the band, one per side does."""
+    img, pts = _texture(), _landmarks()
+    cx = float(pts[168, 0])
+    # The right side turned about the fold (identity on x = cx): one homography over the whole band
+    # leaves about 0.025 IOD of it, above the bar.
+    fold = np.array([[1.3, 0.0, -0.3 * cx], [0.25, 1.0, -0.25 * cx], [0.0, 0.0, 1.0]])
+    xs = np.arange(W, dtype=np.float32)[None, :].repeat(H, axis=0)
+    folded = np.where((xs >= cx)[..., None], cv2.warpPerspective(img, fold, (W, H), flags=cv2.INTER_LINEAR), img)
+    marks = pts.copy()
+    right = pts[:, 0] >= cx
+    marks[right] = _warp_points(fold, pts[right])
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(np.asarray(folded, np.uint8), h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, marks))
+    assert a is not None and b is not None
+    m = regions.misalignment(a, b)
+    assert m is not None and m < BAND_MAX / 2
 
 
 def test_camera_noise_on_a_plane_stays_under_the_bar() -> None:

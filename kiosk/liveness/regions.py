@@ -7,10 +7,13 @@ turning, the band from the brows to below the eyes (the eye sockets, the
 nasion, the brow ridge) cannot be aligned by one homography; a sheet of paper
 can, up to camera noise.
 
-Each frame is cut to a canonical crop (the eyes level, ``IOD_PX`` apart). The
-band of the first crop is aligned onto the second by the homography that best
-matches the pixels (OpenCV's ECC, started from the landmarks' homography), and
-what is left is expressed as a distance: the RMS of the intensity difference
+Each frame is cut to a canonical crop (the eyes level, ``IOD_PX`` apart). Each
+half of the band (one eye and its brow, split at the face's midline) of the
+first crop is aligned onto the second by the homography that best matches the
+pixels (OpenCV's ECC, started from the landmarks' homography), so that a sheet
+whose edge lets real skin or hair into the band, or a print folded along the
+nose, still shows a plane on each side it covers; the lesser of the two
+residuals counts. What is left is expressed as a distance: the RMS of the intensity difference
 (both sides normalised to zero mean and unit variance over the band) divided by
 the RMS intensity gradient, which for small misalignments is the RMS of the
 misalignment in pixels, then divided by ``IOD_PX``.
@@ -88,32 +91,58 @@ def eye_band(crop: FaceCrop) -> npt.NDArray[np.uint8]:
 
 
 def misalignment(src: FaceCrop, dst: FaceCrop) -> float | None:
-    """What the best homography leaves of the eye band between two crops, in IOD; None when the
-    alignment does not converge or the band is too small to say."""
-    mask = eye_band(src)
-    if int(mask.sum()) < MIN_BAND_PX:
-        return None
+    """What the best homography leaves of the eye band between two crops, in IOD.
+
+    The band's two halves (each eye with its brow, split at the face's midline) are aligned on their
+    own and the lesser residual is returned: a sheet that covers only one side, or whose edge lets
+    real skin, hair or background into the band, still reads as a plane on the side it covers. Each
+    side is compared where both crops have band: pixels of the second crop outside its own band
+    (background beside a turned head) never take part. A half that cannot be aligned (too small, or
+    no convergence: the far side of a turned head, half hidden by the nose) gives no value; None when
+    neither half can be aligned: no evidence."""
+    band_a, band_b = eye_band(src), eye_band(dst)
     h0, _ = cv2.findHomography(src.anchors, dst.anchors, 0)
-    if h0 is None:
+    if h0 is None or not band_a.any() or not band_b.any():
         return None
-    # Only a window of rows around the band takes part, the same rows of both crops (ECC needs one size).
-    rows = np.flatnonzero(mask.any(axis=1))
+    # Only a window of rows around the bands takes part, the same rows of both crops (ECC needs one size).
+    rows = np.flatnonzero((band_a | band_b).any(axis=1))
     r0, r1 = max(int(rows[0]) - WINDOW_MARGIN, 0), min(int(rows[-1]) + 1 + WINDOW_MARGIN, CROP)
     shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(r0)], [0.0, 0.0, 1.0]])
+    start = (np.linalg.inv(shift) @ h0 @ shift).astype(np.float32)
     a = np.asarray(cv2.GaussianBlur(src.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
     b = np.asarray(cv2.GaussianBlur(dst.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
-    band = np.ascontiguousarray(mask[r0:r1])
+    halves = [_aligned(a, b, _half(band_a[r0:r1], side), _half(band_b[r0:r1], side), start) for side in (0, 1)]
+    aligned = [h for h in halves if h is not None]
+    return min(aligned) if aligned else None
+
+
+def _half(band: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
+    """The band's image-left (0) or image-right (1) half: the crop puts the face's midline at its centre."""
+    out = np.ascontiguousarray(band.copy())
+    if side == 0:
+        out[:, CROP // 2:] = 0
+    else:
+        out[:, :CROP // 2] = 0
+    return out
+
+
+def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
+             band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32]) -> float | None:
+    """The residual, in IOD, of the homography that best aligns ``b`` onto ``a``, over the pixels of
+    ``band_a`` that land in ``band_b``."""
+    if int(band_a.sum()) < MIN_BAND_PX or int(band_b.sum()) < MIN_BAND_PX:
+        return None
     try:
-        _, warp = cv2.findTransformECC(a, b, (np.linalg.inv(shift) @ h0 @ shift).astype(np.float32),
-                                       cv2.MOTION_HOMOGRAPHY,
+        # OpenCV's mask is the moving image's: ECC compares only where b has band.
+        _, warp = cv2.findTransformECC(a, b, start.copy(), cv2.MOTION_HOMOGRAPHY,
                                        (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS),
-                                       band, 3)
+                                       band_b, 3)
     except cv2.error:
         return None  # no convergence: no evidence
-    size = (CROP, r1 - r0)
+    size = (a.shape[1], a.shape[0])
     back = np.asarray(cv2.warpPerspective(b, warp, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP), np.float32)
-    inside = cv2.warpPerspective(np.ones_like(b), warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0.5
-    keep = (band > 0) & inside
+    landed = cv2.warpPerspective(band_b, warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    keep = (band_a > 0) & landed
     if int(keep.sum()) < MIN_BAND_PX:
         return None
     return _residual_px(a, back, keep) / IOD_PX
