@@ -68,10 +68,10 @@ class LivenessSettings(_Section):
     noise_factor: float = Field(12.0, ge=0, le=100,
                                 description="the parallax residual must be at least this many times the track's own "
                                             "landmark jitter (a screen's moire makes landmarks jitter; 0: no check)")
-    planar_band_max: float = Field(0.018, ge=0, le=0.1,
-                                   description="a pair with parallax counts as live only if the eye band's pixels "
-                                               "cannot be aligned by one homography to within this (IOD): a print of "
-                                               "the upper face worn over a real face can (0: no check)")
+    planar_band_max: float = Field(0.015, ge=0, le=0.1,
+                                   description="a pair with parallax counts as live only if neither half of the eye "
+                                               "band's pixels can be aligned by one homography to within this (IOD): "
+                                               "a print of the upper face worn over a real face can (0: no check)")
     evidence_frames: int = Field(5, ge=1, le=30,
                                  description="frames whose best pair agrees before a live or flat verdict")
     max_jump: float = Field(0.10, gt=0, le=1,
