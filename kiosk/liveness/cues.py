@@ -215,8 +215,8 @@ class FlatnessCue:
     Landmarks are FaceMesh's reading of the face, and FaceMesh reads depth into
     a print of the upper face worn over a real nose and mouth. So a pair with
     parallax counts as live only when the pixels agree (``kiosk.liveness.regions``):
-    the eye band of the two frames (``Observation.extra["frame"]``, the RGB
-    frame) must not be aligned by one homography to within ``planar_band_max``.
+    neither half of the eye band of the two frames (``Observation.extra["frame"]``,
+    the RGB frame) may be aligned by one homography to within ``planar_band_max``.
     A pair whose band is that well aligned counts as planar evidence, and
     ``evidence_frames`` of them deny (``planar_eye_band``). A pair without the
     frames, or whose alignment fails, is no evidence (never live).
