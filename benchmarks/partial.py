@@ -1,7 +1,7 @@
 """Partial attacks: a print of an enrolled person's upper face worn over a real, unenrolled face.
 
     .venv/bin/python -m benchmarks.partial [--json docs/pad_partial.json] [--people 10] [--seed 2026]
-                                           [--cut 1.0] [--quick]
+                                           [--cut 1.0] [--quick] [--configs liveness_on,...]
 
 The attacker is a real person from ../shared/data/videos who answers the head-turn prompt
 (``benchmarks.approaches``: the clip and prompt pairs that end live on their own). Over the face
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     victim_arguments(ap)
     ap.add_argument("--cut", type=float, default=1.0, help="where the sheet ends: 0 nasion, 1 nose tip")
     ap.add_argument("--quick", action="store_true", help="2 approaches, 2 victims")
+    ap.add_argument("--configs", default="liveness_on,baseline_eye_band_check_off,baseline_liveness_off",
+                    help="which of the three configurations to run, comma-separated (default: all)")
     args = ap.parse_args(argv)
     if data_missing(DATA, "benchmarks.partial"):
         return 1
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     configs = {"liveness_on": present_config(Settings(), MAX_SECONDS),
                "baseline_eye_band_check_off": present_config(Settings(liveness={"planar_band_max": 0.0}), MAX_SECONDS),
                "baseline_liveness_off": present_config(Settings(liveness={"mode": "off"}), MAX_SECONDS)}
+    unknown = set(args.configs.split(",")) - set(configs)
+    if unknown:
+        ap.error(f"--configs: unknown {', '.join(sorted(unknown))}; choose from {', '.join(configs)}")
+    configs = {k: v for k, v in configs.items() if k in args.configs.split(",")}
     landmarker = build_landmarker()
     people = lfw_people(DATA / "lfw-view1", 2 if args.quick else args.people, np.random.default_rng(args.seed))
     t0 = time.perf_counter()
