@@ -7,9 +7,10 @@ import random
 
 import cv2
 import numpy as np
+import pytest
 
 from kiosk.liveness import regions
-from kiosk.liveness.cues import Verdict
+from kiosk.liveness.cues import FlatnessCue, Observation, Verdict
 from kiosk.liveness.judge import LivenessJudge
 from kiosk.liveness.settings import LivenessSettings
 from tests import liveness_synth as synth
@@ -206,3 +207,53 @@ def test_without_pixels_landmark_parallax_is_no_evidence() -> None:
         results.append(judge.observe(1, synth.pose(head, 25.0 * math.sin(2 * math.pi * k / 30), noise_px=0.3, rng=rng)))
         clock.advance(DT)
     assert {r.verdict for r in results} == {Verdict.PENDING}  # fail closed: never live without the frames
+
+
+def test_only_a_warp_that_can_view_one_surface_is_plausible() -> None:
+    band = np.zeros((64, 128), np.uint8)
+    band[20:44, 10:60] = 1
+    assert regions.plausible(np.eye(3), band)
+    assert regions.plausible(_homography(30.0), band)  # a plane turned by 30 degrees
+    through_horizon = np.eye(3)
+    through_horizon[2, 0] = -1.0 / 30  # w = 1 - x/30 < 0 over most of the band
+    assert not regions.plausible(through_horizon, band)
+    smeared = np.diag([4.0, 4.0, 1.0])  # the band grown sixteenfold
+    assert not regions.plausible(smeared, band)
+    assert not regions.plausible(np.diag([0.25, 0.25, 1.0]), band)
+    assert not regions.plausible(np.eye(3), np.zeros_like(band))
+
+
+def test_planar_pairs_survive_the_prompt_and_cancel_live_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track whose eye band moved as a plane needs two live pairs more for each such pair, and a
+    prompted turn, which starts the evidence afresh, does not wipe them."""
+    readings = iter([0.005] * 3 + [0.05] * 200)  # three planar pairs, then relief from then on
+    monkeypatch.setattr(regions, "misalignment", lambda a, b: next(readings))
+    head = synth.model(False)
+    rng = np.random.default_rng(4)
+    settings = LivenessSettings(mode="passive", evidence_frames=4)
+    cue = FlatnessCue(settings)
+    img, base = _texture(), _landmarks()
+    seen: list[tuple[float, float, Verdict]] = []
+    for k in range(60):
+        lm = synth.pose(head, 25.0 * math.sin(2 * math.pi * k / 30), noise_px=0.3, rng=rng)
+        full = base.copy()
+        full[list(synth.HEAD)] = lm[list(synth.HEAD)]
+        r = cue.observe(1, Observation(k * DT, full, {"frame": img}))
+        seen.append((r.values["live_frames"], r.values.get("planar_frames", 0.0), r.verdict))
+        if r.values.get("planar_frames", 0.0) == 3:
+            cue.restart(1)  # the judge prompts a turn
+            break
+    assert seen[-1][1] == 3 and seen[-1][2] is Verdict.PENDING
+    verdicts = []
+    for k in range(60, 140):
+        lm = synth.pose(head, 25.0 * math.sin(2 * math.pi * k / 30), noise_px=0.3, rng=rng)
+        full = base.copy()
+        full[list(synth.HEAD)] = lm[list(synth.HEAD)]
+        r = cue.observe(1, Observation(k * DT, full, {"frame": img}))
+        verdicts.append((r.values["live_frames"], r.values.get("planar_frames", 0.0), r.verdict))
+    assert all(p == 3 for _, p, _ in verdicts)  # the planar pairs stayed through the restart
+    first_live = next(i for i, (_, _, v) in enumerate(verdicts) if v is Verdict.LIVE)
+    assert verdicts[first_live][0] == 4 + 2 * 3  # evidence_frames live pairs, and two more for each planar pair
+    assert all(v is Verdict.PENDING for _, _, v in verdicts[:first_live])
+    cue.reset(1)  # the track left: nothing is kept
+    assert cue.observe(1, Observation(0.0, None)).values.get("planar_frames") is None

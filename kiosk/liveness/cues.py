@@ -218,8 +218,14 @@ class FlatnessCue:
     neither half of the eye band of the two frames (``Observation.extra["frame"]``,
     the RGB frame) may be aligned by one homography to within ``planar_band_max``.
     A pair whose band is that well aligned counts as planar evidence, and
-    ``evidence_frames`` of them deny (``planar_eye_band``). A pair without the
-    frames, or whose alignment fails, is no evidence (never live).
+    ``evidence_frames`` of them deny (``planar_eye_band``); each one also
+    cancels ``planar_weight`` live pairs, so a track that showed a plane needs
+    that many more. The weight is not one because the two readings are not
+    equally easy to fake: an artefact reads as relief whenever the band
+    cannot be aligned for another reason (a glare line, a fold inside a
+    half, a sheet's edge), while no real head has read as a plane (107 real
+    pairs, none under the bar). A pair without the frames, or whose
+    alignment fails, is no evidence (never live).
     """
 
     name = "flatness"
@@ -228,6 +234,7 @@ class FlatnessCue:
     max_frames = 45
     noise_frames = 5  # jitter measurements before a pair may count as parallax
     noise_window = 30
+    planar_weight = 2  # live pairs each planar pair cancels
 
     def __init__(self, settings: LivenessSettings) -> None:
         self.s = settings
@@ -235,6 +242,15 @@ class FlatnessCue:
 
     def reset(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+
+    def restart(self, track_id: int) -> None:
+        """Start the track's evidence afresh (a prompted turn begins) but keep its planar pairs: a
+        band that moved as a plane is evidence about the thing in front of the camera, not about the
+        motion that showed it, and a prompt must not wipe it."""
+        old = self._tracks.pop(track_id, None)
+        if old is not None and old.planar:
+            track = self._track(track_id)
+            track.planar, track.band = old.planar, old.band
 
     def lower_threshold(self, track_id: int, min_live_residual: float) -> None:
         """From now on this track's parallax needs only ``min_live_residual`` (the judge saw the
@@ -333,6 +349,6 @@ class FlatnessCue:
             return LivenessResult(Verdict.FLAT, "flat_homography", values)
         if track.planar >= self.s.evidence_frames:
             return LivenessResult(Verdict.FLAT, "planar_eye_band", values)
-        if track.live >= self.s.evidence_frames:
+        if track.live - self.planar_weight * track.planar >= self.s.evidence_frames:
             return LivenessResult(Verdict.LIVE, "parallax", values)
         return LivenessResult(Verdict.PENDING, "waiting_motion", values)

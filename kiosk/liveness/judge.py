@@ -152,7 +152,7 @@ class LivenessJudge:
         state.attempts += 1
         state.challenge = Challenge(direction, now, self.config.challenge_timeout_s, self.config.min_turn,
                                     self.config.camera_mirrored, baseline=state.last_yaw)
-        self.flatness.reset(track_id)  # the verdict now rests on the frames of the turn
+        self.flatness.restart(track_id)  # the verdict now rests on the frames of the turn (planar pairs stay)
         self._prompting = track_id
         logger.info("track %d: no liveness verdict after %.1f s, prompting a turn to the %s",
                     track_id, now - state.first_seen, direction)

@@ -10,7 +10,8 @@ can, up to camera noise.
 Each frame is cut to a canonical crop (the eyes level, ``IOD_PX`` apart). Each
 half of the band (one eye and its brow, split at the face's midline) of the
 first crop is aligned onto the second by the homography that best matches the
-pixels (OpenCV's ECC, started from the landmarks' homography), so that a sheet
+pixels (OpenCV's ECC, started from the landmarks' homography and from that of
+the band's corners tracked between the frames), so that a sheet
 whose edge lets real skin or hair into the band, or a print folded along the
 nose, still shows a plane on each side it covers; the lesser of the two
 residuals counts. What is left is expressed as a distance: the RMS of the intensity difference
@@ -34,6 +35,8 @@ BAND_ABOVE, BAND_BELOW = 0.45, 0.35  # the band's extent above and below the eye
 BLUR_SIGMA = 1.0  # pixels of the crop: camera noise is not structure
 MIN_BAND_PX = 200
 ECC_ITERATIONS, ECC_EPS = 50, 1e-4
+TRACK_CORNERS, MIN_TRACKS = 60, 8  # corners of a half band tracked for ECC's second start
+MAX_AREA_CHANGE = 9.0  # how much a plausible warp may scale the band's area, either way
 WINDOW_MARGIN = 12  # rows of the crop above and below the band that the moving image may bring in
 
 # FaceMesh points that start the alignment: eye corners, brows, forehead, nasion, upper cheeks.
@@ -128,10 +131,46 @@ def _half(band: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
 
 def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
              band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32]) -> float | None:
-    """The residual, in IOD, of the homography that best aligns ``b`` onto ``a``, over the pixels of
-    ``band_a`` that land in ``band_b``."""
+    """The residual, in IOD, of the best homography found that aligns ``b`` onto ``a``, over the pixels
+    of ``band_a`` that land in ``band_b``.
+
+    ECC refines a homography locally, so it is started twice: from the landmarks' homography, and
+    from the homography of the band's own corners tracked from ``a`` to ``b`` (pyramidal Lucas-Kanade,
+    RANSAC). The landmarks are FaceMesh's reading of a face: on an artefact they carry the depth it
+    hallucinates, and ECC started there can stop short of the plane the pixels lie on, or wander off;
+    the tracked corners follow the pixels. The lesser residual of the two counts."""
     if int(band_a.sum()) < MIN_BAND_PX or int(band_b.sum()) < MIN_BAND_PX:
         return None
+    found = [_residual_after_ecc(a, b, band_a, band_b, start)]
+    tracked = _tracked_start(a, b, band_a, start)
+    if tracked is not None:
+        found.append(_residual_after_ecc(a, b, band_a, band_b, tracked))
+    values = [v for v in found if v is not None]
+    return min(values) if values else None
+
+
+def _tracked_start(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
+                   start: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
+    """The homography of corners of ``band_a`` tracked into ``b`` (their search started where the
+    landmarks' homography puts them); None with too few corners or tracks."""
+    a8 = np.asarray(np.clip(a, 0, 255), np.uint8)
+    b8 = np.asarray(np.clip(b, 0, 255), np.uint8)
+    corners = cv2.goodFeaturesToTrack(a8, TRACK_CORNERS, 0.01, 3, mask=band_a)
+    if corners is None or len(corners) < MIN_TRACKS:
+        return None
+    corners = np.asarray(corners, np.float32)
+    guess = np.asarray(cv2.perspectiveTransform(corners, start.astype(np.float64)), np.float32)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(a8, b8, corners, guess.copy(), winSize=(11, 11), maxLevel=2,
+                                                flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+    ok = status.reshape(-1) == 1
+    if int(ok.sum()) < MIN_TRACKS:
+        return None
+    h, _ = cv2.findHomography(corners.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok], cv2.RANSAC, 1.5)
+    return None if h is None else np.asarray(h, np.float32)
+
+
+def _residual_after_ecc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
+                        band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32]) -> float | None:
     try:
         # OpenCV's mask is the moving image's: ECC compares only where b has band.
         _, warp = cv2.findTransformECC(a, b, start.copy(), cv2.MOTION_HOMOGRAPHY,
@@ -139,6 +178,8 @@ def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt
                                        band_b, 3)
     except cv2.error:
         return None  # no convergence: no evidence
+    if not plausible(np.asarray(warp, np.float64), band_a):
+        return None  # ECC wandered off to a warp no view of one surface gives: no evidence
     size = (a.shape[1], a.shape[0])
     back = np.asarray(cv2.warpPerspective(b, warp, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP), np.float32)
     landed = cv2.warpPerspective(band_b, warp, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
@@ -146,6 +187,26 @@ def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt
     if int(keep.sum()) < MIN_BAND_PX:
         return None
     return _residual_px(a, back, keep) / IOD_PX
+
+
+def plausible(warp: npt.NDArray[np.floating], band: npt.NDArray[np.uint8]) -> bool:
+    """Whether a homography can be a view of the band's surface from another camera position: in front
+    of the camera over the whole band (no point sent through the horizon) and nowhere shrinking or
+    growing the area by more than ``MAX_AREA_CHANGE`` (a head or a sheet turning in front of a door
+    camera changes the band's scale by far less). ECC started from the landmarks can converge to a
+    degenerate warp that smears the band into a line; what that leaves is no measure of relief."""
+    ys, xs = np.nonzero(band)
+    if len(xs) == 0:
+        return False
+    h = np.asarray(warp, np.float64)
+    pts = np.column_stack([xs, ys, np.ones(len(xs))])[:: max(1, len(xs) // 64)]
+    p = pts @ h.T
+    w = p[:, 2]
+    if not (w > 0).all():
+        return False
+    # The Jacobian's determinant of x -> (h x)_{1,2} / (h x)_3 is det(h) / w^3.
+    area = np.linalg.det(h) / w**3
+    return bool((area > 1.0 / MAX_AREA_CHANGE).all() and (area < MAX_AREA_CHANGE).all())
 
 
 def _residual_px(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], keep: npt.NDArray[np.bool_]) -> float:
