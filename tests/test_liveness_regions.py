@@ -257,3 +257,24 @@ def test_planar_pairs_survive_the_prompt_and_cancel_live_ones(monkeypatch: pytes
     assert all(v is Verdict.PENDING for _, _, v in verdicts[:first_live])
     cue.reset(1)  # the track left: nothing is kept
     assert cue.observe(1, Observation(0.0, None)).values.get("planar_frames") is None
+
+
+def test_a_plane_whose_landmarks_read_depth_is_still_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FaceMesh reads depth into a print: its midline landmarks stand out of the plane the pixels lie
+    on. ECC started only from the landmarks' homography then stops short of that plane; started
+    also from the band's tracked corners it finds it."""
+    img, pts = _texture(), _landmarks()
+    h = _homography(20.0)
+    moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    for dx in (24.0, 32.0):  # a third of an IOD and more, as on the folded prints that got in
+        marks = _warp_points(h, pts)
+        marks[[151, 9, 8, 168, 6], 0] += dx
+        marks[[116, 345], 1] -= dx / 2
+        a, b = regions.face_crop(img, pts), regions.face_crop(moved, marks)
+        assert a is not None and b is not None
+        found = regions.misalignment(a, b)
+        assert found is not None and found < BAND_MAX / 1.5
+        with monkeypatch.context() as m:
+            m.setattr(regions, "_tracked_start", lambda *args: None)
+            landmarks_only = regions.misalignment(a, b)
+        assert landmarks_only is not None and landmarks_only > BAND_MAX
