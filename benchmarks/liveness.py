@@ -123,7 +123,7 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
         a, b = crops[i], crops[i + 15]
         if a is not None and b is not None:
             t = time.perf_counter()
-            regions.misalignment(a, b)
+            regions.misalignment(a, b, LivenessSettings().planar_band_max)
             band.append((time.perf_counter() - t) * 1000)
     worst = [m + p for m, p in zip(mesh, pending)]
     camera = per_camera_frame(landmarker, pipeline, video, CAMERA_FPS)

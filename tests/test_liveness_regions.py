@@ -227,7 +227,7 @@ def test_planar_pairs_survive_the_prompt_and_cancel_live_ones(monkeypatch: pytes
     """A track whose eye band moved as a plane needs two live pairs more for each such pair, and a
     prompted turn, which starts the evidence afresh, does not wipe them."""
     readings = iter([0.005] * 3 + [0.05] * 200)  # three planar pairs, then relief from then on
-    monkeypatch.setattr(regions, "misalignment", lambda a, b: next(readings))
+    monkeypatch.setattr(regions, "misalignment", lambda a, b, plane_below=0.0: next(readings))
     head = synth.model(False)
     rng = np.random.default_rng(4)
     settings = LivenessSettings(mode="passive", evidence_frames=4)
@@ -272,9 +272,28 @@ def test_a_plane_whose_landmarks_read_depth_is_still_found(monkeypatch: pytest.M
         marks[[116, 345], 1] -= dx / 2
         a, b = regions.face_crop(img, pts), regions.face_crop(moved, marks)
         assert a is not None and b is not None
-        found = regions.misalignment(a, b)
+        found = regions.misalignment(a, b, BAND_MAX)
         assert found is not None and found < BAND_MAX / 1.5
         with monkeypatch.context() as m:
             m.setattr(regions, "_tracked_start", lambda *args: None)
-            landmarks_only = regions.misalignment(a, b)
+            landmarks_only = regions.misalignment(a, b, BAND_MAX)
         assert landmarks_only is not None and landmarks_only > BAND_MAX
+
+
+@pytest.mark.parametrize(("first", "second", "counted"), [
+    (0.030, 0.010, 0.010),  # both starts align: the better fit counts
+    (0.030, None, 0.030),
+    (None, 0.010, 0.010),  # only the tracked start aligns, and finds a plane: counted
+    (None, 0.030, None),  # only the tracked start aligns, and reads relief: no evidence
+    (None, None, None),
+])
+def test_the_tracked_start_may_find_a_plane_but_never_add_relief(
+        monkeypatch: pytest.MonkeyPatch, first: float | None, second: float | None, counted: float | None) -> None:
+    landmarks_start = np.eye(3, dtype=np.float32)
+    tracked_start = np.diag([1.01, 1.0, 1.0]).astype(np.float32)
+    monkeypatch.setattr(regions, "_tracked_start", lambda *args: tracked_start)
+    monkeypatch.setattr(regions, "_residual_after_ecc",
+                        lambda a, b, ba, bb, start: first if start is landmarks_start else second)
+    band = np.ones((40, 128), np.uint8)
+    img = np.zeros((40, 128), np.float32)
+    assert regions._aligned(img, img, band, band, landmarks_start, BAND_MAX) == counted

@@ -322,7 +322,7 @@ class FlatnessCue:
         if self.s.planar_band_max <= 0:
             track.live += 1
             return
-        band = None if ref is None or cur is None else regions.misalignment(ref, cur)
+        band = None if ref is None or cur is None else regions.misalignment(ref, cur, self.s.planar_band_max)
         if band is None:
             return  # no pixels, or no alignment: no evidence either way
         track.band = band

@@ -93,7 +93,7 @@ def eye_band(crop: FaceCrop) -> npt.NDArray[np.uint8]:
     return np.asarray(mask, np.uint8)
 
 
-def misalignment(src: FaceCrop, dst: FaceCrop) -> float | None:
+def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0) -> float | None:
     """What the best homography leaves of the eye band between two crops, in IOD.
 
     The band's two halves (each eye with its brow, split at the face's midline) are aligned on their
@@ -102,7 +102,12 @@ def misalignment(src: FaceCrop, dst: FaceCrop) -> float | None:
     side is compared where both crops have band: pixels of the second crop outside its own band
     (background beside a turned head) never take part. A half that cannot be aligned (too small, or
     no convergence: the far side of a turned head, half hidden by the nose) gives no value; None when
-    neither half can be aligned: no evidence."""
+    neither half can be aligned: no evidence.
+
+    ``plane_below``: a half that only the second ECC start (tracked corners, see ``_aligned``) aligns
+    counts when it reads under this, a plane, and not otherwise. The second start may find a plane the
+    first one missed; it must never add relief the first could not measure, since a relief reading is
+    what lets a face through."""
     band_a, band_b = eye_band(src), eye_band(dst)
     h0, _ = cv2.findHomography(src.anchors, dst.anchors, 0)
     if h0 is None or not band_a.any() or not band_b.any():
@@ -114,7 +119,8 @@ def misalignment(src: FaceCrop, dst: FaceCrop) -> float | None:
     start = (np.linalg.inv(shift) @ h0 @ shift).astype(np.float32)
     a = np.asarray(cv2.GaussianBlur(src.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
     b = np.asarray(cv2.GaussianBlur(dst.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
-    halves = [_aligned(a, b, _half(band_a[r0:r1], side), _half(band_b[r0:r1], side), start) for side in (0, 1)]
+    halves = [_aligned(a, b, _half(band_a[r0:r1], side), _half(band_b[r0:r1], side), start, plane_below)
+              for side in (0, 1)]
     aligned = [h for h in halves if h is not None]
     return min(aligned) if aligned else None
 
@@ -130,7 +136,7 @@ def _half(band: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
 
 
 def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
-             band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32]) -> float | None:
+             band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32], plane_below: float) -> float | None:
     """The residual, in IOD, of the best homography found that aligns ``b`` onto ``a``, over the pixels
     of ``band_a`` that land in ``band_b``.
 
@@ -138,15 +144,18 @@ def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt
     from the homography of the band's own corners tracked from ``a`` to ``b`` (pyramidal Lucas-Kanade,
     RANSAC). The landmarks are FaceMesh's reading of a face: on an artefact they carry the depth it
     hallucinates, and ECC started there can stop short of the plane the pixels lie on, or wander off;
-    the tracked corners follow the pixels. The lesser residual of the two counts."""
+    the tracked corners follow the pixels. The lesser residual of the two counts; when only the
+    second start aligns the half, its residual counts only under ``plane_below``."""
     if int(band_a.sum()) < MIN_BAND_PX or int(band_b.sum()) < MIN_BAND_PX:
         return None
-    found = [_residual_after_ecc(a, b, band_a, band_b, start)]
+    first = _residual_after_ecc(a, b, band_a, band_b, start)
     tracked = _tracked_start(a, b, band_a, start)
-    if tracked is not None:
-        found.append(_residual_after_ecc(a, b, band_a, band_b, tracked))
-    values = [v for v in found if v is not None]
-    return min(values) if values else None
+    second = None if tracked is None else _residual_after_ecc(a, b, band_a, band_b, tracked)
+    if second is None:
+        return first
+    if first is None:
+        return second if second < plane_below else None
+    return min(first, second)
 
 
 def _tracked_start(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
