@@ -162,9 +162,13 @@ class KioskLoop:
             gates.append(gate)
         # the liveness cues look at a face at the judge's rate, gates passed or not (a head turned for a challenge)
         sampled: list[int] = []
+        marks: dict[int, Any] = {}
         if self.liveness is not None:
-            judge = self.liveness[1]
+            landmarker, judge = self.liveness
             sampled = [i for i, face in enumerate(faces) if gates[i] in LIVENESS_GATES and judge.due(tracks[i], now)]
+            # FaceMesh before the embedder: it reads the frame detection has just read, and the
+            # embedder's weights would push its own out of the caches (about 1 ms a sampled frame here)
+            marks = {i: landmarker.landmarks(rgb, faces[i]) for i in sampled}
         # every face that feeds the decision or the liveness cues is embedded: a track must keep its face
         embedded = sorted(set(good) | set(sampled))
         for i in embedded:
@@ -177,13 +181,12 @@ class KioskLoop:
             self._keep_face(tracks, i, emb_of[i], now)
         live: list[Any] = [None] * len(faces)
         if self.liveness is not None:
-            landmarker, judge = self.liveness
-            for i, face in enumerate(faces):
+            for i in range(len(faces)):
                 if gates[i] in LIVENESS_GATES:
                     if i not in sampled:
                         live[i] = judge.current(tracks[i])
                         continue
-                    live[i] = judge.observe(tracks[i], landmarker.landmarks(rgb, face), now, frame=rgb)
+                    live[i] = judge.observe(tracks[i], marks[i], now, frame=rgb)
                     if str(live[i].verdict) != "pending":
                         self.continuity.freeze(tracks[i])  # the face that earned the verdict is the reference
         matches: list[FaceMatch | None] = [None] * len(faces)

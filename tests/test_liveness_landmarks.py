@@ -18,7 +18,8 @@ class MeshInterpreter:
 
     def __init__(self, points: np.ndarray, presence_logit: float, size: int = 192) -> None:
         self.points, self.logit, self.size = points, presence_logit, size
-        self.inputs: list[np.ndarray] = []
+        self.buffer = np.zeros((1, size, size, 3), np.float32)  # the input tensor's memory
+        self.inputs: list[np.ndarray] = []  # what the model saw at each invoke
 
     def get_input_details(self) -> list[dict[str, Any]]:
         return [{"index": 0, "shape": np.array([1, self.size, self.size, 3])}]
@@ -27,10 +28,16 @@ class MeshInterpreter:
         return [{"index": 1, "shape": np.array([1, 1, 1, N_LANDMARKS * 3])}, {"index": 2, "shape": np.array([1, 1, 1, 1])}]
 
     def set_tensor(self, index: int, value: np.ndarray) -> None:
-        self.inputs.append(value)
+        assert index == 0 and value.shape == self.buffer.shape and value.dtype == self.buffer.dtype
+        self.buffer[...] = value
+
+    def tensor(self, index: int) -> Any:
+        """Like TFLite's: a callable giving a numpy view of the tensor's memory."""
+        assert index == 0
+        return lambda: self.buffer
 
     def invoke(self) -> None:
-        pass
+        self.inputs.append(self.buffer.copy())
 
     def get_tensor(self, index: int) -> np.ndarray:
         if index == 1:

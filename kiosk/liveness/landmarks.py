@@ -43,16 +43,28 @@ class Landmarker:
 
     def crop(self, rgb: npt.NDArray[np.uint8], face: Face) -> tuple[npt.NDArray[np.float32], Any]:
         """The 192x192 model input in [0, 1] and the ROI it was cut from."""
-        roi = face_roi(face)
-        m = roi.to_frame_matrix()
-        patch = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        patch, roi = self._patch(rgb, face)
         return patch.astype(np.float32) * (1.0 / 255.0), roi
+
+    def _patch(self, rgb: npt.NDArray[np.uint8], face: Face) -> tuple[npt.NDArray[np.uint8], Any]:
+        roi = face_roi(face)
+        patch = cv2.warpAffine(rgb, roi.to_frame_matrix(), (MESH_INPUT, MESH_INPUT),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=(0, 0, 0))
+        return np.asarray(patch, np.uint8), roi
+
+    def _fill_input(self, rgb: npt.NDArray[np.uint8], face: Face) -> Any:
+        """``crop`` written straight into the interpreter's input tensor (no copy through
+        ``set_tensor``); the view is dropped before ``invoke``, as TFLite requires."""
+        patch, roi = self._patch(rgb, face)
+        view = self.interpreter.tensor(self._input)()
+        np.multiply(patch, np.float32(1.0 / 255.0), out=view[0], dtype=np.float32)
+        del view
+        return roi
 
     def landmarks(self, rgb: npt.NDArray[np.uint8], face: Face) -> npt.NDArray[np.float32] | None:
         """(468, 3) landmarks in frame pixels (z scaled like x), or None when the mesh sees no face."""
-        tensor, roi = self.crop(rgb, face)
-        self.interpreter.set_tensor(self._input, tensor[None])
+        roi = self._fill_input(rgb, face)
         self.interpreter.invoke()
         self.last_presence = float(sigmoid(self.interpreter.get_tensor(self._presence)).reshape(-1)[0])
         if self.last_presence < self.min_presence:
