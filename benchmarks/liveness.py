@@ -15,7 +15,9 @@ other frame), the last result reused in between, for a track that never reaches 
 worst case): the mean per camera frame and the median cost of a frame that runs FaceMesh.
 The judge gets each frame's pixels as in the loop (the eye band's crop is cut on every sampled
 frame); the eye-band check itself runs only on a pair the landmarks count as parallax, so it is
-timed apart, per pair, on pairs of the clip one second apart.
+timed apart, per pair, on pairs of the clip one second apart. Last, FaceMesh before the embedder
+(the loop's order) against after it, alternating over three passes: FaceMesh's cost and the whole
+frame's, so that what FaceMesh saves is not merely moved to the embedder.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
             band.append((time.perf_counter() - t) * 1000)
     worst = [m + p for m, p in zip(mesh, pending)]
     camera = per_camera_frame(landmarker, pipeline, video, CAMERA_FPS)
+    orders = compare_orders(landmarker, pipeline, video)
     res: dict[str, Any] = {"machine": machine(), "commit": commit(), "load_avg_1m_at_start": load,
                            "runtime": f"{rt.name} {rt.version}", "threads": threads,
                            "clip": str(clip.name), "frames": len(pipe), "frame": f"{video[0].shape[1]}x{video[0].shape[0]}",
@@ -137,7 +140,7 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
                                       "judge_observe": stats(judged), "judge_observe_no_verdict": stats(pending),
                                       "liveness_total": stats(both), "liveness_total_no_verdict": stats(worst),
                                       "eye_band_check_per_parallax_pair": stats(band)},
-                           "verdict_frames": verdicts, "camera": camera}
+                           "verdict_frames": verdicts, "camera": camera, "orders": orders}
     s = res["stages"]
     res["ratio_liveness_over_pipeline"] = round(s["liveness_total_no_verdict"]["median_ms"]
                                                 / s["pipeline_detect_align_embed"]["median_ms"], 3)
@@ -184,6 +187,36 @@ def per_camera_frame(landmarker: Any, pipeline: Any, video: list[np.ndarray], fp
             "p90_ms": round(float(np.percentile(costs, 90)), 3), "goal_ms": GOAL_MS}
 
 
+def compare_orders(landmarker: Any, pipeline: Any, video: list[np.ndarray], passes: int = 3) -> dict[str, Any]:
+    """FaceMesh before the embedder (the loop's order) against after it (the order before b1268e1),
+    alternating, on the same frames: FaceMesh's median and the whole frame's (detect, FaceMesh,
+    embed), so that what FaceMesh saves is not just moved to the embedder."""
+    out: dict[str, Any] = {"before_embedder": [], "after_embedder": []}
+    for _ in range(passes):
+        for order in ("before_embedder", "after_embedder"):
+            mesh, whole = [], []
+            for rgb in video:
+                t0 = time.perf_counter()
+                face = primary_face(pipeline.detect(rgb))
+                if face is None:
+                    continue
+                if order == "before_embedder":
+                    t1 = time.perf_counter()
+                    landmarker.landmarks(rgb, face)
+                    t2 = time.perf_counter()
+                    pipeline.embed(rgb, [face])
+                else:
+                    pipeline.embed(rgb, [face])
+                    t1 = time.perf_counter()
+                    landmarker.landmarks(rgb, face)
+                    t2 = time.perf_counter()
+                mesh.append((t2 - t1) * 1000)
+                whole.append((time.perf_counter() - t0) * 1000)
+            out[order].append({"facemesh_median_ms": round(statistics.median(mesh), 3),
+                               "frame_median_ms": round(statistics.median(whole), 3)})
+    return out
+
+
 def table(res: dict[str, Any]) -> str:
     lines = [f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, {res['runtime']}, "
              f"{res['threads']} threads, {res['frames']} frames {res['frame']} of {res['clip']}",
@@ -200,6 +233,10 @@ def table(res: dict[str, Any]) -> str:
                  f"({'within' if c['mean_ms'] <= c['goal_ms'] else 'over'} the {c['goal_ms']} ms goal), "
                  f"each sampled frame {c['sampled_frame_median_ms']:.2f} ms (median, "
                  f"{'within' if c['sampled_frame_median_ms'] <= c['goal_ms'] else 'over'} the goal)")
+    for order, runs in res["orders"].items():
+        mesh = ", ".join(f"{r['facemesh_median_ms']:.2f}" for r in runs)
+        whole = ", ".join(f"{r['frame_median_ms']:.2f}" for r in runs)
+        lines.append(f"FaceMesh {order.replace('_', ' ')}: FaceMesh {mesh} ms; whole frame {whole} ms (medians, per pass)")
     return "\n".join(lines)
 
 
