@@ -261,12 +261,12 @@ def test_planar_pairs_survive_the_prompt_and_cancel_live_ones(monkeypatch: pytes
 
 def test_a_plane_whose_landmarks_read_depth_is_still_found(monkeypatch: pytest.MonkeyPatch) -> None:
     """FaceMesh reads depth into a print: its midline landmarks stand out of the plane the pixels lie
-    on. ECC started only from the landmarks' homography then stops short of that plane; started
-    also from the band's tracked corners it finds it."""
+    on. ECC started only from the landmarks' homography then stops far short of that plane, or does
+    not converge at all; started also from the band's tracked corners it finds it."""
     img, pts = _texture(), _landmarks()
-    h = _homography(20.0)
-    moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
-    for dx in (24.0, 32.0):  # a third of an IOD and more, as on the folded prints that got in
+    for yaw, dx in ((25.0, 32.0), (20.0, 48.0)):  # the midline read 0.4-0.6 IOD out of the plane
+        h = _homography(yaw)
+        moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
         marks = _warp_points(h, pts)
         marks[[151, 9, 8, 168, 6], 0] += dx
         marks[[116, 345], 1] -= dx / 2
@@ -277,7 +277,7 @@ def test_a_plane_whose_landmarks_read_depth_is_still_found(monkeypatch: pytest.M
         with monkeypatch.context() as m:
             m.setattr(regions, "_tracked_start", lambda *args: None)
             landmarks_only = regions.misalignment(a, b, BAND_MAX)
-        assert landmarks_only is not None and landmarks_only > BAND_MAX
+        assert landmarks_only is None or landmarks_only > 2 * BAND_MAX
 
 
 @pytest.mark.parametrize(("first", "second", "counted"), [
