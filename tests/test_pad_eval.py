@@ -221,3 +221,17 @@ def test_flatness_plot_is_written(tmp_path: Path) -> None:
     assert score_key(outcomes) == "ratio"
     plot_flatness(outcomes, LivenessSettings(), tmp_path / "f.png")
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_repeated_folder_options_keep_every_folder() -> None:
+    """`--attacks A --attacks B` must not silently drop A (argparse's default keeps only the last)."""
+    import argparse
+
+    from kiosk.pad.cli import add_pad_parser
+
+    parser = argparse.ArgumentParser(prog="kiosk")
+    add_pad_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["pad", "eval", "--attacks", "a", "--attacks", "b", "c", "--bona-fide", "x",
+                              "--bona-fide", "y"])
+    assert args.attacks == [Path("a"), Path("b"), Path("c")]
+    assert args.bona_fide == [Path("x"), Path("y")]

@@ -223,9 +223,9 @@ class FlatnessCue:
     that many more. The weight is not one because the two readings are not
     equally easy to fake: an artefact reads as relief whenever the band
     cannot be aligned for another reason (a glare line, a fold inside a
-    half, a sheet's edge), while no real head has read as a plane (107 real
-    pairs, none under the bar). A pair without the frames, or whose
-    alignment fails, is no evidence (never live).
+    half, a sheet's edge), while no real head has read as a plane (97 of 109
+    real pairs give a value, none under the bar). A pair without the frames,
+    or whose alignment fails, is no evidence (never live).
     """
 
     name = "flatness"

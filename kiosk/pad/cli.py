@@ -127,9 +127,11 @@ def add_pad_parser(subparsers: Any) -> None:
     r.set_defaults(handler=cmd_render, detector="auto")
 
     e = psub.add_parser("eval", help="replay bona fide clips and attack sequences through the real loop")
-    e.add_argument("--bona-fide", type=Path, nargs="+", default=[], help="folders of real video clips (searched "
-                   "recursively) or of sequence folders")
-    e.add_argument("--attacks", type=Path, nargs="+", default=[], help="folders made by `kiosk pad render`")
+    # action="extend": `--attacks A --attacks B` keeps both, as `--attacks A B` does
+    e.add_argument("--bona-fide", type=Path, nargs="+", action="extend", default=[], help="folders of real video "
+                   "clips (searched recursively) or of sequence folders; may be repeated")
+    e.add_argument("--attacks", type=Path, nargs="+", action="extend", default=[],
+                   help="folders made by `kiosk pad render`; may be repeated")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--plot", type=Path, help="write the flatness scores per species as a PNG")
     e.add_argument("--max-seconds", type=float, default=12.0, help="stop a presentation after this long (replay time)")
