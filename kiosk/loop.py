@@ -166,8 +166,8 @@ class KioskLoop:
         if self.liveness is not None:
             landmarker, judge = self.liveness
             sampled = [i for i, face in enumerate(faces) if gates[i] in LIVENESS_GATES and judge.due(tracks[i], now)]
-            # FaceMesh before the embedder: it reads the frame detection has just read, and the
-            # embedder's weights would push its own out of the caches (about 1 ms a sampled frame here)
+            # FaceMesh before the embedder, which would push its weights and the frame out of the
+            # caches (the saving measured here is small, 0.1-0.2 ms: benchmarks/liveness.py)
             marks = {i: landmarker.landmarks(rgb, faces[i]) for i in sampled}
         # every face that feeds the decision or the liveness cues is embedded: a track must keep its face
         embedded = sorted(set(good) | set(sampled))
