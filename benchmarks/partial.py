@@ -1,12 +1,14 @@
 """Partial attacks: a print of an enrolled person's upper face worn over a real, unenrolled face.
 
     .venv/bin/python -m benchmarks.partial [--json docs/pad_partial.json] [--people 10] [--seed 2026]
-                                           [--cut 1.0] [--quick] [--configs liveness_on,...]
+                                           [--cut 1.0] [--eye-holes 1.3] [--quick]
+                                           [--configs liveness_on,...]
 
 The attacker is a real person from ../shared/data/videos who answers the head-turn prompt
 (``benchmarks.approaches``: the clip and prompt pairs that end live on their own). Over the face
 they wear a sheet cut from a victim's photo: forehead, brows and eyes down to the line ``--cut``
-of the way from the nasion to the nose tip (``kiosk.pad.partial``), placed on every frame where
+of the way from the nasion to the nose tip (``kiosk.pad.partial``; with ``--eye-holes``, its eyes
+cut out so that the wearer's real eyes show through), placed on every frame where
 the real head's upper face is, so it turns with the head; the real nose, cheeks, mouth and chin
 show below it. The victims are ``--people`` lfw-view1 people (drawn with ``--seed``), enrolled
 from their other photos; the sheet comes from their first. Every replay goes through the real
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     victim_arguments(ap)
     ap.add_argument("--cut", type=float, default=1.0, help="where the sheet ends: 0 nasion, 1 nose tip")
+    ap.add_argument("--eye-holes", type=float, default=0.0,
+                    help="cut the sheet's eyes out: holes this many times the eye's length (0: none)")
     ap.add_argument("--quick", action="store_true", help="2 approaches, 2 victims")
     ap.add_argument("--configs", default="liveness_on,baseline_eye_band_check_off,baseline_liveness_off",
                     help="which of the three configurations to run, comma-separated (default: all)")
@@ -75,18 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         live = live[:2]
     print(f"\napproaches that end live: {len(live)} (clip, prompt): "
           + ", ".join(f"{a.clip.stem}/{a.prompt}@{a.live_s:.1f}s" for a in live))
+    species = "print_upper_face_eye_holes" if args.eye_holes > 0 else "print_upper_face"
     rows: list[dict[str, Any]] = []
     bar = Progress(len(configs) * len(live) * len(people), "wearing")
     for key, config in configs.items():
         for a in live:
             for name, photos in people:
                 shown, enroll = photos[0], photos[1:]
-                p = dataclasses.replace(from_video(a.clip, 15.0, 12.0), species="print_upper_face", subject=name,
+                p = dataclasses.replace(from_video(a.clip, 15.0, 12.0), species=species, subject=name,
                                         enroll=lambda e=enroll: [read_rgb(x) for x in e])  # type: ignore[misc]
 
                 def wrap(source: Any, shown: Path = shown) -> Any:
                     return PartialPrintSource(source, read_rgb(shown), sheet_detect, sheet_marks, cut=args.cut,
-                                              seed=args.seed)
+                                              seed=args.seed, eye_holes=args.eye_holes)
 
                 o = Presenter(pipeline, card.threshold, config, landmarker, seed=a.seed).present_cooperative(
                     p, wrap=wrap)
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "command": command, "commit": code, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "victims": [n for n, _ in people], "cut": args.cut, "live_approaches": [
+            "victims": [n for n, _ in people], "cut": args.cut, "eye_holes": args.eye_holes, "live_approaches": [
                 {"clip": short_clip(a.clip), "prompt": a.prompt, "live_s": a.live_s} for a in live],
             "max_seconds": MAX_SECONDS, "summary": summary, "rows": rows}, indent=1, default=str) + "\n")
         print(f"wrote {args.json}")

@@ -40,6 +40,23 @@ def test_the_sheet_ends_at_the_cut_and_is_as_wide_as_the_face() -> None:
     assert 28 <= width[0] <= 32 and 168 <= width[-1] <= 172  # the cheeks, 8 % wider each side
 
 
+def test_eye_holes_open_the_sheet_over_each_eye_and_nowhere_else() -> None:
+    pts = _face()
+    pts[[33, 133], :2] = [(60.0, 80.0), (90.0, 80.0)]  # the eye on the image's left, 30 px long
+    pts[[362, 263], :2] = [(110.0, 80.0), (140.0, 80.0)]
+    whole = sheet_mask((240, 200), pts, 1.0)
+    holed = sheet_mask((240, 200), pts, 1.0, eye_holes=1.2)  # ellipses 36 x 18 px
+    for cx in (75, 125):
+        assert whole[80, cx] == 1 and holed[80, cx] == 0  # the eye shows through
+        assert holed[80, cx - 17] == 0 and holed[80, cx - 19] == 1  # 18 px semi-axis along the eye
+        assert holed[88, cx] == 0 and holed[90, cx] == 1  # 9 px across it
+    assert holed[80, 100] == 1  # the bridge of the nose between the holes stays
+    assert (holed <= whole).all()
+    np.testing.assert_array_equal(sheet_mask((240, 200), pts, 1.0, eye_holes=0.0), whole)
+    with pytest.raises(ValueError, match="eye_holes"):
+        sheet_mask((240, 200), pts, 1.0, eye_holes=-1.0)
+
+
 def test_a_sheet_without_a_nose_is_refused() -> None:
     pts = _face()
     pts[NOSE_TIP] = pts[NASION]

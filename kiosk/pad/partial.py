@@ -12,6 +12,12 @@ The camera sees the sheet as it sees the rest of the scene: each sequence draws 
 camera (``kiosk.pad.degradations``); the sheet is defocused like it, gets fresh
 sensor noise on every frame, and the whole frame is JPEG-compressed.
 
+With ``eye_holes`` the sheet has its eyes cut out, as an attacker would cut a
+photo to wear it: an ellipse around each of the photo's eyes, ``eye_holes``
+times as long as the eye (corner to corner) and half as high as long. The holes
+land where the sheet's eyes land, over the wearer's eyes: the real eyes (and
+their blinks) show through.
+
 Landmarks of the real head come from the clean frame (before the sheet covers
 it): the mask's pose is the head's. The detector and landmarker given here run
 on the capture thread: give the source interpreters of its own.
@@ -40,12 +46,17 @@ Landmarks = Callable[[RGB, Face], "npt.NDArray[np.float32] | None"]
 UPPER = (33, 133, 362, 263, 70, 105, 107, 336, 334, 300, 168, 6, 151, 9, 8, 10)
 NASION, NOSE_TIP = 168, 1
 CHEEK_RIGHT_IMAGE_LEFT, CHEEK_LEFT_IMAGE_RIGHT = 234, 454
+EYE_CORNERS = ((33, 133), (362, 263))  # outer and inner corner of each eye
 
 
-def sheet_mask(shape: tuple[int, int], landmarks: npt.NDArray[np.floating], cut: float, margin: float = 0.08) -> F64:
+def sheet_mask(shape: tuple[int, int], landmarks: npt.NDArray[np.floating], cut: float, margin: float = 0.08,
+               eye_holes: float = 0.0) -> F64:
     """Where the sheet is, in the photo: above the line through the point ``cut`` of the way from the
     nasion to the nose tip, square to the nose, between the cheeks widened by ``margin`` of the face
-    width. Values in [0, 1], (h, w)."""
+    width; with ``eye_holes`` > 0, less an ellipse around each eye (see the module). Values in
+    [0, 1], (h, w)."""
+    if eye_holes < 0:
+        raise ValueError(f"eye_holes is a multiple of the eye's length, 0 (none) or more, not {eye_holes}")
     p = np.asarray(landmarks, np.float64)[:, :2]
     nasion, tip = p[NASION], p[NOSE_TIP]
     down = tip - nasion
@@ -63,7 +74,20 @@ def sheet_mask(shape: tuple[int, int], landmarks: npt.NDArray[np.floating], cut:
     rel = np.stack([xs - at[0], ys - at[1]], axis=-1)
     below = rel @ down
     side = rel @ across - mid
-    return ((below <= 0.0) & (np.abs(side) <= half)).astype(np.float64)
+    sheet = (below <= 0.0) & (np.abs(side) <= half)
+    if eye_holes > 0:
+        for outer, inner in EYE_CORNERS:
+            a, b = p[outer], p[inner]
+            along = b - a
+            length = float(np.linalg.norm(along))
+            if length < 1e-6:
+                raise DatasetError("the photo's eye has no length: cannot cut a hole for it")
+            ex = along / length
+            ey = np.array([-ex[1], ex[0]])
+            semi = 0.5 * eye_holes * length
+            d = np.stack([xs - 0.5 * (a[0] + b[0]), ys - 0.5 * (a[1] + b[1])], axis=-1)
+            sheet &= ((d @ ex) / semi) ** 2 + ((d @ ey) / (0.5 * semi)) ** 2 > 1.0
+    return sheet.astype(np.float64)
 
 
 def upper_homography(photo_landmarks: npt.NDArray[np.floating], frame_landmarks: npt.NDArray[np.floating]) -> F64:
@@ -101,7 +125,7 @@ class PartialPrintSource:
     """A frame source that shows ``inner``'s frames with the victim's upper face worn over the real one."""
 
     def __init__(self, inner: Any, photo: RGB, detect: Detect, landmarks: Landmarks, cut: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, eye_holes: float = 0.0) -> None:
         if not 0.0 <= cut <= 1.0:
             raise ValueError(f"cut is a fraction of the nose, 0 to 1, not {cut}")
         self.inner = inner
@@ -113,7 +137,7 @@ class PartialPrintSource:
         if marks is None:
             raise DatasetError("no face in the photo to cut the sheet from")
         self._photo_marks = marks
-        self._mask = sheet_mask(self.photo.shape[:2], marks, cut)
+        self._mask = sheet_mask(self.photo.shape[:2], marks, cut, eye_holes=eye_holes)
         self._h: F64 | None = None  # the last pose: the sheet stays where it was when a frame has no face
         self.worn_frames = 0
         self._rng = np.random.default_rng(seed)
