@@ -297,3 +297,62 @@ def test_the_tracked_start_may_find_a_plane_but_never_add_relief(
     band = np.ones((40, 128), np.uint8)
     img = np.zeros((40, 128), np.float32)
     assert regions._aligned(img, img, band, band, landmarks_start, BAND_MAX) == counted
+
+
+def _eye_holes(img: np.ndarray, pts: np.ndarray, through: np.ndarray, length: float) -> np.ndarray:
+    """``img`` with an ellipse around each eye (``length`` eye lengths long, half as high) showing ``through``."""
+    out = img.copy()
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    for a, b in ((33, 133), (362, 263)):
+        pa, pb = pts[a, :2].astype(np.float64), pts[b, :2].astype(np.float64)
+        span = float(np.linalg.norm(pb - pa))
+        ex = (pb - pa) / span
+        semi = 0.5 * length * span
+        dx, dy = xs - 0.5 * (pa[0] + pb[0]), ys - 0.5 * (pa[1] + pb[1])
+        inside = ((dx * ex[0] + dy * ex[1]) / semi) ** 2 + ((dy * ex[0] - dx * ex[1]) / (0.5 * semi)) ** 2 <= 1.0
+        out[inside] = through[inside]
+    return out
+
+
+def test_a_sheet_with_its_eyes_cut_out_reads_as_a_plane_around_the_holes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sheet turned as a plane, the wearer's eyes sliding in its holes: the whole band reads relief,
+    the band without the eye openings reads the sheet's plane."""
+    img, pts = _texture(), _landmarks()
+    h = _homography(15.0)
+    sheet = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    moved_pts = _warp_points(h, pts)
+    eyes = _relief(_texture(seed=8), moved_pts, 12.0)  # other skin behind the holes, with its own parallax
+    before = _eye_holes(img, pts, _texture(seed=8), 1.3)
+    after = _eye_holes(sheet, moved_pts, eyes, 1.3)
+    a, b = regions.face_crop(before, pts), regions.face_crop(after, moved_pts)
+    assert a is not None and b is not None
+    with monkeypatch.context() as patched:  # the band read whole only, as before the second reading
+        patched.setattr(regions, "eye_openings", lambda crop: np.zeros((regions.CROP, regions.CROP), bool))
+        whole = regions.misalignment(a, b, BAND_MAX)
+    assert whole is not None and whole > BAND_MAX
+    m = regions.misalignment(a, b, BAND_MAX)
+    assert m is not None and m < BAND_MAX
+
+
+def test_the_eye_openings_are_ellipses_around_the_eyes() -> None:
+    crop = regions.face_crop(_texture(), _landmarks())
+    assert crop is not None
+    inside = regions.eye_openings(crop)
+    for i, j in ((0, 1), (2, 3)):  # the anchors of each eye's corners
+        c = np.round(0.5 * (crop.anchors[i] + crop.anchors[j])).astype(int)
+        assert inside[c[1], c[0]]
+    assert not inside[int(regions.EYE_Y), regions.CROP // 2]  # the nasion between them
+    assert not inside[int(regions.EYE_Y - 0.4 * regions.IOD_PX)].any()  # the brows above
+    assert inside.sum() > regions.eye_openings(crop, 1.0).sum() > 0  # longer openings cover more
+
+
+@pytest.mark.parametrize(("band", "skin", "value"), [
+    ([0.030, 0.040], [0.020, None], 0.020),  # without the eye openings a half reads less: it counts
+    ([0.030, None], [0.050, 0.060], 0.030),  # more relief without them: the whole band's value stands
+    ([None, None], [0.010, None], 0.010),  # only the reading without the openings aligns, a plane: counted
+    ([None, None], [0.030, None], None),  # only it aligns, and reads relief: no evidence
+    ([None, None], [None, None], None),
+])
+def test_the_band_without_the_eyes_may_lower_the_value_but_never_add_relief(
+        band: list[float | None], skin: list[float | None], value: float | None) -> None:
+    assert regions.lesser(band, skin, BAND_MAX) == value
