@@ -1,6 +1,7 @@
 """The eye band's calibration, reproducible: how far real heads and worn sheets are from moving as one plane.
 
-    .venv/bin/python -m benchmarks.eye_band [--json out.json] [--seed 2026]
+    .venv/bin/python -m benchmarks.eye_band [--json out.json] [--seed 2026] [--eye-holes 1.0,1.3,...]
+                                            [--sheets-only]
 
 ``liveness.planar_band_max`` sits between two distributions of ``kiosk.liveness.regions.misalignment``
 at the pairs of frames the landmarks count as parallax. Real side: every clip of
@@ -12,6 +13,10 @@ against the most different frame within 3 s, kept when the homography residual i
 and 0.5-0.95 of the similarity residual; every third such pair (every one for the sheets). Printed:
 each side's spread against the bar, and how many pairs give no value (no alignment). In-sample: the
 bar was chosen on these clips.
+
+``--eye-holes``: the same sheets again with their eyes cut out (``kiosk.pad.partial``; holes this many
+eye lengths long, one run per size), each pair read by the kiosk's check and by the check without its
+second reading (the band without the eye openings, ``regions.eye_openings``), the kiosk before it.
 """
 
 from __future__ import annotations
@@ -87,7 +92,9 @@ def parallax_pairs(marks: np.ndarray, every: int) -> list[tuple[int, int]]:
 
 
 def readings(frames: list[np.ndarray], mark: Callable[[np.ndarray], np.ndarray | None], bar: float,
-             every: int) -> list[float | None]:
+             every: int, whole_band_only: bool = False) -> list[float | None]:
+    """The check's value at each parallax pair; ``whole_band_only``: without the reading that leaves the
+    eye openings out (``regions.eye_openings`` empty), as the kiosk read the band before it."""
     from kiosk.liveness import regions
 
     marks = np.array([np.full((468, 3), np.nan) if (m := mark(f)) is None else np.asarray(m, np.float64)
@@ -97,7 +104,18 @@ def readings(frames: list[np.ndarray], mark: Callable[[np.ndarray], np.ndarray |
         if not (np.isfinite(marks[a]).all() and np.isfinite(marks[b]).all()):
             continue
         ca, cb = regions.face_crop(frames[a], marks[a]), regions.face_crop(frames[b], marks[b])
-        out.append(None if ca is None or cb is None else regions.misalignment(ca, cb, bar))
+        if ca is None or cb is None:
+            out.append(None)
+            continue
+        if whole_band_only:
+            openings = regions.eye_openings
+            regions.eye_openings = lambda crop, length=0.0: np.zeros((regions.CROP, regions.CROP), bool)
+            try:
+                out.append(regions.misalignment(ca, cb, bar))
+            finally:
+                regions.eye_openings = openings
+        else:
+            out.append(regions.misalignment(ca, cb, bar))
     return out
 
 
@@ -112,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--seed", type=int, default=2026, help="which lfw-view1 people the sheets come from")
+    ap.add_argument("--eye-holes", default="", help="comma-separated hole sizes (eye lengths) for sheets with "
+                    "their eyes cut out, each read with and without the band's second reading")
+    ap.add_argument("--sheets-only", action="store_true", help="skip the real clips")
     args = ap.parse_args(argv)
     if data_missing(DATA, "benchmarks.eye_band"):
         return 2
@@ -137,38 +158,54 @@ def main(argv: list[str] | None = None) -> int:
         return list(read_clip(path, 0.0, min(duration_s(path) * 0.8, SECONDS), FPS))
 
     real: dict[str, list[float | None]] = {}
-    for path in find_videos(DATA / "videos"):
+    for path in [] if args.sheets_only else find_videos(DATA / "videos"):
         values = readings(clip(path), mark, bar, every=3)
         if values:
             real[str(path.relative_to(DATA / "videos"))] = values
         print(f"real {path.relative_to(DATA / 'videos')}: {len(values)} pairs", file=sys.stderr)
     people = dict(lfw_people(DATA / "lfw-view1", 10, np.random.default_rng(args.seed)))
-    sheets: dict[str, list[float | None]] = {}
-    for name, victim in SHEETS:
-        if victim not in people:
-            print(f"{victim} is not among seed {args.seed}'s people; sheet skipped", file=sys.stderr)
-            continue
-        shown = clip(DATA / "videos" / name)
-
-        replay = Replay(shown)
-        source = PartialPrintSource(replay, read_rgb(people[victim][0]), detect, landmarker.landmarks, cut=1.0,
-                                    seed=args.seed)
-        worn = []
+    def worn(name: str, victim: str, holes: float) -> list[np.ndarray]:
+        source = PartialPrintSource(Replay(clip(DATA / "videos" / name)), read_rgb(people[victim][0]), detect,
+                                    landmarker.landmarks, cut=1.0, seed=args.seed, eye_holes=holes)
+        out = []
         while (f := source.read()) is not None:
-            worn.append(f.rgb)
-        sheets[f"{name}:{victim}"] = readings(worn, mark, bar, every=1)
+            out.append(f.rgb)
+        return out
+
+    shown = [(n, v) for n, v in SHEETS if v in people]
+    for n, v in SHEETS:
+        if v not in people:
+            print(f"{v} is not among seed {args.seed}'s people; sheet {n} skipped", file=sys.stderr)
+    sheets: dict[str, list[float | None]] = {}
+    for name, victim in shown:
+        sheets[f"{name}:{victim}"] = readings(worn(name, victim, 0.0), mark, bar, every=1)
         print(f"sheet {name}:{victim}: {len(sheets[f'{name}:{victim}'])} pairs", file=sys.stderr)
+    holed: dict[str, dict[str, Any]] = {}
+    for size in [float(x) for x in args.eye_holes.split(",") if x.strip()]:
+        kiosk_now: list[float | None] = []
+        before: list[float | None] = []
+        for name, victim in shown:
+            frames = worn(name, victim, size)
+            kiosk_now += readings(frames, mark, bar, every=1)
+            before += readings(frames, mark, bar, every=1, whole_band_only=True)
+        holed[str(size)] = {"check": spread(kiosk_now, bar), "whole_band_only": spread(before, bar)}
+        print(f"eye holes {size}: {holed[str(size)]}", file=sys.stderr)
     every_real = [v for vs in real.values() for v in vs]
     every_sheet = [v for vs in sheets.values() for v in vs]
     res: dict[str, Any] = {"command": "python -m benchmarks.eye_band " + " ".join(argv if argv is not None else sys.argv[1:]),
            "commit": commit(), "machine": machine(), "bar": bar, "seconds": round(time.monotonic() - started, 1),
            "real": spread(every_real, bar), "real_clips": len(real), "sheets": spread(every_sheet, bar),
            "sheet_count": len(sheets), "per_clip": {k: spread(v, bar) for k, v in real.items()},
-           "per_sheet": {k: spread(v, bar) for k, v in sheets.items()}}
-    for side in ("real", "sheets"):
+           "per_sheet": {k: spread(v, bar) for k, v in sheets.items()}, "eye_holes": holed}
+    for side in ("real", "sheets") if real else ("sheets",):
         s = res[side]
         print(f"{side:6s}: {s['with_value']} of {s['pairs']} pairs give a value; {s['below_bar']} under the bar "
               f"{bar}; min, 5th percentile, median, 95th percentile, max {s['min_p5_median_p95_max']}")
+    for hole, h in holed.items():
+        for key, label in (("check", "the check"), ("whole_band_only", "whole band only")):
+            s = h[key]
+            print(f"sheets with eye holes {hole}, {label}: {s['below_bar']} of {s['with_value']} valued pairs "
+                  f"({s['pairs']} pairs) under the bar; min, p5, median, p95, max {s['min_p5_median_p95_max']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
         print(f"wrote {args.json}")
