@@ -18,14 +18,6 @@ residuals counts. What is left is expressed as a distance: the RMS of the intens
 (both sides normalised to zero mean and unit variance over the band) divided by
 the RMS intensity gradient, which for small misalignments is the RMS of the
 misalignment in pixels, then divided by ``IOD_PX``.
-
-The band is read a second time without the eye openings (an ellipse around each
-eye, ``EYE_OPENING`` eye lengths long and half as high): a sheet with its eyes
-cut out shows the wearer's real eyes there, which no homography of the sheet
-aligns, while a real head's relief is in the skin around the eyes too (the
-brow ridge, the sockets' rims, the nasion). That reading may only lower the
-band's value, or report a plane where the whole band gave none: like the second
-ECC start, it must never add relief.
 """
 
 from __future__ import annotations
@@ -46,7 +38,6 @@ ECC_ITERATIONS, ECC_EPS = 50, 1e-4
 TRACK_CORNERS, MIN_TRACKS = 60, 8  # corners of a half band tracked for ECC's second start
 MAX_AREA_CHANGE = 9.0  # how much a plausible warp may scale the band's area, either way
 WINDOW_MARGIN = 12  # rows of the crop above and below the band that the moving image may bring in
-EYE_OPENING = 1.6  # the ellipse left out of the band's second reading, in eye lengths (corner to corner)
 
 # FaceMesh points that start the alignment: eye corners, brows, forehead, nasion, upper cheeks.
 ANCHORS = (33, 133, 362, 263, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 151, 9, 8, 168, 6, 116, 345)
@@ -54,7 +45,6 @@ ANCHORS = (33, 133, 362, 263, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 151
 OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
         176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 _EYES = ((33, 133), (362, 263))
-_EYE_ANCHORS = tuple((ANCHORS.index(a), ANCHORS.index(b)) for a, b in _EYES)
 
 
 @dataclass(frozen=True)
@@ -103,24 +93,6 @@ def eye_band(crop: FaceCrop) -> npt.NDArray[np.uint8]:
     return np.asarray(mask, np.uint8)
 
 
-def eye_openings(crop: FaceCrop, length: float = EYE_OPENING) -> npt.NDArray[np.bool_]:
-    """An ellipse around each eye, centred between its corners, ``length`` times the corners' distance
-    long along them and half as high (True inside)."""
-    ys, xs = np.mgrid[0:CROP, 0:CROP].astype(np.float64)
-    inside = np.zeros((CROP, CROP), bool)
-    for i, j in _EYE_ANCHORS:
-        a, b = crop.anchors[i].astype(np.float64), crop.anchors[j].astype(np.float64)
-        span = float(np.linalg.norm(b - a))
-        if span < 1e-6:
-            continue
-        ex = (b - a) / span
-        semi = 0.5 * length * span
-        dx, dy = xs - 0.5 * (a[0] + b[0]), ys - 0.5 * (a[1] + b[1])
-        along, across = dx * ex[0] + dy * ex[1], dy * ex[0] - dx * ex[1]
-        inside |= (along / semi) ** 2 + (across / (0.5 * semi)) ** 2 <= 1.0
-    return inside
-
-
 def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0) -> float | None:
     """What the best homography leaves of the eye band between two crops, in IOD.
 
@@ -149,24 +121,8 @@ def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0) -> floa
     b = np.asarray(cv2.GaussianBlur(dst.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
     halves = [_aligned(a, b, _half(band_a[r0:r1], side), _half(band_b[r0:r1], side), start, plane_below)
               for side in (0, 1)]
-    # The second reading, without the eye openings: a sheet with its eyes cut out shows real eyes there.
-    skin_a = np.where(eye_openings(src), 0, band_a).astype(np.uint8)
-    skin_b = np.where(eye_openings(dst), 0, band_b).astype(np.uint8)
-    skin = [_aligned(a, b, _half(skin_a[r0:r1], side), _half(skin_b[r0:r1], side), start, plane_below)
-            for side in (0, 1)]
-    return lesser(halves, skin, plane_below)
-
-
-def lesser(band: list[float | None], skin: list[float | None], plane_below: float) -> float | None:
-    """The band's value from its halves' readings: the lesser one, the readings without the eye openings
-    included. Those may lower it, or give a plane (under ``plane_below``) where the whole band gave no
-    value, but never a value of relief on their own. None: no evidence."""
-    whole = [v for v in band if v is not None]
-    extra = [v for v in skin if v is not None]
-    if whole:
-        return min(whole + extra)
-    planar = [v for v in extra if v < plane_below]
-    return min(planar) if planar else None
+    aligned = [h for h in halves if h is not None]
+    return min(aligned) if aligned else None
 
 
 def _half(band: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
