@@ -112,12 +112,23 @@ def spread(values: list[float | None], bar: float) -> dict[str, Any]:
             "min_p5_median_p95_max": q}
 
 
+def hole_sizes(text: str) -> list[float]:
+    """``--eye-holes``: comma-separated positive numbers."""
+    try:
+        sizes = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if any(not s > 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"hole sizes are eye lengths, more than 0: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--seed", type=int, default=2026, help="which lfw-view1 people the sheets come from")
-    ap.add_argument("--eye-holes", default="", help="comma-separated hole sizes (eye lengths): the sheets "
-                    "again with their eyes cut out, once per size")
+    ap.add_argument("--eye-holes", type=hole_sizes, default=[], help="comma-separated hole sizes (eye lengths): "
+                    "the sheets again with their eyes cut out, once per size")
     ap.add_argument("--sheets-only", action="store_true", help="skip the real clips")
     args = ap.parse_args(argv)
     if data_missing(DATA, "benchmarks.eye_band"):
@@ -158,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             out.append(f.rgb)
         return out
 
+
     shown = [(n, v) for n, v in SHEETS if v in people]
     for n, v in SHEETS:
         if v not in people:
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         sheets[f"{name}:{victim}"] = readings(worn(name, victim, 0.0), mark, bar, every=1)
         print(f"sheet {name}:{victim}: {len(sheets[f'{name}:{victim}'])} pairs", file=sys.stderr)
     holed: dict[str, dict[str, Any]] = {}
-    for size in [float(x) for x in args.eye_holes.split(",") if x.strip()]:
+    for size in args.eye_holes:
         pairs: list[float | None] = []
         for name, victim in shown:
             pairs += readings(worn(name, victim, size), mark, bar, every=1)

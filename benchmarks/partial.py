@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default="liveness_on,baseline_eye_band_check_off,baseline_liveness_off",
                     help="which of the three configurations to run, comma-separated (default: all)")
     args = ap.parse_args(argv)
+    if args.eye_holes < 0:
+        ap.error(f"--eye-holes is a multiple of the eye's length, 0 (none) or more, not {args.eye_holes}")
     if data_missing(DATA, "benchmarks.partial"):
         return 1
     from kiosk.config import Settings
