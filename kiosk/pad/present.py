@@ -244,8 +244,16 @@ class Presenter:
             raise DatasetError(f"{p.name}: no face in the enrollment material of {p.subject}")
         return Gallery(np.stack(embs), [p.subject] * len(embs))
 
-    def present(self, p: Presentation) -> Outcome:
-        return self._present(p, None)
+    def present(self, p: Presentation, wrap: Callable[[Any], Any] | None = None) -> Outcome:
+        """``p`` replayed as recorded; ``wrap`` may wrap the replay source (``kiosk.pad.camera_shift``)."""
+        if wrap is None:
+            return self._present(p, None)
+
+        def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
+            return wrap(ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock,
+                                     loop=p.loop))
+
+        return self._present(p, source)
 
     def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S, min_change: float = 0.2,
                             max_start: float = 0.04, wrap: Callable[[Any], Any] | None = None) -> Outcome:
