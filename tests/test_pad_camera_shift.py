@@ -99,6 +99,7 @@ def test_a_real_clip_through_a_far_camera_reaches_the_loop_at_its_reduced_size(d
 
     clip = data / "videos" / "LivePortrait" / "driving" / "d12.mp4"
     p = from_video(clip, max_seconds=1.0)
+    assert callable(p.frames)
     size = p.frames()[0].shape
     presenter = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=False)))
     o = presenter.present(p, wrap=lambda s: Spy(s, CameraShift(scale=0.5), seed=0))
