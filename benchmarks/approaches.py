@@ -29,8 +29,9 @@ def prompt_seeds() -> dict[str, int]:
 
 
 def live_approaches(pipeline: Any, threshold: float, config: Any, landmarker: Any, clips: list[Path],
-                    fps: float = 15.0, max_s: float = 12.0) -> list[Approach]:
-    """Every (clip, prompt) whose cooperative replay, alone, ends live."""
+                    fps: float = 15.0, max_s: float = 12.0, wrap: Any = None) -> list[Approach]:
+    """Every (clip, prompt) whose cooperative replay, alone, ends live (``wrap``: through that source
+    wrapper, e.g. another camera)."""
     from kiosk.pad.present import Presenter, from_video
     from kiosk.progress import Progress
 
@@ -40,7 +41,7 @@ def live_approaches(pipeline: Any, threshold: float, config: Any, landmarker: An
     for n, clip in enumerate(clips):
         for k, (direction, seed) in enumerate(seeds.items()):
             o = Presenter(pipeline, threshold, config, landmarker, seed=seed).present_cooperative(
-                from_video(clip, fps, max_s))
+                from_video(clip, fps, max_s), wrap=wrap)
             if o.error is None and o.verdict == "live" and o.verdict_s is not None:
                 live.append(Approach(clip, direction, seed, o.verdict_s))
             bar(len(seeds) * n + k + 1)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.partial [--json docs/pad_partial.json] [--people 10] [--seed 2026]
                                            [--cut 1.0] [--eye-holes 1.3] [--quick]
-                                           [--configs liveness_on,...]
+                                           [--configs liveness_on,...] [--camera "low light"]
 
 The attacker is a real person from ../shared/data/videos who answers the head-turn prompt
 (``benchmarks.approaches``: the clip and prompt pairs that end live on their own). Over the face
@@ -16,12 +16,17 @@ loop three times: with the default configuration; with the eye-band check of
 ``kiosk.liveness.regions`` disabled (``liveness.planar_band_max = 0``), the kiosk before that check;
 and with liveness off, which shows how often recognition alone would let the sheet in. Reported: how often the door opened (95 %
 Clopper-Pearson). Times are on the replay's clock (machine-independent).
+
+With ``--camera`` (a preset of ``kiosk.pad.camera_shift``), every frame, the sheet included, is recorded
+through that camera (fresh sensor noise on each), and the live approaches are those that end live
+through it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -32,6 +37,7 @@ import numpy as np
 
 from benchmarks.approaches import commit, data_missing, live_approaches, rate, short_clip, victim_arguments
 from benchmarks.machine import machine
+from kiosk.pad.camera_shift import PRESETS, ShiftedSource
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAX_SECONDS = 16.0
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eye-holes", type=float, default=0.0,
                     help="cut the sheet's eyes out: holes this many times the eye's length (0: none)")
     ap.add_argument("--quick", action="store_true", help="2 approaches, 2 victims")
+    ap.add_argument("--camera", default=None, choices=list(PRESETS),
+                    help="record every frame through this camera (default: the clips as recorded)")
     ap.add_argument("--configs", default="liveness_on,baseline_eye_band_check_off,baseline_liveness_off",
                     help="which of the three configurations to run, comma-separated (default: all)")
     args = ap.parse_args(argv)
@@ -76,7 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     landmarker = build_landmarker()
     people = lfw_people(DATA / "lfw-view1", 2 if args.quick else args.people, np.random.default_rng(args.seed))
     t0 = time.perf_counter()
-    live = live_approaches(pipeline, card.threshold, configs["liveness_on"], landmarker, find_videos(DATA / "videos"))
+    camera = None if args.camera is None else PRESETS[args.camera]
+    shots = itertools.count(1)  # fresh camera noise per presentation, reproducibly
+
+    def record(source: Any) -> Any:
+        return source if camera is None else ShiftedSource(source, camera, seed=next(shots))
+
+    live = live_approaches(pipeline, card.threshold, configs["liveness_on"], landmarker, find_videos(DATA / "videos"),
+                           wrap=None if camera is None else record)
     if args.quick:
         live = live[:2]
     print(f"\napproaches that end live: {len(live)} (clip, prompt): "
@@ -92,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                                         enroll=lambda e=enroll: [read_rgb(x) for x in e])  # type: ignore[misc]
 
                 def wrap(source: Any, shown: Path = shown) -> Any:
-                    return PartialPrintSource(source, read_rgb(shown), sheet_detect, sheet_marks, cut=args.cut,
-                                              seed=args.seed, eye_holes=args.eye_holes)
+                    return record(PartialPrintSource(source, read_rgb(shown), sheet_detect, sheet_marks, cut=args.cut,
+                                                     seed=args.seed, eye_holes=args.eye_holes))
 
                 o = Presenter(pipeline, card.threshold, config, landmarker, seed=a.seed).present_cooperative(
                     p, wrap=wrap)
@@ -116,14 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = s["ci95"]
         print(f"{key:22s} door opened {s['door_opened']}/{s['presented']} (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %); "
               f"denied as presentation_attack {s['denied_presentation_attack']}; verdicts {s['verdicts']}")
-    print(f"the sheet: {len(people)} victims (lfw-view1, seed {args.seed}), {len(live)} live approaches, cut {args.cut}; "
+    print(f"the sheet: {len(people)} victims (lfw-view1, seed {args.seed}), {len(live)} live approaches, cut {args.cut}, "
+          f"camera {args.camera or 'as recorded'}; "
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:
         command = " ".join(["python -m benchmarks.partial", *(argv if argv is not None else sys.argv[1:])])
         args.json.write_text(json.dumps({
             "command": command, "commit": code, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "victims": [n for n, _ in people], "cut": args.cut, "eye_holes": args.eye_holes, "live_approaches": [
+            "victims": [n for n, _ in people], "cut": args.cut, "eye_holes": args.eye_holes,
+            "camera": None if camera is None else vars(camera), "live_approaches": [
                 {"clip": short_clip(a.clip), "prompt": a.prompt, "live_s": a.live_s} for a in live],
             "max_seconds": MAX_SECONDS, "summary": summary, "rows": rows}, indent=1, default=str) + "\n")
         print(f"wrote {args.json}")
