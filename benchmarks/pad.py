@@ -2,6 +2,7 @@
 through the real loop, print the ISO/IEC 30107-3 table and write docs/pad_results.json.
 
     .venv/bin/python -m benchmarks.pad [--quick] [--work DIR] [--json docs/pad_results.json] [--plot PNG]
+    .venv/bin/python -m benchmarks.pad --seed S --work DIR --render-only   # then: kiosk pad eval --attacks DIR/attacks/...
 
 Attack species: 60 sequences each of print_still, print_turned, print_bent, phone_photo and print_folded from 10 LFW
 people (lfw-view1; one photo rendered, the person's other photos enrolled), and tablet_video, two per real
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--doc", type=Path, help="rewrite the measured section of this markdown file "
                     "(docs/liveness_selftest.md)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="with --work: render the attacks into DIR/attacks and stop (replay them with kiosk pad eval)")
     ap.add_argument("--from-json", type=Path, help="with --doc: take the results from this JSON, run nothing")
     args = ap.parse_args(argv)
     if args.from_json:
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.doc, report)
         print(f"wrote {args.doc} and the summary in {args.from_json}")
         return 0
+    if args.render_only and not args.work:
+        ap.error("--render-only needs --work (where the rendered sequences stay)")
     if not (DATA / "README.md").is_file():
         print(f"benchmarks.pad: the shared data is missing at {DATA}", file=sys.stderr)
         return 1
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pad-") as tmp:
         work = args.work or Path(tmp)
         rendering = render_all(work, people, per_species, per_clip, clips, args.seed, frames=150)
+        if args.render_only:
+            print(f"rendered into {work / 'attacks'} in {rendering['seconds']} s from {', '.join(rendering['people'])}")
+            return 0
         from kiosk.config import Settings
         from kiosk.liveness.landmarks import build_landmarker
         from kiosk.vision.pipeline import build_pipeline
