@@ -1,0 +1,36 @@
+"""Benchmarks refuse bad options when they are parsed, before minutes of rendering or replays."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from benchmarks import pad, pad_camera, partial
+from kiosk.pad.camera_shift import PRESETS
+
+
+def test_cameras_are_named_presets_or_all() -> None:
+    assert pad_camera.cameras("all") == list(PRESETS.values())
+    assert [c.name for c in pad_camera.cameras("far, low light")] == ["far", "low light"]
+    with pytest.raises(argparse.ArgumentTypeError, match=r"unknown camera.*choose from as recorded"):
+        pad_camera.cameras("far,fisheye")
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown camera"):
+        pad_camera.cameras(" , ")
+
+
+def test_share_gives_the_count_and_its_exact_interval() -> None:
+    assert pad_camera.share(0, 25) == {"k": 0, "n": 25, "ci95": [0.0, 0.1372]}
+    assert pad_camera.share(0, 0)["ci95"] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    (pad_camera, ["--cameras", "fisheye"], "unknown camera"),
+    (partial, ["--camera", "fisheye"], "invalid choice"),
+    (pad, ["--render-only"], "--render-only needs --work"),
+])
+def test_a_bad_option_stops_the_benchmark_at_once(module: object, argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        module.main(argv)  # type: ignore[attr-defined]
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
