@@ -1,6 +1,7 @@
 """Time to grant for a cooperative person who answers the head-turn prompt, from real footage.
 
     .venv/bin/python -m benchmarks.pad_cooperative [--json docs/pad_cooperative.json] [--reaction-s 1.0]
+                                                   [--camera "low light"]
 
 Each real clip in ../shared/data/videos with a clear head turn (``kiosk.pad.cooperative.find_turn``:
 at least 0.2 IOD of nose offset within 1.5 s, from a face looking ahead) is presented twice through
@@ -14,11 +15,15 @@ the prompt: every static attack sequence in which FaceMesh sees the face turn by
 ``min_turn`` is played reactively, the artefact turned the prompted way (mirrored for the other side),
 one prompt per sequence, its direction drawn per sequence. Reported per species: sequences that hold
 such a turn, and how many opened the door (APCER of this adaptive attacker, 95 % Clopper-Pearson).
+
+With ``--camera`` (a preset of ``kiosk.pad.camera_shift``), every frame served is recorded through that
+camera (fresh sensor noise on each); the turns are found on the footage as recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import subprocess
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import machine
+from kiosk.pad.camera_shift import PRESETS, ShiftedSource
 from kiosk.pad.cooperative import REACTION_S
 from kiosk.pad.metrics import clopper_pearson, percentiles
 
@@ -42,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attacks", type=Path, action="append", default=[],
                     help="rendered attack folders: also present their static sequences as an attacker who "
                          "turns the artefact the prompted way")
+    ap.add_argument("--camera", default=None, choices=list(PRESETS),
+                    help="record every frame through this camera (default: as recorded)")
     ap.add_argument("--no-bona-fide", action="store_true", help="with --attacks: present only the attacks")
     args = ap.parse_args(argv)
     if not (DATA / "videos").is_dir():
@@ -61,13 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     config = present_config(Settings(), 12.0)
     landmarker = build_landmarker()
     seeds = {d: next(s for s in range(100) if choose_direction(random.Random(s)) == d) for d in ("left", "right")}
+    camera = None if args.camera is None else PRESETS[args.camera]
+    shots = itertools.count(1)  # fresh camera noise per presentation, reproducibly
+
+    def record(source: Any) -> Any:
+        return ShiftedSource(source, camera, seed=next(shots)) if camera is not None else source
+
+    wrap = None if camera is None else record
     rows: list[dict[str, Any]] = []
     bar = Progress(2 * len(clips), "presenting")
     t0 = time.perf_counter()
     for n, clip in enumerate(clips):
         for k, (direction, seed) in enumerate(seeds.items()):
             o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
-                from_video(clip, 15.0, 12.0), args.reaction_s)
+                from_video(clip, 15.0, 12.0), args.reaction_s, wrap=wrap)
             rows.append({"clip": str(clip).split("videos/")[-1], "prompt": direction, "error": o.error,
                          "verdict": o.verdict, "reason": o.verdict_reason, "granted": o.granted,
                          "door_opened": o.door_opened, "time_to_grant_s": o.time_to_grant_s,
@@ -78,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     granted = [r for r in presented if r["granted"]]
     lo, hi = clopper_pearson(len(granted), len(presented)) if presented else (0.0, 1.0)
     times = percentiles([r["time_to_grant_s"] for r in granted])
-    attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s)
+    attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s, wrap)
     print(f"\nclips with a clear turn: {len(presented) // 2} of {len(clips)}; prompts answered: {len(presented)}")
     print(f"{'clip':48s} {'prompt':6s} {'verdict':6s} {'reason':20s} {'turn':>6s} {'grant s':>8s}")
     for r in presented:
@@ -94,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "command": command, "commit": commit, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reaction_s": args.reaction_s,
+            "camera": None if camera is None else vars(camera),
             "clips": len(clips), "presented": len(presented), "granted": len(granted), "ci95": [lo, hi],
             "time_to_grant_s": times, "rows": rows, "attacks": attacks}, indent=1) + "\n")
         print(f"wrote {args.json}")
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: Any, landmarker: Any,
-                    reaction_s: float) -> dict[str, Any]:
+                    reaction_s: float, wrap: Any = None) -> dict[str, Any]:
     """Static attack sequences played by an attacker who turns the artefact the prompted way."""
     if not roots:
         return {}
@@ -116,7 +132,7 @@ def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: 
     bar = Progress(len(sequences), "attacker answering the prompt")
     for n, p in enumerate(sequences):
         o = Presenter(pipeline, threshold, config, landmarker, seed=n).present_cooperative(
-            p, reaction_s, min_change=min_turn, max_start=2 * 0.04)
+            p, reaction_s, min_change=min_turn, max_start=2 * 0.04, wrap=wrap)
         rows.append({"sequence": Path(p.name).name, "species": p.species, "error": o.error,
                      "verdict": o.verdict, "reason": o.verdict_reason, "door_opened": o.door_opened,
                      "granted": o.granted, "clip_turn": o.values.get("clip_turn"), "turn": o.values.get("turn")})

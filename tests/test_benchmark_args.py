@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from benchmarks import pad, pad_camera, partial
+from benchmarks import pad, pad_camera, pad_cooperative, partial
 from kiosk.pad.camera_shift import PRESETS
 
 
@@ -27,6 +27,7 @@ def test_share_gives_the_count_and_its_exact_interval() -> None:
 @pytest.mark.parametrize("module, argv, message", [
     (pad_camera, ["--cameras", "fisheye"], "unknown camera"),
     (partial, ["--camera", "fisheye"], "invalid choice"),
+    (pad_cooperative, ["--camera", "fisheye"], "invalid choice"),
     (pad, ["--render-only"], "--render-only needs --work"),
 ])
 def test_a_bad_option_stops_the_benchmark_at_once(module: object, argv: list[str], message: str,
