@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_pipeline
 
+    code = commit()  # the code this run loads, not whatever is checked out when it ends
     clips = find_videos(DATA / "videos")[: 3 if args.quick else None]
     pipeline, card = build_pipeline()
     config = present_config(Settings(), MAX_SECONDS)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "command": " ".join(["python -m benchmarks.pad_camera", *(argv if argv is not None else sys.argv[1:])]),
-            "commit": commit(), "machine": machine(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "commit": code, "machine": machine(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "clips": len(clips), "turning_clips": [short_clip(c) for c in turning or []], "cameras": results},
             indent=1) + "\n")
         print(f"wrote {args.json}")

@@ -26,12 +26,12 @@ import argparse
 import itertools
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.approaches import commit
 from benchmarks.machine import machine
 from kiosk.pad.camera_shift import PRESETS, ShiftedSource
 from kiosk.pad.cooperative import REACTION_S
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_pipeline
 
+    code = commit()  # the code this run loads, not whatever is checked out when it ends
     clips = [] if args.no_bona_fide else find_videos(DATA / "videos")[: 3 if args.quick else None]
     pipeline, card = build_pipeline()
     config = present_config(Settings(), 12.0)
@@ -104,10 +105,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:
         command = " ".join(["python -m benchmarks.pad_cooperative", *(argv if argv is not None else sys.argv[1:])])
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"
         args.json.write_text(json.dumps({
-            "command": command, "commit": commit, "machine": machine(),
+            "command": command, "commit": code, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reaction_s": args.reaction_s,
             "camera": None if camera is None else vars(camera),
             "clips": len(clips), "presented": len(presented), "granted": len(granted), "ci95": [lo, hi],
