@@ -134,7 +134,9 @@ def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: 
             p, reaction_s, min_change=min_turn, max_start=2 * 0.04, wrap=wrap)
         rows.append({"sequence": Path(p.name).name, "species": p.species, "error": o.error,
                      "verdict": o.verdict, "reason": o.verdict_reason, "door_opened": o.door_opened,
-                     "granted": o.granted, "clip_turn": o.values.get("clip_turn"), "turn": o.values.get("turn")})
+                     "granted": o.granted, "clip_turn": o.values.get("clip_turn"), "turn": o.values.get("turn"),
+                     "residual": o.values.get("residual"), "noise": o.values.get("noise"),
+                     "live_frames": o.values.get("live_frames"), "eye_band": o.values.get("eye_band")})
         bar(n + 1)
     summary: dict[str, Any] = {}
     print(f"\nattacker answering the prompt (turn of at least min_turn {min_turn} seen by FaceMesh):")
