@@ -78,8 +78,13 @@ def data_missing(data: Path, name: str) -> bool:
 
 
 def commit() -> str:
-    """The commit of the code this run loads."""
+    """The commit of the code this run loads, with ``-dirty`` when tracked Python files differ from it
+    (the results then come from code no commit holds)."""
     import subprocess
 
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "unknown"
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=root).stdout.strip() or "unknown"
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"],
+                             capture_output=True, text=True, cwd=root).stdout.strip()
+    return head + "-dirty" if changed and head != "unknown" else head

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --work: render the attacks into DIR/attacks and stop (replay them with kiosk pad eval)")
     ap.add_argument("--from-json", type=Path, help="with --doc: take the results from this JSON, run nothing")
     args = ap.parse_args(argv)
+    if args.render_only and (not args.work or args.from_json):
+        ap.error("--render-only needs --work (where the rendered sequences stay) and renders: not with --from-json")
     if args.from_json:
         if not args.doc:
             ap.error("--from-json needs --doc")
@@ -144,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.doc, report)
         print(f"wrote {args.doc} and the summary in {args.from_json}")
         return 0
-    if args.render_only and not args.work:
-        ap.error("--render-only needs --work (where the rendered sequences stay)")
     if not (DATA / "README.md").is_file():
         print(f"benchmarks.pad: the shared data is missing at {DATA}", file=sys.stderr)
         return 1

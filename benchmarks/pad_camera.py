@@ -13,7 +13,9 @@ noise on every frame), through the real loop with the default configuration:
 - as a cooperative person who answers the prompt (``benchmarks.pad_cooperative``): the clips with a
   clear head turn, prompted left and right; granted, and the verdicts of those refused.
 
-Every camera replays the same clips with the same prompts, so the rows differ only by the camera.
+Every camera replays the same clips with the same prompts, so the rows differ only by the camera (and
+its noise: drawn per presentation from a counter, so a run with other options, ``--quick`` or
+``--no-passive``, draws other noise).
 The person is enrolled from the clip as recorded (an administrator's photos, not the door camera).
 All figures are in-sample for the real side: these clips set the thresholds. Times are on the
 replay's clock.
@@ -46,7 +48,8 @@ def cameras(text: str) -> list[CameraShift]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in PRESETS]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown camera {unknown or text!r}; choose from {', '.join(PRESETS)}")
+        raise argparse.ArgumentTypeError(f"unknown camera {', '.join(unknown) or repr(text)}; "
+                                         f"choose from {', '.join(PRESETS)}")
     return [PRESETS[n] for n in names]
 
 
@@ -71,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.pad_camera: the real clips are missing at {DATA / 'videos'}", file=sys.stderr)
         return 1
     from kiosk.config import Settings
+    from kiosk.errors import KioskError
     from kiosk.liveness.landmarks import build_landmarker
     from kiosk.pad.camera_shift import ShiftedSource
     from kiosk.pad.eval import present_config, summarise
-    from kiosk.pad.present import Presenter, from_video
+    from kiosk.pad.meta import BONA_FIDE
+    from kiosk.pad.present import Outcome, Presenter, from_video
     from kiosk.pad.video import find_videos
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_pipeline
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     landmarker = build_landmarker()
     seeds = prompt_seeds()
     t0 = time.perf_counter()
-    turning: list[Path] | None = None  # clips with a clear turn, found on the first camera
+    turning: list[Path] | None = None  # clips with a clear turn (found on the footage as recorded)
     results: list[dict[str, Any]] = []
     for shift in args.cameras:
         numbers = itertools.count(1)  # fresh noise per presentation, reproducibly
@@ -100,12 +105,16 @@ def main(argv: list[str] | None = None) -> int:
             bar = Progress(len(clips), f"{shift.name}: clips as recorded")
             outcomes = []
             for n, clip in enumerate(clips):
-                outcomes.append(presenter.present(from_video(clip, 15.0, MAX_SECONDS), wrap=wrap))
+                try:
+                    outcomes.append(presenter.present(from_video(clip, 15.0, MAX_SECONDS), wrap=wrap))
+                except KioskError as exc:  # one clip that cannot be enrolled must not end the run
+                    outcomes.append(Outcome(str(clip), BONA_FIDE, clip.stem, False, 0, error=str(exc)))
                 bar(n + 1)
             b = summarise(outcomes)["bona_fide"]
             row["passive"] = {
                 "bpcer": share(b["bpcer"]["k"], b["bpcer"]["n"]), "bpnrr": share(b["bpnrr"]["k"], b["bpnrr"]["n"]),
                 "recognisable": share(b["recognisable"]["k"], b["recognisable"]["n"]),
+                "not_presented": [o.name for o in outcomes if o.error is not None],
                 "planar_eye_band_pairs": sum(int(o.values.get("planar_frames", 0)) for o in outcomes),
                 "clips": [{"clip": short_clip(Path(o.name)), "verdict": o.verdict, "reason": o.verdict_reason,
                            "challenged": o.challenged, "usable_frames": o.usable_frames,
@@ -116,9 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         found: list[Path] = []
         for n, clip in enumerate(todo):
             for k, (direction, seed) in enumerate(seeds.items()):
-                o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
-                    from_video(clip, 15.0, MAX_SECONDS), wrap=wrap)
-                bar(2 * n + k + 1)
+                try:
+                    o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
+                        from_video(clip, 15.0, MAX_SECONDS), wrap=wrap)
+                except KioskError as exc:
+                    print(f"{short_clip(clip)} prompted {direction}: not presented: {exc}", file=sys.stderr)
+                    continue
+                finally:
+                    bar(2 * n + k + 1)
                 if o.error is not None:
                     continue
                 if clip not in found:

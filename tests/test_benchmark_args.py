@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from types import ModuleType
 
 import pytest
 
@@ -13,7 +14,7 @@ from kiosk.pad.camera_shift import PRESETS
 def test_cameras_are_named_presets_or_all() -> None:
     assert pad_camera.cameras("all") == list(PRESETS.values())
     assert [c.name for c in pad_camera.cameras("far, low light")] == ["far", "low light"]
-    with pytest.raises(argparse.ArgumentTypeError, match=r"unknown camera.*choose from as recorded"):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"unknown camera fisheye; choose from as recorded"):
         pad_camera.cameras("far,fisheye")
     with pytest.raises(argparse.ArgumentTypeError, match="unknown camera"):
         pad_camera.cameras(" , ")
@@ -29,9 +30,10 @@ def test_share_gives_the_count_and_its_exact_interval() -> None:
     (partial, ["--camera", "fisheye"], "invalid choice"),
     (pad_cooperative, ["--camera", "fisheye"], "invalid choice"),
     (pad, ["--render-only"], "--render-only needs --work"),
+    (pad, ["--render-only", "--work", "w", "--from-json", "r.json", "--doc", "d.md"], "not with --from-json"),
 ])
-def test_a_bad_option_stops_the_benchmark_at_once(module: object, argv: list[str], message: str,
+def test_a_bad_option_stops_the_benchmark_at_once(module: ModuleType, argv: list[str], message: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        module.main(argv)  # type: ignore[attr-defined]
+        module.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -48,21 +48,31 @@ def test_blur_softens_an_edge() -> None:
     assert out[0, 0, 0] == 0 and out[0, -1, 0] == 255
 
 
-def test_jpeg_compresses_but_keeps_the_channel_order() -> None:
-    rng = np.random.default_rng(5)
-    red = np.zeros((64, 64, 3), np.uint8)
-    red[..., 0] = 200
-    red = np.clip(red.astype(np.int16) + rng.integers(-20, 21, red.shape), 0, 255).astype(np.uint8)
-    out = shoot(red, CameraShift(jpeg_quality=30), rng)
-    assert out.shape == red.shape and not np.array_equal(out, red)
-    assert out[..., 0].mean() > 150 and out[..., 2].mean() < 50
+def test_jpeg_compresses_as_a_camera_would_an_rgb_frame() -> None:
+    import cv2
+
+    rgb = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rgb = np.asarray(cv2.GaussianBlur(rgb, (0, 0), 2.0), np.uint8)  # colour regions: chroma subsampling matters
+    out = shoot(rgb, CameraShift(jpeg_quality=30), np.random.default_rng(0))
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 30])
+    assert ok
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    expected = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(out, expected)
+    ok, raw = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 30])  # the mistake: RGB read as BGR
+    naive = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    assert ok and naive is not None and not np.array_equal(out, naive)
+    assert not np.array_equal(out, rgb)
 
 
-@pytest.mark.parametrize("bad, field", [({"scale": 0.0}, "scale"), ({"scale": 1.5}, "scale"),
-                                        ({"noise": -1.0}, "noise"), ({"gain": 0.0}, "gain"),
-                                        ({"jpeg_quality": 0}, "jpeg_quality")])
-def test_an_impossible_camera_is_refused_with_the_setting_named(bad: dict[str, Any], field: str) -> None:
-    with pytest.raises(ValueError, match=field):
+@pytest.mark.parametrize("bad, message", [
+    ({"scale": 0.0}, "scale 0.0 outside"), ({"scale": 1.5}, "scale 1.5 outside"),
+    ({"blur": -0.5}, "blur -0.5 outside"), ({"blur": float("nan")}, "blur nan outside"),
+    ({"noise": -1.0}, "noise -1.0 outside"), ({"noise": float("nan")}, "noise nan outside"),
+    ({"gain": 0.0}, "gain 0.0 outside"), ({"jpeg_quality": 0}, "jpeg_quality 0 outside")])
+def test_an_impossible_camera_is_refused_with_the_setting_and_value_named(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"camera shift 'broken': {message}"):
         CameraShift("broken", **bad)
 
 
@@ -105,3 +115,15 @@ def test_a_real_clip_through_a_far_camera_reaches_the_loop_at_its_reduced_size(d
     o = presenter.present(p, wrap=lambda s: Spy(s, CameraShift(scale=0.5), seed=0))
     assert seen and all(s == (round(size[0] * 0.5), round(size[1] * 0.5), 3) for s in seen)
     assert o.frames == len(seen) and o.usable_frames > 0 and o.granted  # enrolled from the clip as recorded
+
+
+def test_a_replay_through_a_wrapper_that_changes_nothing_is_the_replay_without_one(data: Path, pipeline: Any) -> None:
+    from kiosk.decision import DecisionConfig
+    from kiosk.pad.present import PresentConfig, Presenter, from_video
+
+    clip = data / "videos" / "LivePortrait" / "driving" / "d12.mp4"
+    presenter = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=False)))
+    plain = presenter.present(from_video(clip, max_seconds=1.0))
+    wrapped = presenter.present(from_video(clip, max_seconds=1.0), wrap=lambda s: ShiftedSource(s, CameraShift()))
+    assert plain.granted and plain.frames == wrapped.frames and plain.usable_frames == wrapped.usable_frames
+    assert plain.decisions == wrapped.decisions and plain.granted_s == wrapped.granted_s

@@ -33,12 +33,16 @@ class CameraShift:
     jpeg_quality: int | None = None  # a compressed stream (MJPEG webcam, IP camera)
 
     def __post_init__(self) -> None:
-        if not 0.1 <= self.scale <= 1.0:
-            raise ValueError(f"camera shift {self.name!r}: scale {self.scale} outside 0.1..1")
-        if self.blur < 0 or self.noise < 0 or not 0 < self.gain <= 4:
-            raise ValueError(f"camera shift {self.name!r}: blur and noise must be >= 0, gain in (0, 4]")
-        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"camera shift {self.name!r}: jpeg_quality {self.jpeg_quality} outside 1..100")
+        # Written so that NaN fails every check: a comparison with NaN is False.
+        for field, value, ok, allowed in (
+                ("scale", self.scale, 0.1 <= self.scale <= 1.0, "0.1..1"),
+                ("blur", self.blur, 0.0 <= self.blur <= 20.0, "0..20 px"),
+                ("gain", self.gain, 0.0 < self.gain <= 4.0, "(0, 4]"),
+                ("noise", self.noise, 0.0 <= self.noise <= 64.0, "0..64 grey levels"),
+                ("jpeg_quality", self.jpeg_quality, self.jpeg_quality is None or 1 <= self.jpeg_quality <= 100,
+                 "1..100 or none")):
+            if not ok:
+                raise ValueError(f"camera shift {self.name!r}: {field} {value} outside {allowed}")
 
 
 # The cameras the bona fide benchmark replays through (``benchmarks.pad_camera``).
