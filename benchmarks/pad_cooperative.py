@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                          "turns the artefact the prompted way")
     ap.add_argument("--camera", default=None, choices=list(PRESETS),
                     help="record every frame through this camera (default: as recorded)")
+    ap.add_argument("--only", default="",
+                    help="with --attacks: play only the sequences whose folder names start with these, comma-separated "
+                         "(e.g. 006,044); prompts are drawn as in the full run, camera noise is not")
     ap.add_argument("--no-bona-fide", action="store_true", help="with --attacks: present only the attacks")
     args = ap.parse_args(argv)
     if not (DATA / "videos").is_dir():
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     granted = [r for r in presented if r["granted"]]
     lo, hi = clopper_pearson(len(granted), len(presented)) if presented else (0.0, 1.0)
     times = percentiles([r["time_to_grant_s"] for r in granted])
-    attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s, wrap)
+    attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s, wrap,
+                              tuple(x for x in args.only.split(",") if x))
     print(f"\nclips with a clear turn: {len(presented) // 2} of {len(clips)}; prompts answered: {len(presented)}")
     print(f"{'clip':48s} {'prompt':6s} {'verdict':6s} {'reason':20s} {'turn':>6s} {'grant s':>8s}")
     for r in presented:
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: Any, landmarker: Any,
-                    reaction_s: float, wrap: Any = None) -> dict[str, Any]:
+                    reaction_s: float, wrap: Any = None, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """Static attack sequences played by an attacker who turns the artefact the prompted way."""
     if not roots:
         return {}
@@ -128,8 +132,10 @@ def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: 
     sequences = [p for p in collect([], roots) if p.species in STATIC_SPECIES]
     min_turn = config.liveness.min_turn
     rows: list[dict[str, Any]] = []
-    bar = Progress(len(sequences), "attacker answering the prompt")
+    bar = Progress(len(sequences), "attacker answering the prompt")  # counts every sequence, played or not
     for n, p in enumerate(sequences):
+        if only and not Path(p.name).name.startswith(only):
+            continue  # the others keep their places: each sequence's prompt follows its place in the full set
         o = Presenter(pipeline, threshold, config, landmarker, seed=n).present_cooperative(
             p, reaction_s, min_change=min_turn, max_start=2 * 0.04, wrap=wrap)
         rows.append({"sequence": Path(p.name).name, "species": p.species, "error": o.error,
