@@ -218,6 +218,11 @@ def build_liveness(settings: Any, clock: Callable[[], float], landmarker: Any, p
     return landmarker, LivenessJudge(settings, clock, prompter, rng=None if seed is None else random.Random(seed))
 
 
+def _replay(p: Presentation, clock: SimClock) -> ReplaySource:
+    """``p``'s frames as recorded, in lockstep with ``clock`` (looped for rendered attacks)."""
+    return ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock, loop=p.loop)
+
+
 class Presenter:
     """Replays presentations, one at a time, through a fresh loop, door and gallery each."""
 
@@ -248,12 +253,7 @@ class Presenter:
         """``p`` replayed as recorded; ``wrap`` may wrap the replay source (``kiosk.pad.camera_shift``)."""
         if wrap is None:
             return self._present(p, None)
-
-        def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
-            return wrap(ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock,
-                                     loop=p.loop))
-
-        return self._present(p, source)
+        return self._present(p, lambda clock, prompter: wrap(_replay(p, clock)))
 
     def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S, min_change: float = 0.2,
                             max_start: float = 0.04, wrap: Callable[[Any], Any] | None = None) -> Outcome:
@@ -294,7 +294,7 @@ class Presenter:
         engine = DecisionEngine(self.config.decision, clock)
         prompter = RecordingPrompter(clock)
         source = (make_source(clock, prompter) if make_source is not None else
-                  ReplaySource(p.frames() if callable(p.frames) else p.frames, fps=p.fps, clock=clock, loop=p.loop))
+                  _replay(p, clock))
         capture = Capture(source, events, lockstep=True)
         stop = threading.Event()
         seed = None if self.seed is None else self.seed + self.presented
