@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", type=cameras, default=list(PRESETS.values()),
                     help=f"comma-separated, of: {', '.join(PRESETS)} (default: all)")
     ap.add_argument("--quick", action="store_true", help="3 clips")
-    ap.add_argument("--no-passive", action="store_true", help="only the cooperative replays")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--no-passive", action="store_true", help="only the cooperative replays")
+    mode.add_argument("--no-cooperative", action="store_true", help="only the passive replays")
     args = ap.parse_args(argv)
     if not (DATA / "videos").is_dir():
         print(f"benchmarks.pad_camera: the real clips are missing at {DATA / 'videos'}", file=sys.stderr)
@@ -118,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                 "planar_eye_band_pairs": sum(int(o.values.get("planar_frames", 0)) for o in outcomes),
                 "clips": [{"clip": short_clip(Path(o.name)), "verdict": o.verdict, "reason": o.verdict_reason,
                            "challenged": o.challenged, "usable_frames": o.usable_frames,
+                           "gate_failures": o.gate_failures,  # frames no face passed, by the gate that stopped it
                            "planar_frames": o.values.get("planar_frames")} for o in outcomes]}
+        if args.no_cooperative:
+            results.append(row)
+            report(results[-1:])
+            continue
         coop: list[dict[str, Any]] = []
         todo = clips if turning is None else turning
         bar = Progress(2 * len(todo), f"{shift.name}: answering the prompt")
@@ -169,10 +176,15 @@ def report(rows: list[dict[str, Any]]) -> None:
     print(f"\n{'camera':14s} {'BPCER passive':24s} {'no passive verdict':24s} {'face usable':24s} "
           f"{'answering: granted':24s} {'answering: denied as attack':28s} reasons")
     for r in rows:
-        p, c = r.get("passive"), r["cooperative"]
+        p, c = r.get("passive"), r.get("cooperative")
         cells = [text(p["bpcer"]), text(p["bpnrr"]), text(p["recognisable"])] if p else ["-", "-", "-"]
-        print(f"{r['camera']:14s} {cells[0]:24s} {cells[1]:24s} {cells[2]:24s} {text(c['granted']):24s} "
-              f"{text(c['denied_as_attack']):28s} {c['reasons']}")
+        cells += [text(c["granted"]), text(c["denied_as_attack"]), str(c["reasons"])] if c else ["-", "-", "-"]
+        print(f"{r['camera']:14s} {cells[0]:24s} {cells[1]:24s} {cells[2]:24s} {cells[3]:24s} {cells[4]:28s} {cells[5]}")
+        if p:
+            stopped = {k for clip in p["clips"] if not clip["usable_frames"] for k in clip.get("gate_failures", {})}
+            if stopped:
+                print(f"{'':14s} clips never usable: {sum(not c['usable_frames'] for c in p['clips'])}, "
+                      f"stopped by {', '.join(sorted(stopped))}")
 
 
 if __name__ == "__main__":

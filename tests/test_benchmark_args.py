@@ -27,6 +27,7 @@ def test_share_gives_the_count_and_its_exact_interval() -> None:
 
 @pytest.mark.parametrize("module, argv, message", [
     (pad_camera, ["--cameras", "fisheye"], "unknown camera"),
+    (pad_camera, ["--no-passive", "--no-cooperative"], "not allowed with"),
     (partial, ["--camera", "fisheye"], "invalid choice"),
     (pad_cooperative, ["--camera", "fisheye"], "invalid choice"),
     (pad, ["--render-only"], "--render-only needs --work"),
@@ -37,3 +38,13 @@ def test_a_bad_option_stops_the_benchmark_at_once(module: ModuleType, argv: list
     with pytest.raises(SystemExit) as exit_:
         module.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_camera_report_names_the_gate_that_kept_a_clip_out(capsys: pytest.CaptureFixture[str]) -> None:
+    shared = pad_camera.share(0, 2)
+    clips = [{"clip": "a", "usable_frames": 0, "gate_failures": {"blurred": 64}},
+             {"clip": "b", "usable_frames": 30, "gate_failures": {"too_small": 2}}]
+    pad_camera.report([{"camera": "soft lens", "passive": {"bpcer": shared, "bpnrr": shared, "recognisable":
+                                                           pad_camera.share(1, 2), "clips": clips}}])
+    out = capsys.readouterr().out
+    assert "clips never usable: 1, stopped by blurred" in out and "too_small" not in out

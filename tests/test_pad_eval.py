@@ -69,6 +69,16 @@ def test_watcher_keeps_the_first_verdict_notes_a_challenge_and_stops_on_a_pa_den
     assert stop.is_set()
     assert (o.verdict, o.verdict_s, o.denied_attack, o.granted, o.values) == ("flat", 4.0, True, False, {"ratio": 0.05})
     assert o.time_to_verdict_s == pytest.approx(3.8) and o.usable_frames == 4 and o.frames == 5
+    assert o.gate_failures == {"too_small": 1}
+
+
+def test_watcher_counts_the_gate_that_stopped_the_largest_face() -> None:
+    o = Outcome("s", "bona_fide", "A", False, 3)
+    w = _Watcher(o, threading.Event(), max_seconds=10.0)
+    w(_result(0.0, [None, None], gates=["too_small", "blurred"]))  # the second face is the larger
+    w(_result(0.1, [None, None], gates=["too_small", "blurred"]))
+    w(_result(0.2, [None, None], gates=["too_small", None]))  # a face passed: usable, no failure counted
+    assert o.gate_failures == {"blurred": 2} and o.usable_frames == 1
 
 
 def test_watcher_stops_at_the_time_limit() -> None:

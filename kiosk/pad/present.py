@@ -113,6 +113,7 @@ class Outcome:
     enrolled_from: int  # embeddings in the gallery
     frames: int = 0
     usable_frames: int = 0  # a face that passed the quality gates
+    gate_failures: dict[str, int] = field(default_factory=dict)  # frames no face passed: the largest face's gate
     first_usable_s: float | None = None
     verdict: str = "none"  # live | flat | none: the first final liveness verdict
     verdict_reason: str | None = None
@@ -160,6 +161,9 @@ class _Watcher:
             o.usable_frames += 1
             if o.first_usable_s is None:
                 o.first_usable_s = t
+        elif r.gates:  # no face passed: what stopped the largest one
+            gate = str(r.gates[max(range(len(r.gates)), key=lambda i: r.faces[i].area)])
+            o.gate_failures[gate] = o.gate_failures.get(gate, 0) + 1
         view = liveness_of(r)
         if view is not None:
             self._liveness(view, t)
