@@ -181,6 +181,14 @@ def test_plans_stay_within_the_species_ranges() -> None:
         plan("mask", (10, 10), 5.0, np.random.default_rng(0))
 
 
+def test_a_harder_bend_is_drawn_from_its_own_range_and_nothing_else_changes() -> None:
+    usual = plan("print_bent", (300, 300), 120.0, np.random.default_rng(4))
+    hard = plan("print_bent", (300, 300), 120.0, np.random.default_rng(4), bend_widths=(0.3, 0.5))
+    assert hard.surface.bend_m is not None and 0.3 <= abs(hard.surface.bend_m) / hard.surface.width_m <= 0.5
+    assert usual.surface.bend_m is not None and 0.6 <= abs(usual.surface.bend_m) / usual.surface.width_m <= 1.2
+    assert (hard.surface.width_m, hard.motion, hard.shade) == (usual.surface.width_m, usual.motion, usual.shade)
+
+
 def _meta(**kw: object) -> SequenceMeta:
     base: dict[str, object] = {"species": "print_bent", "subject": "A_B", "source": "/data/A_B_0001.jpg", "seed": 3,
                                "fps": 15.0, "frames": 10, "enroll_photos": ["/data/A_B_0002.jpg"],
@@ -301,6 +309,11 @@ def _parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["pad", *argv])
 
 
+def test_render_takes_a_bend_range() -> None:
+    assert _parse("render", "--out", "x").bend == (0.6, 1.2)
+    assert _parse("render", "--out", "x", "--bend", "0.3,0.5").bend == (0.3, 0.5)
+
+
 def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="need --photo P or --lfw DIR"):
         args = _parse("render", "--out", str(tmp_path))
@@ -321,7 +334,9 @@ def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["render", "--out", "x", "--species", "mask"], ["render", "--out", "x", "--count", "0"],
-                                  ["render", "--photo", "p.jpg"], ["eval", "--max-seconds", "soon"]])
+                                  ["render", "--photo", "p.jpg"], ["eval", "--max-seconds", "soon"],
+                                  ["render", "--out", "x", "--bend", "0.5"], ["render", "--out", "x", "--bend", "0.1,0.3"],
+                                  ["render", "--out", "x", "--bend", "0.8,0.4"]])
 def test_bad_arguments_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         _parse(*argv)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import ConfigError, DatasetError
-from kiosk.pad.meta import SPECIES, STATIC_SPECIES
+from kiosk.pad.meta import BEND_WIDTHS, SPECIES, STATIC_SPECIES
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,17 @@ def _species(text: str) -> list[str]:
     if bad or not names:
         raise argparse.ArgumentTypeError(f"unknown species {bad or text!r}; choose from {', '.join(SPECIES)}")
     return names
+
+
+def _bend(text: str) -> tuple[float, float]:
+    """``MIN,MAX``: a bent print's cylinder radius range, in widths of the print."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (radius in print widths), got {text!r}") from exc
+    if not 0.15 <= lo <= hi:  # under 0.15 widths the sheet would wrap round more than once
+        raise argparse.ArgumentTypeError(f"need 0.15 <= MIN <= MAX, got {text!r}")
+    return lo, hi
 
 
 def _positive(text: str) -> int:
@@ -58,7 +69,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                               "(the subject is enrolled from photos other than the one attacked with)")
     if "tablet_video" in species and not find_videos(args.video):
         raise DatasetError(f"--video {args.video}: no video files found")
-    settings = RenderSettings(frames=args.frames)
+    settings = RenderSettings(frames=args.frames, bend_widths=args.bend)
     detect = build_detector(args.detector, runtime=args.runtime, threads=args.threads).detect
     written: list[Path] = []
     if static and args.photo:
@@ -123,6 +134,9 @@ def add_pad_parser(subparsers: Any) -> None:
     r.add_argument("--count", type=_positive, default=1, help="single mode: sequences per species (and per clip)")
     r.add_argument("--frames", type=_positive, default=150, help="frames per sequence (15 fps)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--bend", type=_bend, default=BEND_WIDTHS, metavar="MIN,MAX",
+                   help="print_bent: the cylinder's radius range in widths of the print (default "
+                   f"{BEND_WIDTHS[0]},{BEND_WIDTHS[1]}; smaller bends harder)")
     _runtime_args(r)
     r.set_defaults(handler=cmd_render, detector="auto")
 

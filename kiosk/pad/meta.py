@@ -15,6 +15,7 @@ VERSION = 1
 STATIC_SPECIES = ("print_still", "print_turned", "print_bent", "phone_photo", "print_folded")
 SPECIES = (*STATIC_SPECIES, "tablet_video")
 BONA_FIDE = "bona_fide"
+BEND_WIDTHS = (0.6, 1.2)  # a bent print's cylinder radius, in widths of the print (smaller: bent harder)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from kiosk.demo.sequences import background, head_and_shoulders
 from kiosk.errors import DatasetError, NoFaceError
 from kiosk.imageio import read_rgb
 from kiosk.pad.degradations import Camerawork, expose, glare, jpeg_bytes
-from kiosk.pad.meta import META, STATIC_SPECIES, ClipRange, SequenceMeta, read_meta, write_meta
+from kiosk.pad.meta import BEND_WIDTHS, META, STATIC_SPECIES, ClipRange, SequenceMeta, read_meta, write_meta
 from kiosk.pad.species import FACE_FRACTION, PHONE, TABLET, Plan, plan, print_texture
 from kiosk.pad.surfaces import Camera, project, render
 from kiosk.pad.video import duration_s, read_clip
@@ -42,6 +42,7 @@ class RenderSettings:
     frames: int = FRAMES
     fps: float = FPS
     camera: Camera = field(default_factory=Camera)
+    bend_widths: tuple[float, float] = BEND_WIDTHS  # a bent print's radius range, in widths of the print
 
 
 def cutout(photo: RGB, detect: Detect, origin: str) -> RGB:
@@ -82,7 +83,8 @@ def write_sequence(folder: Path, frames: Iterator[RGB], meta: SequenceMeta, qual
     return folder
 
 
-def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, focal: float) -> tuple[RGB, Plan]:
+def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, focal: float,
+                   bend_widths: tuple[float, float] = BEND_WIDTHS) -> tuple[RGB, Plan]:
     """The texture (print or phone) showing a head-and-shoulders cut-out, and the sequence's plan."""
     if species not in STATIC_SPECIES:
         raise ValueError(f"{species!r} is not a photo species; expected one of {STATIC_SPECIES}")
@@ -92,13 +94,13 @@ def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, focal: floa
         face_px = face_px * content_px / cut.shape[1]
     else:
         tex = print_texture(cut, rng)
-    return tex, plan(species, tex.shape[:2], face_px, rng, focal)
+    return tex, plan(species, tex.shape[:2], face_px, rng, focal, bend_widths)
 
 
 def attack_frames(species: str, cut: RGB, seed: int, settings: RenderSettings, bg: RGB | None = None) -> list[RGB]:
     """In memory (for the demo): ``settings.frames`` frames of a static species showing ``cut``."""
     rng = np.random.default_rng(seed)
-    tex, p = photo_artefact(species, cut, rng, settings.camera.focal)
+    tex, p = photo_artefact(species, cut, rng, settings.camera.focal, settings.bend_widths)
     return list(frames_of(lambda k: tex, p, rng, settings, Camerawork.draw(rng), bg))
 
 
@@ -109,7 +111,7 @@ def render_photo(species: str, photo: Path, enroll: list[Path], subject: str, ou
         raise ValueError(f"{species!r} is not a photo species; expected one of {STATIC_SPECIES}")
     rng = np.random.default_rng(seed)
     cut = cutout(read_rgb(photo), detect, str(photo))
-    tex, p = photo_artefact(species, cut, rng, settings.camera.focal)
+    tex, p = photo_artefact(species, cut, rng, settings.camera.focal, settings.bend_widths)
     work = Camerawork.draw(rng)
     meta = SequenceMeta(species, subject, str(photo), seed, settings.fps, settings.frames,
                         enroll_photos=[str(e) for e in enroll], params=_params(p))

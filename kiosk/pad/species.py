@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from kiosk.pad.meta import BEND_WIDTHS
 from kiosk.pad.surfaces import Pose, Surface
 
 RGB = npt.NDArray[np.uint8]
@@ -179,8 +180,9 @@ def distance_for(face_m: float, focal: float, face_px: float) -> float:
 
 
 def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.random.Generator,
-         focal: float = 560.0) -> Plan:
-    """Draw a sequence's surface and motion. ``tex_shape``: (height, width) of the artefact texture."""
+         focal: float = 560.0, bend_widths: tuple[float, float] = BEND_WIDTHS) -> Plan:
+    """Draw a sequence's surface and motion. ``tex_shape``: (height, width) of the artefact texture.
+    ``bend_widths``: the range a bent print's radius is drawn from, in widths of the print."""
     th, tw = tex_shape
     target_px = float(rng.uniform(100, 170))
     if species in ("print_still", "print_turned", "print_bent", "print_folded"):
@@ -193,7 +195,7 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
         raise ValueError(f"unknown species {species!r}")
     bend = None
     if species == "print_bent":
-        bend = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.2) * width)
+        bend = float(rng.choice([-1.0, 1.0]) * rng.uniform(*bend_widths) * width)
     fold, fold_angle = None, 0.0
     if species == "print_folded":  # along the nose, by eye: within a few millimetres of the face's middle
         fold, fold_angle = float(rng.uniform(-0.004, 0.004)), float(rng.uniform(20, 50) * DEG)
