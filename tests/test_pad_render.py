@@ -189,6 +189,15 @@ def test_a_harder_bend_is_drawn_from_its_own_range_and_nothing_else_changes() ->
     assert (hard.surface.width_m, hard.motion, hard.shade) == (usual.surface.width_m, usual.motion, usual.shade)
 
 
+@pytest.mark.parametrize("species, default", [("print_turned", (20, 35)), ("phone_photo", (3, 25))])
+def test_a_wider_turn_is_drawn_from_its_own_range(species: str, default: tuple[float, float]) -> None:
+    for seed in range(5):
+        usual = plan(species, (300, 300), 120.0, np.random.default_rng(seed))
+        wide = plan(species, (300, 300), 120.0, np.random.default_rng(seed), turn_deg=(45, 60))
+        assert default[0] <= np.degrees(usual.motion.yaw_amp) <= default[1]
+        assert 45 <= np.degrees(wide.motion.yaw_amp) <= 60 and wide.motion.pitch_amp == usual.motion.pitch_amp
+
+
 def _meta(**kw: object) -> SequenceMeta:
     base: dict[str, object] = {"species": "print_bent", "subject": "A_B", "source": "/data/A_B_0001.jpg", "seed": 3,
                                "fps": 15.0, "frames": 10, "enroll_photos": ["/data/A_B_0002.jpg"],
@@ -312,6 +321,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 def test_render_takes_a_bend_range() -> None:
     assert _parse("render", "--out", "x").bend == (0.6, 1.2)
     assert _parse("render", "--out", "x", "--bend", "0.3,0.5").bend == (0.3, 0.5)
+    assert _parse("render", "--out", "x").turn is None
+    assert _parse("render", "--out", "x", "--turn", "40,60").turn == (40, 60)
 
 
 def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
@@ -336,7 +347,7 @@ def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv", [["render", "--out", "x", "--species", "mask"], ["render", "--out", "x", "--count", "0"],
                                   ["render", "--photo", "p.jpg"], ["eval", "--max-seconds", "soon"],
                                   ["render", "--out", "x", "--bend", "0.5"], ["render", "--out", "x", "--bend", "0.1,0.3"],
-                                  ["render", "--out", "x", "--bend", "0.8,0.4"]])
+                                  ["render", "--out", "x", "--bend", "0.8,0.4"], ["render", "--out", "x", "--turn", "50,90"]])
 def test_bad_arguments_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         _parse(*argv)

@@ -33,6 +33,17 @@ def _bend(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _turn(text: str) -> tuple[float, float]:
+    """``MIN,MAX``: the yaw amplitude of a turned print or a phone, degrees."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (degrees), got {text!r}") from exc
+    if not 0 <= lo <= hi <= 80:  # beyond 80 degrees the artefact is seen edge on
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX <= 80, got {text!r}")
+    return lo, hi
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -69,7 +80,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                               "(the subject is enrolled from photos other than the one attacked with)")
     if "tablet_video" in species and not find_videos(args.video):
         raise DatasetError(f"--video {args.video}: no video files found")
-    settings = RenderSettings(frames=args.frames, bend_widths=args.bend)
+    settings = RenderSettings(frames=args.frames, bend_widths=args.bend, turn_deg=args.turn)
     detect = build_detector(args.detector, runtime=args.runtime, threads=args.threads).detect
     written: list[Path] = []
     if static and args.photo:
@@ -137,6 +148,8 @@ def add_pad_parser(subparsers: Any) -> None:
     r.add_argument("--bend", type=_bend, default=BEND_WIDTHS, metavar="MIN,MAX",
                    help="print_bent: the cylinder's radius range in widths of the print (default "
                    f"{BEND_WIDTHS[0]},{BEND_WIDTHS[1]}; smaller bends harder)")
+    r.add_argument("--turn", type=_turn, metavar="MIN,MAX", help="print_turned and phone_photo: the range of the "
+                   "yaw amplitude, degrees (default 20,35 for a print, 3,25 for a phone)")
     _runtime_args(r)
     r.set_defaults(handler=cmd_render, detector="auto")
 
