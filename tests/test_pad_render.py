@@ -319,7 +319,7 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_render_takes_a_bend_range() -> None:
-    assert _parse("render", "--out", "x").bend == (0.6, 1.2)
+    assert _parse("render", "--out", "x").bend is None  # print_bent's own range, BEND_WIDTHS (0.6, 1.2)
     assert _parse("render", "--out", "x", "--bend", "0.3,0.5").bend == (0.3, 0.5)
     assert _parse("render", "--out", "x").turn is None
     assert _parse("render", "--out", "x", "--turn", "40,60").turn == (40, 60)
@@ -338,6 +338,14 @@ def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="give --enroll"):
         args = _parse("render", "--photo", str(photo), "--out", str(tmp_path / "o"))
         args.handler(args)
+    with pytest.raises(ConfigError, match="--bend shapes print_bent only"):
+        args = _parse("render", "--photo", str(photo), "--species", "print_still", "--bend", "0.4,0.6",
+                      "--out", str(tmp_path / "o"))
+        args.handler(args)
+    with pytest.raises(ConfigError, match="--turn moves print_turned and phone_photo only"):
+        args = _parse("render", "--photo", str(photo), "--species", "print_bent", "--turn", "40,60",
+                      "--out", str(tmp_path / "o"))
+        args.handler(args)
     with pytest.raises(DatasetError, match="no video files"):
         args = _parse("render", "--video", str(alone), "--species", "tablet_video", "--out", str(tmp_path / "o"))
         args.handler(args)
@@ -347,7 +355,8 @@ def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv", [["render", "--out", "x", "--species", "mask"], ["render", "--out", "x", "--count", "0"],
                                   ["render", "--photo", "p.jpg"], ["eval", "--max-seconds", "soon"],
                                   ["render", "--out", "x", "--bend", "0.5"], ["render", "--out", "x", "--bend", "0.1,0.3"],
-                                  ["render", "--out", "x", "--bend", "0.8,0.4"], ["render", "--out", "x", "--turn", "50,90"]])
+                                  ["render", "--out", "x", "--bend", "0.8,0.4"], ["render", "--out", "x", "--turn", "50,90"],
+                                  ["render", "--out", "x", "--turn", "nan,40"]])
 def test_bad_arguments_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         _parse(*argv)

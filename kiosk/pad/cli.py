@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import ConfigError, DatasetError
-from kiosk.pad.meta import BEND_WIDTHS, SPECIES, STATIC_SPECIES
+from kiosk.pad.meta import BEND_WIDTHS, SPECIES, STATIC_SPECIES, TURN_DEG
 
 logger = logging.getLogger(__name__)
 
@@ -22,26 +22,19 @@ def _species(text: str) -> list[str]:
     return names
 
 
-def _bend(text: str) -> tuple[float, float]:
-    """``MIN,MAX``: a bent print's cylinder radius range, in widths of the print."""
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX (radius in print widths), got {text!r}") from exc
-    if not 0.15 <= lo <= hi:  # under 0.15 widths the sheet would wrap round more than once
-        raise argparse.ArgumentTypeError(f"need 0.15 <= MIN <= MAX, got {text!r}")
-    return lo, hi
+def _range(low: float, high: float, unit: str) -> Any:
+    """An argparse type for ``MIN,MAX`` with ``low <= MIN <= MAX <= high`` (NaN fails the comparison)."""
 
+    def parse(text: str) -> tuple[float, float]:
+        try:
+            lo, hi = (float(v) for v in text.split(","))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected MIN,MAX ({unit}), got {text!r}") from exc
+        if not low <= lo <= hi <= high:
+            raise argparse.ArgumentTypeError(f"need {low:g} <= MIN <= MAX <= {high:g} ({unit}), got {text!r}")
+        return lo, hi
 
-def _turn(text: str) -> tuple[float, float]:
-    """``MIN,MAX``: the yaw amplitude of a turned print or a phone, degrees."""
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX (degrees), got {text!r}") from exc
-    if not 0 <= lo <= hi <= 80:  # beyond 80 degrees the artefact is seen edge on
-        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX <= 80, got {text!r}")
-    return lo, hi
+    return parse
 
 
 def _positive(text: str) -> int:
@@ -65,6 +58,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     species: list[str] = args.species or ([*STATIC_SPECIES, "tablet_video"] if args.video else list(STATIC_SPECIES))
     if "tablet_video" in species and not args.video:
         raise ConfigError("tablet_video needs --video DIR (real clips to replay on the tablet)")
+    if args.bend is not None and "print_bent" not in species:
+        raise ConfigError("--bend shapes print_bent only, which is not among the species rendered")
+    if args.turn is not None and not set(TURN_DEG) & set(species):
+        raise ConfigError(f"--turn moves {' and '.join(TURN_DEG)} only, neither of which is among the species rendered")
     static = [s for s in species if s in STATIC_SPECIES]
     if static and not (args.photo or args.lfw):
         raise ConfigError(f"{', '.join(static)} need --photo P or --lfw DIR")
@@ -80,7 +77,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                               "(the subject is enrolled from photos other than the one attacked with)")
     if "tablet_video" in species and not find_videos(args.video):
         raise DatasetError(f"--video {args.video}: no video files found")
-    settings = RenderSettings(frames=args.frames, bend_widths=args.bend, turn_deg=args.turn)
+    settings = RenderSettings(frames=args.frames, bend_widths=args.bend or BEND_WIDTHS, turn_deg=args.turn)
     detect = build_detector(args.detector, runtime=args.runtime, threads=args.threads).detect
     written: list[Path] = []
     if static and args.photo:
@@ -145,11 +142,13 @@ def add_pad_parser(subparsers: Any) -> None:
     r.add_argument("--count", type=_positive, default=1, help="single mode: sequences per species (and per clip)")
     r.add_argument("--frames", type=_positive, default=150, help="frames per sequence (15 fps)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--bend", type=_bend, default=BEND_WIDTHS, metavar="MIN,MAX",
+    # under 0.15 widths the sheet would wrap round more than once; beyond 80 degrees it is seen edge on
+    r.add_argument("--bend", type=_range(0.15, 10.0, "radius in print widths"), metavar="MIN,MAX",
                    help="print_bent: the cylinder's radius range in widths of the print (default "
-                   f"{BEND_WIDTHS[0]},{BEND_WIDTHS[1]}; smaller bends harder)")
-    r.add_argument("--turn", type=_turn, metavar="MIN,MAX", help="print_turned and phone_photo: the range of the "
-                   "yaw amplitude, degrees (default 20,35 for a print, 3,25 for a phone)")
+                   f"{BEND_WIDTHS[0]:g},{BEND_WIDTHS[1]:g}; smaller bends harder)")
+    r.add_argument("--turn", type=_range(0.0, 80.0, "degrees"), metavar="MIN,MAX",
+                   help="print_turned and phone_photo: the range of the yaw amplitude, degrees (default "
+                   + ", ".join(f"{lo:g},{hi:g} for {sp}" for sp, (lo, hi) in TURN_DEG.items()) + ")")
     _runtime_args(r)
     r.set_defaults(handler=cmd_render, detector="auto")
 

@@ -16,6 +16,7 @@ STATIC_SPECIES = ("print_still", "print_turned", "print_bent", "phone_photo", "p
 SPECIES = (*STATIC_SPECIES, "tablet_video")
 BONA_FIDE = "bona_fide"
 BEND_WIDTHS = (0.6, 1.2)  # a bent print's cylinder radius, in widths of the print (smaller: bent harder)
+TURN_DEG = {"print_turned": (20.0, 35.0), "phone_photo": (3.0, 25.0)}  # yaw amplitude in the hand, degrees
 
 
 @dataclass(frozen=True)

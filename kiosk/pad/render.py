@@ -84,9 +84,7 @@ def write_sequence(folder: Path, frames: Iterator[RGB], meta: SequenceMeta, qual
     return folder
 
 
-def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, focal: float,
-                   bend_widths: tuple[float, float] = BEND_WIDTHS,
-                   turn_deg: tuple[float, float] | None = None) -> tuple[RGB, Plan]:
+def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, settings: RenderSettings) -> tuple[RGB, Plan]:
     """The texture (print or phone) showing a head-and-shoulders cut-out, and the sequence's plan."""
     if species not in STATIC_SPECIES:
         raise ValueError(f"{species!r} is not a photo species; expected one of {STATIC_SPECIES}")
@@ -96,14 +94,14 @@ def photo_artefact(species: str, cut: RGB, rng: np.random.Generator, focal: floa
         face_px = face_px * content_px / cut.shape[1]
     else:
         tex = print_texture(cut, rng)
-    return tex, plan(species, tex.shape[:2], face_px, rng, focal, bend_widths, turn_deg)
+    return tex, plan(species, tex.shape[:2], face_px, rng, settings.camera.focal, settings.bend_widths,
+                     settings.turn_deg)
 
 
 def attack_frames(species: str, cut: RGB, seed: int, settings: RenderSettings, bg: RGB | None = None) -> list[RGB]:
     """In memory (for the demo): ``settings.frames`` frames of a static species showing ``cut``."""
     rng = np.random.default_rng(seed)
-    tex, p = photo_artefact(species, cut, rng, settings.camera.focal, settings.bend_widths,
-                            settings.turn_deg)
+    tex, p = photo_artefact(species, cut, rng, settings)
     return list(frames_of(lambda k: tex, p, rng, settings, Camerawork.draw(rng), bg))
 
 
@@ -114,8 +112,7 @@ def render_photo(species: str, photo: Path, enroll: list[Path], subject: str, ou
         raise ValueError(f"{species!r} is not a photo species; expected one of {STATIC_SPECIES}")
     rng = np.random.default_rng(seed)
     cut = cutout(read_rgb(photo), detect, str(photo))
-    tex, p = photo_artefact(species, cut, rng, settings.camera.focal, settings.bend_widths,
-                            settings.turn_deg)
+    tex, p = photo_artefact(species, cut, rng, settings)
     work = Camerawork.draw(rng)
     meta = SequenceMeta(species, subject, str(photo), seed, settings.fps, settings.frames,
                         enroll_photos=[str(e) for e in enroll], params=_params(p))

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from kiosk.pad.meta import BEND_WIDTHS
+from kiosk.pad.meta import BEND_WIDTHS, TURN_DEG
 from kiosk.pad.surfaces import Pose, Surface
 
 RGB = npt.NDArray[np.uint8]
@@ -185,7 +185,7 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
     """Draw a sequence's surface and motion. ``tex_shape``: (height, width) of the artefact texture.
     ``bend_widths``: the range a bent print's radius is drawn from, in widths of the print.
     ``turn_deg``: the range the yaw amplitude of a turned print or a phone is drawn from, in degrees
-    (None: 20-35 for a print, 3-25 for a phone)."""
+    (None: the species' own, ``TURN_DEG``)."""
     th, tw = tex_shape
     target_px = float(rng.uniform(100, 170))
     if species in ("print_still", "print_turned", "print_bent", "print_folded"):
@@ -209,7 +209,7 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
         motion = Motion(_base(rng, z, 10), tremor=tremor(rng, rng.uniform(0.3, 1.0), rng.uniform(0.0005, 0.002)),
                         drift=drift(rng, 0.003))
     elif species == "print_turned":
-        motion = Motion(_base(rng, z, 5), yaw_amp=rng.uniform(*(turn_deg or (20, 35))) * DEG,
+        motion = Motion(_base(rng, z, 5), yaw_amp=rng.uniform(*(turn_deg or TURN_DEG[species])) * DEG,
                         pitch_amp=rng.uniform(8, 30) * DEG,
                         period_s=(rng.uniform(2.5, 5.0), rng.uniform(3.0, 6.0)), phase=tuple(rng.uniform(0, 6.28, 2)),
                         tremor=tremor(rng, 0.5, 0.001), drift=drift(rng, 0.02))
@@ -225,7 +225,7 @@ def plan(species: str, tex_shape: tuple[int, int], face_tex_px: float, rng: np.r
         return Plan(surface, motion, *glare, face_px=face_tex_px, shade=float(rng.uniform(0.1, 0.35)))
     elif species == "phone_photo":
         glare = (float(rng.uniform(30, 90)), float(rng.uniform(20, 60)), glare[2])
-        motion = Motion(_base(rng, z, 8), yaw_amp=rng.uniform(*(turn_deg or (3, 25))) * DEG,
+        motion = Motion(_base(rng, z, 8), yaw_amp=rng.uniform(*(turn_deg or TURN_DEG[species])) * DEG,
                         pitch_amp=rng.uniform(3, 15) * DEG,
                         period_s=(rng.uniform(2.5, 6.0), rng.uniform(3.0, 7.0)), phase=tuple(rng.uniform(0, 6.28, 2)),
                         tremor=tremor(rng, 0.6, 0.001), drift=drift(rng, 0.01))
