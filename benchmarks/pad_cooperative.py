@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --attacks: play only the sequences whose folder names start with these, comma-separated "
                          "(e.g. 006,044); prompts are drawn as in the full run, camera noise is not")
     ap.add_argument("--no-bona-fide", action="store_true", help="with --attacks: present only the attacks")
+    ap.add_argument("--fps", type=float, default=15.0,
+                    help="frames per second the door's loop handles: clips decoded, sequences thinned to it")
     args = ap.parse_args(argv)
     if not (DATA / "videos").is_dir():
         print(f"benchmarks.pad_cooperative: the shared data is missing at {DATA}", file=sys.stderr)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, clip in enumerate(clips):
         for k, (direction, seed) in enumerate(seeds.items()):
             o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
-                from_video(clip, 15.0, 12.0), args.reaction_s, wrap=wrap)
+                from_video(clip, args.fps, 12.0), args.reaction_s, wrap=wrap)
             rows.append({"clip": str(clip).split("videos/")[-1], "prompt": direction, "error": o.error,
                          "verdict": o.verdict, "reason": o.verdict_reason, "granted": o.granted,
                          "door_opened": o.door_opened, "time_to_grant_s": o.time_to_grant_s,
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = clopper_pearson(len(granted), len(presented)) if presented else (0.0, 1.0)
     times = percentiles([r["time_to_grant_s"] for r in granted])
     attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s, wrap,
-                              tuple(x for x in args.only.split(",") if x))
+                              tuple(x for x in args.only.split(",") if x), args.fps)
     print(f"\nclips with a clear turn: {len(presented) // 2} of {len(clips)}; prompts answered: {len(presented)}")
     print(f"{'clip':48s} {'prompt':6s} {'verdict':6s} {'reason':20s} {'turn':>6s} {'grant s':>8s}")
     for r in presented:
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "command": command, "commit": code, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reaction_s": args.reaction_s,
+            "fps": args.fps,
             "camera": None if camera is None else vars(camera),
             "clips": len(clips), "presented": len(presented), "granted": len(granted), "ci95": [lo, hi],
             "time_to_grant_s": times, "rows": rows, "attacks": attacks}, indent=1) + "\n")
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: Any, landmarker: Any,
-                    reaction_s: float, wrap: Any = None, only: tuple[str, ...] = ()) -> dict[str, Any]:
+                    reaction_s: float, wrap: Any = None, only: tuple[str, ...] = (),
+                    fps: float = 15.0) -> dict[str, Any]:
     """Static attack sequences played by an attacker who turns the artefact the prompted way."""
     if not roots:
         return {}
@@ -129,7 +133,7 @@ def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: 
     from kiosk.pad.present import Presenter
     from kiosk.progress import Progress
 
-    sequences = [p for p in collect([], roots) if p.species in STATIC_SPECIES]
+    sequences = [p for p in collect([], roots, fps) if p.species in STATIC_SPECIES]
     min_turn = config.liveness.min_turn
     rows: list[dict[str, Any]] = []
     bar = Progress(len(sequences), "attacker answering the prompt")  # counts every sequence, played or not

@@ -245,3 +245,46 @@ def test_repeated_folder_options_keep_every_folder() -> None:
                               "--bona-fide", "y"])
     assert args.attacks == [Path("a"), Path("b"), Path("c")]
     assert args.bona_fide == [Path("x"), Path("y")]
+
+
+def test_a_sequence_is_thinned_to_a_slower_door_by_the_nearest_frame_at_each_tick(tmp_path: Path) -> None:
+    """A door whose loop handles fewer frames a second (a Pi, a 25 fps camera sampled every other frame)
+    sees the recorded frame nearest each of its own ticks, never a frame twice."""
+    from kiosk.pad.present import at_rate
+
+    folder = _sequence(tmp_path / "print_still" / "000_A", "print_still")
+    for i in range(1, 15):
+        (folder / f"frame_{i:05d}.jpg").write_bytes(b"")
+    p = from_folder(folder)
+    assert p.fps == 15.0 and isinstance(p.frames, list) and len(p.frames) == 15
+    slow = at_rate(p, 7.5)
+    assert slow.fps == 7.5 and isinstance(slow.frames, list)
+    assert [f.name for f in slow.frames] == [f"frame_{i:05d}.jpg" for i in range(0, 15, 2)][:7]
+    ten = at_rate(p, 10.0)  # ticks at 0, 0.1, 0.2 ... s: frames 0, 1.5 -> 2, 3, 4.5 -> 4, 6 ...
+    assert isinstance(ten.frames, list) and len(ten.frames) == 10
+    assert len({f.name for f in ten.frames}) == 10
+    assert at_rate(p, 15.0) is p
+    decoded = at_rate(replace_frames(p, lambda: list(range(15))), 5.0)
+    assert callable(decoded.frames) and decoded.frames() == [0, 3, 6, 9, 12]
+    with pytest.raises(DatasetError, match="cannot be replayed at 30 fps"):
+        at_rate(p, 30.0)
+    assert [q.fps for q in collect([], [tmp_path], fps=12.5)] == [12.5]
+
+
+def replace_frames(p: Any, frames: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(p, frames=frames)
+
+
+def test_pad_eval_refuses_a_frame_rate_out_of_range() -> None:
+    import argparse
+
+    from kiosk.pad.cli import add_pad_parser
+
+    parser = argparse.ArgumentParser(prog="kiosk")
+    add_pad_parser(parser.add_subparsers(dest="command", required=True))
+    assert parser.parse_args(["pad", "eval", "--attacks", "a", "--fps", "7.5"]).fps == 7.5
+    for bad in ("0", "61", "fast"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["pad", "eval", "--attacks", "a", "--fps", bad])

@@ -37,6 +37,16 @@ def _range(low: float, high: float, unit: str) -> Any:
     return parse
 
 
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from exc
+    if not 1.0 <= value <= 60.0:
+        raise argparse.ArgumentTypeError(f"expected 1 to 60 frames per second, got {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -162,6 +172,10 @@ def add_pad_parser(subparsers: Any) -> None:
     e.add_argument("--plot", type=Path, help="write the flatness scores per species as a PNG")
     e.add_argument("--max-seconds", type=float, default=12.0, help="stop a presentation after this long (replay time)")
     e.add_argument("--limit", type=_positive, help="at most this many presentations per species")
+    e.add_argument("--fps", type=_fps, default=15.0,
+                   help="frames per second the door's loop handles (default 15): clips are decoded at this rate "
+                        "and rendered sequences (15 fps) thinned to it, as a slower camera or a loop that cannot "
+                        "keep up (a Raspberry Pi) would see them")
     e.add_argument("--config", type=Path, help="the door's TOML configuration (default: /etc/kiosk/kiosk.toml if present)")
     e.add_argument("--model", type=Path, help="embedder .tflite (default: the configuration's)")
     _runtime_args(e)

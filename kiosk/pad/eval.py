@@ -12,7 +12,7 @@ from typing import Any
 from kiosk.errors import DatasetError, KioskError
 from kiosk.pad.meta import BONA_FIDE, META, SPECIES
 from kiosk.pad.metrics import clopper_pearson, percentiles, rate
-from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
+from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, at_rate, from_folder, from_video
 from kiosk.pad.video import find_videos
 from kiosk.progress import Progress
 
@@ -25,7 +25,10 @@ def sequence_folders(root: Path) -> list[Path]:
 
 def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.0,
             max_seconds: float | None = None) -> list[Presentation]:
-    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``."""
+    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``.
+
+    Everything is presented at ``fps``: clips decoded at that rate, sequence folders (recorded at
+    15 fps) resampled to it (``at_rate``: only slower)."""
     out: list[Presentation] = []
     for root in bona_fide:
         if not root.exists():
@@ -35,7 +38,7 @@ def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.
             p = from_folder(folder)
             if p.attack:
                 raise DatasetError(f"{folder} is a {p.species} attack, listed under --bona-fide; move it to --attacks")
-            found.append(p)
+            found.append(at_rate(p, fps))
         if not found:
             raise DatasetError(f"--bona-fide {root}: no video files and no sequence folders with {META}")
         out += found
@@ -49,7 +52,7 @@ def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.
             p = from_folder(folder)
             if not p.attack:
                 raise DatasetError(f"{folder} is bona fide, listed under --attacks; move it to --bona-fide")
-            out.append(p)
+            out.append(at_rate(p, fps))
     return out
 
 
@@ -175,7 +178,7 @@ def run_pad_eval(args: argparse.Namespace) -> int:
         raise DatasetError("nothing to evaluate: give --bona-fide DIR and/or --attacks DIR")
     settings = load_settings(args.config)
     config = present_config(settings, args.max_seconds)
-    presentations = collect(args.bona_fide or [], args.attacks or [], max_seconds=args.max_seconds)
+    presentations = collect(args.bona_fide or [], args.attacks or [], args.fps, max_seconds=args.max_seconds)
     if args.limit:
         presentations = limit_per_group(presentations, args.limit)
     v = settings.vision
@@ -190,7 +193,7 @@ def run_pad_eval(args: argparse.Namespace) -> int:
     outcomes = run_all(Presenter(pipeline, threshold, config, landmarker), presentations,
                        Progress(len(presentations), "presenting"))
     summary = summarise(outcomes)
-    report = {"summary": summary, "max_seconds": args.max_seconds,
+    report = {"summary": summary, "max_seconds": args.max_seconds, "fps": args.fps,
               "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
               "presentations": [o.as_dict() for o in outcomes]}
     if args.plot:
