@@ -65,13 +65,15 @@ class LoopStats:
     face_changes: int = 0  # a track whose face became somebody else's (see kiosk.continuity)
     latency_ms_sum: float = 0.0
     gate_failures: dict[str, int] = field(default_factory=dict)
+    liveness_hz: float | None = None  # landmark frames per second per face, as measured (kiosk.liveness.rate)
 
     def as_dict(self) -> dict[str, Any]:
         mean = self.latency_ms_sum / self.frames_processed if self.frames_processed else 0.0
         return {"frames_processed": self.frames_processed, "granted": self.granted, "denied": self.denied,
                 "errors": self.errors, "presentation_attacks": self.presentation_attacks,
                 "face_changes": self.face_changes,
-                "mean_frame_ms": round(mean, 2), "gate_failures": dict(self.gate_failures)}
+                "mean_frame_ms": round(mean, 2), "gate_failures": dict(self.gate_failures),
+                "liveness_hz": self.liveness_hz}
 
 
 def candidate(gallery: Gallery, probe: F32) -> Candidate:
@@ -189,6 +191,8 @@ class KioskLoop:
                     live[i] = judge.observe(tracks[i], marks[i], now, frame=rgb)
                     if str(live[i].verdict) != "pending":
                         self.continuity.freeze(tracks[i])  # the face that earned the verdict is the reference
+            if sampled:
+                self._watch_rate(judge.rate)
         matches: list[FaceMatch | None] = [None] * len(faces)
         observed: list[Observation] = []
         if good:
@@ -233,6 +237,25 @@ class KioskLoop:
                 self.stats.presentation_attacks += 1
                 self.events.emit("presentation_attack", {k: v for k, v in fields.items() if k != "person"})
             logger.info("access denied: %s (score %.3f)", d.reason, d.score)
+
+    def _watch_rate(self, rate: Any) -> None:
+        """Publish the landmark rate the faces really get, and say once when it falls below the floor the
+        liveness thresholds were measured down to (and once when it is back)."""
+        hz = rate.hz
+        if hz is None:
+            return
+        self.stats.liveness_hz = round(hz, 1)
+        crossed = rate.crossed()
+        if crossed is None:
+            return
+        if crossed:
+            logger.warning("faces get %.1f landmark frames per second, below liveness.min_sample_hz (%g): fewer "
+                           "real people will pass the prompted turn; give the loop more CPU or a faster camera",
+                           hz, rate.floor)
+        else:
+            logger.info("landmark rate back to %.1f per second per face", hz)
+        self.events.emit("liveness_rate", {"liveness_hz": round(hz, 1), "min_sample_hz": rate.floor,
+                                           "below": crossed})
 
     def _heartbeat(self) -> None:
         now = time.monotonic()

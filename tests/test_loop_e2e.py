@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +68,8 @@ class Rig:
     """The loop wired as in production, but with replayed frames, mock pins and simulated time."""
 
     def __init__(self, pipeline: Any, gallery: Gallery, frames: list[np.ndarray], factory: MockFactory,
-                 tmp: Path, multi_face: MultiFacePolicy = MultiFacePolicy.DENY, fail_at: set[int] | None = None) -> None:
+                 tmp: Path, multi_face: MultiFacePolicy = MultiFacePolicy.DENY, fail_at: set[int] | None = None,
+                 fps: float = FPS, liveness: Any = None) -> None:
         self.clock = SimClock()
         self.events = EventSink(tmp / "audit.jsonl")
         self.door = build_door(RELAY, active_high=True, timing=DoorTiming(unlock_s=3.0), clock=self.clock,
@@ -80,13 +82,14 @@ class Rig:
                 return True
             return False
 
-        source = ReplaySource(frames, fps=FPS, clock=self.clock, fail_at=fail)
+        source = ReplaySource(frames, fps=fps, clock=self.clock, fail_at=fail)
         self.capture = Capture(source, self.events, lockstep=True, backoff_s=(0.001, 0.002))
         engine = DecisionEngine(DecisionConfig(frames_to_grant=3, window_s=1.0, multi_face=multi_face, liveness=False),
                                 self.clock)
         self.results: list[FrameResult] = []
         self.loop = KioskLoop(self.capture, pipeline[0], lambda: gallery, pipeline[1].threshold, engine, self.door,
-                              self.events, QualityConfig(min_face_px=60.0), on_result=self.results.append)
+                              self.events, QualityConfig(min_face_px=60.0), on_result=self.results.append,
+                              liveness=liveness)
 
     def run(self) -> None:
         self.capture.start()
@@ -210,3 +213,31 @@ def test_faces_swapped_back_and_forth_are_reported_without_flooding_the_events(
     assert len(events) == 2 and events[0]["changes"] == 1
     assert sum(e["changes"] for e in events) == rig.loop.stats.face_changes
     assert all(not s.state for s in factory.pin(RELAY).states)  # Ben never held one track for 3 frames
+
+
+@pytest.mark.parametrize("fps", [5.0, 15.0])
+def test_the_landmark_rate_is_published_and_a_rate_below_the_measured_floor_is_reported_once(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path, fps: float) -> None:
+    """A loop that gives faces fewer landmark frames a second than the liveness thresholds were measured
+    down to (a Raspberry Pi that cannot keep up) says so: the rate in the stats, one event, one warning."""
+    import random
+
+    from kiosk.liveness.judge import LivenessJudge
+    from kiosk.liveness.landmarks import build_landmarker
+    from kiosk.liveness.prompters import LogPrompter
+    from kiosk.liveness.settings import LivenessSettings
+
+    still = _walk(pipeline, celeb, "ben_afflek", gap=0)[-1]
+    clock = SimClock()
+    judge = LivenessJudge(LivenessSettings(mode="passive"), clock, LogPrompter(), random.Random(0))
+    rig = Rig(pipeline, gallery, [still] * int(4 * fps), factory, tmp_path, fps=fps,
+              liveness=(build_landmarker(), judge))
+    judge.clock = rig.clock
+    rig.run()
+    assert rig.loop.stats.as_dict()["liveness_hz"] == pytest.approx(fps, abs=0.05)
+    events = [e for e in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())
+              if e["type"] == "liveness_rate"]
+    if fps < LivenessSettings().min_sample_hz:
+        assert [(e["below"], e["liveness_hz"]) for e in events] == [(True, fps)]
+    else:
+        assert events == []

@@ -16,6 +16,7 @@ from . import geometry as g
 from .challenge import Challenge, TurnState, choose_direction
 from .cues import Cue, FlatnessCue, LivenessResult, Observation, Verdict
 from .prompters import Prompter
+from .rate import SampleRate
 from .settings import LivenessConfig
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class LivenessJudge:
         self.extra_cues = list(extra_cues)
         self._tracks: dict[int, _TrackState] = {}
         self._prompting: int | None = None  # the track whose prompt is showing
+        self.rate = SampleRate(config.min_sample_hz)  # landmark frames per second per face, as the door runs
 
     def due(self, track_id: int, now: float) -> bool:
         """Whether this frame should be sampled for ``track_id``: landmarks run at ``sample_hz`` per face.
@@ -92,6 +94,8 @@ class LivenessJudge:
             state = self._tracks[track_id] = _TrackState(first_seen=now)
         if state.final is not None:
             return state.final
+        if state.last_sample is not None:
+            self.rate.add(now - state.last_sample)
         state.last_sample = now
         obs = Observation(now, landmarks, extra)
         result = self._geometry(track_id, state, obs)

@@ -80,6 +80,10 @@ class LivenessSettings(_Section):
     sample_hz: float = Field(15.0, ge=0, le=120,
                              description="landmark frames per second per face: the thresholds were calibrated at 15, "
                                          "so a faster camera is sampled down to this rate (0: every frame)")
+    min_sample_hz: float = Field(10.0, ge=0, le=120,
+                                 description="warn (log and a liveness_rate event) when faces get fewer landmark "
+                                             "frames per second than this: below it fewer real people pass the "
+                                             "prompted turn (measured); 0: never warn")
     window_s: float = Field(3.0, gt=0, le=30, description="frames up to this far apart are compared")
     challenge_after_s: float = Field(2.0, ge=0, le=60,
                                      description="prompt a head turn when no verdict came this long after the "
@@ -113,6 +117,9 @@ class LivenessSettings(_Section):
         if 0 < self.sample_hz < 5:
             raise ValueError(f"sample_hz ({self.sample_hz}) must be 0 (every frame) or at least 5: the cues need "
                              f"frames a fraction of a second apart")
+        if self.sample_hz > 0 and self.min_sample_hz > self.sample_hz:
+            raise ValueError(f"min_sample_hz ({self.min_sample_hz}) must not be above sample_hz ({self.sample_hz}): "
+                             f"the rate warning would never stop")
         return self
 
 

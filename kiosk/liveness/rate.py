@@ -1,0 +1,54 @@
+"""How many landmark frames a second each face really gets, against the rate the cues were measured at.
+
+The liveness thresholds were calibrated at 15 landmark frames per second
+(``sample_hz``). A door whose loop cannot keep up (a Raspberry Pi running the
+embedder on every frame) or whose camera is slow samples fewer: the jitter
+between neighbouring frames, which sets how much parallax must stand out,
+grows, and fewer real people clear the bar in the prompted turn (measured in
+docs/liveness.md, "Frame rate"). The door stays locked either way; this says
+so, so that an installer can fix it instead of the people at the door.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+
+GAP_S = 1.0  # two samples of one face further apart than this are a break (a lost face), not a rate
+MIN_INTERVALS = 15  # intervals before a rate is reported
+
+
+class SampleRate:
+    """The median interval between consecutive landmark samples of a face, over the last ``size``
+    intervals of any face, as samples per second; and when it crosses ``floor``."""
+
+    def __init__(self, floor: float, size: int = 60) -> None:
+        self.floor = floor
+        self._intervals: deque[float] = deque(maxlen=size)
+        self._below: bool | None = None
+
+    def add(self, interval: float) -> None:
+        """The time since the same face's previous sample (seconds); breaks are ignored."""
+        if 0.0 < interval <= GAP_S:
+            self._intervals.append(interval)
+
+    @property
+    def hz(self) -> float | None:
+        """Samples per second per face; None before ``MIN_INTERVALS`` intervals were seen."""
+        if len(self._intervals) < MIN_INTERVALS:
+            return None
+        return 1.0 / statistics.median(self._intervals)
+
+    def crossed(self) -> bool | None:
+        """True when the rate has just fallen below ``floor``, False when it has just come back to it
+        (after having been below), None otherwise. Each crossing is reported once."""
+        hz = self.hz
+        if hz is None or self.floor <= 0:
+            return None
+        below = hz < self.floor
+        was, self._below = self._below, below
+        if below and not was:
+            return True
+        if was and not below:
+            return False
+        return None
