@@ -18,6 +18,10 @@ such a turn, and how many opened the door (APCER of this adaptive attacker, 95 %
 
 With ``--camera`` (a preset of ``kiosk.pad.camera_shift``), every frame served is recorded through that
 camera (fresh sensor noise on each); the turns are found on the footage as recorded.
+
+With ``--fps`` below 15, the loop is a slower door's (a Raspberry Pi that cannot keep up): the replay
+and the reaction to the prompt run at 15 frames a second, the loop gets the frame nearest each of its
+own ticks (``kiosk.pad.rate.SlowerSource``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from benchmarks.machine import machine
 from kiosk.pad.camera_shift import PRESETS, ShiftedSource
 from kiosk.pad.cooperative import REACTION_S
 from kiosk.pad.metrics import clopper_pearson, percentiles
+from kiosk.pad.rate import SlowerSource
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -55,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
                          "(e.g. 006,044); prompts are drawn as in the full run, camera noise is not")
     ap.add_argument("--no-bona-fide", action="store_true", help="with --attacks: present only the attacks")
     ap.add_argument("--fps", type=float, default=15.0,
-                    help="frames per second the door's loop handles: clips decoded, sequences thinned to it")
+                    help="frames per second the door's loop handles (at most 15): the replay runs at 15 and the "
+                         "loop gets the frame nearest each of its ticks (kiosk.pad.rate.SlowerSource), so the same "
+                         "turns are found and played as at 15")
     args = ap.parse_args(argv)
+    if not 0 < args.fps <= 15.0:
+        ap.error(f"--fps {args.fps:g}: the replays run at 15 frames a second; a door can only be slower")
     if not (DATA / "videos").is_dir():
         print(f"benchmarks.pad_cooperative: the shared data is missing at {DATA}", file=sys.stderr)
         return 1
@@ -79,16 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     shots = itertools.count(1)  # fresh camera noise per presentation, reproducibly
 
     def record(source: Any) -> Any:
-        return ShiftedSource(source, camera, seed=next(shots)) if camera is not None else source
+        source = ShiftedSource(source, camera, seed=next(shots)) if camera is not None else source
+        # a slower door: the camera records every frame, the loop gets to some of them
+        return SlowerSource(source, args.fps, 15.0) if args.fps < 15.0 else source
 
-    wrap = None if camera is None else record
+    wrap = None if camera is None and args.fps >= 15.0 else record
     rows: list[dict[str, Any]] = []
     bar = Progress(2 * len(clips), "presenting")
     t0 = time.perf_counter()
     for n, clip in enumerate(clips):
         for k, (direction, seed) in enumerate(seeds.items()):
             o = Presenter(pipeline, card.threshold, config, landmarker, seed=seed).present_cooperative(
-                from_video(clip, args.fps, 12.0), args.reaction_s, wrap=wrap)
+                from_video(clip, 15.0, 12.0), args.reaction_s, wrap=wrap)
             rows.append({"clip": str(clip).split("videos/")[-1], "prompt": direction, "error": o.error,
                          "verdict": o.verdict, "reason": o.verdict_reason, "granted": o.granted,
                          "door_opened": o.door_opened, "time_to_grant_s": o.time_to_grant_s,
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = clopper_pearson(len(granted), len(presented)) if presented else (0.0, 1.0)
     times = percentiles([r["time_to_grant_s"] for r in granted])
     attacks = present_attacks(args.attacks, pipeline, card.threshold, config, landmarker, args.reaction_s, wrap,
-                              tuple(x for x in args.only.split(",") if x), args.fps)
+                              tuple(x for x in args.only.split(",") if x))
     print(f"\nclips with a clear turn: {len(presented) // 2} of {len(clips)}; prompts answered: {len(presented)}")
     print(f"{'clip':48s} {'prompt':6s} {'verdict':6s} {'reason':20s} {'turn':>6s} {'grant s':>8s}")
     for r in presented:
@@ -123,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: Any, landmarker: Any,
-                    reaction_s: float, wrap: Any = None, only: tuple[str, ...] = (),
-                    fps: float = 15.0) -> dict[str, Any]:
+                    reaction_s: float, wrap: Any = None, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """Static attack sequences played by an attacker who turns the artefact the prompted way."""
     if not roots:
         return {}
@@ -133,7 +143,7 @@ def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: 
     from kiosk.pad.present import Presenter
     from kiosk.progress import Progress
 
-    sequences = [p for p in collect([], roots, fps) if p.species in STATIC_SPECIES]
+    sequences = [p for p in collect([], roots) if p.species in STATIC_SPECIES]
     min_turn = config.liveness.min_turn
     rows: list[dict[str, Any]] = []
     bar = Progress(len(sequences), "attacker answering the prompt")  # counts every sequence, played or not

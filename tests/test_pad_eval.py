@@ -250,7 +250,7 @@ def test_repeated_folder_options_keep_every_folder() -> None:
 def test_a_sequence_is_thinned_to_a_slower_door_by_the_nearest_frame_at_each_tick(tmp_path: Path) -> None:
     """A door whose loop handles fewer frames a second (a Pi, a 25 fps camera sampled every other frame)
     sees the recorded frame nearest each of its own ticks, never a frame twice."""
-    from kiosk.pad.present import at_rate
+    from kiosk.pad.rate import at_rate
 
     folder = _sequence(tmp_path / "print_still" / "000_A", "print_still")
     for i in range(1, 15):
@@ -288,3 +288,26 @@ def test_pad_eval_refuses_a_frame_rate_out_of_range() -> None:
     for bad in ("0", "61", "fast"):
         with pytest.raises(SystemExit):
             parser.parse_args(["pad", "eval", "--attacks", "a", "--fps", bad])
+
+
+def test_a_slower_door_reads_the_frame_nearest_each_of_its_ticks_and_the_clock_runs_on() -> None:
+    from kiosk.camera.replay import ReplaySource, SimClock
+    from kiosk.pad.rate import SlowerSource
+
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(30)]
+    clock = SimClock()
+    slow = SlowerSource(ReplaySource(frames, fps=15.0, clock=clock), 7.5, 15.0)
+    slow.open()
+    got = []
+    while (f := slow.read()) is not None:
+        got.append((f.index, round(f.t, 4)))
+        assert clock.now == f.t  # the replay's clock is where the frame the loop gets was taken
+    assert [i for i, _ in got] == list(range(0, 30, 2))
+    ten = SlowerSource(ReplaySource(frames, fps=15.0), 10.0, 15.0)
+    ten.open()
+    times = []
+    while (f := ten.read()) is not None:
+        times.append(f.t)
+    assert len(times) == 20 and all(abs(t - k / 10) <= 0.5 / 15 + 1e-9 for k, t in enumerate(times))
+    with pytest.raises(DatasetError, match="only slower"):
+        SlowerSource(ReplaySource(frames, fps=15.0), 30.0, 15.0)

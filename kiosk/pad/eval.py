@@ -12,7 +12,8 @@ from typing import Any
 from kiosk.errors import DatasetError, KioskError
 from kiosk.pad.meta import BONA_FIDE, META, SPECIES
 from kiosk.pad.metrics import clopper_pearson, percentiles, rate
-from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, at_rate, from_folder, from_video
+from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
+from kiosk.pad.rate import at_rate
 from kiosk.pad.video import find_videos
 from kiosk.progress import Progress
 

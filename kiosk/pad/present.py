@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,27 +86,6 @@ def from_video(path: Path, fps: float = 15.0, max_seconds: float | None = None) 
     stop = split if max_seconds is None else min(split, max_seconds)
     return Presentation(str(path), BONA_FIDE, path.stem, lambda: read_clip(path, 0.0, stop, fps),
                         lambda: _spread(read_clip(path, split, end, 5.0), 2 * ENROLL_N), fps)
-
-
-def at_rate(p: Presentation, fps: float) -> Presentation:
-    """``p`` as a door whose loop handles ``fps`` frames a second sees it (a slower camera, or a loop
-    that cannot keep up with its camera, as on a Raspberry Pi): the recorded frame nearest each tick
-    of the new rate, as ``kiosk.pad.video.iter_clip`` decodes a clip. Only slower: a frame shown twice
-    is a head that stopped, not a faster camera."""
-    if not 0 < fps <= p.fps + 1e-9:
-        raise DatasetError(f"{p.name}: recorded at {p.fps:g} fps, cannot be replayed at {fps:g} fps "
-                           f"(only at its own rate or slower)")
-    if abs(fps - p.fps) < 1e-9:
-        return p
-    source = p.frames
-
-    def pick(frames: list[Any]) -> list[Any]:
-        n = int(len(frames) * fps / p.fps + 1e-9)
-        return [frames[min(round(k * p.fps / fps), len(frames) - 1)] for k in range(max(n, 1))]
-
-    frames: list[Path] | Callable[[], list[RGB]] = (
-        (lambda: pick(source())) if callable(source) else pick(source))
-    return replace(p, frames=frames, fps=fps)
 
 
 def _spread(frames: list[RGB], n: int) -> list[RGB]:
