@@ -1,21 +1,6 @@
-"""The kiosk's enrollment store: SQLite (WAL), the administrators' signed records encrypted at rest.
+"""The store itself: signed records written in one transaction each, and read back only once they verify.
 
-What the store trusts is the signed record, not its own columns. Each row
-keeps the exact payload an administrator signed (AES-GCM encrypted, so no
-embedding is readable without the store key), and whenever the gallery is
-loaded every row is decrypted and verified again: the signature against the
-administrator keys valid now, and the row's place in the site snapshot. The
-kiosk holds no signing key, so editing the database file (enabled, validity,
-name, embeddings, revision) cannot admit anyone: the edited row no longer
-verifies, is quarantined (an event, a count, ``store_health()``) and is never
-used, and the kiosk still starts. The clear columns are for listing only.
-
-Every change is one transaction, so a power cut leaves the old or the new
-state. Revisions only grow. Deleting a person overwrites its ciphertext
-(``secure_delete``) and checkpoints the WAL; the erasure is reported only
-once the checkpoint succeeded. The gallery is updated one person at a time
-(``kiosk.gallery``), and changes made by another process (a local
-``kiosk enroll``) are picked up through SQLite's ``data_version``.
+See ``kiosk.store`` for what it trusts and how erasure works.
 """
 
 from __future__ import annotations
@@ -24,67 +9,41 @@ import logging
 import os
 import re
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import KioskError
 from kiosk.factor.index import FactorIndex
 from kiosk.gallery import IncrementalGallery
 from kiosk.match import Gallery, fuse_rows
 from kiosk.records import (
     EMBEDDING_SIZE,
-    MAX_EMBEDDINGS,
     PERSON_ID_PATTERN,
     Enrollment,
     Record,
     Tombstone,
     window_open,
 )
+from kiosk.store.schema import COLUMNS, SCHEMA_VERSION, migrate
+from kiosk.store.trust import POLICY, Verifier, policy_refusal
 
-__all__ = ["EMBEDDING_SIZE", "MAX_EMBEDDINGS", "ApplyResult", "Enrollment", "Store", "StoreError", "Tombstone",
-           "Verifier", "generate_key", "load_key"]
+__all__ = ["ApplyResult", "EventHook", "Store", "StoreError"]
 
 logger = logging.getLogger(__name__)
 
-KEY_BYTES = 32
 PERSON_ID = re.compile(PERSON_ID_PATTERN)
-SCHEMA_VERSION = 2
-# Reasons a verified row is set aside by policy (it may come back when keys or snapshot change);
-# anything else is an integrity failure and quarantines the row.
-POLICY = {"unknown_key", "revoked_key", "older_than_snapshot", "deleted_in_snapshot", "model_mismatch", "no_trust",
-          "unsigned"}
 EventHook = Callable[[str, dict[str, Any]], None]
-_COLUMNS = "revision, deleted, signed_nonce, signed_ct, key_id, name, enabled, valid_from, valid_until, model_fp, " \
-           "n_embeddings"
 
 
 class StoreError(KioskError, RuntimeError):
     exit_code = 13
-
-
-class Verifier(Protocol):
-    """What the store asks of the site's trust (``kiosk.mqtt.trust.SiteTrust``)."""
-
-    site: str
-
-    def keys(self) -> dict[str, Ed25519PublicKey]: ...
-
-    def revoked(self) -> frozenset[str]: ...
-
-    def admits(self, person_id: str, revision: int) -> str | None: ...
-
-    def now(self) -> float | None: ...
-
-    def deleted_revision(self, person_id: str) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -101,52 +60,6 @@ class _Row:
     state: str  # active | inactive | quarantined | deleted
     reason: str = ""
     key_id: str | None = None
-
-
-def generate_key(path: Path) -> None:
-    """Write a new random key, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(AESGCM.generate_key(bit_length=256))
-
-
-def load_key(path: Path) -> bytes:
-    """32 raw bytes from a file that only its owner can read (systemd credentials are exempt)."""
-    try:
-        st = path.stat()
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"store key {path} is not readable ({exc.strerror}); create one with "
-                          "`kiosk store keygen --key PATH`") from exc
-    in_credentials = "CREDENTIALS_DIRECTORY" in os.environ and str(path).startswith(os.environ["CREDENTIALS_DIRECTORY"])
-    if not in_credentials and stat.S_IMODE(st.st_mode) & 0o077:
-        raise ConfigError(f"store key {path} has mode {stat.S_IMODE(st.st_mode):o}; it must be 600 (chmod 600 {path})")
-    if len(data) != KEY_BYTES:
-        raise ConfigError(f"store key {path} holds {len(data)} bytes; expected {KEY_BYTES} raw bytes")
-    return data
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS people (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    enabled INTEGER NOT NULL,
-    valid_from REAL,
-    valid_until REAL,
-    revision INTEGER NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    model_fp TEXT,
-    n_embeddings INTEGER NOT NULL DEFAULT 0,
-    nonce BLOB,
-    ciphertext BLOB,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS trust_state (name TEXT PRIMARY KEY, payload BLOB NOT NULL, updated_at REAL NOT NULL);
-"""
-# Added in schema 2: the signed payload (encrypted) and who signed it. Rows written by
-# schema 1 have none and wait, unused, for the retained signed record from the broker.
-NEW_COLUMNS = {"signed_nonce": "BLOB", "signed_ct": "BLOB", "key_id": "TEXT"}
 
 
 class Store:
@@ -172,7 +85,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")
         self._lock = threading.RLock()
-        self._migrate()
+        migrate(self._db, path)
         self._verifier = verifier
         self._version = 0
         self._data_version = self._db_version()
@@ -184,22 +97,6 @@ class Store:
         self._pending_erasure: set[str] = set()
         self._reported: dict[str, tuple[int, str]] = {}  # quarantined rows already reported
         self._seen: dict[str, tuple[Any, ...]] = {}  # (revision, deleted, nonce) of each row as last verified
-
-    # schema
-    def _migrate(self) -> None:
-        with self._lock:
-            have = {r[1] for r in self._db.execute("PRAGMA table_info(people)")}
-            self._db.executescript(SCHEMA)
-            for column, kind in NEW_COLUMNS.items():
-                if column not in have:
-                    self._db.execute(f"ALTER TABLE people ADD COLUMN {column} {kind}")
-            old = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if old < SCHEMA_VERSION:
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                if old == 0 and have:
-                    logger.warning("store %s migrated to schema %d: its unsigned rows stay unused until the signed "
-                                   "records arrive (retained on the broker, or `kiosk admin republish`)",
-                                   self.path, SCHEMA_VERSION)
 
     def _db_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -219,7 +116,7 @@ class Store:
             v = self._verifier
             for pid, row in list(self._rows.items()):
                 if row.state == "active":
-                    reason = self._policy(pid, row.revision, row.key_id)
+                    reason = policy_refusal(v, pid, row.revision, row.key_id)
                     if reason is not None:
                         self._gallery.remove(pid)
                         self._validity.pop(pid, None)
@@ -227,18 +124,9 @@ class Store:
                         self._rows[pid] = _Row(row.revision, "inactive", reason, row.key_id)
                         logger.info("%s no longer admitted: %s", pid, reason)
                 elif row.state == "inactive" and row.reason not in ("unsigned", "model_mismatch") and v is not None \
-                        and self._policy(pid, row.revision, row.key_id) is None:
+                        and policy_refusal(v, pid, row.revision, row.key_id) is None:
                     self._load_one(pid)
             self._version += 1
-
-    def _policy(self, pid: str, revision: int, key_id: str | None) -> str | None:
-        v = self._verifier
-        if v is None:
-            return "no_trust"
-        trusted = v.keys()
-        if key_id is None or key_id not in trusted:
-            return "revoked_key" if key_id in v.revoked() else "unknown_key"
-        return v.admits(pid, revision)
 
     def save_state(self, name: str, payload: bytes) -> None:
         """Persist a signed trust document (key list, snapshot) so a restart works offline."""
@@ -285,7 +173,7 @@ class Store:
                 return ApplyResult(False, "stale_revision", current)
             if verified.model_fingerprint != self.model_fingerprint:
                 return ApplyResult(False, "model_mismatch", current or 0)
-            reason = self._policy(verified.person_id, verified.revision, verified.key_id)
+            reason = policy_refusal(self._verifier, verified.person_id, verified.revision, verified.key_id)
             if reason is not None:
                 return ApplyResult(False, reason, current or 0)
             self._write(verified)
@@ -437,7 +325,7 @@ class Store:
         self._validity.clear()
         self._factor = FactorIndex()
         self._seen.clear()
-        for row in self._db.execute(f"SELECT id, {_COLUMNS} FROM people ORDER BY id").fetchall():
+        for row in self._db.execute(f"SELECT id, {COLUMNS} FROM people ORDER BY id").fetchall():
             self._load_one(row[0], row[1:])
         bad = {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
         logger.info("gallery: %d people admitted, %d set aside, %d quarantined", self._gallery.people(),
@@ -449,7 +337,7 @@ class Store:
 
         assert self._gallery is not None
         if row is None:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM people WHERE id = ?", (pid,)).fetchone()
+            row = self._db.execute(f"SELECT {COLUMNS} FROM people WHERE id = ?", (pid,)).fetchone()
         self._seen.pop(pid, None)
         self._gallery.remove(pid)
         self._validity.pop(pid, None)
@@ -489,7 +377,7 @@ class Store:
         if record.model_fingerprint != self.model_fingerprint:
             self._rows[pid] = _Row(revision, "inactive", "model_mismatch", record.key_id)
             return
-        refusal = self._policy(pid, revision, record.key_id)
+        refusal = policy_refusal(self._verifier, pid, revision, record.key_id)
         if refusal is not None:
             self._rows[pid] = _Row(revision, "inactive", refusal, record.key_id)
             return
@@ -597,4 +485,3 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-

@@ -1,0 +1,31 @@
+"""The kiosk's enrollment store: SQLite (WAL), the administrators' signed records encrypted at rest.
+
+What the store trusts is the signed record, not its own columns. Each row
+keeps the exact payload an administrator signed (AES-GCM encrypted, so no
+embedding is readable without the store key), and whenever the gallery is
+loaded every row is decrypted and verified again: the signature against the
+administrator keys valid now, and the row's place in the site snapshot. The
+kiosk holds no signing key, so editing the database file (enabled, validity,
+name, embeddings, revision) cannot admit anyone: the edited row no longer
+verifies, is quarantined (an event, a count, ``store_health()``) and is never
+used, and the kiosk still starts. The clear columns are for listing only.
+
+Every change is one transaction, so a power cut leaves the old or the new
+state. Revisions only grow. Deleting a person overwrites its ciphertext
+(``secure_delete``) and checkpoints the WAL; the erasure is reported only
+once the checkpoint succeeded. The gallery is updated one person at a time
+(``kiosk.gallery``), and changes made by another process (a local
+``kiosk enroll``) are picked up through SQLite's ``data_version``.
+
+``keys``: the store key file; ``schema``: the tables and the migration of an
+older database; ``trust``: what the store asks of the site's trust, and the
+policy that sets a verified row aside; ``store``: the ``Store`` itself.
+"""
+
+from kiosk.records import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
+from kiosk.store.keys import generate_key, load_key
+from kiosk.store.store import ApplyResult, Store, StoreError
+from kiosk.store.trust import Verifier
+
+__all__ = ["EMBEDDING_SIZE", "MAX_EMBEDDINGS", "ApplyResult", "Enrollment", "Store", "StoreError", "Tombstone",
+           "Verifier", "generate_key", "load_key"]
