@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from benchmarks import pad, pad_camera, pad_cooperative, partial
+from benchmarks import pad, pad_camera, pad_cooperative, pad_rate, partial
 from kiosk.pad.camera_shift import PRESETS
 
 
@@ -31,6 +33,7 @@ def test_share_gives_the_count_and_its_exact_interval() -> None:
     (partial, ["--camera", "fisheye"], "invalid choice"),
     (pad_cooperative, ["--camera", "fisheye"], "invalid choice"),
     (pad, ["--render-only"], "--render-only needs --work"),
+    (pad_cooperative, ["--fps", "30"], "a door can only be slower"),
     (pad, ["--render-only", "--work", "w", "--from-json", "r.json", "--doc", "d.md"], "not with --from-json"),
 ])
 def test_a_bad_option_stops_the_benchmark_at_once(module: ModuleType, argv: list[str], message: str,
@@ -48,3 +51,30 @@ def test_the_camera_report_names_the_gate_that_kept_a_clip_out(capsys: pytest.Ca
                                                            pad_camera.share(1, 2), "clips": clips}}])
     out = capsys.readouterr().out
     assert "clips never usable: 1, stopped by blurred" in out and "too_small" not in out
+
+
+def test_runs_at_several_rates_are_gathered_per_rate_and_a_rate_run_twice_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rate = {"k": 0, "n": 25, "rate": 0.0, "ci95": [0.0, 0.1372]}
+    bona = {"fps": 7.5, "commit": "c", "summary": {"bona_fide": {"bpcer": rate, "granted": {**rate, "k": 1},
+                                                                 "time_to_verdict_s": {"n": 0}}, "species": {}}}
+    coop = {"fps": 7.5, "commit": "c", "time_to_grant_s": {"median": 4.4},
+            "rows": [{"clip": "a.mp4", "prompt": p, "verdict": v, "reason": None, "turn": 0.2, "residual": 0.07,
+                      "noise": 0.005, "granted": v == "live", "error": None} for p, v in (("left", "live"),
+                                                                                         ("right", "flat"))]
+            + [{"clip": "b.mp4", "error": "no head turn in the clip"}], "attacks": {}}
+    attacks = {"summary": {"bona_fide": {}, "species": {"print_still": {"apcer": rate, "iapar": rate}}}}  # no fps: 15
+    files = []
+    for name, d in (("bf.json", bona), ("coop.json", coop), ("att.json", attacks)):
+        files.append(tmp_path / name)
+        files[-1].write_text(json.dumps(d))
+    assert pad_rate.main(["--runs", *map(str, files), "--json", str(tmp_path / "out.json"),
+                          "--plot", str(tmp_path / "out.png")]) == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert list(out) == ["15", "7.5"]
+    assert out["7.5"]["cooperative"]["granted"] == {"k": 1, "n": 2, "ci95": [0.0126, 0.9874]}
+    assert out["7.5"]["bona_fide"]["bpcer"]["k"] == 0 and out["15"]["attacks"]["species"]["print_still"]["iapar"]["n"] == 25
+    assert "granted 1/2" in capsys.readouterr().out
+    assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG"
+    assert pad_rate.main(["--runs", str(files[0]), str(files[0])]) == 1
+    assert "two bona_fide runs at 7.5 fps" in capsys.readouterr().err

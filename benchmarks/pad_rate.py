@@ -1,0 +1,150 @@
+"""Liveness against the landmark rate a door really runs at: one table and one plot from runs at several rates.
+
+    .venv/bin/kiosk pad eval --bona-fide ../shared/data/videos --fps R --json > bf_R.json
+    .venv/bin/python -m benchmarks.pad_cooperative --fps R --json coop_R.json
+    .venv/bin/kiosk pad eval --attacks DIR/print_still ... --fps R --json > att_R.json
+    .venv/bin/python -m benchmarks.pad_cooperative --attacks DIR --no-bona-fide --fps R --json coop_att_R.json
+    .venv/bin/python -m benchmarks.pad_rate --runs bf_*.json coop_*.json att_*.json coop_att_*.json \\
+        [--json docs/pad_rate.json] [--plot docs/pad_rate.png]
+
+The thresholds were calibrated at 15 landmark frames per second per face. A
+Raspberry Pi whose loop cannot keep up, or a slow camera, gives fewer. Each
+input file is one run at one rate (its ``fps``; 15 when the file predates the
+option); this gathers, per rate: real people replayed without answering
+(BPCER: called flat without a prompt), real people answering the prompt
+(granted), and per attack species the door opened, replayed as recorded and
+by an attacker who turns the artefact the prompted way. Every rate has its
+sample size and 95 % Clopper-Pearson interval; nothing here is re-measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from kiosk.pad.metrics import clopper_pearson
+
+
+def _rate(k: int, n: int) -> dict[str, Any]:
+    lo, hi = clopper_pearson(k, n) if n else (0.0, 1.0)
+    return {"k": k, "n": n, "ci95": [round(lo, 4), round(hi, 4)]}
+
+
+def read_run(path: Path) -> tuple[float, str, dict[str, Any]]:
+    """(rate, kind, rows) of one result file: kind is bona_fide, cooperative, attacks or cooperative_attacks."""
+    d = json.loads(path.read_text())
+    fps = float(d.get("fps", 15.0))
+    meta = {"file": path.name, "commit": d.get("commit"), "command": d.get("command")}
+    if "rows" in d:  # benchmarks.pad_cooperative
+        if d.get("attacks"):
+            att = {sp: {"door_opened": _rate(v["door_opened"], v["with_turn"]), "sequences": v["sequences"],
+                        "reasons": v["reasons"]} for sp, v in d["attacks"]["summary"].items()}
+            return fps, "cooperative_attacks", {**meta, "species": att}
+        done = [r for r in d["rows"] if r["error"] is None]
+        return fps, "cooperative", {**meta, "granted": _rate(sum(r["granted"] for r in done), len(done)),
+                                    "clips": sorted({r["clip"] for r in done}),
+                                    "time_to_grant_s": d.get("time_to_grant_s"),
+                                    "rows": [{k: r[k] for k in ("clip", "prompt", "verdict", "reason", "turn",
+                                                                  "residual", "noise")} for r in done]}
+    s = d["summary"]
+    if s.get("bona_fide"):
+        b = s["bona_fide"]
+        return fps, "bona_fide", {**meta, "bpcer": b["bpcer"], "granted": b["granted"],
+                                  "time_to_verdict_s": b["time_to_verdict_s"]}
+    return fps, "attacks", {**meta, "species": {sp: {"apcer": v["apcer"], "iapar": v["iapar"]}
+                                                for sp, v in s["species"].items()}}
+
+
+def _ci(d: dict[str, Any]) -> str:
+    lo, hi = d["ci95"]
+    return f"{d['k']}/{d['n']} [{100 * lo:.1f}, {100 * hi:.1f} %]"
+
+
+def table(runs: dict[float, dict[str, Any]]) -> str:
+    lines = []
+    for fps in sorted(runs, reverse=True):
+        r = runs[fps]
+        lines.append(f"{fps:g} landmark frames per second per face")
+        if "bona_fide" in r:
+            b = r["bona_fide"]
+            lines.append(f"  real clips, no answer: called flat without a prompt (BPCER) {_ci(b['bpcer'])}; "
+                         f"granted on passive parallax {_ci(b['granted'])}")
+        if "cooperative" in r:
+            c = r["cooperative"]
+            t = c["time_to_grant_s"] or {}
+            lines.append(f"  real people answering the prompt: granted {_ci(c['granted'])}, "
+                         f"time to grant median {t.get('median')} s")
+        for kind, key, label in (("attacks", "iapar", "replayed"), ("cooperative_attacks", "door_opened", "turned")):
+            for sp, v in r.get(kind, {}).get("species", {}).items():
+                lines.append(f"  {sp:<13} {label}: door opened {_ci(v[key])}")
+    return "\n".join(lines)
+
+
+def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    series: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    for fps, r in sorted(runs.items()):
+        if "cooperative" in r:
+            series["real people answering the prompt: granted"].append((fps, r["cooperative"]["granted"]))
+        if "bona_fide" in r:
+            series["real clips, no answer: called flat (BPCER)"].append((fps, r["bona_fide"]["bpcer"]))
+        for kind, key, label in (("attacks", "iapar", "replayed"), ("cooperative_attacks", "door_opened", "turned")):
+            for sp, v in r.get(kind, {}).get("species", {}).items():
+                if v[key]["n"]:
+                    series[f"{sp} ({label}): door opened"].append((fps, v[key]))
+    for i, (label, pts) in enumerate(series.items()):
+        xs = [x + 0.08 * (i - len(series) / 2) for x, _ in pts]  # spread the error bars apart
+        ys = [d["k"] / d["n"] if d["n"] else 0.0 for _, d in pts]
+        lo = [y - d["ci95"][0] for y, (_, d) in zip(ys, pts)]
+        hi = [d["ci95"][1] - y for y, (_, d) in zip(ys, pts)]
+        style = "-o" if "real" in label else "--s"
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, capsize=3, label=label, markersize=4)
+    ax.axvline(10.0, color="grey", linestyle=":", linewidth=1)
+    ax.annotate("liveness.min_sample_hz", (10.05, 0.98), fontsize=8, color="grey", va="top")
+    ax.set_xlabel("landmark frames per second per face (15: the rate the thresholds were calibrated at)")
+    ax.set_ylabel("fraction, with 95 % Clopper-Pearson interval")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title("liveness at a slower door (real clips of ../shared/data/videos, rendered attacks)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="result files, one run at one rate each")
+    ap.add_argument("--json", type=Path, help="write the gathered table here")
+    ap.add_argument("--plot", type=Path, help="write the plot here (PNG)")
+    args = ap.parse_args(argv)
+    runs: dict[float, dict[str, Any]] = defaultdict(dict)
+    for path in args.runs:
+        if not path.is_file():
+            print(f"benchmarks.pad_rate: {path} is not a file", file=sys.stderr)
+            return 1
+        fps, kind, rows = read_run(path)
+        if kind in runs[fps]:
+            print(f"benchmarks.pad_rate: two {kind} runs at {fps:g} fps ({runs[fps][kind]['file']}, {path.name})",
+                  file=sys.stderr)
+            return 1
+        runs[fps][kind] = rows
+    print(table(runs))
+    if args.json:
+        args.json.write_text(json.dumps({f"{k:g}": v for k, v in sorted(runs.items(), reverse=True)}, indent=1) + "\n")
+    if args.plot:
+        plot(runs, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
