@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.pad_cooperative --fps R --json coop_R.json
     .venv/bin/kiosk pad eval --attacks DIR/print_still ... --fps R --json > att_R.json
     .venv/bin/python -m benchmarks.pad_cooperative --attacks DIR --no-bona-fide --fps R --json coop_att_R.json
-    .venv/bin/python -m benchmarks.pad_rate --runs bf_*.json coop_*.json att_*.json coop_att_*.json \\
+    .venv/bin/python -m benchmarks.pad_rate --runs bf_*.json coop_*.json SET=att_*.json SET=coop_att_*.json \\
         [--json docs/pad_rate.json] [--plot docs/pad_rate.png]
 
 The thresholds were calibrated at 15 landmark frames per second per face. A
@@ -15,6 +15,8 @@ option); this gathers, per rate: real people replayed without answering
 (granted), and per attack species the door opened, replayed as recorded and
 by an attacker who turns the artefact the prompted way. Every rate has its
 sample size and 95 % Clopper-Pearson interval; nothing here is re-measured.
+``SET=FILE`` names the attack set a run used (runs of different sets at one
+rate are kept apart).
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ def _rate(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "ci95": [round(lo, 4), round(hi, 4)]}
 
 
-def read_run(path: Path) -> tuple[float, str, dict[str, Any]]:
+def read_run(path: Path, label: str = "") -> tuple[float, str, dict[str, Any]]:
     """(rate, kind, rows) of one result file: kind is bona_fide, cooperative, attacks or cooperative_attacks."""
     d = json.loads(path.read_text())
     fps = float(d.get("fps", 15.0))
-    meta = {"file": path.name, "commit": d.get("commit"), "command": d.get("command")}
+    meta = {"file": path.name, "set": label or None, "commit": d.get("commit"), "command": d.get("command")}
     if "rows" in d:  # benchmarks.pad_cooperative
         if d.get("attacks"):
             att = {sp: {"door_opened": _rate(v["door_opened"], v["with_turn"]), "sequences": v["sequences"],
@@ -78,9 +80,12 @@ def table(runs: dict[float, dict[str, Any]]) -> str:
             t = c["time_to_grant_s"] or {}
             lines.append(f"  real people answering the prompt: granted {_ci(c['granted'])}, "
                          f"time to grant median {t.get('median')} s")
-        for kind, key, label in (("attacks", "iapar", "replayed"), ("cooperative_attacks", "door_opened", "turned")):
-            for sp, v in r.get(kind, {}).get("species", {}).items():
-                lines.append(f"  {sp:<13} {label}: door opened {_ci(v[key])}")
+        for kind, run in r.items():
+            if kind.startswith("attacks") or kind.startswith("cooperative_attacks"):
+                key, how = ("iapar", "replayed") if kind.startswith("attacks") else ("door_opened", "turned")
+                where = f" ({run['set']})" if run["set"] else ""
+                for sp, v in run["species"].items():
+                    lines.append(f"  {sp:<13} {how}{where}: door opened {_ci(v[key])}")
     return "\n".join(lines)
 
 
@@ -97,10 +102,13 @@ def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
             series["real people answering the prompt: granted"].append((fps, r["cooperative"]["granted"]))
         if "bona_fide" in r:
             series["real clips, no answer: called flat (BPCER)"].append((fps, r["bona_fide"]["bpcer"]))
-        for kind, key, label in (("attacks", "iapar", "replayed"), ("cooperative_attacks", "door_opened", "turned")):
-            for sp, v in r.get(kind, {}).get("species", {}).items():
-                if v[key]["n"]:
-                    series[f"{sp} ({label}): door opened"].append((fps, v[key]))
+        for kind, run in r.items():
+            if kind.startswith("attacks") or kind.startswith("cooperative_attacks"):
+                key, how = ("iapar", "replayed") if kind.startswith("attacks") else ("door_opened", "turned")
+                for sp, v in run["species"].items():
+                    if v[key]["n"]:
+                        series[f"{sp} ({how}{', ' + run['set'] if run['set'] else ''}): door opened"].append(
+                            (fps, v[key]))
     for i, (label, pts) in enumerate(series.items()):
         xs = [x + 0.08 * (i - len(series) / 2) for x, _ in pts]  # spread the error bars apart
         ys = [d["k"] / d["n"] if d["n"] else 0.0 for _, d in pts]
@@ -123,16 +131,20 @@ def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="result files, one run at one rate each")
+    ap.add_argument("--runs", nargs="+", required=True,
+                    help="result files, one run at one rate each; SET=FILE names the attack set")
     ap.add_argument("--json", type=Path, help="write the gathered table here")
     ap.add_argument("--plot", type=Path, help="write the plot here (PNG)")
     args = ap.parse_args(argv)
     runs: dict[float, dict[str, Any]] = defaultdict(dict)
-    for path in args.runs:
+    for entry in args.runs:
+        label, _, name = entry.rpartition("=")
+        path = Path(name)
         if not path.is_file():
             print(f"benchmarks.pad_rate: {path} is not a file", file=sys.stderr)
             return 1
-        fps, kind, rows = read_run(path)
+        fps, kind, rows = read_run(path, label)
+        kind = f"{kind}:{label}" if label else kind
         if kind in runs[fps]:
             print(f"benchmarks.pad_rate: two {kind} runs at {fps:g} fps ({runs[fps][kind]['file']}, {path.name})",
                   file=sys.stderr)

@@ -249,8 +249,10 @@ class KioskLoop:
         if crossed is None:
             return
         if crossed:
-            logger.warning("faces get %.1f landmark frames per second, below liveness.min_sample_hz (%g): fewer "
-                           "real people will pass the prompted turn; give the loop more CPU or a faster camera",
+            logger.warning("faces get %.1f landmark frames per second, below liveness.min_sample_hz (%g): real "
+                           "people answering the prompt are let in less often (none of 10 at 5 a second in the "
+                           "self-test); give the loop more CPU (vision.threads up to the cores, nothing else running, a faster "
+                           "board)",
                            hz, rate.floor)
         else:
             logger.info("landmark rate back to %.1f per second per face", hz)

@@ -68,13 +68,16 @@ def test_runs_at_several_rates_are_gathered_per_rate_and_a_rate_run_twice_is_ref
     for name, d in (("bf.json", bona), ("coop.json", coop), ("att.json", attacks)):
         files.append(tmp_path / name)
         files[-1].write_text(json.dumps(d))
-    assert pad_rate.main(["--runs", *map(str, files), "--json", str(tmp_path / "out.json"),
+    assert pad_rate.main(["--runs", str(files[0]), str(files[1]), f"held-out={files[2]}",
+                          "--json", str(tmp_path / "out.json"),
                           "--plot", str(tmp_path / "out.png")]) == 0
     out = json.loads((tmp_path / "out.json").read_text())
     assert list(out) == ["15", "7.5"]
     assert out["7.5"]["cooperative"]["granted"] == {"k": 1, "n": 2, "ci95": [0.0126, 0.9874]}
-    assert out["7.5"]["bona_fide"]["bpcer"]["k"] == 0 and out["15"]["attacks"]["species"]["print_still"]["iapar"]["n"] == 25
-    assert "granted 1/2" in capsys.readouterr().out
+    assert out["7.5"]["bona_fide"]["bpcer"]["k"] == 0
+    assert out["15"]["attacks:held-out"]["species"]["print_still"]["iapar"]["n"] == 25
+    printed = capsys.readouterr().out
+    assert "granted 1/2" in printed and "print_still   replayed (held-out): door opened 0/25" in printed
     assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG"
     assert pad_rate.main(["--runs", str(files[0]), str(files[0])]) == 1
     assert "two bona_fide runs at 7.5 fps" in capsys.readouterr().err
