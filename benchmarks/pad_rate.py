@@ -95,7 +95,7 @@ def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(12, 5))
     series: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
     for fps, r in sorted(runs.items()):
         if "cooperative" in r:
@@ -123,7 +123,7 @@ def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("liveness at a slower door (real clips of ../shared/data/videos, rendered attacks)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot: no point hidden
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
