@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                          "loop gets the frame nearest each of its ticks (kiosk.pad.rate.SlowerSource), so the same "
                          "turns are found and played as at 15")
     args = ap.parse_args(argv)
-    if not 0 < args.fps <= 15.0:
+    if not 1.0 <= args.fps <= 15.0:
         ap.error(f"--fps {args.fps:g}: the replays run at 15 frames a second; a door can only be slower")
     if not (DATA / "videos").is_dir():
         print(f"benchmarks.pad_cooperative: the shared data is missing at {DATA}", file=sys.stderr)

@@ -247,34 +247,30 @@ def test_repeated_folder_options_keep_every_folder() -> None:
     assert args.bona_fide == [Path("x"), Path("y")]
 
 
-def test_a_sequence_is_thinned_to_a_slower_door_by_the_nearest_frame_at_each_tick(tmp_path: Path) -> None:
-    """A door whose loop handles fewer frames a second (a Pi, a 25 fps camera sampled every other frame)
-    sees the recorded frame nearest each of its own ticks, never a frame twice."""
-    from kiosk.pad.rate import at_rate
+def test_a_slower_door_is_given_to_every_presentation_recorded_faster(tmp_path: Path) -> None:
+    """``kiosk pad eval --fps``: each replay runs at its own rate and the loop reads it through a
+    SlowerSource; at the recorded rate nothing is wrapped."""
+    from kiosk.camera.replay import ReplaySource
+    from kiosk.pad.eval import run_all
+    from kiosk.pad.rate import SlowerSource
 
-    folder = _sequence(tmp_path / "print_still" / "000_A", "print_still")
-    for i in range(1, 15):
-        (folder / f"frame_{i:05d}.jpg").write_bytes(b"")
-    p = from_folder(folder)
-    assert p.fps == 15.0 and isinstance(p.frames, list) and len(p.frames) == 15
-    slow = at_rate(p, 7.5)
-    assert slow.fps == 7.5 and isinstance(slow.frames, list)
-    assert [f.name for f in slow.frames] == [f"frame_{i:05d}.jpg" for i in range(0, 15, 2)][:7]
-    ten = at_rate(p, 10.0)  # ticks at 0, 0.1, 0.2 ... s: frames 0, 1.5 -> 2, 3, 4.5 -> 4, 6 ...
-    assert isinstance(ten.frames, list) and len(ten.frames) == 10
-    assert len({f.name for f in ten.frames}) == 10
-    assert at_rate(p, 15.0) is p
-    decoded = at_rate(replace_frames(p, lambda: list(range(15))), 5.0)
-    assert callable(decoded.frames) and decoded.frames() == [0, 3, 6, 9, 12]
-    with pytest.raises(DatasetError, match="cannot be replayed at 30 fps"):
-        at_rate(p, 30.0)
-    assert [q.fps for q in collect([], [tmp_path], fps=12.5)] == [12.5]
+    _sequence(tmp_path / "print_still" / "000_A", "print_still")
+    presentations = collect([], [tmp_path])
 
+    wraps: list[Any] = []
 
-def replace_frames(p: Any, frames: Any) -> Any:
-    from dataclasses import replace
+    class Recorder:
+        def present(self, p: Any, wrap: Any = None) -> Outcome:
+            wraps.append(wrap)
+            return Outcome(p.name, p.species, p.subject, p.attack, 1)
 
-    return replace(p, frames=frames)
+    run_all(Recorder(), presentations, fps=7.5)  # type: ignore[arg-type]
+    run_all(Recorder(), presentations, fps=15.0)  # type: ignore[arg-type]
+    run_all(Recorder(), presentations)  # type: ignore[arg-type]
+    slow, same, default = wraps
+    assert same is None and default is None
+    source = slow(ReplaySource([np.zeros((2, 2, 3), np.uint8)] * 4, fps=15.0))
+    assert isinstance(source, SlowerSource) and source.period == pytest.approx(1 / 7.5)
 
 
 def test_pad_eval_refuses_a_frame_rate_out_of_range() -> None:
@@ -285,7 +281,7 @@ def test_pad_eval_refuses_a_frame_rate_out_of_range() -> None:
     parser = argparse.ArgumentParser(prog="kiosk")
     add_pad_parser(parser.add_subparsers(dest="command", required=True))
     assert parser.parse_args(["pad", "eval", "--attacks", "a", "--fps", "7.5"]).fps == 7.5
-    for bad in ("0", "61", "fast"):
+    for bad in ("0", "16", "fast"):
         with pytest.raises(SystemExit):
             parser.parse_args(["pad", "eval", "--attacks", "a", "--fps", bad])
 
@@ -311,3 +307,5 @@ def test_a_slower_door_reads_the_frame_nearest_each_of_its_ticks_and_the_clock_r
     assert len(times) == 20 and all(abs(t - k / 10) <= 0.5 / 15 + 1e-9 for k, t in enumerate(times))
     with pytest.raises(DatasetError, match="only slower"):
         SlowerSource(ReplaySource(frames, fps=15.0), 30.0, 15.0)
+    with pytest.raises(DatasetError, match="runs at 25 fps, not 15"):
+        SlowerSource(ReplaySource(frames, fps=25.0), 10.0, 15.0)

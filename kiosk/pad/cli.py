@@ -42,8 +42,9 @@ def _fps(text: str) -> float:
         value = float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from exc
-    if not 1.0 <= value <= 60.0:
-        raise argparse.ArgumentTypeError(f"expected 1 to 60 frames per second, got {text}")
+    if not 1.0 <= value <= 15.0:
+        raise argparse.ArgumentTypeError(f"expected 1 to 15 frames per second (the replays run at 15; a door can "
+                                         f"only be slower), got {text}")
     return value
 
 
@@ -173,9 +174,9 @@ def add_pad_parser(subparsers: Any) -> None:
     e.add_argument("--max-seconds", type=float, default=12.0, help="stop a presentation after this long (replay time)")
     e.add_argument("--limit", type=_positive, help="at most this many presentations per species")
     e.add_argument("--fps", type=_fps, default=15.0,
-                   help="frames per second the door's loop handles (default 15): clips are decoded at this rate "
-                        "and rendered sequences (15 fps) thinned to it, as a slower camera or a loop that cannot "
-                        "keep up (a Raspberry Pi) would see them")
+                   help="frames per second the door's loop handles (1-15, default 15): the replays run at 15 "
+                        "and the loop gets the frame nearest each of its ticks, as a slower camera or a loop that "
+                        "cannot keep up (a Raspberry Pi) would")
     e.add_argument("--config", type=Path, help="the door's TOML configuration (default: /etc/kiosk/kiosk.toml if present)")
     e.add_argument("--model", type=Path, help="embedder .tflite (default: the configuration's)")
     _runtime_args(e)

@@ -13,7 +13,7 @@ from kiosk.errors import DatasetError, KioskError
 from kiosk.pad.meta import BONA_FIDE, META, SPECIES
 from kiosk.pad.metrics import clopper_pearson, percentiles, rate
 from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
-from kiosk.pad.rate import at_rate
+from kiosk.pad.rate import SlowerSource
 from kiosk.pad.video import find_videos
 from kiosk.progress import Progress
 
@@ -26,10 +26,7 @@ def sequence_folders(root: Path) -> list[Path]:
 
 def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.0,
             max_seconds: float | None = None) -> list[Presentation]:
-    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``.
-
-    Everything is presented at ``fps``: clips decoded at that rate, sequence folders (recorded at
-    15 fps) resampled to it (``at_rate``: only slower)."""
+    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``."""
     out: list[Presentation] = []
     for root in bona_fide:
         if not root.exists():
@@ -39,7 +36,7 @@ def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.
             p = from_folder(folder)
             if p.attack:
                 raise DatasetError(f"{folder} is a {p.species} attack, listed under --bona-fide; move it to --attacks")
-            found.append(at_rate(p, fps))
+            found.append(p)
         if not found:
             raise DatasetError(f"--bona-fide {root}: no video files and no sequence folders with {META}")
         out += found
@@ -53,22 +50,30 @@ def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.
             p = from_folder(folder)
             if not p.attack:
                 raise DatasetError(f"{folder} is bona fide, listed under --attacks; move it to --bona-fide")
-            out.append(at_rate(p, fps))
+            out.append(p)
     return out
 
 
 def run_all(presenter: Presenter, presentations: list[Presentation],
-            progress: Callable[[int], None] | None = None) -> list[Outcome]:
+            progress: Callable[[int], None] | None = None, fps: float | None = None) -> list[Outcome]:
+    """Each presentation through the loop; with ``fps`` below its own rate, as a slower door's loop
+    gets it (``kiosk.pad.rate.SlowerSource``)."""
     outcomes = []
     for n, p in enumerate(presentations, start=1):
         try:
-            outcomes.append(presenter.present(p))
+            outcomes.append(presenter.present(p, _slower(fps, p.fps)))
         except KioskError as exc:
             logger.warning("%s: not presented: %s", p.name, exc)
             outcomes.append(Outcome(p.name, p.species, p.subject, p.attack, 0, error=str(exc)))
         if progress is not None:
             progress(n)
     return outcomes
+
+
+def _slower(fps: float | None, recorded: float) -> Callable[[Any], Any] | None:
+    if fps is None or fps >= recorded:
+        return None
+    return lambda source: SlowerSource(source, fps, recorded)
 
 
 def _times(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -179,7 +184,7 @@ def run_pad_eval(args: argparse.Namespace) -> int:
         raise DatasetError("nothing to evaluate: give --bona-fide DIR and/or --attacks DIR")
     settings = load_settings(args.config)
     config = present_config(settings, args.max_seconds)
-    presentations = collect(args.bona_fide or [], args.attacks or [], args.fps, max_seconds=args.max_seconds)
+    presentations = collect(args.bona_fide or [], args.attacks or [], max_seconds=args.max_seconds)
     if args.limit:
         presentations = limit_per_group(presentations, args.limit)
     v = settings.vision
@@ -192,7 +197,7 @@ def run_pad_eval(args: argparse.Namespace) -> int:
         landmarker = build_landmarker(runtime=args.runtime, threads=args.threads)
     threshold = card.threshold if v.threshold is None else v.threshold
     outcomes = run_all(Presenter(pipeline, threshold, config, landmarker), presentations,
-                       Progress(len(presentations), "presenting"))
+                       Progress(len(presentations), "presenting"), fps=args.fps)
     summary = summarise(outcomes)
     report = {"summary": summary, "max_seconds": args.max_seconds, "fps": args.fps,
               "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),

@@ -1,43 +1,16 @@
 """A door slower than the recording: a Raspberry Pi whose loop cannot keep up, or a slow camera.
 
-The liveness cues see the frames the loop gets to. A recording (a real clip,
-a rendered sequence, a cooperative replay) is shown to such a door by keeping,
-at each tick of the door's rate, the recorded frame nearest to it, as
-``kiosk.pad.video.iter_clip`` decodes a clip: never faster than recorded (a
-frame shown twice is a head that stopped, not a faster camera).
+The liveness cues see the frames the loop gets to. A replay (a real clip, a
+rendered sequence, a cooperative replay) runs at its own rate, on its own
+clock, and such a door's loop gets, at each of its ticks, the frame nearest
+to it, with the time it was taken: never faster than recorded (a frame shown
+twice is a head that stopped, not a faster camera).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
-
 from kiosk.camera.base import Frame, FrameSource
 from kiosk.errors import DatasetError
-from kiosk.pad.present import RGB, Presentation
-
-
-def at_rate(p: Presentation, fps: float) -> Presentation:
-    """``p`` as a door whose loop handles ``fps`` frames a second sees it (a slower camera, or a loop
-    that cannot keep up with its camera, as on a Raspberry Pi): the recorded frame nearest each tick
-    of the new rate, as ``kiosk.pad.video.iter_clip`` decodes a clip. Only slower: a frame shown twice
-    is a head that stopped, not a faster camera."""
-    if not 0 < fps <= p.fps + 1e-9:
-        raise DatasetError(f"{p.name}: recorded at {p.fps:g} fps, cannot be replayed at {fps:g} fps "
-                           f"(only at its own rate or slower)")
-    if abs(fps - p.fps) < 1e-9:
-        return p
-    source = p.frames
-
-    def pick(frames: list[Any]) -> list[Any]:
-        n = int(len(frames) * fps / p.fps + 1e-9)
-        return [frames[min(round(k * p.fps / fps), len(frames) - 1)] for k in range(max(n, 1))]
-
-    frames: list[Path] | Callable[[], list[RGB]] = (
-        (lambda: pick(source())) if callable(source) else pick(source))
-    return replace(p, frames=frames, fps=fps)
 
 
 class SlowerSource:
@@ -48,6 +21,9 @@ class SlowerSource:
     def __init__(self, inner: FrameSource, fps: float, inner_fps: float) -> None:
         if not 0 < fps <= inner_fps + 1e-9:
             raise DatasetError(f"a source at {inner_fps:g} fps cannot be read at {fps:g} fps (only slower)")
+        own = getattr(inner, "fps", None)
+        if own is not None and abs(float(own) - inner_fps) > 1e-9:
+            raise DatasetError(f"the source runs at {own:g} fps, not {inner_fps:g}")
         self.inner = inner
         self.period = 1.0 / fps
         self.half = 0.5 / inner_fps
