@@ -192,7 +192,7 @@ class KioskLoop:
                     if str(live[i].verdict) != "pending":
                         self.continuity.freeze(tracks[i])  # the face that earned the verdict is the reference
             if sampled:
-                self._watch_rate(judge.rate)
+                self._watch_rate(judge.rate, now)
         matches: list[FaceMatch | None] = [None] * len(faces)
         observed: list[Observation] = []
         if good:
@@ -238,22 +238,22 @@ class KioskLoop:
                 self.events.emit("presentation_attack", {k: v for k, v in fields.items() if k != "person"})
             logger.info("access denied: %s (score %.3f)", d.reason, d.score)
 
-    def _watch_rate(self, rate: Any) -> None:
+    def _watch_rate(self, rate: Any, now: float) -> None:
         """Publish the landmark rate the faces really get, and say once when it falls below the floor the
         liveness thresholds were measured down to (and once when it is back)."""
         hz = rate.hz
         if hz is None:
             return
         self.stats.liveness_hz = round(hz, 1)
-        crossed = rate.crossed()
+        crossed = rate.crossed(now)
         if crossed is None:
             return
         if crossed:
             logger.warning("faces get %.1f landmark frames per second, below liveness.min_sample_hz (%g): real "
                            "people answering the prompt are let in less often (none of 10 at 5 a second in the "
-                           "self-test); give the loop more CPU (vision.threads up to the cores, nothing else running, a faster "
-                           "board)",
-                           hz, rate.floor)
+                           "self-test). The rate is the camera's (halved between 15 and 30 fps by sample_hz: use a "
+                           "15 or 30 fps mode) or the loop's own (mean_frame_ms in the status: vision.threads up to "
+                           "the cores, nothing else on the CPU, a faster board)", hz, rate.floor)
         else:
             logger.info("landmark rate back to %.1f per second per face", hz)
         self.events.emit("liveness_rate", {"liveness_hz": round(hz, 1), "min_sample_hz": rate.floor,

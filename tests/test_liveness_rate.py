@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from kiosk.liveness.judge import LivenessJudge
 from kiosk.liveness.prompters import LogPrompter
-from kiosk.liveness.rate import GAP_S, MIN_INTERVALS, SampleRate
+from kiosk.liveness.rate import BAND, GAP_S, MIN_INTERVALS, MIN_REPORT_S, SampleRate
 from kiosk.liveness.settings import LivenessSettings
 
 
@@ -17,7 +17,7 @@ def test_no_rate_before_enough_intervals_then_the_median_rate() -> None:
     rate = SampleRate(10.0)
     for _ in range(MIN_INTERVALS - 1):
         rate.add(0.1)
-    assert rate.hz is None and rate.crossed() is None
+    assert rate.hz is None and rate.crossed(0.0) is None
     rate.add(0.1)
     assert rate.hz == pytest.approx(10.0)
     for _ in range(MIN_INTERVALS):  # one slow frame in three does not move the median
@@ -40,24 +40,52 @@ def test_each_crossing_is_reported_once() -> None:
     rate = SampleRate(10.0, size=MIN_INTERVALS)
     for _ in range(MIN_INTERVALS):
         rate.add(1 / 15)
-    assert rate.crossed() is None  # above the floor from the start: nothing to say
+    assert rate.crossed(0.0) is None  # above the floor from the start: nothing to say
     seen = []
     for _ in range(MIN_INTERVALS):
         rate.add(1 / 5)
-        seen.append(rate.crossed())
+        seen.append(rate.crossed(0.0))
     assert seen.count(True) == 1 and False not in seen
     seen = []
     for _ in range(MIN_INTERVALS):
         rate.add(1 / 15)
-        seen.append(rate.crossed())
+        seen.append(rate.crossed(MIN_REPORT_S))
     assert seen.count(False) == 1 and True not in seen
+
+
+def test_a_rate_hovering_about_the_floor_is_no_crossing() -> None:
+    """A 20 fps camera is sampled every other frame: 10 a second, on the floor, with the timing's jitter."""
+    rate = SampleRate(10.0)
+    for k in range(600):
+        rate.add(0.1 + (0.002 if k % 2 else -0.002) * (k % 3))
+        assert rate.crossed(float(k)) is None
+    for _ in range(60):  # just under the floor but within the band: still nothing
+        rate.add(1 / (10.0 * (BAND + 0.01)))
+        assert rate.crossed(1000.0) is None
+
+
+def test_crossings_come_at_most_once_per_report_interval_and_a_held_one_follows() -> None:
+    rate = SampleRate(10.0, size=MIN_INTERVALS)
+
+    def feed(hz: float, now: float) -> list[bool | None]:
+        out = []
+        for _ in range(MIN_INTERVALS):
+            rate.add(1 / hz)
+            out.append(rate.crossed(now))
+        return out
+
+    assert True in feed(5.0, 0.0)
+    assert feed(15.0, 10.0) == [None] * MIN_INTERVALS  # back after 10 s: held back
+    assert rate.crossed(MIN_REPORT_S - 1) is None
+    assert rate.crossed(MIN_REPORT_S) is False  # reported once the interval has passed, as it still holds
+    assert feed(15.0, MIN_REPORT_S + 1) == [None] * MIN_INTERVALS
 
 
 def test_a_floor_of_zero_never_reports() -> None:
     rate = SampleRate(0.0)
     for _ in range(MIN_INTERVALS):
         rate.add(1.0)
-    assert rate.hz == pytest.approx(1.0) and rate.crossed() is None
+    assert rate.hz == pytest.approx(1.0) and rate.crossed(0.0) is None
 
 
 def test_the_judge_measures_the_interval_between_samples_of_each_face() -> None:
@@ -68,10 +96,14 @@ def test_the_judge_measures_the_interval_between_samples_of_each_face() -> None:
             if judge.due(track, now):
                 judge.observe(track, None, now)
     assert judge.rate.hz == pytest.approx(7.5)
-    assert judge.rate.crossed() is True  # under the default floor of 10
+    assert judge.rate.crossed(0.0) is True  # under the default floor of 10
 
 
-def test_a_floor_above_the_sampling_rate_is_refused() -> None:
+def test_a_floor_set_above_the_sampling_rate_is_refused_and_a_low_sampling_rate_warns() -> None:
     with pytest.raises(ValidationError, match="min_sample_hz"):
         LivenessSettings(sample_hz=8.0, min_sample_hz=10.0)
-    assert LivenessSettings(sample_hz=0.0, min_sample_hz=10.0).min_sample_hz == 10.0
+    low = LivenessSettings(sample_hz=8.0)  # valid as before: the floor follows it, and the start says what it costs
+    assert low.rate_floor == 8.0
+    assert any("sample_hz = 8" in w for w in low.weakened())
+    assert LivenessSettings().rate_floor == 10.0 and not any("sample_hz" in w for w in LivenessSettings().weakened())
+    assert LivenessSettings(sample_hz=0.0, min_sample_hz=12.0).rate_floor == 12.0

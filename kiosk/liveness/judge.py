@@ -54,7 +54,7 @@ class LivenessJudge:
         self.extra_cues = list(extra_cues)
         self._tracks: dict[int, _TrackState] = {}
         self._prompting: int | None = None  # the track whose prompt is showing
-        self.rate = SampleRate(config.min_sample_hz)  # landmark frames per second per face, as the door runs
+        self.rate = SampleRate(config.rate_floor)  # landmark frames per second per face, as the door runs
 
     def due(self, track_id: int, now: float) -> bool:
         """Whether this frame should be sampled for ``track_id``: landmarks run at ``sample_hz`` per face.

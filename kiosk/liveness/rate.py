@@ -18,6 +18,8 @@ from collections import deque
 
 GAP_S = 1.0  # two samples of one face further apart than this are a break (a lost face), not a rate
 MIN_INTERVALS = 15  # intervals before a rate is reported
+BAND = 0.95  # below means under floor * BAND, back means at the floor again: jitter around it is no crossing
+MIN_REPORT_S = 600.0  # at most one crossing reported per this many seconds
 
 
 class SampleRate:
@@ -27,7 +29,8 @@ class SampleRate:
     def __init__(self, floor: float, size: int = 60) -> None:
         self.floor = floor
         self._intervals: deque[float] = deque(maxlen=size)
-        self._below: bool | None = None
+        self._below = False
+        self._reported: float | None = None
 
     def add(self, interval: float) -> None:
         """The time since the same face's previous sample (seconds); breaks are ignored."""
@@ -41,16 +44,18 @@ class SampleRate:
             return None
         return 1.0 / statistics.median(self._intervals)
 
-    def crossed(self) -> bool | None:
-        """True when the rate has just fallen below ``floor``, False when it has just come back to it
-        (after having been below), None otherwise. Each crossing is reported once."""
+    def crossed(self, now: float) -> bool | None:
+        """True when the rate has fallen below ``floor`` (under ``BAND`` of it), False when it is back at
+        ``floor`` after a True, None otherwise. A crossing is reported once, and at most one every
+        ``MIN_REPORT_S`` (a rate hovering about the floor must not flood the log and the events); one
+        held back is reported when that time has passed, if it still holds."""
         hz = self.hz
         if hz is None or self.floor <= 0:
             return None
-        below = hz < self.floor
-        was, self._below = self._below, below
-        if below and not was:
-            return True
-        if was and not below:
-            return False
-        return None
+        below = hz < self.floor if self._below else hz < self.floor * BAND
+        if below == self._below:
+            return None
+        if self._reported is not None and now - self._reported < MIN_REPORT_S:
+            return None
+        self._below, self._reported = below, now
+        return below

@@ -96,9 +96,20 @@ class LivenessSettings(_Section):
     prompter: PrompterSettings = Field(default_factory=LogPrompterSettings,  # type: ignore[arg-type]
                                        description="how a head turn is asked for: log, gpio or mqtt")
 
+    @property
+    def rate_floor(self) -> float:
+        """The landmark rate under which the loop warns: ``min_sample_hz``, or ``sample_hz`` when that was set
+        lower (the warning would never stop; ``weakened`` says at start what a low ``sample_hz`` costs)."""
+        return min(self.min_sample_hz, self.sample_hz) if self.sample_hz > 0 else self.min_sample_hz
+
     def weakened(self) -> list[str]:
-        """Warnings for guards turned off in the configuration (valid, but an attacker's help)."""
+        """Warnings for guards turned off in the configuration (valid, but an attacker's help), and for a
+        sampling rate under what real people were measured to need."""
         out = []
+        floor = type(self).model_fields["min_sample_hz"].default
+        if self.mode != "off" and 0 < self.sample_hz < floor:
+            out.append(f"liveness.sample_hz = {self.sample_hz:g}: under {floor:g} landmark frames a second fewer real "
+                       f"people answering the prompt were let in (none of 10 at 5)")
         if self.mode != "off" and self.noise_factor == 0:
             out.append("liveness.noise_factor = 0: landmark jitter (a phone screen's moire) can be read as parallax")
         if self.mode != "off" and self.max_live_ratio >= 1.0:
@@ -117,7 +128,7 @@ class LivenessSettings(_Section):
         if 0 < self.sample_hz < 5:
             raise ValueError(f"sample_hz ({self.sample_hz}) must be 0 (every frame) or at least 5: the cues need "
                              f"frames a fraction of a second apart")
-        if self.sample_hz > 0 and self.min_sample_hz > self.sample_hz:
+        if "min_sample_hz" in self.model_fields_set and 0 < self.sample_hz < self.min_sample_hz:
             raise ValueError(f"min_sample_hz ({self.min_sample_hz}) must not be above sample_hz ({self.sample_hz}): "
                              f"the rate warning would never stop")
         return self
