@@ -36,29 +36,35 @@ def _rate(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "ci95": [round(lo, 4), round(hi, 4)]}
 
 
-def read_run(path: Path, label: str = "") -> tuple[float, str, dict[str, Any]]:
-    """(rate, kind, rows) of one result file: kind is bona_fide, cooperative, attacks or cooperative_attacks."""
+def read_run(path: Path, label: str = "") -> tuple[float, list[tuple[str, dict[str, Any]]]]:
+    """The rate of one result file and what it holds, as (kind, rows): kinds bona_fide, cooperative, attacks,
+    cooperative_attacks (a file may hold several: real clips and attacks in one eval)."""
     d = json.loads(path.read_text())
     fps = float(d.get("fps", 15.0))
     meta = {"file": path.name, "set": label or None, "commit": d.get("commit"), "command": d.get("command")}
+    out: list[tuple[str, dict[str, Any]]] = []
     if "rows" in d:  # benchmarks.pad_cooperative
+        done = [r for r in d["rows"] if r["error"] is None]
+        if done:
+            out.append(("cooperative", {**meta, "granted": _rate(sum(r["granted"] for r in done), len(done)),
+                                        "clips": sorted({r["clip"] for r in done}),
+                                        "time_to_grant_s": d.get("time_to_grant_s"),
+                                        "rows": [{k: r[k] for k in ("clip", "prompt", "verdict", "reason", "turn",
+                                                                      "residual", "noise")} for r in done]}))
         if d.get("attacks"):
             att = {sp: {"door_opened": _rate(v["door_opened"], v["with_turn"]), "sequences": v["sequences"],
                         "reasons": v["reasons"]} for sp, v in d["attacks"]["summary"].items()}
-            return fps, "cooperative_attacks", {**meta, "species": att}
-        done = [r for r in d["rows"] if r["error"] is None]
-        return fps, "cooperative", {**meta, "granted": _rate(sum(r["granted"] for r in done), len(done)),
-                                    "clips": sorted({r["clip"] for r in done}),
-                                    "time_to_grant_s": d.get("time_to_grant_s"),
-                                    "rows": [{k: r[k] for k in ("clip", "prompt", "verdict", "reason", "turn",
-                                                                  "residual", "noise")} for r in done]}
+            out.append(("cooperative_attacks", {**meta, "species": att}))
+        return fps, out
     s = d["summary"]
     if s.get("bona_fide"):
         b = s["bona_fide"]
-        return fps, "bona_fide", {**meta, "bpcer": b["bpcer"], "granted": b["granted"],
-                                  "time_to_verdict_s": b["time_to_verdict_s"]}
-    return fps, "attacks", {**meta, "species": {sp: {"apcer": v["apcer"], "iapar": v["iapar"]}
-                                                for sp, v in s["species"].items()}}
+        out.append(("bona_fide", {**meta, "bpcer": b["bpcer"], "granted": b["granted"],
+                                  "time_to_verdict_s": b["time_to_verdict_s"]}))
+    if s.get("species"):
+        out.append(("attacks", {**meta, "species": {sp: {"apcer": v["apcer"], "iapar": v["iapar"]}
+                                                    for sp, v in s["species"].items()}}))
+    return fps, out
 
 
 def _ci(d: dict[str, Any]) -> str:
@@ -66,26 +72,27 @@ def _ci(d: dict[str, Any]) -> str:
     return f"{d['k']}/{d['n']} [{100 * lo:.1f}, {100 * hi:.1f} %]"
 
 
+def _kind(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
 def table(runs: dict[float, dict[str, Any]]) -> str:
     lines = []
     for fps in sorted(runs, reverse=True):
-        r = runs[fps]
         lines.append(f"{fps:g} landmark frames per second per face")
-        if "bona_fide" in r:
-            b = r["bona_fide"]
-            lines.append(f"  real clips, no answer: called flat without a prompt (BPCER) {_ci(b['bpcer'])}; "
-                         f"granted on passive parallax {_ci(b['granted'])}")
-        if "cooperative" in r:
-            c = r["cooperative"]
-            t = c["time_to_grant_s"] or {}
-            lines.append(f"  real people answering the prompt: granted {_ci(c['granted'])}, "
-                         f"time to grant median {t.get('median')} s")
-        for kind, run in r.items():
-            if kind.startswith("attacks") or kind.startswith("cooperative_attacks"):
-                key, how = ("iapar", "replayed") if kind.startswith("attacks") else ("door_opened", "turned")
-                where = f" ({run['set']})" if run["set"] else ""
+        for key, run in runs[fps].items():
+            kind, where = _kind(key), f" ({run['set']})" if run["set"] else ""
+            if kind == "bona_fide":
+                lines.append(f"  real clips{where}, no answer: called flat without a prompt (BPCER) "
+                             f"{_ci(run['bpcer'])}; granted on passive parallax {_ci(run['granted'])}")
+            elif kind == "cooperative":
+                t = run["time_to_grant_s"] or {}
+                lines.append(f"  real people{where} answering the prompt: granted {_ci(run['granted'])}, "
+                             f"time to grant median {t.get('median')} s")
+            else:
+                col, how = ("iapar", "replayed") if kind == "attacks" else ("door_opened", "turned")
                 for sp, v in run["species"].items():
-                    lines.append(f"  {sp:<13} {how}{where}: door opened {_ci(v[key])}")
+                    lines.append(f"  {sp:<13} {how}{where}: door opened {_ci(v[col])}")
     return "\n".join(lines)
 
 
@@ -98,17 +105,17 @@ def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(12, 5))
     series: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
     for fps, r in sorted(runs.items()):
-        if "cooperative" in r:
-            series["real people answering the prompt: granted"].append((fps, r["cooperative"]["granted"]))
-        if "bona_fide" in r:
-            series["real clips, no answer: called flat (BPCER)"].append((fps, r["bona_fide"]["bpcer"]))
-        for kind, run in r.items():
-            if kind.startswith("attacks") or kind.startswith("cooperative_attacks"):
-                key, how = ("iapar", "replayed") if kind.startswith("attacks") else ("door_opened", "turned")
+        for key, run in r.items():
+            kind, where = _kind(key), f", {run['set']}" if run["set"] else ""
+            if kind == "cooperative":
+                series[f"real people answering the prompt{where}: granted"].append((fps, run["granted"]))
+            elif kind == "bona_fide":
+                series[f"real clips, no answer{where}: called flat (BPCER)"].append((fps, run["bpcer"]))
+            else:
+                col, how = ("iapar", "replayed") if kind == "attacks" else ("door_opened", "turned")
                 for sp, v in run["species"].items():
-                    if v[key]["n"]:
-                        series[f"{sp} ({how}{', ' + run['set'] if run['set'] else ''}): door opened"].append(
-                            (fps, v[key]))
+                    if v[col]["n"]:
+                        series[f"{sp} ({how}{where}): door opened"].append((fps, v[col]))
     for i, (label, pts) in enumerate(series.items()):
         xs = [x + 0.08 * (i - len(series) / 2) for x, _ in pts]  # spread the error bars apart
         ys = [d["k"] / d["n"] if d["n"] else 0.0 for _, d in pts]
@@ -143,13 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"benchmarks.pad_rate: {path} is not a file", file=sys.stderr)
             return 1
-        fps, kind, rows = read_run(path, label)
-        kind = f"{kind}:{label}" if label else kind
-        if kind in runs[fps]:
-            print(f"benchmarks.pad_rate: two {kind} runs at {fps:g} fps ({runs[fps][kind]['file']}, {path.name})",
-                  file=sys.stderr)
+        fps, held = read_run(path, label)
+        if not held:
+            print(f"benchmarks.pad_rate: {path} holds no results", file=sys.stderr)
             return 1
-        runs[fps][kind] = rows
+        for kind, rows in held:
+            key = f"{kind}:{label}" if label else kind
+            if key in runs[fps]:
+                print(f"benchmarks.pad_rate: two {kind} runs at {fps:g} fps ({runs[fps][key]['file']}, {path.name})",
+                      file=sys.stderr)
+                return 1
+            runs[fps][key] = rows
     print(table(runs))
     if args.json:
         args.json.write_text(json.dumps({f"{k:g}": v for k, v in sorted(runs.items(), reverse=True)}, indent=1) + "\n")

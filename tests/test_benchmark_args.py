@@ -81,3 +81,15 @@ def test_runs_at_several_rates_are_gathered_per_rate_and_a_rate_run_twice_is_ref
     assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG"
     assert pad_rate.main(["--runs", str(files[0]), str(files[0])]) == 1
     assert "two bona_fide runs at 7.5 fps" in capsys.readouterr().err
+
+
+def test_an_eval_of_real_clips_and_attacks_together_keeps_both(tmp_path: Path) -> None:
+    rate = {"k": 0, "n": 10, "rate": 0.0, "ci95": [0.0, 0.3085]}
+    both = {"fps": 10.0, "summary": {"bona_fide": {"bpcer": rate, "granted": rate, "time_to_verdict_s": {"n": 0}},
+                                     "species": {"print_still": {"apcer": rate, "iapar": {**rate, "k": 3}}}}}
+    (tmp_path / "both.json").write_text(json.dumps(both))
+    fps, held = pad_rate.read_run(tmp_path / "both.json")
+    assert fps == 10.0 and [k for k, _ in held] == ["bona_fide", "attacks"]
+    assert held[1][1]["species"]["print_still"]["iapar"]["k"] == 3
+    (tmp_path / "empty.json").write_text(json.dumps({"summary": {"bona_fide": {}, "species": {}}}))
+    assert pad_rate.main(["--runs", str(tmp_path / "empty.json")]) == 1
