@@ -92,7 +92,8 @@ def table(runs: dict[float, dict[str, Any]]) -> str:
             else:
                 col, how = ("iapar", "replayed") if kind == "attacks" else ("door_opened", "turned")
                 for sp, v in run["species"].items():
-                    lines.append(f"  {sp:<13} {how}{where}: door opened {_ci(v[col])}")
+                    if v[col]["n"]:  # a species none of whose sequences held a turn was not played
+                        lines.append(f"  {sp:<13} {how}{where}: door opened {_ci(v[col])}")
     return "\n".join(lines)
 
 
