@@ -97,41 +97,48 @@ def table(runs: dict[float, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: dict[float, dict[str, Any]], out: Path) -> None:
+def plot(runs: dict[float, dict[str, Any]], out: Path, min_n: int = 5) -> None:
+    """Two panels over the rate: real people (granted when answering, called flat when not), and the door
+    opened per attack (series with fewer than ``min_n`` presentations left out: their intervals say nothing)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 5))
-    series: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    real: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    attacks: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
     for fps, r in sorted(runs.items()):
         for key, run in r.items():
             kind, where = _kind(key), f", {run['set']}" if run["set"] else ""
             if kind == "cooperative":
-                series[f"real people answering the prompt{where}: granted"].append((fps, run["granted"]))
+                real[f"answering the prompt{where}: granted"].append((fps, run["granted"]))
             elif kind == "bona_fide":
-                series[f"real clips, no answer{where}: called flat (BPCER)"].append((fps, run["bpcer"]))
+                real[f"not answering{where}: called flat (BPCER)"].append((fps, run["bpcer"]))
             else:
                 col, how = ("iapar", "replayed") if kind == "attacks" else ("door_opened", "turned")
                 for sp, v in run["species"].items():
-                    if v[col]["n"]:
-                        series[f"{sp} ({how}{where}): door opened"].append((fps, v[col]))
-    for i, (label, pts) in enumerate(series.items()):
-        xs = [x + 0.08 * (i - len(series) / 2) for x, _ in pts]  # spread the error bars apart
-        ys = [d["k"] / d["n"] if d["n"] else 0.0 for _, d in pts]
-        lo = [y - d["ci95"][0] for y, (_, d) in zip(ys, pts)]
-        hi = [d["ci95"][1] - y for y, (_, d) in zip(ys, pts)]
-        style = "-o" if "real" in label else "--s"
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, capsize=3, label=label, markersize=4)
-    ax.axvline(10.0, color="grey", linestyle=":", linewidth=1)
-    ax.annotate("liveness.min_sample_hz", (10.05, 0.98), fontsize=8, color="grey", va="top")
-    ax.set_xlabel("landmark frames per second per face (15: the rate the thresholds were calibrated at)")
-    ax.set_ylabel("fraction, with 95 % Clopper-Pearson interval")
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_title("liveness at a slower door (real clips of ../shared/data/videos, rendered attacks)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot: no point hidden
+                    if v[col]["n"] >= min_n:
+                        attacks[f"{sp} ({how}{where})"].append((fps, v[col]))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
+    strong = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)  # no pale colours
+    for ax, series, title in ((left, real, "real people (../shared/data/videos, in-sample)"),
+                              (right, attacks, "attacks (held-out renders): door opened")):
+        for i, (label, pts) in enumerate(series.items()):
+            xs = [x + 0.07 * (i - len(series) / 2) for x, _ in pts]  # spread the error bars apart
+            ys = [d["k"] / d["n"] if d["n"] else 0.0 for _, d in pts]
+            lo = [y - d["ci95"][0] for y, (_, d) in zip(ys, pts)]
+            hi = [d["ci95"][1] - y for y, (_, d) in zip(ys, pts)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="-o" if ax is left else "--s", capsize=3, label=label,
+                        markersize=4, color=strong[i % len(strong)])
+        ax.axvline(10.0, color="grey", linestyle=":", linewidth=1)
+        ax.annotate("liveness.min_sample_hz", (10.05, 1.0), fontsize=8, color="grey", va="top")
+        ax.set_xlabel("landmark frames per second per face (calibrated at 15)")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left" if ax is left else "upper right")
+    left.set_ylabel("fraction, with 95 % Clopper-Pearson interval")
+    fig.suptitle("liveness at a slower door")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
