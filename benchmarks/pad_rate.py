@@ -52,8 +52,12 @@ def read_run(path: Path, label: str = "") -> tuple[float, list[tuple[str, dict[s
                                         "rows": [{k: r[k] for k in ("clip", "prompt", "verdict", "reason", "turn",
                                                                       "residual", "noise")} for r in done]}))
         if d.get("attacks"):
+            rows = d["attacks"].get("rows", [])
             att = {sp: {"door_opened": _rate(v["door_opened"], v["with_turn"]), "sequences": v["sequences"],
-                        "reasons": v["reasons"]} for sp, v in d["attacks"]["summary"].items()}
+                        "reasons": v["reasons"],  # and which sequences opened the door, by name
+                        "opened": [Path(r["sequence"]).name for r in rows
+                                   if r.get("door_opened") and r.get("species") == sp]}
+                   for sp, v in d["attacks"]["summary"].items()}
             out.append(("cooperative_attacks", {**meta, "species": att}))
         return fps, out
     s = d["summary"]
