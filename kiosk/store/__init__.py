@@ -19,12 +19,14 @@ once the checkpoint succeeded. The gallery is updated one person at a time
 
 ``keys``: the store key file; ``schema``: the tables and the migration of an
 older database; ``trust``: what the store asks of the site's trust, and the
-policy that sets a verified row aside; ``store``: the ``Store`` itself.
+policy that sets a verified row aside; ``sealed``: a row's signed payload,
+encrypted at rest and verified when read; ``store``: the ``Store`` itself.
 """
 
 from kiosk.records import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
 from kiosk.store.keys import generate_key, load_key
-from kiosk.store.store import ApplyResult, Store, StoreError
+from kiosk.store.sealed import StoreError
+from kiosk.store.store import ApplyResult, Store
 from kiosk.store.trust import Verifier
 
 __all__ = ["EMBEDDING_SIZE", "MAX_EMBEDDINGS", "ApplyResult", "Enrollment", "Store", "StoreError", "Tombstone",

@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from kiosk.errors import KioskError
 from kiosk.factor.index import FactorIndex
 from kiosk.gallery import IncrementalGallery
 from kiosk.match import Gallery, fuse_rows
@@ -32,6 +28,7 @@ from kiosk.records import (
     window_open,
 )
 from kiosk.store.schema import COLUMNS, SCHEMA_VERSION, migrate
+from kiosk.store.sealed import Sealer, StoreError, open_verified, verify_signed
 from kiosk.store.trust import POLICY, Verifier, policy_refusal
 
 __all__ = ["ApplyResult", "EventHook", "Store", "StoreError"]
@@ -40,10 +37,6 @@ logger = logging.getLogger(__name__)
 
 PERSON_ID = re.compile(PERSON_ID_PATTERN)
 EventHook = Callable[[str, dict[str, Any]], None]
-
-
-class StoreError(KioskError, RuntimeError):
-    exit_code = 13
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ class Store:
         self.model_fingerprint = model_fingerprint
         self.wall_clock = wall_clock
         self.on_event = on_event
-        self._aead = AESGCM(key)
+        self._sealer = Sealer(key)
         self._monotonic = monotonic
         self._sleep = sleep
         self._checkpoint_attempts = checkpoint_attempts
@@ -168,7 +161,7 @@ class Store:
                 if stale and current is not None and record.revision <= current:
                     return ApplyResult(False, "stale_revision", current)
                 return self._delete(record)
-            verified = self._verify(record.person_id, record.signed)
+            verified = verify_signed(self._verifier, record.person_id, record.signed)
             if stale and current is not None and verified.revision <= current:
                 return ApplyResult(False, "stale_revision", current)
             if verified.model_fingerprint != self.model_fingerprint:
@@ -182,30 +175,9 @@ class Store:
             self._version += 1  # (own commits do not move data_version: only other connections' do)
             return ApplyResult(True, "applied", verified.revision)
 
-    def _verify(self, pid: str, signed: bytes | None) -> Enrollment:
-        from kiosk.mqtt.protocol import ProtocolError, parse
-
-        if signed is None:
-            raise StoreError(f"enrollment of {pid} is not signed: the kiosk stores only records an administrator "
-                             "signed (`kiosk admin enroll`, or a signed local enrollment)")
-        v = self._verifier
-        if v is None:
-            raise StoreError("no administrator keys are configured (SiteTrust not attached): nothing can be verified")
-        try:
-            got = parse(signed, v.keys(), v.site, topic_person=pid, revoked=v.revoked())
-        except ProtocolError as exc:
-            raise StoreError(f"the signed record of {pid} does not verify: {exc}") from exc
-        if not isinstance(got, Enrollment):
-            raise StoreError(f"the signed record of {pid} is a {type(got).__name__}, not an enrollment")
-        return got
-
-    def _encrypt(self, pid: str, revision: int, payload: bytes) -> tuple[bytes, bytes]:
-        nonce = os.urandom(12)
-        return nonce, self._aead.encrypt(nonce, payload, f"signed\x00{pid}\x00{revision}".encode())
-
     def _write(self, e: Enrollment) -> None:
         assert e.signed is not None
-        nonce, blob = self._encrypt(e.person_id, e.revision, e.signed)
+        nonce, blob = self._sealer.seal(e.person_id, e.revision, e.signed)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
@@ -229,7 +201,7 @@ class Store:
         return self.apply(Tombstone(person_id, rev))
 
     def _delete(self, t: Tombstone) -> ApplyResult:
-        signed = (None, None) if t.signed is None else self._encrypt(t.person_id, t.revision, t.signed)
+        signed = (None, None) if t.signed is None else self._sealer.seal(t.person_id, t.revision, t.signed)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
@@ -333,8 +305,6 @@ class Store:
 
     def _load_one(self, pid: str, row: tuple[Any, ...] | None = None) -> None:
         """Decrypt and verify one row; admit it to the gallery, set it aside, or quarantine it."""
-        from kiosk.mqtt.protocol import ProtocolError, parse
-
         assert self._gallery is not None
         if row is None:
             row = self._db.execute(f"SELECT {COLUMNS} FROM people WHERE id = ?", (pid,)).fetchone()
@@ -356,16 +326,12 @@ class Store:
         if self._verifier is None:
             self._rows[pid] = _Row(revision, "inactive", "no_trust", kid)
             return
-        v = self._verifier
-        try:
-            payload = self._aead.decrypt(nonce, blob, f"signed\x00{pid}\x00{revision}".encode())
-            record = parse(payload, v.keys(), v.site, topic_person=pid, revoked=v.revoked())
-        except (InvalidTag, ValueError, TypeError) as exc:
-            reason = exc.reason if isinstance(exc, ProtocolError) else "undecryptable"
-            if reason in POLICY:
-                self._rows[pid] = _Row(revision, "inactive", reason, kid)
+        record = open_verified(self._sealer, self._verifier, pid, revision, nonce, blob)
+        if isinstance(record, str):  # why it does not open or verify
+            if record in POLICY:
+                self._rows[pid] = _Row(revision, "inactive", record, kid)
             else:
-                self._quarantine(pid, revision, reason)
+                self._quarantine(pid, revision, record)
             return
         if not isinstance(record, Enrollment) or record.revision != revision:
             self._quarantine(pid, revision, "revision_mismatch")
