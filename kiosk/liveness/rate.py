@@ -31,18 +31,19 @@ class SampleRate:
         self._intervals: deque[float] = deque(maxlen=size)
         self._below = False
         self._reported: float | None = None
+        self._hz: float | None = None
 
     def add(self, interval: float) -> None:
         """The time since the same face's previous sample (seconds); breaks are ignored."""
         if 0.0 < interval <= GAP_S:
             self._intervals.append(interval)
+            if len(self._intervals) >= MIN_INTERVALS:  # the median once per sample, not once per question
+                self._hz = 1.0 / statistics.median(self._intervals)
 
     @property
     def hz(self) -> float | None:
         """Samples per second per face; None before ``MIN_INTERVALS`` intervals were seen."""
-        if len(self._intervals) < MIN_INTERVALS:
-            return None
-        return 1.0 / statistics.median(self._intervals)
+        return self._hz
 
     def crossed(self, now: float) -> bool | None:
         """True when the rate has fallen below ``floor`` (under ``BAND`` of it), False when it is back at

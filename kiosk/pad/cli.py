@@ -10,6 +10,7 @@ from typing import Any
 
 from kiosk.errors import ConfigError, DatasetError
 from kiosk.pad.meta import BEND_WIDTHS, SPECIES, STATIC_SPECIES, TURN_DEG
+from kiosk.pad.rate import slower_fps
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +36,6 @@ def _range(low: float, high: float, unit: str) -> Any:
         return lo, hi
 
     return parse
-
-
-def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from exc
-    if not 1.0 <= value <= 15.0:
-        raise argparse.ArgumentTypeError(f"expected 1 to 15 frames per second (the replays run at 15; a door can "
-                                         f"only be slower), got {text}")
-    return value
 
 
 def _positive(text: str) -> int:
@@ -173,7 +163,7 @@ def add_pad_parser(subparsers: Any) -> None:
     e.add_argument("--plot", type=Path, help="write the flatness scores per species as a PNG")
     e.add_argument("--max-seconds", type=float, default=12.0, help="stop a presentation after this long (replay time)")
     e.add_argument("--limit", type=_positive, help="at most this many presentations per species")
-    e.add_argument("--fps", type=_fps, default=15.0,
+    e.add_argument("--fps", type=slower_fps, default=15.0,
                    help="frames per second the door's loop handles (1-15, default 15): the replays run at 15 "
                         "and the loop gets the frame nearest each of its ticks, as a slower camera or a loop that "
                         "cannot keep up (a Raspberry Pi) would")

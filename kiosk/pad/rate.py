@@ -9,8 +9,24 @@ twice is a head that stopped, not a faster camera).
 
 from __future__ import annotations
 
+import argparse
+
 from kiosk.camera.base import Frame, FrameSource
 from kiosk.errors import DatasetError
+
+RECORDED_FPS = 15.0  # the rate of rendered sequences and of the clips as presented
+
+
+def slower_fps(text: str) -> float:
+    """``--fps``: a door's rate, 1 to the replays' 15 frames a second (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from exc
+    if not 1.0 <= value <= RECORDED_FPS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {RECORDED_FPS:g} frames per second (the replays run at "
+                                         f"{RECORDED_FPS:g}; a door can only be slower), got {text}")
+    return value
 
 
 class SlowerSource:
