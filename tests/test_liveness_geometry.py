@@ -175,3 +175,38 @@ def test_roi_follows_the_eye_line_and_projects_the_input_centre_to_the_box_centr
     np.testing.assert_allclose(pts[0], [130.0, 130.0, 10.0 * 150 / MESH_INPUT], rtol=1e-5)
     # the input's x axis runs along the eye line, half the side from the centre
     np.testing.assert_allclose(pts[1, :2], [130 + 75 / math.sqrt(2), 130 + 75 / math.sqrt(2)], rtol=1e-5)
+
+
+def test_a_turn_that_speeds_up_between_two_frames_is_not_read_as_jitter() -> None:
+    """A head turning 0, 3 and 20 degrees at three samples (a slow loop, a turn starting): the plain
+    mean of the neighbours puts the middle frame half-way and leaves the head's motion as a residual;
+    the best point between them does not."""
+    head = synth.model()
+    before, middle, after = (g.rigid(synth.pose(head, yaw=y)) for y in (0.0, 3.0, 20.0))
+    mean = g.homography_residual(0.5 * (before + after), middle)
+    fitted = g.homography_residual(g.between(before, middle, after), middle)
+    assert mean > 0.01  # two noise floors' worth at 12 times: would hide a prompted turn's parallax
+    assert fitted < 0.25 * mean
+
+
+def test_between_is_the_mean_for_a_steady_motion_and_stays_on_the_segment() -> None:
+    head = synth.model()
+    before, middle, after = (g.rigid(synth.pose(head, yaw=y, shift=(0.1 * y, 0.0, 0.0))) for y in (0.0, 5.0, 10.0))
+    steady = g.between(before, middle, after)
+    assert np.abs(steady - 0.5 * (before + after)).max() < 0.02 * g.inter_ocular(middle)
+    # a middle frame beyond the later one is predicted by the later one, not extrapolated
+    np.testing.assert_allclose(g.between(before, after + (after - before), after), after)
+    np.testing.assert_allclose(g.between(before, before - (after - before), after), before)
+    # neighbours that do not differ: their mean
+    np.testing.assert_allclose(g.between(before, middle, before), before)
+
+
+def test_jitter_of_a_still_face_is_about_the_same_either_way() -> None:
+    """Landmark noise on a still face: fitting one more number (t) takes out little of it."""
+    head = g.rigid(synth.pose(synth.model()))
+    rng = np.random.default_rng(3)
+    ratios = []
+    for _ in range(200):
+        b, m, a = (head + rng.normal(0.0, 0.5, head.shape) for _ in range(3))
+        ratios.append(g.homography_residual(g.between(b, m, a), m) / g.homography_residual(0.5 * (b + a), m))
+    assert 0.95 < float(np.median(ratios)) <= 1.01

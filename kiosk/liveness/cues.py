@@ -204,8 +204,10 @@ class FlatnessCue:
 
     Parallax must also stand out from the track's own landmark noise: the
     residual has to be at least ``noise_factor`` times the track's jitter (the
-    median homography residual between a frame and the mean of its two
-    neighbours). A screen's moire, or a blurred print, makes FaceMesh jitter
+    median homography residual between a frame and the best prediction of it
+    on the way from its one neighbour to the other, ``geometry.between``, so
+    that a head speeding up or slowing down between distant samples is not
+    counted as jitter). A screen's moire, or a blurred print, makes FaceMesh jitter
     and jitter is not a plane's motion: without this it reads as depth.
 
     A frame whose landmarks jump from the previous frame's by more than a
@@ -283,7 +285,7 @@ class FlatnessCue:
         pair_ref: tuple[float, float, int] | None = None  # (time, motion, index) of the chosen reference frame
         if len(raw) >= self.smooth_frames:
             before, middle, after = raw[-3], raw[-2], raw[-1]
-            src.append(0.5 * (before + after))
+            src.append(g.between(before, middle, after))
             dst.append(middle)
             cur = sum(raw[1:], raw[0]) / len(raw)
             first, motions = track.frames.motions(cur, obs.now, self.s.window_s)

@@ -155,6 +155,26 @@ def inter_oculars(p: F64) -> F64:
     return np.asarray(np.sqrt((axis**2).sum(axis=1)))
 
 
+def between(before: Points, middle: Points, after: Points) -> F64:
+    """The point set on the way from ``before`` to ``after`` that fits ``middle`` best.
+
+    ``before + t (after - before)``, with t in [0, 1] chosen by least squares on the centred sets
+    (0.5 when the two do not differ). Landmark jitter is measured as the homography residual of a
+    frame against this prediction from its two neighbours: a head whose turn speeds up or slows
+    down between them is not half-way at the middle frame, and the plain mean would count that as
+    jitter, more so the further apart the frames are (a slower loop).
+    """
+    b, m, a = (np.asarray(x, np.float64) for x in (before, middle, after))
+    d = a - b
+    d = d - d.mean(axis=0)
+    dd = float((d * d).sum())
+    if dd < 1e-18:
+        return np.asarray(0.5 * (b + a))
+    r = m - b
+    t = min(max(float((r - r.mean(axis=0)).ravel() @ d.ravel()) / dd, 0.0), 1.0)
+    return np.asarray(b + t * (a - b))
+
+
 def homography_residual(src: Points, dst: Points) -> float:
     """RMS distance, in IOD, between dst and src mapped by the best homography."""
     a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
