@@ -151,3 +151,43 @@ def test_a_finite_source_ends_cleanly_with_or_without_a_watchdog(watched: bool) 
         wd.check()
         assert wd.healthy_for_watchdog()
     assert events.items == []
+
+
+class CountingSource(QueueSource):
+    """A ``QueueSource`` that says when each read starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.started: queue.Queue[int] = queue.Queue()
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        self.started.put(self.reads)
+        return super().read()
+
+
+def test_lockstep_reads_one_frame_per_frame_taken_even_when_the_consumer_asked_twice() -> None:
+    """A slow read outlasts the loop's wait; the loop asks again. That second ask must not read ahead:
+    a replay's clock would move on to the next frame while the loop still works on this one."""
+    events = Events()
+    src = CountingSource()
+    cap = Capture(src, events, lockstep=True)
+    picture = np.zeros((8, 8, 3), np.uint8)
+    cap.start()
+    try:
+        assert cap.get(timeout=0.01) is None  # the first read is still going on...
+        assert src.started.get(timeout=10) == 1
+        assert cap.get(timeout=0.01) is None  # ...and the loop asks again
+        src.frames.put(Frame(picture, 0.0, 0))
+        first = cap.get(timeout=10)
+        assert first is not None and first.index == 0
+        with pytest.raises(queue.Empty):  # no second read before the loop asks for the next frame
+            src.started.get(timeout=0.3)
+        assert src.reads == 1
+        src.frames.put(Frame(picture, 0.1, 1))
+        second = cap.get(timeout=10)
+        assert second is not None and second.index == 1 and src.reads == 2
+    finally:
+        src.frames.put(None)
+        cap.stop()

@@ -48,6 +48,7 @@ class Capture:
         self._stop = threading.Event()
         self._slot: queue.Queue[Frame] = queue.Queue(maxsize=1)
         self._asked = threading.Event()  # lockstep: the consumer wants the next frame
+        self._waiting = False  # lockstep: the consumer asked and has not had its frame yet (consumer's thread only)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -65,12 +66,18 @@ class Capture:
         self._thread.start()
 
     def get(self, timeout: float) -> Frame | None:
-        if self.lockstep:
+        if self.lockstep and not self._waiting:
+            # One request per frame: asking again after a timeout, while the source is still reading,
+            # would read the frame after next as soon as this one is handed over, moving a replay's
+            # clock on while the loop is still on this one (results would then depend on the load).
+            self._waiting = True
             self._asked.set()
         try:
-            return self._slot.get(timeout=timeout)
+            frame = self._slot.get(timeout=timeout)
         except queue.Empty:
             return None
+        self._waiting = False
+        return frame
 
     @property
     def finished(self) -> bool:
@@ -117,7 +124,6 @@ class Capture:
         while not self._stop.is_set():
             if self.lockstep and not self._asked.wait(0.1):
                 continue
-            self._asked.clear()
             try:
                 frame = self.source.read()
             except CameraError as exc:
@@ -135,6 +141,7 @@ class Capture:
             self.captured += 1
             if self.watchdog is not None:
                 self.watchdog.observe(frame.rgb)
+            self._asked.clear()  # the request is answered (a failed read above stays asked: read again)
             self._put(frame)
 
     def _recover(self, exc: CameraError) -> None:
