@@ -250,8 +250,8 @@ class KioskLoop:
             return
         if crossed:
             logger.warning("faces get %.1f landmark frames per second, below liveness.min_sample_hz (%g): real "
-                           "people answering the prompt are let in less often (none of 10 at 5 a second in the "
-                           "self-test). The rate is the camera's (halved from 17 to 29 fps by sample_hz: use a "
+                           "people answering the prompt are let in less often (2 of 10 at 5 a second in the "
+                           "self-test, 7 at 15). The rate is the camera's (halved from 17 to 29 fps by sample_hz: use a "
                            "15 or 30 fps mode) or the loop's own (mean_frame_ms in the status: vision.threads up to "
                            "the cores, nothing else on the CPU, a faster board)", hz, rate.floor)
         else:

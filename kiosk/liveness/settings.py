@@ -111,7 +111,7 @@ class LivenessSettings(_Section):
         if self.mode != "off" and 0 < self.sample_hz < self.min_sample_hz:
             out.append(f"liveness.sample_hz = {self.sample_hz:g} is under liveness.min_sample_hz "
                        f"({self.min_sample_hz:g}): with fewer landmark frames a second fewer real people answering the "
-                       f"prompt were let in (none of 10 at 5); the rate warning uses {self.sample_hz:g} as its floor")
+                       f"prompt were let in (2 of 10 at 5, 7 at 15); the rate warning uses {self.sample_hz:g} as its floor")
         if self.mode != "off" and self.noise_factor == 0:
             out.append("liveness.noise_factor = 0: landmark jitter (a phone screen's moire) can be read as parallax")
         if self.mode != "off" and self.max_live_ratio >= 1.0:
