@@ -5,7 +5,7 @@ The liveness thresholds were calibrated at 15 landmark frames per second
 embedder on every frame) or whose camera is slow samples fewer: the jitter
 between neighbouring frames, which sets how much parallax must stand out,
 grows, and fewer real people clear the bar in the prompted turn (at 5 a
-second none of the 10 answering presentations of the self-test did:
+second 2 of the 10 answering presentations of the self-test did, 7 at 15:
 docs/liveness.md, "At a slower door"). The door stays locked either way;
 this says so, so that an installer can fix it instead of the people at the
 door.
