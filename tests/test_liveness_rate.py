@@ -98,6 +98,28 @@ def test_the_judge_measures_the_interval_between_samples_of_each_face() -> None:
     assert judge.rate.crossed(0.0) is True  # under the default floor of 10
 
 
+def test_a_face_out_of_view_between_two_samples_is_a_break_not_a_rate() -> None:
+    """A face that fails the gates or is not detected on a frame: the interval across it is the face's,
+    not the door's. Another face sampled on every frame still gives the door's rate."""
+    judge = LivenessJudge(LivenessSettings(mode="passive"), lambda: 0.0, LogPrompter(), random.Random(0))
+    for k in range(4 * MIN_INTERVALS):
+        now = k / 15.0
+        flickering = k % 2 == 0  # face 2 is in view on every other frame only
+        judge.in_view([1, 2] if flickering else [1])
+        for track in ((1, 2) if flickering else (1,)):
+            if judge.due(track, now):
+                judge.observe(track, None, now)
+    assert judge.rate.hz == pytest.approx(15.0)
+    assert judge.rate.crossed(0.0) is None
+
+    alone = LivenessJudge(LivenessSettings(mode="passive"), lambda: 0.0, LogPrompter(), random.Random(0))
+    for k in range(4 * MIN_INTERVALS):
+        alone.in_view([2] if k % 2 == 0 else [])
+        if k % 2 == 0 and alone.due(2, k / 15.0):
+            alone.observe(2, None, k / 15.0)
+    assert alone.rate.hz is None  # every interval spans a frame without the face
+
+
 def test_a_sampling_rate_under_the_floor_stays_valid_becomes_the_floor_and_warns_at_start() -> None:
     low = LivenessSettings(sample_hz=8.0)
     assert low.rate_floor == 8.0

@@ -241,3 +241,39 @@ def test_the_landmark_rate_is_published_and_a_rate_below_the_measured_floor_is_r
         assert [(e["below"], e["liveness_hz"]) for e in events] == [(True, fps)]
     else:
         assert events == []
+
+
+def test_a_face_missing_from_every_other_frame_is_no_slow_door(
+        pipeline: Any, gallery: Gallery, celeb: Path, factory: MockFactory, tmp_path: Path) -> None:
+    """A face that the camera loses on every other frame (a missed detection, a face too small or cut
+    off for a frame) is sampled 7.5 times a second at 15 fps, but the door is not slow: the gaps are
+    breaks in that face's landmark sequence, and the rate the loop reports and warns about is the
+    camera's and the loop's only."""
+    import random
+
+    from kiosk.liveness.judge import LivenessJudge
+    from kiosk.liveness.landmarks import build_landmarker
+    from kiosk.liveness.prompters import LogPrompter
+    from kiosk.liveness.settings import LivenessSettings
+
+    samples: list[tuple[int, float]] = []
+
+    class Judge(LivenessJudge):
+        def observe(self, track_id: int, landmarks: Any, now: float | None = None, **extra: object) -> Any:
+            samples.append((track_id, 0.0 if now is None else now))
+            return super().observe(track_id, landmarks, now, **extra)
+
+    walk = _walk(pipeline, celeb, "ben_afflek", gap=1)
+    still, empty = walk[-2], walk[-1]
+    judge = Judge(LivenessSettings(mode="passive", min_live_residual=1.0), SimClock(), LogPrompter(),
+                  random.Random(0))  # never a verdict: every frame with the face is sampled
+    rig = Rig(pipeline, gallery, [still, empty] * 30, factory, tmp_path, fps=15.0,
+              liveness=(build_landmarker(), judge))
+    judge.clock = rig.clock
+    rig.run()
+    assert len(samples) == 30 and {t for t, _ in samples} == {samples[0][0]}  # one track
+    assert np.diff([t for _, t in samples]) == pytest.approx(2 / 15.0)  # 7.5 a second
+    assert rig.loop.stats.as_dict()["liveness_hz"] is None
+    events = [e for e in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())
+              if e["type"] == "liveness_rate"]
+    assert events == []

@@ -6,7 +6,7 @@ import logging
 import random
 import statistics
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +34,7 @@ class _TrackState:
     last_sample: float | None = None  # when this track's landmarks last ran
     last: LivenessResult | None = None
     turn_seen: bool = False
+    broken: bool = False  # a frame since the last sample could not sample this face: no rate interval
 
 
 class LivenessJudge:
@@ -75,6 +76,17 @@ class LivenessJudge:
         # measure assumes even spacing); at other rates evenly at a little under sample_hz.
         return hz <= 0 or state.last_sample is None or now - state.last_sample >= 0.9 / hz
 
+    def in_view(self, track_ids: Iterable[int]) -> None:
+        """Once per frame: the tracks whose faces could be sampled on it (detected, and through the gates
+        the cues need). Any other track the judge holds has a break in its landmark sequence (a face
+        too small or cut off for a frame, a missed detection): the interval across it is the face's, not
+        the door's, and stays out of the landmark rate (``rate``), which must only say what the camera
+        and the loop give."""
+        sampleable = set(track_ids)
+        for track_id, state in self._tracks.items():
+            if track_id not in sampleable:
+                state.broken = True
+
     def current(self, track_id: int) -> LivenessResult:
         """The track's latest result, for the frames between two samples."""
         if self.config.mode == "off":
@@ -94,9 +106,9 @@ class LivenessJudge:
             state = self._tracks[track_id] = _TrackState(first_seen=now)
         if state.final is not None:
             return state.final
-        if state.last_sample is not None:
+        if state.last_sample is not None and not state.broken:
             self.rate.add(now - state.last_sample)
-        state.last_sample = now
+        state.last_sample, state.broken = now, False
         obs = Observation(now, landmarks, extra)
         result = self._geometry(track_id, state, obs)
         if result.verdict is not Verdict.FLAT:
