@@ -1,14 +1,15 @@
 """Partial attacks: a print of an enrolled person's upper face worn over a real, unenrolled face.
 
     .venv/bin/python -m benchmarks.partial [--json docs/pad_partial.json] [--people 10] [--seed 2026]
-                                           [--cut 1.0] [--eye-holes 1.3] [--quick]
+                                           [--cut 1.0] [--eye-holes 1.3] [--glare 60] [--quick]
                                            [--configs liveness_on,...] [--camera "low light"]
 
 The attacker is a real person from ../shared/data/videos who answers the head-turn prompt
 (``benchmarks.approaches``: the clip and prompt pairs that end live on their own). Over the face
 they wear a sheet cut from a victim's photo: forehead, brows and eyes down to the line ``--cut``
 of the way from the nasion to the nose tip (``kiosk.pad.partial``; with ``--eye-holes``, its eyes
-cut out so that the wearer's real eyes show through), placed on every frame where
+cut out so that the wearer's real eyes show through; with ``--glare``, glossy paper with a lamp's
+reflection that travels across it as the head turns), placed on every frame where
 the real head's upper face is, so it turns with the head; the real nose, cheeks, mouth and chin
 show below it. The victims are ``--people`` lfw-view1 people (drawn with ``--seed``), enrolled
 from their other photos; the sheet comes from their first. Every replay goes through the real
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cut", type=float, default=1.0, help="where the sheet ends: 0 nasion, 1 nose tip")
     ap.add_argument("--eye-holes", type=float, default=0.0,
                     help="cut the sheet's eyes out: holes this many times the eye's length (0: none)")
+    ap.add_argument("--glare", type=float, default=0.0,
+                    help="glossy paper: a lamp's highlight this many grey levels at its peak (0: matte)")
     ap.add_argument("--quick", action="store_true", help="2 approaches, 2 victims")
     ap.add_argument("--camera", default=None, choices=list(PRESETS),
                     help="record every frame through this camera (default: the clips as recorded)")
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.eye_holes < 0:
         ap.error(f"--eye-holes is a multiple of the eye's length, 0 (none) or more, not {args.eye_holes}")
+    if not 0 <= args.glare <= 255:
+        ap.error(f"--glare is the highlight's peak in grey levels, 0 (matte) to 255, not {args.glare}")
     if data_missing(DATA, "benchmarks.partial"):
         return 1
     from kiosk.config import Settings
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\napproaches that end live: {len(live)} (clip, prompt): "
           + ", ".join(f"{a.clip.stem}/{a.prompt}@{a.live_s:.1f}s" for a in live))
     species = "print_upper_face_eye_holes" if args.eye_holes > 0 else "print_upper_face"
+    species += "_glossy" if args.glare > 0 else ""
     rows: list[dict[str, Any]] = []
     bar = Progress(len(configs) * len(live) * len(people), "wearing")
     for key, config in configs.items():
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 def wrap(source: Any, shown: Path = shown) -> Any:
                     return record(PartialPrintSource(source, read_rgb(shown), sheet_detect, sheet_marks, cut=args.cut,
-                                                     seed=args.seed, eye_holes=args.eye_holes))
+                                                     seed=args.seed, eye_holes=args.eye_holes, glare=args.glare))
 
                 o = Presenter(pipeline, card.threshold, config, landmarker, seed=a.seed).present_cooperative(
                     p, wrap=wrap)
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "command": command, "commit": code, "machine": machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "victims": [n for n, _ in people], "cut": args.cut, "eye_holes": args.eye_holes,
+            "victims": [n for n, _ in people], "cut": args.cut, "eye_holes": args.eye_holes, "glare": args.glare,
             "camera": None if camera is None else vars(camera), "live_approaches": [
                 {"clip": short_clip(a.clip), "prompt": a.prompt, "live_s": a.live_s} for a in live],
             "max_seconds": MAX_SECONDS, "summary": summary, "rows": rows}, indent=1, default=str) + "\n")

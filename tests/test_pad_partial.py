@@ -12,7 +12,17 @@ import numpy as np
 import pytest
 
 from kiosk.errors import DatasetError
-from kiosk.pad.partial import NASION, NOSE_TIP, UPPER, PartialPrintSource, sheet_mask, upper_homography, wear
+from kiosk.pad.partial import (
+    GLARE_TRAVEL,
+    NASION,
+    NOSE_TIP,
+    UPPER,
+    Highlight,
+    PartialPrintSource,
+    sheet_mask,
+    upper_homography,
+    wear,
+)
 
 
 def _face(w: int = 200, h: int = 240) -> np.ndarray:
@@ -86,6 +96,55 @@ def test_wearing_covers_only_the_sheet_and_the_camera_adds_noise_and_jpeg() -> N
     work = Camerawork((1.0, 1.0), (1.0, 1.0, 1.0), noise=5.0, blur=0.5, jpeg_quality=80)
     noisy = [wear(frame, photo, mask, np.eye(3), work=work, rng=np.random.default_rng(s)) for s in (1, 2)]
     assert abs(int(noisy[0][50, 100, 1]) - 180) < 25 and not np.array_equal(noisy[0], noisy[1])
+
+
+def test_a_glossy_sheet_shines_only_where_the_sheet_is() -> None:
+    frame = np.full((240, 200, 3), 50, np.uint8)
+    photo = np.full((240, 200, 3), 100, np.uint8)
+    mask = sheet_mask((240, 200), _face(), 1.0)  # down to y = 160
+    shine = Highlight(100.0, 150.0, 10.0, 60.0)
+    out = wear(frame, photo, mask, np.eye(3), shine=shine)
+    assert (out[150, 100] == 90 + 60).all()  # the paper (0.9 of the photo) and the lamp's reflection at its peak
+    assert (out[120, 100] == 90).all()  # three sigmas away: the print alone
+    assert (out[165, 100] == 50).all()  # the real face just below the sheet does not shine
+    np.testing.assert_array_equal(wear(frame, photo, mask, np.eye(3)), wear(frame, photo, mask, np.eye(3), shine=None))
+
+
+def _eyes_level(pts: np.ndarray) -> np.ndarray:
+    pts[[33, 133], :2] = [(60.0, 80.0), (90.0, 80.0)]
+    pts[[362, 263], :2] = [(110.0, 80.0), (140.0, 80.0)]  # eye centres 50 px apart
+    return pts
+
+
+def test_the_reflection_on_a_glossy_sheet_travels_as_the_head_turns() -> None:
+    """The sheet turns with the head; the lamp does not, so its reflection moves across the print."""
+    from kiosk.camera.base import Frame
+    from kiosk.vision.boxes import Face
+
+    photo_marks = _eyes_level(_face())
+    turned = photo_marks.copy()
+    turned[NOSE_TIP, 0] += 10.0  # the nose 0.2 IOD further right: the head turned, the upper face not moved
+    frames = [Frame(np.full((240, 200, 3), 80, np.uint8), k / 15.0, k) for k in range(2)]
+    marks = iter([photo_marks, photo_marks, turned])  # the photo's, then one per frame
+
+    class Frames:
+        def read(self) -> Any:
+            return frames.pop(0) if frames else None
+
+    face = Face((40.0, 40.0, 160.0, 200.0), 0.9, np.zeros((6, 2)))
+    source = PartialPrintSource(Frames(), np.full((240, 200, 3), 150, np.uint8), lambda rgb: [face],
+                                lambda rgb, f: next(marks), seed=3, glare=70.0)
+    source.read()
+    first = source.shine
+    source.read()
+    second = source.shine
+    assert first is not None and second is not None and source.worn_frames == 2
+    assert second.x - first.x == pytest.approx(-GLARE_TRAVEL * 0.2 * 50.0)
+    assert second.y == pytest.approx(first.y) and second.radius == pytest.approx(first.radius)
+    assert first.strength == 70.0
+    with pytest.raises(ValueError, match="glare"):
+        PartialPrintSource(Frames(), np.zeros((32, 32, 3), np.uint8), lambda rgb: [face], lambda rgb, f: photo_marks,
+                           glare=-1.0)
 
 
 def test_a_photo_without_a_face_cannot_be_worn() -> None:

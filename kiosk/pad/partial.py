@@ -18,6 +18,14 @@ times as long as the eye (corner to corner) and half as high as long. The holes
 land where the sheet's eyes land, over the wearer's eyes: the real eyes (and
 their blinks) show through.
 
+With ``glare`` the sheet is glossy photo paper under a lamp: a specular
+highlight (``glare`` grey levels at its peak, ``GLARE_RADIUS`` IOD across)
+lies on it and, as the head turns, travels across it (``GLARE_TRAVEL`` IOD per
+IOD of change in the nose's offset from the eyes' midpoint since the first
+frame, ``kiosk.liveness.geometry.yaw_pitch``),
+as a reflection moves on a turned sheet while the print under it does not. Only the
+sheet shines; the real skin below it does not.
+
 Landmarks of the real head come from the clean frame (before the sheet covers
 it): the mask's pose is the head's. The detector and landmarker given here run
 on the capture thread: give the source interpreters of its own.
@@ -26,6 +34,7 @@ on the capture thread: give the source interpreters of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -34,7 +43,8 @@ import numpy.typing as npt
 
 from kiosk.camera.base import Frame
 from kiosk.errors import DatasetError
-from kiosk.pad.degradations import Camerawork, jpeg_bytes
+from kiosk.liveness import geometry
+from kiosk.pad.degradations import Camerawork, glare, jpeg_bytes
 from kiosk.vision.boxes import Face, primary_face
 
 RGB = npt.NDArray[np.uint8]
@@ -47,6 +57,18 @@ UPPER = (33, 133, 362, 263, 70, 105, 107, 336, 334, 300, 168, 6, 151, 9, 8, 10)
 NASION, NOSE_TIP = 168, 1
 CHEEK_RIGHT_IMAGE_LEFT, CHEEK_LEFT_IMAGE_RIGHT = 234, 454
 EYE_CORNERS = ((33, 133), (362, 263))  # outer and inner corner of each eye
+GLARE_RADIUS = 0.5  # the highlight's sigma, IOD of the face in the frame
+GLARE_TRAVEL = 3.0  # IOD the highlight moves per IOD of yaw (and of pitch)
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A specular highlight in frame pixels: centre, sigma and peak grey levels."""
+
+    x: float
+    y: float
+    radius: float
+    strength: float
 
 
 def sheet_mask(shape: tuple[int, int], landmarks: npt.NDArray[np.floating], cut: float, margin: float = 0.08,
@@ -101,13 +123,16 @@ def upper_homography(photo_landmarks: npt.NDArray[np.floating], frame_landmarks:
 
 
 def wear(frame: RGB, photo: RGB, mask: F64, h: F64, gain: float = 0.9, work: Camerawork | None = None,
-         rng: np.random.Generator | None = None) -> RGB:
-    """``frame`` with the masked part of the photo warped by ``h`` over it; with ``work``, the sheet
-    defocused and noisy as that camera would record it (noise drawn from ``rng``) and the frame
-    JPEG-compressed."""
+         rng: np.random.Generator | None = None, shine: Highlight | None = None) -> RGB:
+    """``frame`` with the masked part of the photo warped by ``h`` over it; with ``shine``, a specular
+    highlight on the sheet (only where the sheet is); with ``work``, the sheet defocused and noisy as
+    that camera would record it (noise drawn from ``rng``) and the frame JPEG-compressed."""
     rows, cols = frame.shape[:2]
     warped = cv2.warpPerspective(photo, h, (cols, rows), flags=cv2.INTER_LINEAR).astype(np.float32) * gain
     cover = cv2.warpPerspective(mask.astype(np.float32), h, (cols, rows), flags=cv2.INTER_LINEAR)[..., None]
+    if shine is not None:
+        spot = glare(np.ascontiguousarray(cover[..., 0]), (shine.x, shine.y), shine.radius, shine.strength)
+        warped = warped + spot.astype(np.float32)[..., None]
     if work is not None:
         warped = np.asarray(cv2.GaussianBlur(warped, (0, 0), work.blur), np.float32)
         noise = (rng if rng is not None else np.random.default_rng()).normal(0.0, work.noise, warped.shape)
@@ -125,9 +150,12 @@ class PartialPrintSource:
     """A frame source that shows ``inner``'s frames with the victim's upper face worn over the real one."""
 
     def __init__(self, inner: Any, photo: RGB, detect: Detect, landmarks: Landmarks, cut: float = 1.0,
-                 seed: int = 0, eye_holes: float = 0.0) -> None:
+                 seed: int = 0, eye_holes: float = 0.0, glare: float = 0.0) -> None:
         if not 0.0 <= cut <= 1.0:
             raise ValueError(f"cut is a fraction of the nose, 0 to 1, not {cut}")
+        if not 0.0 <= glare <= 255.0:
+            raise ValueError(f"glare is the highlight's peak in grey levels, 0 (matte) to 255, not {glare}")
+        self.glare = glare
         self.inner = inner
         self.photo = np.asarray(photo, np.uint8)
         self.detect = detect
@@ -139,9 +167,16 @@ class PartialPrintSource:
         self._photo_marks = marks
         self._mask = sheet_mask(self.photo.shape[:2], marks, cut, eye_holes=eye_holes)
         self._h: F64 | None = None  # the last pose: the sheet stays where it was when a frame has no face
+        self.shine: Highlight | None = None  # the highlight on the last frame worn (glossy paper)
+        self._pose0: npt.NDArray[np.float64] | None = None
         self.worn_frames = 0
         self._rng = np.random.default_rng(seed)
         self.camera = Camerawork.draw(self._rng)
+        # where the lamp's reflection sits when the face looks straight at the camera: on the upper
+        # face, up to half an IOD off its centre (IOD of the frame), drawn once per sheet
+        self._glare_offset = self._rng.uniform(-0.5, 0.5, 2) if glare > 0 else np.zeros(2)
+        sheet_px = np.argwhere(self._mask > 0)
+        self._sheet_centre = np.array([sheet_px[:, 1].mean(), sheet_px[:, 0].mean(), 1.0])
 
     def open(self) -> None:
         self.inner.open()
@@ -154,10 +189,25 @@ class PartialPrintSource:
         marks = None if face is None else self.landmarks(frame.rgb, face)
         if marks is not None:
             self._h = upper_homography(self._photo_marks, marks)
+            if self.glare > 0:
+                self.shine = self._highlight(self._h, marks)
         if self._h is None:
             return frame
         self.worn_frames += 1
-        return Frame(wear(frame.rgb, self.photo, self._mask, self._h, work=self.camera, rng=self._rng), frame.t, frame.index)
+        return Frame(wear(frame.rgb, self.photo, self._mask, self._h, work=self.camera, rng=self._rng,
+                          shine=self.shine), frame.t, frame.index)
+
+    def _highlight(self, h: F64, marks: npt.NDArray[np.floating]) -> Highlight:
+        """The lamp's reflection on the sheet as the head (and the sheet with it) is posed now."""
+        c = h @ self._sheet_centre
+        rig = geometry.rigid(marks)
+        pose = np.array(geometry.yaw_pitch(rig))
+        if self._pose0 is None:
+            self._pose0 = pose  # the reflection's offset is drawn for the first pose seen
+        iod = geometry.inter_ocular(rig)
+        dx, dy = self._glare_offset - GLARE_TRAVEL * (pose - self._pose0)
+        return Highlight(float(c[0] / c[2] + dx * iod), float(c[1] / c[2] + dy * iod), GLARE_RADIUS * iod,
+                         self.glare)
 
     def close(self) -> None:
         self.inner.close()
