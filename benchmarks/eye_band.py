@@ -1,7 +1,7 @@
 """The eye band's calibration, reproducible: how far real heads and worn sheets are from moving as one plane.
 
     .venv/bin/python -m benchmarks.eye_band [--json out.json] [--seed 2026] [--eye-holes 1.0,1.3,...]
-                                            [--sheets-only]
+                                            [--glare 40,80,...] [--sheets-only]
 
 ``liveness.planar_band_max`` sits between two distributions of ``kiosk.liveness.regions.misalignment``
 at the pairs of frames the landmarks count as parallax. Real side: every clip of
@@ -16,6 +16,9 @@ bar was chosen on these clips.
 
 ``--eye-holes``: the same sheets again with their eyes cut out (``kiosk.pad.partial``; holes this many
 eye lengths long, one run per size): the wearer's real eyes show through the band.
+
+``--glare``: the same sheets again on glossy paper (``kiosk.pad.partial``: a lamp's highlight this many
+grey levels at its peak that travels across the sheet as the head turns), one run per strength.
 """
 
 from __future__ import annotations
@@ -112,23 +115,33 @@ def spread(values: list[float | None], bar: float) -> dict[str, Any]:
             "min_p5_median_p95_max": q}
 
 
-def hole_sizes(text: str) -> list[float]:
-    """``--eye-holes``: comma-separated positive numbers."""
+def numbers(text: str) -> list[float]:
+    """Comma-separated numbers above 0."""
     try:
         sizes = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
     if any(not s > 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"hole sizes are eye lengths, more than 0: {text!r}")
+        raise argparse.ArgumentTypeError(f"expected numbers above 0: {text!r}")
     return sizes
+
+
+def glare_levels(text: str) -> list[float]:
+    """``--glare``: comma-separated peak grey levels, at most 255."""
+    levels = numbers(text)
+    if any(g > 255 for g in levels):
+        raise argparse.ArgumentTypeError(f"a highlight's peak is at most 255 grey levels: {text!r}")
+    return levels
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--seed", type=int, default=2026, help="which lfw-view1 people the sheets come from")
-    ap.add_argument("--eye-holes", type=hole_sizes, default=[], help="comma-separated hole sizes (eye lengths): "
+    ap.add_argument("--eye-holes", type=numbers, default=[], help="comma-separated hole sizes (eye lengths): "
                     "the sheets again with their eyes cut out, once per size")
+    ap.add_argument("--glare", type=glare_levels, default=[], help="comma-separated highlight peaks (grey levels): "
+                    "the sheets again on glossy paper, once per level")
     ap.add_argument("--sheets-only", action="store_true", help="skip the real clips")
     args = ap.parse_args(argv)
     if data_missing(DATA, "benchmarks.eye_band"):
@@ -161,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             real[str(path.relative_to(DATA / "videos"))] = values
         print(f"real {path.relative_to(DATA / 'videos')}: {len(values)} pairs", file=sys.stderr)
     people = dict(lfw_people(DATA / "lfw-view1", 10, np.random.default_rng(args.seed)))
-    def worn(name: str, victim: str, holes: float) -> list[np.ndarray]:
+    def worn(name: str, victim: str, holes: float, glare: float = 0.0) -> list[np.ndarray]:
         source = PartialPrintSource(Replay(clip(DATA / "videos" / name)), read_rgb(people[victim][0]), detect,
-                                    landmarker.landmarks, cut=1.0, seed=args.seed, eye_holes=holes)
+                                    landmarker.landmarks, cut=1.0, seed=args.seed, eye_holes=holes, glare=glare)
         out = []
         while (f := source.read()) is not None:
             out.append(f.rgb)
@@ -185,19 +198,29 @@ def main(argv: list[str] | None = None) -> int:
             pairs += readings(worn(name, victim, size), mark, bar, every=1)
         holed[str(size)] = spread(pairs, bar)
         print(f"eye holes {size}: {holed[str(size)]}", file=sys.stderr)
+    glossy: dict[str, dict[str, Any]] = {}
+    for level in args.glare:
+        pairs = []
+        for name, victim in shown:
+            pairs += readings(worn(name, victim, 0.0, level), mark, bar, every=1)
+        glossy[str(level)] = spread(pairs, bar)
+        print(f"glare {level}: {glossy[str(level)]}", file=sys.stderr)
     every_real = [v for vs in real.values() for v in vs]
     every_sheet = [v for vs in sheets.values() for v in vs]
     res: dict[str, Any] = {"command": "python -m benchmarks.eye_band " + " ".join(argv if argv is not None else sys.argv[1:]),
            "commit": commit(), "machine": machine(), "bar": bar, "seconds": round(time.monotonic() - started, 1),
            "real": spread(every_real, bar), "real_clips": len(real), "sheets": spread(every_sheet, bar),
            "sheet_count": len(sheets), "per_clip": {k: spread(v, bar) for k, v in real.items()},
-           "per_sheet": {k: spread(v, bar) for k, v in sheets.items()}, "eye_holes": holed}
+           "per_sheet": {k: spread(v, bar) for k, v in sheets.items()}, "eye_holes": holed, "glare": glossy}
     for side in ("real", "sheets") if real else ("sheets",):
         s = res[side]
         print(f"{side:6s}: {s['with_value']} of {s['pairs']} pairs give a value; {s['below_bar']} under the bar "
               f"{bar}; min, 5th percentile, median, 95th percentile, max {s['min_p5_median_p95_max']}")
     for hole, s in holed.items():
         print(f"sheets with eye holes {hole}: {s['with_value']} of {s['pairs']} pairs give a value; {s['below_bar']} "
+              f"under the bar; min, 5th percentile, median, 95th percentile, max {s['min_p5_median_p95_max']}")
+    for level, s in glossy.items():
+        print(f"glossy sheets, glare {level}: {s['with_value']} of {s['pairs']} pairs give a value; {s['below_bar']} "
               f"under the bar; min, 5th percentile, median, 95th percentile, max {s['min_p5_median_p95_max']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
