@@ -81,6 +81,30 @@ def test_a_plane_turned_in_3d_is_aligned_by_one_homography() -> None:
     assert m is not None and m < BAND_MAX / 3
 
 
+def _shine(img: np.ndarray, centre: tuple[float, float], sigma: float, peak: float) -> np.ndarray:
+    """``img`` with a lamp's reflection added: a Gaussian highlight ``peak`` grey levels high."""
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    spot = peak * np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * sigma**2))
+    return np.asarray(np.clip(img.astype(np.float32) + spot[..., None], 0, 255), np.uint8)
+
+
+def test_a_glossy_plane_whose_reflection_moves_still_reads_as_a_plane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Glossy paper turned under a lamp: the print moves by one homography, its reflection travels across
+    it (0.75 IOD here). Shading is not relief: without taking it out first, the same pair reads as relief."""
+    img, pts = _texture(), _landmarks()
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    before = _shine(img, (320.0, 215.0), 40.0, 80.0)
+    after = _shine(moved, (380.0, 215.0), 40.0, 80.0)
+    a, b = regions.face_crop(before, pts), regions.face_crop(after, _warp_points(h, pts))
+    assert a is not None and b is not None
+    m = regions.misalignment(a, b)
+    assert m is not None and m < BAND_MAX
+    monkeypatch.setattr(regions, "SHADING_SIGMA", 0.0)
+    kept = regions.misalignment(a, b)
+    assert kept is None or kept > BAND_MAX
+
+
 def test_relief_in_the_eye_band_is_not_aligned_by_one_homography() -> None:
     img, pts = _texture(), _landmarks()
     h = _homography(15.0)
@@ -296,4 +320,4 @@ def test_the_tracked_start_may_find_a_plane_but_never_add_relief(
                         lambda a, b, ba, bb, start: first if start is landmarks_start else second)
     band = np.ones((40, 128), np.uint8)
     img = np.zeros((40, 128), np.float32)
-    assert regions._aligned(img, img, band, band, landmarks_start, BAND_MAX) == counted
+    assert regions._aligned(img, img, band, band, landmarks_start, BAND_MAX, (img, img)) == counted
