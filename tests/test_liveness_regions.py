@@ -321,3 +321,27 @@ def test_the_tracked_start_may_find_a_plane_but_never_add_relief(
     band = np.ones((40, 128), np.uint8)
     img = np.zeros((40, 128), np.float32)
     assert regions._aligned(img, img, band, band, landmarks_start, BAND_MAX, (img, img)) == counted
+
+
+@pytest.mark.parametrize(("kept", "bare", "counted", "reads"), [
+    (0.010, 0.030, 0.010, 1),  # a plane as it is: not read again
+    (0.030, 0.010, 0.010, 2),  # relief with the shading, a plane without it: the plane counts
+    (0.030, 0.020, 0.020, 2),  # the lesser relief counts
+    (0.030, None, 0.030, 2),
+    (None, 0.010, 0.010, 2),  # only the reading without shading aligns, and finds a plane: counted
+    (None, 0.030, None, 2),  # only the reading without shading aligns, and reads relief: no evidence
+])
+def test_the_reading_without_shading_may_find_a_plane_but_never_add_relief(
+        monkeypatch: pytest.MonkeyPatch, kept: float | None, bare: float | None, counted: float | None,
+        reads: int) -> None:
+    img, flat = np.full((40, 128), 100.0, np.float32), np.zeros((40, 128), np.float32)
+    calls: list[bool] = []
+
+    def aligned(a: np.ndarray, *args: object) -> float | None:
+        calls.append(a is flat)
+        return bare if a is flat else kept
+
+    monkeypatch.setattr(regions, "_aligned", aligned)
+    band = np.ones((40, 128), np.uint8)
+    assert regions._either(img, img, flat, flat, band, band, np.eye(3, dtype=np.float32), BAND_MAX) == counted
+    assert len(calls) == reads and calls[0] is False

@@ -16,12 +16,14 @@ whose edge lets real skin or hair into the band, or a print folded along the
 nose, still shows a plane on each side it covers; the lesser of the two
 residuals counts.
 
-Both crops lose their shading first (less their blur at ``SHADING_SIGMA``
-px, ``detail``) and are aligned and compared on what is left: light that
-moves across the face is not relief. A lamp's reflection on glossy paper
-travels across the sheet as it turns; with the shading kept, ECC settled
-between the print and the reflection, and 11 of 70 glossy upper-face sheets
-opened the door (docs/liveness.md).
+A half that reads as relief is read again without its shading (each crop
+less its blur at ``SHADING_SIGMA`` px, ``detail``), and the lesser reading
+counts: light that moves across the face is not relief. A lamp's reflection
+on glossy paper travels across the sheet as it turns; with the shading kept,
+ECC settled between the print and the reflection, and 11 of 70 glossy
+upper-face sheets opened the door (docs/liveness.md). Read only without its
+shading, the band let more folded prints in (ECC aligns less well on what is
+left), so the second reading may only find a plane, as the second start may.
 
 What is left is expressed as a distance: the RMS of the intensity difference
 (both sides normalised to zero mean and unit variance over the band) divided by
@@ -130,8 +132,8 @@ def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0) -> floa
     a = np.asarray(cv2.GaussianBlur(src.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
     b = np.asarray(cv2.GaussianBlur(dst.gray[r0:r1].astype(np.float32), (0, 0), BLUR_SIGMA), np.float32)
     fa, fb = detail(a), detail(b)
-    halves = [_aligned(fa, fb, _half(band_a[r0:r1], side), _half(band_b[r0:r1], side), start, plane_below,
-                       (a, b)) for side in (0, 1)]
+    halves = [_either(a, b, fa, fb, _half(band_a[r0:r1], side), _half(band_b[r0:r1], side), start, plane_below)
+              for side in (0, 1)]
     aligned = [h for h in halves if h is not None]
     return min(aligned) if aligned else None
 
@@ -153,12 +155,29 @@ def _half(band: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
     return out
 
 
+def _either(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], fa: npt.NDArray[np.float32],
+            fb: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8], band_b: npt.NDArray[np.uint8],
+            start: npt.NDArray[np.float32], plane_below: float) -> float | None:
+    """A half read as it is and, unless that already found a plane, without its shading (``fa``, ``fb``:
+    ``detail``); the lesser counts. The reading without shading may only find a plane, as the second
+    start may: where the first reading aligned nothing, it counts only under ``plane_below``."""
+    kept = _aligned(a, b, band_a, band_b, start, plane_below, (a, b))
+    if kept is not None and kept < plane_below:
+        return kept
+    bare = _aligned(fa, fb, band_a, band_b, start, plane_below, (a, b))
+    if bare is None:
+        return kept
+    if kept is None:
+        return bare if bare < plane_below else None
+    return min(kept, bare)
+
+
 def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
              band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32], plane_below: float,
              raw: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]) -> float | None:
-    """The residual, in IOD, of the best homography found that aligns ``b`` onto ``a`` (both without
-    their shading, ``detail``), over the pixels of ``band_a`` that land in ``band_b``; ``raw`` is the
-    two images with their shading, in which the corners are tracked.
+    """The residual, in IOD, of the best homography found that aligns ``b`` onto ``a``, over the pixels
+    of ``band_a`` that land in ``band_b``; ``raw`` is the two images with their shading, in which the
+    corners are tracked.
 
     ECC refines a homography locally, so it is started twice: from the landmarks' homography, and
     from the homography of the band's own corners tracked from ``a`` to ``b`` (pyramidal Lucas-Kanade,
