@@ -315,12 +315,13 @@ def test_the_tracked_start_may_find_a_plane_but_never_add_relief(
         monkeypatch: pytest.MonkeyPatch, first: float | None, second: float | None, counted: float | None) -> None:
     landmarks_start = np.eye(3, dtype=np.float32)
     tracked_start = np.diag([1.01, 1.0, 1.0]).astype(np.float32)
-    monkeypatch.setattr(regions, "_tracked_start", lambda *args: tracked_start)
     monkeypatch.setattr(regions, "_residual_after_ecc",
                         lambda a, b, ba, bb, start: first if start is landmarks_start else second)
     band = np.ones((40, 128), np.uint8)
     img = np.zeros((40, 128), np.float32)
-    assert regions._aligned(img, img, band, band, landmarks_start, BAND_MAX, (img, img)) == counted
+    assert regions._aligned(img, img, band, band, landmarks_start, tracked_start, BAND_MAX) == counted
+    if second is None:  # no corners tracked: the landmarks' start alone
+        assert regions._aligned(img, img, band, band, landmarks_start, None, BAND_MAX) == first
 
 
 @pytest.mark.parametrize(("kept", "bare", "counted", "reads"), [
@@ -336,12 +337,21 @@ def test_the_reading_without_shading_may_find_a_plane_but_never_add_relief(
         reads: int) -> None:
     img, flat = np.full((40, 128), 100.0, np.float32), np.zeros((40, 128), np.float32)
     calls: list[bool] = []
+    tracked = np.diag([1.01, 1.0, 1.0]).astype(np.float32)
+    tracks: list[bool] = []
 
-    def aligned(a: np.ndarray, *args: object) -> float | None:
+    def track(a: np.ndarray, *args: object) -> np.ndarray:
+        tracks.append(a is img)
+        return tracked
+
+    def aligned(a: np.ndarray, b: np.ndarray, ba: object, bb: object, start: object, t: object,
+                plane_below: float) -> float | None:
+        assert t is tracked  # the corners are tracked once, on the images as they are, for both readings
         calls.append(a is flat)
         return bare if a is flat else kept
 
+    monkeypatch.setattr(regions, "_tracked_start", track)
     monkeypatch.setattr(regions, "_aligned", aligned)
     band = np.ones((40, 128), np.uint8)
     assert regions._either(img, img, flat, flat, band, band, np.eye(3, dtype=np.float32), BAND_MAX) == counted
-    assert len(calls) == reads and calls[0] is False
+    assert len(calls) == reads and calls[0] is False and tracks == [True]

@@ -161,10 +161,13 @@ def _either(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], fa: npt.NDAr
     """A half read as it is and, unless that already found a plane, without its shading (``fa``, ``fb``:
     ``detail``); the lesser counts. The reading without shading may only find a plane, as the second
     start may: where the first reading aligned nothing, it counts only under ``plane_below``."""
-    kept = _aligned(a, b, band_a, band_b, start, plane_below, (a, b))
+    if int(band_a.sum()) < MIN_BAND_PX or int(band_b.sum()) < MIN_BAND_PX:
+        return None
+    tracked = _tracked_start(a, b, band_a, start)  # on the images as they are, once for both readings
+    kept = _aligned(a, b, band_a, band_b, start, tracked, plane_below)
     if kept is not None and kept < plane_below:
         return kept
-    bare = _aligned(fa, fb, band_a, band_b, start, plane_below, (a, b))
+    bare = _aligned(fa, fb, band_a, band_b, start, tracked, plane_below)
     if bare is None:
         return kept
     if kept is None:
@@ -173,22 +176,21 @@ def _either(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], fa: npt.NDAr
 
 
 def _aligned(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], band_a: npt.NDArray[np.uint8],
-             band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32], plane_below: float,
-             raw: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]) -> float | None:
+             band_b: npt.NDArray[np.uint8], start: npt.NDArray[np.float32],
+             tracked: npt.NDArray[np.float32] | None, plane_below: float) -> float | None:
     """The residual, in IOD, of the best homography found that aligns ``b`` onto ``a``, over the pixels
-    of ``band_a`` that land in ``band_b``; ``raw`` is the two images with their shading, in which the
-    corners are tracked.
+    of ``band_a`` that land in ``band_b``.
 
-    ECC refines a homography locally, so it is started twice: from the landmarks' homography, and
-    from the homography of the band's own corners tracked from ``a`` to ``b`` (pyramidal Lucas-Kanade,
-    RANSAC). The landmarks are FaceMesh's reading of a face: on an artefact they carry the depth it
+    ECC refines a homography locally, so it is started twice: from the landmarks' homography
+    (``start``), and from ``tracked``, the homography of the band's own corners tracked between the
+    frames (``_tracked_start``: pyramidal Lucas-Kanade, RANSAC; None when too few were tracked).
+    The landmarks are FaceMesh's reading of a face: on an artefact they carry the depth it
     hallucinates, and ECC started there can stop short of the plane the pixels lie on, or wander off;
     the tracked corners follow the pixels. The lesser residual of the two counts; when only the
     second start aligns the half, its residual counts only under ``plane_below``."""
     if int(band_a.sum()) < MIN_BAND_PX or int(band_b.sum()) < MIN_BAND_PX:
         return None
     first = _residual_after_ecc(a, b, band_a, band_b, start)
-    tracked = _tracked_start(raw[0], raw[1], band_a, start)
     second = None if tracked is None else _residual_after_ecc(a, b, band_a, band_b, tracked)
     if second is None:
         return first
