@@ -19,7 +19,7 @@ land where the sheet's eyes land, over the wearer's eyes: the real eyes (and
 their blinks) show through.
 
 With ``glare`` the sheet is glossy photo paper under a lamp: a specular
-highlight (``glare`` grey levels at its peak, ``GLARE_RADIUS`` IOD across)
+highlight (``glare`` grey levels at its peak, a Gaussian of sigma ``GLARE_RADIUS`` IOD)
 lies on it and, as the head turns, travels across it (``GLARE_TRAVEL`` IOD per
 IOD of change in the nose's offset from the eyes' midpoint since the first
 frame, ``kiosk.liveness.geometry.yaw_pitch``),
