@@ -17,6 +17,10 @@ bar was chosen on these clips.
 ``--eye-holes``: the same sheets again with their eyes cut out (``kiosk.pad.partial``; holes this many
 eye lengths long, one run per size): the wearer's real eyes show through the band.
 
+``--without-eyes K``: every reading above taken again on the band less an ellipse around each eye, K eye
+lengths long and half as high (``band_without_eyes``; the holes of ``--eye-holes`` K or smaller lie inside
+it): whether the band tells sheets with eye holes from real heads once the wearer's eyes are left out.
+
 ``--glare``: the same sheets again on glossy paper (``kiosk.pad.partial``: a lamp's highlight this many
 grey levels at its peak that travels across the sheet as the head turns), one run per strength.
 """
@@ -93,8 +97,29 @@ def parallax_pairs(marks: np.ndarray, every: int) -> list[tuple[int, int]]:
     return out[::every]
 
 
+def band_without_eyes(length: float) -> Callable[[Any], np.ndarray]:
+    """``regions.eye_band`` less an ellipse around each eye, ``length`` eye lengths (corner to corner) long
+    and half as high, centred between the eye's corners and turned with them."""
+    import cv2
+
+    from kiosk.liveness import regions
+
+    def band(crop: Any) -> np.ndarray:
+        mask = regions.eye_band(crop).copy()
+        for i, j in ((0, 1), (2, 3)):  # the anchors' eye corners: 33, 133 and 362, 263
+            p, q = crop.anchors[i].astype(np.float64), crop.anchors[j].astype(np.float64)
+            centre, d = (p + q) / 2.0, q - p
+            eye = float(np.hypot(*d))
+            axes = (int(round(0.5 * length * eye)), int(round(0.25 * length * eye)))
+            cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))), axes,
+                        float(np.degrees(np.arctan2(d[1], d[0]))), 0, 360, 0, -1)
+        return mask
+
+    return band
+
+
 def readings(frames: list[np.ndarray], mark: Callable[[np.ndarray], np.ndarray | None], bar: float,
-             every: int) -> list[float | None]:
+             every: int, band: Callable[[Any], np.ndarray] | None = None) -> list[float | None]:
     from kiosk.liveness import regions
 
     marks = np.array([np.full((468, 3), np.nan) if (m := mark(f)) is None else np.asarray(m, np.float64)
@@ -104,7 +129,7 @@ def readings(frames: list[np.ndarray], mark: Callable[[np.ndarray], np.ndarray |
         if not (np.isfinite(marks[a]).all() and np.isfinite(marks[b]).all()):
             continue
         ca, cb = regions.face_crop(frames[a], marks[a]), regions.face_crop(frames[b], marks[b])
-        out.append(None if ca is None or cb is None else regions.misalignment(ca, cb, bar))
+        out.append(None if ca is None or cb is None else regions.misalignment(ca, cb, bar, band))
     return out
 
 
@@ -126,6 +151,17 @@ def numbers(text: str) -> list[float]:
     return sizes
 
 
+def positive(text: str) -> float:
+    """A number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0: {text!r}")
+    return value
+
+
 def glare_levels(text: str) -> list[float]:
     """``--glare``: comma-separated peak grey levels, at most 255."""
     levels = numbers(text)
@@ -143,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--glare", type=glare_levels, default=[], help="comma-separated highlight peaks (grey levels): "
                     "the sheets again on glossy paper, once per level")
     ap.add_argument("--sheets-only", action="store_true", help="skip the real clips")
+    ap.add_argument("--without-eyes", type=positive, metavar="K", help="read the band less an ellipse K eye lengths "
+                    "long around each eye")
     args = ap.parse_args(argv)
     if data_missing(DATA, "benchmarks.eye_band"):
         return 2
@@ -157,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     bar = LivenessSettings().planar_band_max
+    band = None if args.without_eyes is None else band_without_eyes(args.without_eyes)
     detect = build_detector("auto").detect
     landmarker = build_landmarker()
 
@@ -169,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
     real: dict[str, list[float | None]] = {}
     for path in [] if args.sheets_only else find_videos(DATA / "videos"):
-        values = readings(clip(path), mark, bar, every=3)
+        values = readings(clip(path), mark, bar, every=3, band=band)
         if values:
             real[str(path.relative_to(DATA / "videos"))] = values
         print(f"real {path.relative_to(DATA / 'videos')}: {len(values)} pairs", file=sys.stderr)
@@ -189,26 +228,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{v} is not among seed {args.seed}'s people; sheet {n} skipped", file=sys.stderr)
     sheets: dict[str, list[float | None]] = {}
     for name, victim in shown:
-        sheets[f"{name}:{victim}"] = readings(worn(name, victim, 0.0), mark, bar, every=1)
+        sheets[f"{name}:{victim}"] = readings(worn(name, victim, 0.0), mark, bar, every=1, band=band)
         print(f"sheet {name}:{victim}: {len(sheets[f'{name}:{victim}'])} pairs", file=sys.stderr)
     holed: dict[str, dict[str, Any]] = {}
     for size in args.eye_holes:
         pairs: list[float | None] = []
         for name, victim in shown:
-            pairs += readings(worn(name, victim, size), mark, bar, every=1)
+            pairs += readings(worn(name, victim, size), mark, bar, every=1, band=band)
         holed[str(size)] = spread(pairs, bar)
         print(f"eye holes {size}: {holed[str(size)]}", file=sys.stderr)
     glossy: dict[str, dict[str, Any]] = {}
     for level in args.glare:
         pairs = []
         for name, victim in shown:
-            pairs += readings(worn(name, victim, 0.0, level), mark, bar, every=1)
+            pairs += readings(worn(name, victim, 0.0, level), mark, bar, every=1, band=band)
         glossy[str(level)] = spread(pairs, bar)
         print(f"glare {level}: {glossy[str(level)]}", file=sys.stderr)
     every_real = [v for vs in real.values() for v in vs]
     every_sheet = [v for vs in sheets.values() for v in vs]
     res: dict[str, Any] = {"command": "python -m benchmarks.eye_band " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "commit": commit(), "machine": machine(), "bar": bar, "seconds": round(time.monotonic() - started, 1),
+           "commit": commit(), "machine": machine(), "bar": bar,
+           "band": "eye band" if band is None else f"eye band less an ellipse {args.without_eyes} eye lengths long "
+                                                   "around each eye",
+           "seconds": round(time.monotonic() - started, 1),
            "real": spread(every_real, bar), "real_clips": len(real), "sheets": spread(every_sheet, bar),
            "sheet_count": len(sheets), "per_clip": {k: spread(v, bar) for k, v in real.items()},
            "per_sheet": {k: spread(v, bar) for k, v in sheets.items()}, "eye_holes": holed, "glare": glossy}

@@ -355,3 +355,26 @@ def test_the_reading_without_shading_may_find_a_plane_but_never_add_relief(
     band = np.ones((40, 128), np.uint8)
     assert regions._either(img, img, flat, flat, band, band, np.eye(3, dtype=np.float32), BAND_MAX) == counted
     assert len(calls) == reads and calls[0] is False and tracks == [True]
+
+
+def test_a_band_without_the_eyes_keeps_the_rest_and_misalignment_reads_the_band_it_is_given() -> None:
+    """``benchmarks.eye_band --without-eyes``: the band less an ellipse around each eye, nothing added; a
+    plane still reads as a plane on it, and ``misalignment`` reads the band it is given."""
+    from benchmarks.eye_band import band_without_eyes
+
+    img, pts = _texture(), _landmarks()
+    crop = regions.face_crop(img, pts)
+    assert crop is not None
+    full, holed = regions.eye_band(crop), band_without_eyes(1.6)(crop)
+    assert not (holed & ~full).any() and 0 < holed.sum() < full.sum()
+    for a, b in ((0, 1), (2, 3)):  # nothing left at either eye's centre
+        x, y = np.round((crop.anchors[a] + crop.anchors[b]) / 2).astype(int)
+        assert full[y, x] and not holed[y, x]
+    assert holed[int(regions.EYE_Y) - 18, regions.CROP // 2]  # the brows' middle stays
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    later = regions.face_crop(moved, _warp_points(h, pts))
+    assert later is not None
+    assert regions.misalignment(crop, later, band=lambda c: np.zeros_like(regions.eye_band(c))) is None
+    m = regions.misalignment(crop, later, band=band_without_eyes(1.6))
+    assert m is not None and m < BAND_MAX / 3

@@ -33,6 +33,7 @@ misalignment in pixels, then divided by ``IOD_PX``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -105,7 +106,8 @@ def eye_band(crop: FaceCrop) -> npt.NDArray[np.uint8]:
     return np.asarray(mask, np.uint8)
 
 
-def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0) -> float | None:
+def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0,
+                 band: Callable[[FaceCrop], npt.NDArray[np.uint8]] | None = None) -> float | None:
     """What the best homography leaves of the eye band between two crops, in IOD.
 
     The band's two halves (each eye with its brow, split at the face's midline) are aligned on their
@@ -119,8 +121,11 @@ def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0) -> floa
     ``plane_below``: a half that only the second ECC start (tracked corners, see ``_aligned``) aligns
     counts when it reads under this, a plane, and not otherwise. The second start may find a plane the
     first one missed; it must never add relief the first could not measure, since a relief reading is
-    what lets a face through."""
-    band_a, band_b = eye_band(src), eye_band(dst)
+    what lets a face through.
+
+    ``band``: the mask of a crop to compare (default ``eye_band``; benchmarks try others)."""
+    region = eye_band if band is None else band
+    band_a, band_b = region(src), region(dst)
     h0, _ = cv2.findHomography(src.anchors, dst.anchors, 0)
     if h0 is None or not band_a.any() or not band_b.any():
         return None
