@@ -225,8 +225,9 @@ class FlatnessCue:
     that many more. The weight is not one because the two readings are not
     equally easy to fake: an artefact reads as relief whenever the band
     cannot be aligned for another reason (a glare line, a fold inside a
-    half, a sheet's edge), while no real head has read as a plane (97 of 109
-    real pairs give a value, none under the bar). A pair without the frames,
+    half, a sheet's edge), while real heads rarely read as a plane (of 109
+    real pairs, 95 give a value and one sits at the bar: docs/liveness.md,
+    "The eye band"). A pair without the frames,
     or whose alignment fails, is no evidence (never live).
     """
 
