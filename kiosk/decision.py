@@ -205,7 +205,11 @@ class DecisionEngine:
             return None
         if len(faces) + extra_faces > 1 and self.config.multi_face is MultiFacePolicy.DENY:
             for f in faces:
-                self._tracks.pop(f.track, None)  # evidence starts over once the other person has gone
+                st = self._tracks.get(f.track)
+                if st is not None and st.granted_at is not None:
+                    st.frames.clear()  # evidence starts over; the grant still counts against a re-grant
+                else:
+                    self._tracks.pop(f.track, None)  # evidence starts over once the other person has gone
             return self._deny(now, None, 0.0, "multiple_faces", None)
         face = max(faces, key=lambda f: f.area)
         st = self._tracks.setdefault(face.track, _Track(now))

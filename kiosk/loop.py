@@ -216,6 +216,10 @@ class KioskLoop:
         self.engine.alarms.clear()
         if decision is not None:
             self._act(decision, latency_ms)
+            if (decision.granted and decision.track is not None and self.liveness is not None
+                    and self.engine.config.liveness):
+                # one live verdict opens the door once: whatever that track shows next is judged afresh
+                self.liveness[1].spend(decision.track, now, self.engine.config.regrant_after_s)
         self.stats.frames_processed += 1
         self.stats.latency_ms_sum += latency_ms
         return FrameResult(frame, faces, gates, matches, decision, latency_ms, self.door.unlocked, tracks, live)

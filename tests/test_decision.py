@@ -210,6 +210,18 @@ def test_a_granted_person_staying_in_view_is_not_granted_again() -> None:
     assert sum(1 for d in r if d is not None and d.granted) == 1
 
 
+def test_a_second_face_restarts_the_evidence_but_not_the_grant() -> None:
+    """A face flashed into view for one frame must not make a granted track grantable again."""
+    clock = FakeClock()
+    eng = engine(clock, frames_to_grant=2, cooldown_s=1.0, regrant_after_s=120.0)
+    r = feed(eng, clock, [[obs(ANN, seed=i)] for i in range(20)])
+    assert sum(1 for d in r if d is not None and d.granted) == 1
+    d = eng.observe([obs(ANN, seed=50), obs(BOB, track=2, seed=51)])
+    assert d is not None and d.reason == "multiple_faces"
+    r = feed(eng, clock, [[obs(ANN, seed=100 + i)] for i in range(100)])  # 10 s more, past the cooldown
+    assert not any(d is not None and d.granted for d in r)
+
+
 def test_cooldown_after_a_grant_ignores_faces() -> None:
     clock = FakeClock()
     eng = engine(clock, frames_to_grant=1, cooldown_s=5.0)

@@ -9,7 +9,7 @@ import pytest
 
 from kiosk.liveness.challenge import Challenge, TurnState, turn_sign
 from kiosk.liveness.cues import LivenessResult, Observation, Verdict
-from kiosk.liveness.judge import LivenessJudge
+from kiosk.liveness.judge import SPENT, LivenessJudge
 from kiosk.liveness.settings import LivenessSettings
 from tests import liveness_synth as synth
 from tests.clock import FakeClock
@@ -148,6 +148,23 @@ def test_a_track_keeps_its_final_verdict_until_it_ends() -> None:
     again = _feed(judge, clock, _turn(True, 40, pitch_to=20))
     assert again[-1].verdict is Verdict.FLAT
     assert _feed(judge, clock, _turn(False, 30))[-1].verdict is Verdict.FLAT  # still flat until end()
+
+
+def test_a_grant_spends_the_live_verdict_and_the_track_is_judged_afresh_after_the_rest() -> None:
+    judge, clock, prompter = _judge("challenge")
+    assert _feed(judge, clock, _turn(False, 30))[-1].verdict is Verdict.LIVE
+    judge.spend(1, clock(), 10.0)
+    assert not judge.due(1, clock())
+    assert judge.current(1).reason == SPENT and judge.current(1).verdict is Verdict.PENDING
+    asked = len(prompter.shown)
+    resting = _feed(judge, clock, _still(True, int(9.0 / DT)))  # a print where the person stood
+    assert {(r.verdict, r.reason) for r in resting} == {(Verdict.PENDING, SPENT)}
+    assert prompter.shown[asked:] == []  # no landmarks judged and nothing asked while the verdict rests
+    clock.advance(1.0)
+    assert judge.due(1, clock())
+    after = _feed(judge, clock, _still(True, int(9.0 / DT)))  # a new approach: passive, then prompted
+    assert after[-1].verdict is Verdict.FLAT and after[-1].reason == "challenge_timeout"
+    assert len(prompter.shown) > asked
 
 
 def test_tracks_are_judged_apart() -> None:

@@ -21,6 +21,8 @@ from .settings import LivenessConfig
 
 logger = logging.getLogger(__name__)
 
+SPENT = "spent"  # the reason of a pending verdict after a grant used the track's live one
+
 
 @dataclass
 class _TrackState:
@@ -35,12 +37,14 @@ class _TrackState:
     last: LivenessResult | None = None
     turn_seen: bool = False
     broken: bool = False  # a frame since the last sample could not sample this face: no rate interval
+    resting_until: float | None = None  # a grant spent the verdict: nothing is judged before this
 
 
 class LivenessJudge:
     """Composes the cues. LIVE needs the flatness cue to find parallax (in challenge mode, on the
     frames of a turn made in the prompted direction when a prompt was needed) and every other
-    required cue to agree; any cue can deny. A track keeps its final verdict until ``end``.
+    required cue to agree; any cue can deny. A track keeps its final verdict until ``end``, or until
+    a grant spends it (``spend``): one live verdict lets the door open once.
 
     Mode ``off`` answers LIVE (reason ``liveness_off``) without looking: the caller warns at start.
     """
@@ -69,7 +73,7 @@ class LivenessJudge:
         state = self._tracks.get(track_id)
         if state is None:
             return True
-        if state.final is not None:
+        if state.final is not None or (state.resting_until is not None and now < state.resting_until):
             return False
         hz = self.config.sample_hz
         # 0.9 of a period: at 15, 30 or 60 fps every sample is 1/15 s after the last (the jitter
@@ -106,6 +110,10 @@ class LivenessJudge:
             state = self._tracks[track_id] = _TrackState(first_seen=now)
         if state.final is not None:
             return state.final
+        if state.resting_until is not None:
+            if now < state.resting_until:
+                return state.last if state.last is not None else LivenessResult(Verdict.PENDING, SPENT, {})
+            state.resting_until = None  # judged afresh from here, as a new approach
         if state.last_sample is not None and not state.broken:
             self.rate.add(now - state.last_sample)
         state.last_sample, state.broken = now, False
@@ -117,6 +125,23 @@ class LivenessJudge:
             self._finish(track_id, state, result)
         state.last = result
         return result
+
+    def spend(self, track_id: int, now: float, rest_s: float) -> None:
+        """A grant used this track's live verdict. The face still in view (the person walking through,
+        or a print of them raised where they stood) is judged afresh, as a new approach, once
+        ``rest_s`` has passed (the decision's ``regrant_after_s``: it grants no track again sooner);
+        until then no landmarks run, no prompt shows, and the verdict is pending (``spent``)."""
+        if self.config.mode == "off":
+            return
+        self.flatness.reset(track_id)
+        for cue in self.extra_cues:
+            cue.reset(track_id)
+        if self._prompting == track_id:
+            self._prompting = None
+            self.prompter.clear()
+        until = now + rest_s
+        self._tracks[track_id] = _TrackState(first_seen=until, resting_until=until,
+                                             last=LivenessResult(Verdict.PENDING, SPENT, {}))
 
     def end(self, track_id: int) -> None:
         """The track left the view: forget it and withdraw its prompt."""
