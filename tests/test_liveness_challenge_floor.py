@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from kiosk.liveness.challenge import turn_sign
 from kiosk.liveness.cues import LivenessResult, Verdict
@@ -83,7 +84,7 @@ def test_a_change_no_similarity_explains_better_than_a_homography_is_noise_not_p
     rng = np.random.default_rng(0)
     m = synth.model(True)
     frames = [synth.pose(m, noise_px=2.0, rng=rng) for _ in range(400)]
-    loose = {"noise_factor": 0, "flat_ratio": 0.0, "min_motion": 1.0, "max_jump": 1.0, "min_live_residual": 0.02,
+    loose = {"noise_factor": 0, "flat_ratio": 0.0, "min_motion": 1.0, "max_jump": 1.0, "min_live_residual": 0.03,
              "evidence_frames": 30}
     frames_to_live = []
     for cap in (0.95, 1.0):
@@ -151,6 +152,21 @@ def test_turning_a_noise_guard_off_is_valid_but_never_silent() -> None:
     assert any("noise_factor" in w for w in LivenessSettings(noise_factor=0).weakened())
     assert any("max_live_ratio" in w for w in LivenessSettings(max_live_ratio=1.0).weakened())
     assert LivenessSettings(mode="off", noise_factor=0).weakened() == []  # off has its own louder warning
+
+
+@pytest.mark.parametrize(("key", "value"), [("min_live_residual", 0.05), ("challenge_live_residual", 0.04),
+                                            ("evidence_frames", 2), ("min_turn", 0.05), ("sample_hz", 0.0)])
+def test_a_threshold_under_what_the_attacks_were_measured_at_is_valid_but_never_silent(key: str, value: float) -> None:
+    warned = LivenessSettings(**{key: value}).weakened()  # type: ignore[arg-type]
+    assert len(warned) == 1 and f"liveness.{key} = {value:g}" in warned[0]
+    assert LivenessSettings(**{key: value, "mode": "off"}).weakened() == []  # type: ignore[arg-type]
+
+
+def test_the_passive_floor_cannot_take_the_prompted_floor_under_its_bound() -> None:
+    """The prompted turn's floor is the lower of the two residual settings, so both share the bound."""
+    with pytest.raises(ValidationError, match="min_live_residual"):
+        LivenessSettings(min_live_residual=0.0)
+    assert LivenessSettings(min_live_residual=0.03).min_live_residual == 0.03
 
 
 @pytest.mark.models

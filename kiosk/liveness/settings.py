@@ -59,8 +59,10 @@ class LivenessSettings(_Section):
                                               "head about 0.7)")
     flat_ratio: float = Field(0.25, ge=0, le=1,
                               description="homography residual / shape change at or below which a pair is flat")
-    min_live_residual: float = Field(0.10, ge=0, le=1,
-                                     description="smallest homography residual (IOD) that counts as parallax")
+    min_live_residual: float = Field(0.10, ge=0.03, le=1,
+                                     description="smallest homography residual (IOD) that counts as parallax "
+                                                 "(also the prompted turn's floor when lower than "
+                                                 "challenge_live_residual, hence the same lower bound)")
     challenge_live_residual: float = Field(0.06, ge=0.03, le=1,
                                            description="smallest homography residual (IOD) that counts as parallax "
                                                        "once the prompted turn has been seen (min_live_residual "
@@ -118,6 +120,15 @@ class LivenessSettings(_Section):
             out.append("liveness.max_live_ratio = 1: changes shaped like landmark noise can be read as parallax")
         if self.mode != "off" and self.planar_band_max == 0:
             out.append("liveness.planar_band_max = 0: a print of the upper face worn over a real face can pass as live")
+        if self.mode != "off" and self.sample_hz == 0:
+            out.append("liveness.sample_hz = 0: every frame is sampled, at whatever rate the camera gives; every "
+                       "threshold was measured at 15 landmark frames a second")
+        if self.mode != "off":
+            for name, why in CALIBRATED_FLOORS.items():
+                value, calibrated = getattr(self, name), type(self).model_fields[name].default
+                if value < calibrated:
+                    out.append(f"liveness.{name} = {value:g} is under the {calibrated:g} the attacks were measured at "
+                               f"(docs/liveness.md): {why}")
         return out
 
     @model_validator(mode="after")
@@ -132,6 +143,15 @@ class LivenessSettings(_Section):
                              f"frames a fraction of a second apart")
         return self
 
+
+# Thresholds whose defaults every attack figure was measured with: set lower, they let more through.
+CALIBRATED_FLOORS = {
+    "min_live_residual": "bent prints stayed only 12 % under 0.10 in calibration; lower, their depth can count "
+                         "as parallax without a prompt",
+    "challenge_live_residual": "it is what holds back bent and folded prints turned the prompted way",
+    "evidence_frames": "fewer pairs decide, so one lucky pair of an artefact weighs more",
+    "min_turn": "a picture tilted or turned a little can pass for the prompted turn",
+}
 
 # The judge's configuration is the section itself.
 LivenessConfig = LivenessSettings
