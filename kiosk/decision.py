@@ -175,6 +175,17 @@ class DecisionEngine:
         for t in tracks:
             self._tracks.pop(t, None)
 
+    def abandon(self, track: int) -> Decision | None:
+        """``track`` left the view while its liveness challenge was running: a denied approach
+        (``challenge_abandoned``), counted towards its face's lockout like a timeout, so that stepping
+        away and back is no free new draw of the prompted direction. Nothing for a track that was
+        granted, already denied, or never gave a frame to recognise."""
+        st = self._tracks.get(track)
+        if st is None or st.counted or st.granted_at is not None or not st.frames:
+            return None
+        probe = fuse([(e, w) for _, e, w, _ in st.frames])
+        return self._deny(self.clock(), None, 0.0, "challenge_abandoned", st, probe, track)
+
     def claim(self, claim: Claim) -> None:
         """A PIN or card was presented: the next approach is compared 1:1 with this person."""
         with self._claim_lock:

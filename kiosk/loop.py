@@ -280,11 +280,14 @@ class KioskLoop:
             self._last_watchdog = now
 
     def _end(self, ended: list[int]) -> None:
-        self.engine.end(ended)
-        self.continuity.end(ended)
         if self.liveness is not None:
             for t in ended:
-                self.liveness[1].end(t)
+                if self.liveness[1].end(t):
+                    abandoned = self.engine.abandon(t)  # before the engine forgets the track's frames
+                    if abandoned is not None:
+                        self._act(abandoned, 0.0)
+        self.engine.end(ended)
+        self.continuity.end(ended)
 
     def _keep_face(self, tracks: list[int], i: int, embedding: F32, now: float) -> None:
         """Face ``i``'s track goes on only while it shows the face it started with; somebody else's face

@@ -182,8 +182,17 @@ def test_tracks_are_judged_apart() -> None:
 def test_ending_a_prompted_track_withdraws_the_prompt() -> None:
     judge, clock, prompter = _judge()
     _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
-    judge.end(1)
+    assert judge.end(1)  # left while prompted, before a verdict: the loop counts it as a denied approach
     assert prompter.shown[-1] is None
+
+
+def test_only_a_track_that_leaves_while_prompted_and_undecided_has_abandoned_its_challenge() -> None:
+    judge, clock, _ = _judge()
+    _feed(judge, clock, _still(False, int(1.5 / DT)))
+    assert not judge.end(1)  # gone before any prompt
+    _feed(judge, clock, _still(True, int(8.0 / DT)), track=2)
+    assert judge.current(2).reason == "challenge_timeout" and not judge.end(2)  # denied already
+    assert not judge.end(3)  # never seen
 
 
 class _Veto:

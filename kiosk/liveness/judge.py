@@ -143,15 +143,20 @@ class LivenessJudge:
         self._tracks[track_id] = _TrackState(first_seen=until, resting_until=until,
                                              last=LivenessResult(Verdict.PENDING, SPENT, {}))
 
-    def end(self, track_id: int) -> None:
-        """The track left the view: forget it and withdraw its prompt."""
-        self._tracks.pop(track_id, None)
+    def end(self, track_id: int) -> bool:
+        """The track left the view: forget it and withdraw its prompt. True when it left while prompted
+        and before any verdict (an abandoned challenge: leaving must not be a free new draw)."""
+        state = self._tracks.pop(track_id, None)
+        abandoned = state is not None and state.challenge is not None and state.final is None
         self.flatness.reset(track_id)
         for cue in self.extra_cues:
             cue.reset(track_id)
         if self._prompting == track_id:
             self._prompting = None
             self.prompter.clear()
+        if abandoned:
+            logger.info("track %d: left the view while prompted, before a verdict", track_id)
+        return abandoned
 
     def _geometry(self, track_id: int, state: _TrackState, obs: Observation) -> LivenessResult:
         flat = self.flatness.observe(track_id, obs)
