@@ -123,6 +123,9 @@ class LivenessSettings(_Section):
         if self.mode != "off" and self.sample_hz == 0:
             out.append("liveness.sample_hz = 0: every frame is sampled, at whatever rate the camera gives; every "
                        "threshold was measured at 15 landmark frames a second")
+        if self.mode != "off" and self.challenge_timeout_s > type(self).model_fields["challenge_timeout_s"].default:
+            out.append(f"liveness.challenge_timeout_s = {self.challenge_timeout_s:g} is over the 5 s the attacks were "
+                       f"measured with: an artefact turned for longer has more chances to show parallax")
         if self.mode != "off":
             for name, why in CALIBRATED_FLOORS.items():
                 value, calibrated = getattr(self, name), type(self).model_fields[name].default
