@@ -66,6 +66,12 @@ class FaceContinuity:
             face.total += e
             face.frames += 1
 
+    def mean(self, track: int) -> F32 | None:
+        """The unit mean of the track's embeddings so far (None when it has none): who the track showed."""
+        face = self._tracks.get(track)
+        norm = 0.0 if face is None else float(np.linalg.norm(face.total))
+        return None if face is None or norm == 0 else np.asarray(face.total / norm, np.float32)
+
     def freeze(self, track: int) -> None:
         """From now on the track's reference stays as it is (its liveness verdict was reached)."""
         face = self._tracks.get(track)

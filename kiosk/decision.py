@@ -175,16 +175,26 @@ class DecisionEngine:
         for t in tracks:
             self._tracks.pop(t, None)
 
-    def abandon(self, track: int) -> Decision | None:
+    def abandon(self, track: int, face: F32 | None, values: dict[str, Any] | None = None) -> Decision | None:
         """``track`` left the view while its liveness challenge was running: a denied approach
         (``challenge_abandoned``), counted towards its face's lockout like a timeout, so that stepping
-        away and back is no free new draw of the prompted direction. Nothing for a track that was
-        granted, already denied, or never gave a frame to recognise."""
+        away and back is no free new draw of the prompted direction. ``face``: the mean of every
+        embedding the track showed (the loop's continuity reference), which counts when this engine
+        kept no frames of it (faces that only failed the gates, evidence wiped by a second face, or
+        seen during a cooldown). Nothing for a track that was granted or already denied, or that was
+        never embedded."""
         st = self._tracks.get(track)
-        if st is None or st.counted or st.granted_at is not None or not st.frames:
+        if st is not None and (st.counted or st.granted_at is not None):
             return None
-        probe = fuse([(e, w) for _, e, w, _ in st.frames])
-        return self._deny(self.clock(), None, 0.0, "challenge_abandoned", st, probe, track)
+        probe = fuse([(e, w) for _, e, w, _ in st.frames]) if st is not None and st.frames else face
+        if probe is None:
+            return None
+        cand = self.match(probe)
+        thr = self.threshold()
+        person = cand.person if cand.person is not None and cand.score >= thr else None
+        fields = {"track": track, "threshold": round(thr, 4), **(values or {})}
+        return self._deny(self.clock(), person, cand.score, "challenge_abandoned", st or _Track(self.clock()),
+                          probe, track, fields)
 
     def claim(self, claim: Claim) -> None:
         """A PIN or card was presented: the next approach is compared 1:1 with this person."""

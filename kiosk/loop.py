@@ -211,9 +211,7 @@ class KioskLoop:
                 self.stats.gate_failures[g] = self.stats.gate_failures.get(g, 0) + 1
         decision = self.engine.observe(observed, extra_faces=len(faces) - len(observed))
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        for kind, fields in self.engine.alarms:
-            self.events.emit(kind, fields)
-        self.engine.alarms.clear()
+        self._emit_alarms()
         if decision is not None:
             self._act(decision, latency_ms)
             if (decision.granted and decision.track is not None and self.liveness is not None
@@ -279,15 +277,25 @@ class KioskLoop:
             self.notifier.watchdog()
             self._last_watchdog = now
 
-    def _end(self, ended: list[int]) -> None:
+    def _end(self, ended: list[int], counted: bool = True) -> None:
+        """These tracks are gone. One that left while prompted, before a verdict, is a denied approach
+        (``DecisionEngine.abandon``), unless ``counted`` is False: the camera, not the face, went away."""
         if self.liveness is not None:
             for t in ended:
-                if self.liveness[1].end(t):
-                    abandoned = self.engine.abandon(t)  # before the engine forgets the track's frames
+                prompt = self.liveness[1].end(t)
+                if prompt is not None and counted:
+                    # before the engine and the continuity check forget the track's faces
+                    abandoned = self.engine.abandon(t, self.continuity.mean(t), prompt)
                     if abandoned is not None:
                         self._act(abandoned, 0.0)
+            self._emit_alarms()
         self.engine.end(ended)
         self.continuity.end(ended)
+
+    def _emit_alarms(self) -> None:
+        for kind, fields in self.engine.alarms:
+            self.events.emit(kind, fields)
+        self.engine.alarms.clear()
 
     def _keep_face(self, tracks: list[int], i: int, embedding: F32, now: float) -> None:
         """Face ``i``'s track goes on only while it shows the face it started with; somebody else's face
@@ -325,7 +333,7 @@ class KioskLoop:
             self._face_changes_unreported = 0
 
     def _forget_tracks(self) -> None:
-        self._end(self.tracker.reset())
+        self._end(self.tracker.reset(), counted=False)
 
     def run(self, stop: threading.Event, until_end: bool = False) -> None:
         """Process frames until ``stop`` is set (or the source ends, with ``until_end``).

@@ -156,7 +156,8 @@ def test_turning_a_noise_guard_off_is_valid_but_never_silent() -> None:
 
 @pytest.mark.parametrize(("key", "value"), [("min_live_residual", 0.05), ("challenge_live_residual", 0.04),
                                             ("evidence_frames", 2), ("min_turn", 0.05), ("sample_hz", 0.0),
-                                            ("challenge_timeout_s", 8.0)])
+                                            ("challenge_timeout_s", 8.0), ("noise_factor", 6.0),
+                                            ("live_ratio", 0.4), ("max_live_ratio", 0.99)])
 def test_a_threshold_under_what_the_attacks_were_measured_at_is_valid_but_never_silent(key: str, value: float) -> None:
     warned = LivenessSettings(**{key: value}).weakened()  # type: ignore[arg-type]
     assert len(warned) == 1 and f"liveness.{key} = {value:g}" in warned[0]

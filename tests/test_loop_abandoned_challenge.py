@@ -16,8 +16,13 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from kiosk.vision.boxes import Face
 from tests import liveness_synth as synth
-from tests.loop_fakes import DT, MAIN, PRINT_OF_VICTIM, RELAY, VICTIM, Rig
+from tests.loop_fakes import DT, KP, MAIN, OTHER, PRINT_OF_VICTIM, RELAY, SIDE, VICTIM, Rig
+
+TURNED_KP = KP.copy()
+TURNED_KP[2] = [355, 230]  # the nose 0.44 eye distances off the eyes' midpoint: gated out as turned away
+TURNED = Face(MAIN.box, 0.99, TURNED_KP)  # the liveness cues still sample it (a head turned for a prompt)
 
 
 @pytest.fixture()
@@ -32,13 +37,16 @@ def _reasons(tmp: Path, kind: str = "access_denied") -> list[str]:
     return [e["reason"] for e in map(json.loads, lines) if e["type"] == kind]
 
 
-def _withdrawn_while_prompted(d: Rig, rng: np.random.Generator) -> None:
-    """A still print of the victim, held until the prompt shows, then withdrawn for 1.5 s."""
+def _withdrawn_while_prompted(d: Rig, rng: np.random.Generator, face: Face = MAIN, flash: bool = False) -> None:
+    """A still print of the victim, held until the prompt shows, then withdrawn for 1.5 s (``flash``: with
+    a second face shown for one frame first, which restarts the decision's evidence)."""
     flat = synth.model(True)
     asked = len(d.prompter.shown)
     for _ in range(int(3.0 / DT)):  # the prompt comes at 2 s; the timeout would be at 7 s
-        d.step([(MAIN, synth.pose(flat, noise_px=0.3, rng=rng), PRINT_OF_VICTIM)])
+        d.step([(face, synth.pose(flat, noise_px=0.3, rng=rng), PRINT_OF_VICTIM)])
     assert {"left", "right"} & set(d.prompter.shown[asked:])
+    if flash:
+        d.step([(face, synth.pose(flat, noise_px=0.3, rng=rng), PRINT_OF_VICTIM), (SIDE, None, OTHER)])
     for _ in range(int(1.5 / DT)):  # out of view longer than the tracker keeps a track
         d.step([])
 
@@ -74,3 +82,45 @@ def test_a_person_let_in_or_never_prompted_leaves_without_a_denial(factory: Mock
         d.step([])
     d.events.close()
     assert d.granted() == 1 and _reasons(tmp_path) == []
+
+
+@pytest.mark.parametrize("how", ["second face flashed first", "gated out as turned away"])
+def test_an_abandoned_prompt_counts_even_when_the_decision_kept_no_frames_of_the_face(
+        how: str, factory: MockFactory, tmp_path: Path) -> None:
+    """The decision keeps frames only of faces that pass every gate, and a second face wipes them; the
+    loop's continuity reference (every embedded frame) says who the track showed all the same."""
+    d = Rig(factory, tmp_path)
+    rng = np.random.default_rng(4)
+    for _ in range(d.engine.config.lockout_attempts):
+        if how == "second face flashed first":
+            _withdrawn_while_prompted(d, rng, flash=True)
+        else:
+            _withdrawn_while_prompted(d, rng, face=TURNED)
+    assert d.events.counts.get("lockout", 0) == 1
+    d.events.close()
+    assert "challenge_abandoned" in _reasons(tmp_path)
+    factory.pin(RELAY).assert_states([False])
+
+
+def test_the_abandoned_prompt_is_reported_with_the_face_the_track_showed(
+        factory: MockFactory, tmp_path: Path) -> None:
+    d = Rig(factory, tmp_path)
+    _withdrawn_while_prompted(d, np.random.default_rng(4))
+    d.events.close()
+    [event] = [e for e in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())
+               if e["type"] == "access_denied"]
+    assert event["reason"] == "challenge_abandoned" and event["person"] == "victim" and event["track"] == 1
+    assert event["challenge_left"] in (0.0, 1.0)
+    assert 1.0 < event["challenge_s"] < 2.5  # held 1 s after the prompt, then the tracker waits 1 s
+
+
+def test_tracks_forgotten_because_the_camera_was_lost_are_not_counted(factory: MockFactory, tmp_path: Path) -> None:
+    d = Rig(factory, tmp_path)
+    flat, rng = synth.model(True), np.random.default_rng(4)
+    for _ in range(int(3.0 / DT)):
+        d.step([(MAIN, synth.pose(flat, noise_px=0.3, rng=rng), PRINT_OF_VICTIM)])
+    assert d.prompter.shown and d.prompter.shown[-1] is not None
+    d.loop._forget_tracks()  # what run() does when the camera stops delivering
+    assert d.prompter.shown[-1] is None
+    d.events.close()
+    assert _reasons(tmp_path) == []

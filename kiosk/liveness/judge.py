@@ -143,18 +143,22 @@ class LivenessJudge:
         self._tracks[track_id] = _TrackState(first_seen=until, resting_until=until,
                                              last=LivenessResult(Verdict.PENDING, SPENT, {}))
 
-    def end(self, track_id: int) -> bool:
-        """The track left the view: forget it and withdraw its prompt. True when it left while prompted
-        and before any verdict (an abandoned challenge: leaving must not be a free new draw)."""
+    def end(self, track_id: int) -> dict[str, float] | None:
+        """The track left the view: forget it and withdraw its prompt. When it left while prompted and
+        before any verdict (an abandoned challenge: leaving must not be a free new draw), the prompt's
+        direction and age, for the loop to count and report; else None."""
         state = self._tracks.pop(track_id, None)
-        abandoned = state is not None and state.challenge is not None and state.final is None
+        abandoned = None
+        if state is not None and state.challenge is not None and state.final is None:
+            abandoned = {"challenge_left": float(state.challenge.direction == "left"),
+                         "challenge_s": round(self.clock() - state.challenge.started, 3)}
         self.flatness.reset(track_id)
         for cue in self.extra_cues:
             cue.reset(track_id)
         if self._prompting == track_id:
             self._prompting = None
             self.prompter.clear()
-        if abandoned:
+        if abandoned is not None:
             logger.info("track %d: left the view while prompted, before a verdict", track_id)
         return abandoned
 

@@ -123,15 +123,14 @@ class LivenessSettings(_Section):
         if self.mode != "off" and self.sample_hz == 0:
             out.append("liveness.sample_hz = 0: every frame is sampled, at whatever rate the camera gives; every "
                        "threshold was measured at 15 landmark frames a second")
-        if self.mode != "off" and self.challenge_timeout_s > type(self).model_fields["challenge_timeout_s"].default:
-            out.append(f"liveness.challenge_timeout_s = {self.challenge_timeout_s:g} is over the 5 s the attacks were "
-                       f"measured with: an artefact turned for longer has more chances to show parallax")
         if self.mode != "off":
-            for name, why in CALIBRATED_FLOORS.items():
-                value, calibrated = getattr(self, name), type(self).model_fields[name].default
-                if value < calibrated:
-                    out.append(f"liveness.{name} = {value:g} is under the {calibrated:g} the attacks were measured at "
-                               f"(docs/liveness.md): {why}")
+            off = {"noise_factor": self.noise_factor == 0, "max_live_ratio": self.max_live_ratio >= 1.0}
+            for table, word in ((CALIBRATED_FLOORS, "under"), (CALIBRATED_CEILINGS, "over")):
+                for name, why in table.items():
+                    value, calibrated = getattr(self, name), type(self).model_fields[name].default
+                    if not off.get(name) and (value < calibrated if word == "under" else value > calibrated):
+                        out.append(f"liveness.{name} = {value:g} is {word} the {calibrated:g} the attacks were "
+                                   f"measured with (docs/liveness.md): {why}")
         return out
 
     @model_validator(mode="after")
@@ -154,6 +153,13 @@ CALIBRATED_FLOORS = {
     "challenge_live_residual": "it is what holds back bent and folded prints turned the prompted way",
     "evidence_frames": "fewer pairs decide, so one lucky pair of an artefact weighs more",
     "min_turn": "a picture tilted or turned a little can pass for the prompted turn",
+    "noise_factor": "a phone screen's moire passed at 9.4 times its own jitter in calibration",
+    "live_ratio": "changes a homography explains better can count as parallax",
+}
+# ... and those that let more through set higher (with their own warning at the value that turns them off).
+CALIBRATED_CEILINGS = {
+    "max_live_ratio": "changes shaped more like landmark noise can count as parallax",
+    "challenge_timeout_s": "an artefact turned for longer has more chances to show parallax",
 }
 
 # The judge's configuration is the section itself.
