@@ -309,3 +309,64 @@ def test_a_slower_door_reads_the_frame_nearest_each_of_its_ticks_and_the_clock_r
         SlowerSource(ReplaySource(frames, fps=15.0), 30.0, 15.0)
     with pytest.raises(DatasetError, match="runs at 25 fps, not 15"):
         SlowerSource(ReplaySource(frames, fps=25.0), 10.0, 15.0)
+
+
+def _eval_args(*argv: str) -> Any:
+    import argparse
+
+    from kiosk.pad.cli import add_pad_parser
+
+    parser = argparse.ArgumentParser(prog="kiosk")
+    add_pad_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["pad", "eval", *argv])
+
+
+@pytest.mark.parametrize("plot", ["nodir/p.png", "p.txt", "."])
+def test_a_plot_path_that_cannot_be_written_is_refused_before_anything_runs(plot: str, tmp_path: Path) -> None:
+    from kiosk.errors import ConfigError
+
+    args = _eval_args("--attacks", str(tmp_path), "--plot", str(tmp_path / plot))
+    with pytest.raises(ConfigError, match="--plot"):  # not the empty --attacks folder: nothing was looked at yet
+        args.handler(args)
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf"])
+def test_a_presentation_length_that_is_no_length_is_refused(seconds: str) -> None:
+    with pytest.raises(SystemExit):
+        _eval_args("--attacks", "x", "--max-seconds", seconds)
+
+
+def test_a_sequence_with_frames_missing_is_refused_and_a_corrupt_frame_ends_only_its_presentation(
+        printed: Path, pipeline: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from kiosk.pad.eval import run_all
+
+    short = tmp_path / "print_still" / "000_short"
+    shutil.copytree(printed, short)
+    sorted(short.glob("frame_*.jpg"))[-1].unlink()  # an interrupted render
+    with pytest.raises(DatasetError, match=r"19 frames, but meta\.json says 20"):
+        from_folder(short)
+    broken = tmp_path / "print_still" / "001_broken"
+    shutil.copytree(printed, broken)
+    (broken / "frame_00003.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    presenter = Presenter(pipeline[0], pipeline[1].threshold, PresentConfig(DecisionConfig(liveness=True), max_seconds=2))
+    [o] = run_all(presenter, [from_folder(broken)])
+    assert o.error is not None and "frame_00003.jpg" in o.error
+
+
+def test_the_results_are_printed_before_the_plot_and_survive_it_failing(
+        printed: Path, pipeline: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import kiosk.pad.plot
+
+    def fail(*a: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(kiosk.pad.plot, "plot_flatness", fail)
+    args = _eval_args("--attacks", str(printed.parent), "--json", "--max-seconds", "3", "--plot", str(tmp_path / "f.png"))
+    assert args.handler(args) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["species"]["print_still"]["n"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -381,3 +382,67 @@ def test_batch_keeps_complete_sequences_and_redoes_broken_ones(tmp_path: Path) -
     assert again == first
     assert (first[0] / "frame_00000.jpg").read_bytes() == b"kept"
     assert (first[1] / "frame_00002.jpg").is_file()
+
+
+@pytest.fixture()
+def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kiosk pad render`` with the fake detector: the command's own checks, without the model."""
+    import types
+
+    import kiosk.vision.pipeline
+
+    monkeypatch.setattr(kiosk.vision.pipeline, "build_detector", lambda *a, **k: types.SimpleNamespace(detect=_fake_detect))
+
+
+def _render(*argv: str) -> int:
+    args = _parse("render", "--species", "print_still", "--frames", "2", *argv)
+    return int(args.handler(args))
+
+
+def test_a_second_render_with_other_options_is_refused_and_the_first_is_kept(
+        tmp_path: Path, fake_detector: None) -> None:
+    (tmp_path / "obama").mkdir()
+    one, two, three = (_face_photo(tmp_path / "obama" / f"{i}.jpg") for i in (1, 2, 3))
+    out = tmp_path / "out"
+    assert _render("--photo", str(one), "--out", str(out)) == 0
+    seq = out / "print_still" / "000_obama"
+    first = {p.name: p.read_bytes() for p in seq.iterdir()}
+    for other in (["--photo", str(two)], ["--photo", str(one), "--seed", "7"], ["--photo", str(one), "--frames", "3"]):
+        with pytest.raises(ConfigError, match="rendered with other options"):
+            _render(*other, "--out", str(out))
+    assert {p.name: p.read_bytes() for p in seq.iterdir()} == first
+    assert _render("--photo", str(one), "--out", str(out)) == 0  # the same options: the same sequences again
+    assert {p.name: p.read_bytes() for p in seq.iterdir()} == first
+    assert json.loads((out / "render.json").read_text())["options"]["enroll"] == [str(two), str(three)]
+
+
+def test_render_refuses_an_out_it_cannot_own_or_write(tmp_path: Path, fake_detector: None) -> None:
+    (tmp_path / "p").mkdir()
+    photo, _ = _face_photo(tmp_path / "p" / "1.jpg"), _face_photo(tmp_path / "p" / "2.jpg")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        _render("--photo", str(photo), "--out", str(busy))
+    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        _render("--photo", str(photo), "--out", str(busy / "notes.txt"))
+    with pytest.raises(ConfigError, match="is the photo attacked with"):
+        _render("--photo", str(photo), "--enroll", str(photo), "--out", str(tmp_path / "o"))
+    with pytest.raises(SystemExit):
+        _parse("render", "--out", "x", "--seed", "-1")
+
+
+def test_an_interrupted_sequence_has_no_meta_and_is_no_sequence(tmp_path: Path) -> None:
+    from kiosk.pad.render import write_sequence
+
+    def frames() -> Any:
+        yield np.zeros((64, 64, 3), np.uint8)
+        raise KeyboardInterrupt
+
+    seq = tmp_path / "seq"
+    write_sequence(seq, iter([np.zeros((64, 64, 3), np.uint8)]), SequenceMeta("print_still", "A", "/x.jpg", 0, 15.0, 1))
+    assert (seq / "meta.json").is_file()
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence(seq, frames(), SequenceMeta("print_still", "A", "/x.jpg", 0, 15.0, 2))
+    assert not (seq / "meta.json").exists()

@@ -48,6 +48,97 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A presentation's length: a finite number of seconds, long enough for the prompt and its timeout."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from exc
+    if not 1.0 <= value <= 600.0:
+        raise argparse.ArgumentTypeError(f"expected 1 to 600 seconds, got {text!r}")
+    return value
+
+
+RENDER_RECORD = "render.json"  # the options an --out folder was rendered with
+
+
+def _render_options(args: argparse.Namespace, enroll: list[Path]) -> dict[str, Any]:
+    """What decides the sequences' content (not which species: one folder may gather several runs)."""
+    def text(p: Path | None) -> str | None:
+        return None if p is None else str(p.resolve())
+
+    return {"photo": text(args.photo), "enroll": [text(p) for p in enroll], "subject": args.subject,
+            "lfw": text(args.lfw), "people": args.people if args.lfw else None,
+            "per_species": args.per_species if args.lfw else None, "count": None if args.lfw else args.count,
+            "video": text(args.video), "frames": args.frames, "seed": args.seed,
+            "bend": None if args.bend is None else list(args.bend), "turn": None if args.turn is None else list(args.turn)}
+
+
+def _claim_out(out: Path, options: dict[str, Any], species: list[str]) -> None:
+    """Make ``out`` this render's folder, or refuse: sequences rendered there with other options would
+    be overwritten (the same names) or, in a batch, kept as if they had been made with these."""
+    import json
+
+    record = out / RENDER_RECORD
+    try:
+        if record.is_file():
+            try:
+                earlier = json.loads(record.read_text())
+                before = earlier["options"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"--out {out}: {RENDER_RECORD} is unreadable; use a new --out") from exc
+            differ = sorted(k for k in set(before) | set(options) if before.get(k) != options.get(k))
+            if differ:
+                raise ConfigError(f"--out {out} holds sequences rendered with other options ({', '.join(differ)}): "
+                                  "they would be overwritten or mixed with these; use a new --out")
+            species = sorted(set(earlier.get("species", [])) | set(species))
+        elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(f"--out {out} exists and is not an empty folder or one of `kiosk pad render`'s "
+                              "(no render.json): use a new --out")
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"options": options, "species": species}, indent=1) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from exc
+
+
+def _check_photos(photo: Path, enroll: list[Path], detect: Any, given: bool) -> list[Path]:
+    """The enrollment photos to record. The attack photo should show one face (the largest is used, and
+    said so when there are more). Photos given with ``--enroll`` must be readable, show a face and not
+    be the attack photo; of those found beside ``--photo`` (``given`` False) the unusable are left out."""
+    from kiosk.errors import KioskError
+    from kiosk.imageio import read_rgb
+
+    faces = detect(read_rgb(photo))
+    if len(faces) > 1:
+        logger.warning("--photo %s shows %d faces: the largest is rendered", photo, len(faces))
+    kept = []
+    for p in enroll:
+        try:
+            if p.resolve() == photo.resolve():
+                raise ConfigError(f"--enroll {p} is the photo attacked with: enroll the subject from other photos")
+            if not detect(read_rgb(p)):
+                raise DatasetError(f"--enroll {p}: no face found")
+        except KioskError as exc:
+            if given:
+                raise
+            logger.warning("%s: left out of the enrollment", exc)
+            continue
+        kept.append(p)
+    if not kept:
+        raise DatasetError(f"no usable enrollment photo beside {photo}: give --enroll PHOTO...")
+    return kept
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -80,6 +171,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise DatasetError(f"--video {args.video}: no video files found")
     settings = RenderSettings(frames=args.frames, bend_widths=args.bend or BEND_WIDTHS, turn_deg=args.turn)
     detect = build_detector(args.detector, runtime=args.runtime, threads=args.threads).detect
+    if static and args.photo:
+        enroll = _check_photos(args.photo, enroll, detect, given=bool(args.enroll))
+    _claim_out(args.out, _render_options(args, enroll), species)
     written: list[Path] = []
     if static and args.photo:
         subject = args.subject or args.photo.parent.name
@@ -142,7 +236,7 @@ def add_pad_parser(subparsers: Any) -> None:
                    "static species, and tablet_video when --video is given)")
     r.add_argument("--count", type=_positive, default=1, help="single mode: sequences per species (and per clip)")
     r.add_argument("--frames", type=_positive, default=150, help="frames per sequence (15 fps)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_seed, default=0)
     # under 0.15 widths the sheet would wrap round more than once; beyond 80 degrees it is seen edge on
     r.add_argument("--bend", type=_range(0.15, 10.0, "radius in print widths"), metavar="MIN,MAX",
                    help="print_bent: the cylinder's radius range in widths of the print (default "
@@ -161,7 +255,8 @@ def add_pad_parser(subparsers: Any) -> None:
                    help="folders made by `kiosk pad render`; may be repeated")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--plot", type=Path, help="write the flatness scores per species as a PNG")
-    e.add_argument("--max-seconds", type=float, default=12.0, help="stop a presentation after this long (replay time)")
+    e.add_argument("--max-seconds", type=_seconds, default=12.0,
+                   help="stop a presentation after this long (replay time)")
     e.add_argument("--limit", type=_positive, help="at most this many presentations per species")
     e.add_argument("--fps", type=slower_fps, default=15.0,
                    help="frames per second the door's loop handles (1-15, default 15): the replays run at 15 "

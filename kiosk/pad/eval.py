@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import DatasetError, KioskError
+from kiosk.errors import ConfigError, DatasetError, KioskError
 from kiosk.pad.meta import BONA_FIDE, META, SPECIES
 from kiosk.pad.metrics import clopper_pearson, percentiles, rate
 from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
@@ -182,8 +183,13 @@ def run_pad_eval(args: argparse.Namespace) -> int:
 
     if not args.bona_fide and not args.attacks:
         raise DatasetError("nothing to evaluate: give --bona-fide DIR and/or --attacks DIR")
+    if args.plot is not None:
+        check_plot_path(args.plot)  # before the run, not after it: a bad path must not cost the results
     settings = load_settings(args.config)
     config = present_config(settings, args.max_seconds)
+    if config.liveness is None:
+        logger.warning("liveness is off in this configuration: no presentation gets a liveness verdict, so the "
+                       "APCER column says nothing; read 'door opened'")
     presentations = collect(args.bona_fide or [], args.attacks or [], max_seconds=args.max_seconds)
     if args.limit:
         presentations = limit_per_group(presentations, args.limit)
@@ -202,15 +208,39 @@ def run_pad_eval(args: argparse.Namespace) -> int:
     report = {"summary": summary, "max_seconds": args.max_seconds, "fps": args.fps,
               "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
               "presentations": [o.as_dict() for o in outcomes]}
-    if args.plot:
+    if args.json:
+        print(json.dumps(report), flush=True)
+    else:
+        print(table(summary), flush=True)
+    rc = 0
+    if args.plot:  # after the results are out: a plot that fails costs only the plot
         from kiosk.pad.plot import plot_flatness
 
-        plot_flatness(outcomes, config.liveness, args.plot)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(table(summary) + (f"\nwrote {args.plot}" if args.plot else ""))
-    return 0
+        try:
+            plot_flatness(outcomes, config.liveness, args.plot)
+        except (OSError, ValueError) as exc:
+            logger.error("--plot %s: not written (%s); the results above are complete", args.plot, exc)
+            rc = 1
+        else:
+            logger.info("wrote %s", args.plot)
+    failed = len(summary["errors"])
+    if failed:
+        logger.error("%d of %d presentations could not be run (listed with the results)", failed, len(outcomes))
+        rc = 1
+    return rc
+
+
+def check_plot_path(path: Path) -> None:
+    """``--plot`` must name a new or existing PNG file in an existing, writable folder."""
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {path}: the plot is a PNG; give a file name ending in .png")
+    if path.is_dir():
+        raise ConfigError(f"--plot {path} is a folder; give a file name ending in .png")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--plot {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--plot {path}: cannot write there")
 
 
 def limit_per_group(presentations: list[Presentation], n: int) -> list[Presentation]:

@@ -32,7 +32,7 @@ from kiosk.imageio import read_rgb
 from kiosk.loop import FrameResult, KioskLoop
 from kiosk.match import Gallery
 from kiosk.pad.cooperative import REACTION_S, CooperativeSource, find_turn, yaw_series
-from kiosk.pad.meta import BONA_FIDE, read_meta
+from kiosk.pad.meta import BONA_FIDE, META, read_meta
 from kiosk.pad.observe import FLAT, LIVE, PENDING, LivenessView, liveness_of
 from kiosk.pad.video import duration_s, read_clip
 from kiosk.vision.boxes import primary_face
@@ -68,6 +68,14 @@ def from_folder(folder: Path) -> Presentation:
     frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not frames:
         raise DatasetError(f"{folder}: no frames")
+    if len(frames) != meta.frames:
+        raise DatasetError(f"{folder}: {len(frames)} frames, but {META} says {meta.frames} (an interrupted render?): "
+                           "render it again")
+
+    def load() -> list[RGB]:
+        """Every frame, read before the replay starts: a frame that cannot be read ends this presentation
+        with an error instead of looking like a camera that keeps failing."""
+        return [read_rgb(f) for f in frames]
 
     def enroll() -> list[RGB]:
         if meta.enroll_photos:
@@ -76,7 +84,7 @@ def from_folder(folder: Path) -> Presentation:
         c = meta.enroll_clip
         return _spread(read_clip(Path(c.path), c.start_s, c.end_s, 5.0), 2 * ENROLL_N)
 
-    return Presentation(str(folder), meta.species, meta.subject, frames, enroll, meta.fps, loop=meta.attack)
+    return Presentation(str(folder), meta.species, meta.subject, load, enroll, meta.fps, loop=meta.attack)
 
 
 def from_video(path: Path, fps: float = 15.0, max_seconds: float | None = None) -> Presentation:

@@ -73,7 +73,10 @@ def frames_of(textures: Callable[[int], RGB], p: Plan, rng: np.random.Generator,
 
 
 def write_sequence(folder: Path, frames: Iterator[RGB], meta: SequenceMeta, quality: int = 90) -> Path:
+    """The frames, then ``meta.json`` last: a folder whose writing was interrupted has no meta and is
+    no sequence (``kiosk pad eval`` skips it, a batch render makes it again)."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / META).unlink(missing_ok=True)
     for old in folder.glob("frame_*.jpg"):
         old.unlink()
     n = 0
