@@ -211,7 +211,9 @@ def run_pad_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report), flush=True)
     else:
-        print(table(summary), flush=True)
+        off = ("liveness is off in this configuration: APCER counts liveness verdicts and there are none; "
+               "read 'door opened'\n\n" if config.liveness is None else "")
+        print(off + table(summary), flush=True)
     rc = 0
     if args.plot:  # after the results are out: a plot that fails costs only the plot
         from kiosk.pad.plot import plot_flatness
