@@ -133,12 +133,7 @@ class LivenessJudge:
         until then no landmarks run, no prompt shows, and the verdict is pending (``spent``)."""
         if self.config.mode == "off":
             return
-        self.flatness.reset(track_id)
-        for cue in self.extra_cues:
-            cue.reset(track_id)
-        if self._prompting == track_id:
-            self._prompting = None
-            self.prompter.clear()
+        self._forget_cues(track_id)
         until = now + rest_s
         self._tracks[track_id] = _TrackState(first_seen=until, resting_until=until,
                                              last=LivenessResult(Verdict.PENDING, SPENT, {}))
@@ -152,15 +147,19 @@ class LivenessJudge:
         if state is not None and state.challenge is not None and state.final is None:
             abandoned = {"challenge_left": float(state.challenge.direction == "left"),
                          "challenge_s": round(self.clock() - state.challenge.started, 3)}
+        self._forget_cues(track_id)
+        if abandoned is not None:
+            logger.info("track %d: left the view while prompted, before a verdict", track_id)
+        return abandoned
+
+    def _forget_cues(self, track_id: int) -> None:
+        """Every cue's evidence on the track, and its prompt if one is showing."""
         self.flatness.reset(track_id)
         for cue in self.extra_cues:
             cue.reset(track_id)
         if self._prompting == track_id:
             self._prompting = None
             self.prompter.clear()
-        if abandoned is not None:
-            logger.info("track %d: left the view while prompted, before a verdict", track_id)
-        return abandoned
 
     def _geometry(self, track_id: int, state: _TrackState, obs: Observation) -> LivenessResult:
         flat = self.flatness.observe(track_id, obs)
