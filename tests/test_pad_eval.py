@@ -345,7 +345,7 @@ def test_a_sequence_with_frames_missing_is_refused_and_a_corrupt_frame_ends_only
     short = tmp_path / "print_still" / "000_short"
     shutil.copytree(printed, short)
     sorted(short.glob("frame_*.jpg"))[-1].unlink()  # an interrupted render
-    with pytest.raises(DatasetError, match=r"19 frames, but meta\.json says 20"):
+    with pytest.raises(DatasetError, match=r"19 image files, but meta\.json says 20 frames"):
         from_folder(short)
     broken = tmp_path / "print_still" / "001_broken"
     shutil.copytree(printed, broken)
@@ -370,3 +370,12 @@ def test_the_results_are_printed_before_the_plot_and_survive_it_failing(
     assert args.handler(args) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["summary"]["species"]["print_still"]["n"] == 1
+
+
+def test_an_attack_folder_with_an_unfinished_sequence_is_refused_up_front(tmp_path: Path) -> None:
+    _sequence(tmp_path / "attacks" / "print_still" / "000_A", "print_still")
+    unfinished = tmp_path / "attacks" / "print_turned" / "000_A"
+    unfinished.mkdir(parents=True)
+    (unfinished / "frame_00000.jpg").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"frames but no meta\.json"):
+        collect([], [tmp_path / "attacks"])

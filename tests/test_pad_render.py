@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kiosk.camera.replay import ReplaySource
-from kiosk.errors import ConfigError, DatasetError
+from kiosk.errors import ConfigError, DatasetError, NoFaceError
 from kiosk.pad.cli import add_pad_parser
 from kiosk.pad.degradations import glare
 from kiosk.pad.meta import ClipRange, SequenceMeta, read_meta, write_meta
@@ -446,3 +446,52 @@ def test_an_interrupted_sequence_has_no_meta_and_is_no_sequence(tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         write_sequence(seq, frames(), SequenceMeta("print_still", "A", "/x.jpg", 0, 15.0, 2))
     assert not (seq / "meta.json").exists()
+
+
+def test_a_render_that_fails_before_its_first_sequence_claims_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import kiosk.vision.pipeline
+
+    def detect(rgb: np.ndarray) -> list[Face]:  # a blank photo shows no face
+        return [] if rgb.max() == rgb.min() else _fake_detect(rgb)
+
+    monkeypatch.setattr(kiosk.vision.pipeline, "build_detector", lambda *a, **k: types.SimpleNamespace(detect=detect))
+    (tmp_path / "p").mkdir()
+    blank = tmp_path / "p" / "0.jpg"
+    cv2.imwrite(str(blank), np.full((240, 240, 3), 90, np.uint8))
+    one, two = _face_photo(tmp_path / "p" / "1.jpg"), _face_photo(tmp_path / "p" / "2.jpg")
+    out = tmp_path / "out"
+    with pytest.raises(NoFaceError):
+        _render("--photo", str(blank), "--enroll", str(two), "--out", str(out))
+    assert _render("--photo", str(one), "--enroll", str(two), "--out", str(out)) == 0  # the corrected run
+
+
+def test_render_records_absolute_paths_and_takes_equivalent_options_as_the_same(
+        tmp_path: Path, fake_detector: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "obama"
+    folder.mkdir()
+    for i in (1, 2, 3):
+        _face_photo(folder / f"{i}.jpg")
+    monkeypatch.chdir(folder)
+    out = tmp_path / "out"
+    assert _render("--photo", "1.jpg", "--enroll", "2.jpg", "3.jpg", "--out", str(out)) == 0
+    meta = read_meta(out / "print_still" / "000_obama")
+    assert meta.source == str(folder / "1.jpg") and meta.enroll_photos == [str(folder / "2.jpg"), str(folder / "3.jpg")]
+    assert _render("--photo", str(folder / "1.jpg"), "--enroll", "3.jpg", "2.jpg", "--subject", "obama",
+                   "--out", str(out)) == 0
+    assert [p.name for p in (out / "print_still").iterdir()] == ["000_obama"]
+
+
+@pytest.mark.parametrize("record", ['{"options": ["photo"]}', '{"options": "abc"}',
+                                    '{"options": {}, "species": 5}', '{"options": {}, "species": "print_bent"}'])
+def test_a_render_record_of_the_wrong_shape_is_refused_not_trusted(
+        record: str, tmp_path: Path, fake_detector: None) -> None:
+    (tmp_path / "p").mkdir()
+    photo, _ = _face_photo(tmp_path / "p" / "1.jpg"), _face_photo(tmp_path / "p" / "2.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "render.json").write_text(record)
+    with pytest.raises(ConfigError, match=r"render\.json is unreadable"):
+        _render("--photo", str(photo), "--out", str(out))

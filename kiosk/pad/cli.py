@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError, DatasetError
+from kiosk.errors import ConfigError, DatasetError, NoFaceError
 from kiosk.pad.meta import BEND_WIDTHS, SPECIES, STATIC_SPECIES, TURN_DEG
 from kiosk.pad.rate import slower_fps
 
@@ -75,7 +75,8 @@ def _render_options(args: argparse.Namespace, enroll: list[Path]) -> dict[str, A
     def text(p: Path | None) -> str | None:
         return None if p is None else str(p.resolve())
 
-    return {"photo": text(args.photo), "enroll": [text(p) for p in enroll], "subject": args.subject,
+    subject = (args.subject or args.photo.parent.name) if args.photo else None
+    return {"photo": text(args.photo), "enroll": sorted(str(text(p)) for p in enroll), "subject": subject,
             "lfw": text(args.lfw), "people": args.people if args.lfw else None,
             "per_species": args.per_species if args.lfw else None, "count": None if args.lfw else args.count,
             "video": text(args.video), "frames": args.frames, "seed": args.seed,
@@ -92,14 +93,18 @@ def _claim_out(out: Path, options: dict[str, Any], species: list[str]) -> None:
         if record.is_file():
             try:
                 earlier = json.loads(record.read_text())
-                before = earlier["options"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"--out {out}: {RENDER_RECORD} is unreadable; use a new --out") from exc
+                before, done = earlier["options"], earlier.get("species", [])
+                if not isinstance(before, dict) or not isinstance(done, list) or not all(
+                        isinstance(x, str) for x in done):
+                    raise TypeError("options is not a table or species not a list of names")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"--out {out}: {RENDER_RECORD} is unreadable ({exc}); use a new --out") from exc
             differ = sorted(k for k in set(before) | set(options) if before.get(k) != options.get(k))
-            if differ:
+            if differ and any(out.rglob("meta.json")):
                 raise ConfigError(f"--out {out} holds sequences rendered with other options ({', '.join(differ)}): "
                                   "they would be overwritten or mixed with these; use a new --out")
-            species = sorted(set(earlier.get("species", [])) | set(species))
+            if not differ:
+                species = sorted(set(done) | set(species))
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError(f"--out {out} exists and is not an empty folder or one of `kiosk pad render`'s "
                               "(no render.json): use a new --out")
@@ -117,6 +122,8 @@ def _check_photos(photo: Path, enroll: list[Path], detect: Any, given: bool) -> 
     from kiosk.imageio import read_rgb
 
     faces = detect(read_rgb(photo))
+    if not faces:
+        raise NoFaceError(f"--photo {photo}: no face to render")
     if len(faces) > 1:
         logger.warning("--photo %s shows %d faces: the largest is rendered", photo, len(faces))
     kept = []
@@ -145,6 +152,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from kiosk.progress import Progress
     from kiosk.vision.pipeline import build_detector
 
+    for name in ("photo", "lfw", "video"):  # recorded in meta.json: the eval may run from another folder
+        if getattr(args, name) is not None:
+            setattr(args, name, getattr(args, name).absolute())
+    if args.enroll:
+        args.enroll = [p.absolute() for p in args.enroll]
     species: list[str] = args.species or ([*STATIC_SPECIES, "tablet_video"] if args.video else list(STATIC_SPECIES))
     if "tablet_video" in species and not args.video:
         raise ConfigError("tablet_video needs --video DIR (real clips to replay on the tablet)")
@@ -171,7 +183,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     detect = build_detector(args.detector, runtime=args.runtime, threads=args.threads).detect
     if static and args.photo:
         enroll = _check_photos(args.photo, enroll, detect, given=bool(args.enroll))
-    _claim_out(args.out, _render_options(args, enroll), species)
+    people = lfw_people(args.lfw, args.people, np.random.default_rng(args.seed)) if static and args.lfw else []
+    _claim_out(args.out, _render_options(args, enroll), species)  # after every check: a failed start claims nothing
     written: list[Path] = []
     if static and args.photo:
         subject = args.subject or args.photo.parent.name
@@ -182,7 +195,6 @@ def cmd_render(args: argparse.Namespace) -> int:
                                             args.seed + 1000 * si + i, detect, settings))
                 bar(len(written))
     elif static:
-        people = lfw_people(args.lfw, args.people, np.random.default_rng(args.seed))
         bar = Progress(len(static) * args.per_species, "rendering")
         written += render_batch(people, static, args.per_species, args.out, args.seed, detect, settings, bar)
     if "tablet_video" in species:

@@ -45,6 +45,11 @@ def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.
         if not root.is_dir():
             raise DatasetError(f"--attacks {root} is not a folder")
         folders = sequence_folders(root)
+        unfinished = sorted({f.parent for f in root.rglob("frame_*.jpg")} - set(folders))
+        if unfinished:
+            raise DatasetError(f"--attacks {root}: {len(unfinished)} folder(s) hold frames but no {META} "
+                               f"(an interrupted render), e.g. {unfinished[0]}: run the same render again to "
+                               "finish them, or remove them")
         if not folders:
             raise DatasetError(f"--attacks {root}: no sequence folders with {META}; make them with `kiosk pad render`")
         for folder in folders:
@@ -206,6 +211,8 @@ def run_pad_eval(args: argparse.Namespace) -> int:
                        Progress(len(presentations), "presenting"), fps=args.fps)
     summary = summarise(outcomes)
     report = {"summary": summary, "max_seconds": args.max_seconds, "fps": args.fps,
+              **({"warning": "liveness is off: no liveness verdicts, so every APCER is 0 by construction; "
+                             "read the door-opened rate (iapar)"} if config.liveness is None else {}),
               "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
               "presentations": [o.as_dict() for o in outcomes]}
     if args.json:
@@ -220,7 +227,7 @@ def run_pad_eval(args: argparse.Namespace) -> int:
 
         try:
             plot_flatness(outcomes, config.liveness, args.plot)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, KioskError) as exc:
             logger.error("--plot %s: not written (%s); the results above are complete", args.plot, exc)
             rc = 1
         else:

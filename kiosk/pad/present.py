@@ -69,8 +69,8 @@ def from_folder(folder: Path) -> Presentation:
     if not frames:
         raise DatasetError(f"{folder}: no frames")
     if len(frames) != meta.frames:
-        raise DatasetError(f"{folder}: {len(frames)} frames, but {META} says {meta.frames} (an interrupted render?): "
-                           "render it again")
+        raise DatasetError(f"{folder}: {len(frames)} image files, but {META} says {meta.frames} frames: a sequence "
+                           "folder holds its frames and nothing else; render it again")
 
     def load() -> list[RGB]:
         """Every frame, read before the replay starts: a frame that cannot be read ends this presentation
