@@ -168,7 +168,7 @@ class KioskLoop:
         if self.liveness is not None:
             landmarker, judge = self.liveness
             sampleable = [i for i in range(len(faces)) if gates[i] in LIVENESS_GATES]
-            judge.in_view(tracks[i] for i in sampleable)  # a face gated out or not detected is no rate
+            judge.in_view((tracks[i] for i in sampleable), now)  # a face gated out or not detected is no rate
             sampled = [i for i in sampleable if judge.due(tracks[i], now)]
             # FaceMesh before the embedder, which would push its weights and the frame out of the
             # caches (the saving measured here is small, 0.1-0.2 ms: benchmarks/liveness.py)

@@ -94,12 +94,17 @@ def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stac
     publish = None
     if mqtt is not None:
         def publish(topic: str, payload: bytes) -> None:
+            if not mqtt.kiosk.connected.is_set():  # said, not dropped: the person at the door sees no prompt
+                raise ConnectionError("not connected to the broker")
             mqtt.kiosk.publish_state(topic, payload.decode(), retain=False)
     topic = f"{settings.mqtt.prefix}/{settings.site}/{settings.device}/prompt"
     prompter = build_prompter(lv, publish=publish, topic=topic, pin_factory=factory)
     stack.callback(prompter.close)
     logger.info("liveness: %s mode, prompts by %s", lv.mode, lv.prompter.type)
-    return landmarker, LivenessJudge(lv, clock, prompter)
+    judge = LivenessJudge(lv, clock, prompter)
+    if mqtt is not None and lv.prompter.type == "mqtt":
+        mqtt.kiosk.on_connected.append(judge.repeat_prompt)  # a display sees what is asked now, not what was
+    return landmarker, judge
 
 
 def decision_config(settings: Settings, *, liveness: bool) -> DecisionConfig:
@@ -211,6 +216,8 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
                                 "security_level": level.as_dict(), **trust_watch.stats(),
                                 "peak_rss_mib": peak_rss_mib()})
             stack.callback(mqtt.stop, 0.8)  # after the door is locked; flushes what the broker takes in time
+            if liveness is not None:
+                stack.callback(liveness[1].prompter.clear)  # before mqtt.stop: no prompt left on a display
             mqtt_started.set()
         notifier.status("opening camera")
         capture.start()

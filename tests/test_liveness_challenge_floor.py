@@ -180,3 +180,31 @@ def test_the_service_says_so_at_start_when_a_noise_guard_is_off(models: Path, ca
     with ExitStack() as stack, caplog.at_level(logging.WARNING, logger="kiosk.service"):
         assert build_liveness(settings, time.monotonic, None, None, stack) is not None
     assert "liveness.noise_factor = 0" in caplog.text
+
+
+@pytest.mark.models
+def test_an_mqtt_prompt_the_broker_cannot_take_is_logged_and_repeated_on_reconnect(
+        models: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A door that prompts only on a display: a prompt dropped while the broker is away is said in the
+    log, and on reconnecting the display is told what is asked now."""
+    import threading
+    from types import SimpleNamespace
+
+    from kiosk.config import Settings
+    from kiosk.liveness.settings import MqttPrompterSettings
+    from kiosk.service import build_liveness
+
+    sent: list[tuple[str, str]] = []
+    kiosk = SimpleNamespace(connected=threading.Event(), on_connected=[],
+                            publish_state=lambda topic, payload, retain: sent.append((topic, payload)))
+    settings = Settings(models_dir=models, liveness=LivenessSettings(prompter=MqttPrompterSettings()))
+    with ExitStack() as stack, caplog.at_level(logging.WARNING, logger="kiosk.liveness.prompters"):
+        built = build_liveness(settings, time.monotonic, None, SimpleNamespace(kiosk=kiosk), stack)
+        assert built is not None
+        judge = built[1]
+        judge.prompter.prompt("left")  # the broker is away
+        assert sent == [] and "could not publish the liveness prompt" in caplog.text
+        kiosk.connected.set()
+        assert kiosk.on_connected == [judge.repeat_prompt]
+        kiosk.on_connected[0]()  # reconnected, no challenge running: the display is cleared
+        assert len(sent) == 1 and sent[0][0].endswith("/prompt") and '"prompt": null' in sent[0][1]

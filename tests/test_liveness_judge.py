@@ -285,3 +285,46 @@ def test_a_real_turn_stands_far_above_the_landmark_noise() -> None:
     results = _feed(judge, clock, _turn(False, 30))
     assert results[-1].verdict is Verdict.LIVE
     assert results[-1].values["residual"] >= LivenessSettings().noise_factor * results[-1].values["noise"]
+
+
+def test_one_prompt_at_a_time_a_second_face_waits_for_the_first_to_end() -> None:
+    """Two LEDs (or one display) can show one direction: a second face prompted over the first would
+    turn the first person the wrong way."""
+    judge, clock, prompter = _judge()
+    a, b = _still(False, 200, seed=1), _still(False, 200, seed=2)
+    k = 0
+    while not prompter.shown:  # face 1 waits 2 s for its prompt
+        judge.observe(1, a[k])
+        clock.advance(DT)
+        k += 1
+    first = prompter.shown[-1]
+    for _ in range(int(2.5 / DT)):  # face 2 arrives and waits past its own 2 s
+        judge.observe(1, a[k])
+        result = judge.observe(2, b[k])
+        clock.advance(DT)
+        k += 1
+    assert prompter.shown == [first] and result.reason == "waiting_prompt"
+    judge.end(1)  # face 1 leaves: its prompt is withdrawn, and face 2 is prompted at its next frame
+    judge.observe(2, b[k])
+    assert prompter.shown[1] is None and prompter.shown[2] in ("left", "right") and len(prompter.shown) == 3
+
+
+def test_a_prompted_face_that_cannot_be_judged_still_times_out_and_its_prompt_goes() -> None:
+    judge, clock, prompter = _judge()
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    assert prompter.shown[-1] in ("left", "right")
+    for _ in range(int(6.0 / DT)):  # the face steps back: detected, too small for the cues
+        judge.in_view([], clock())
+        clock.advance(DT)
+    assert prompter.shown[-1] is None
+    assert judge.current(1).verdict is Verdict.FLAT and judge.current(1).reason == "challenge_timeout"
+
+
+def test_the_prompt_can_be_said_again_for_a_display_that_reconnects() -> None:
+    judge, clock, prompter = _judge()
+    judge.repeat_prompt()
+    assert prompter.shown == [None]
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    direction = prompter.shown[-1]
+    judge.repeat_prompt()
+    assert prompter.shown[-1] == direction and direction in ("left", "right")

@@ -80,7 +80,7 @@ class LivenessJudge:
         # measure assumes even spacing); at other rates evenly at a little under sample_hz.
         return hz <= 0 or state.last_sample is None or now - state.last_sample >= 0.9 / hz
 
-    def in_view(self, track_ids: Iterable[int]) -> None:
+    def in_view(self, track_ids: Iterable[int], now: float | None = None) -> None:
         """Once per frame: the tracks whose faces could be sampled on it (detected, and through the gates
         the cues need). Any other track the judge holds has a break in its landmark sequence (a face
         too small or cut off for a frame, a missed detection): the interval across it is the face's, not
@@ -90,6 +90,14 @@ class LivenessJudge:
         for track_id, state in self._tracks.items():
             if track_id not in sampleable:
                 state.broken = True
+                # A prompted face that cannot be judged (too small, cut off, not detected) still runs out
+                # of time: its prompt must not stay lit for whoever walks up next.
+                ch = state.challenge
+                if (now is not None and ch is not None and state.final is None and ch.expired(now)):
+                    result = LivenessResult(Verdict.FLAT, "challenge_timeout",
+                                            {"turn": round(ch.peak, 4), "challenge_s": round(now - ch.started, 3)})
+                    self._finish(track_id, state, result)
+                    state.last = result
 
     def current(self, track_id: int) -> LivenessResult:
         """The track's latest result, for the frames between two samples."""
@@ -152,6 +160,14 @@ class LivenessJudge:
             logger.info("track %d: left the view while prompted, before a verdict", track_id)
         return abandoned
 
+    def repeat_prompt(self) -> None:
+        """Say again what the prompter should show now (after a display or broker reconnects)."""
+        state = None if self._prompting is None else self._tracks.get(self._prompting)
+        if state is not None and state.challenge is not None and state.final is None:
+            self.prompter.prompt(state.challenge.direction)
+        else:
+            self.prompter.clear()
+
     def _forget_cues(self, track_id: int) -> None:
         """Every cue's evidence on the track, and its prompt if one is showing."""
         self.flatness.reset(track_id)
@@ -175,6 +191,9 @@ class LivenessJudge:
             if yaw is not None:
                 state.last_yaw = yaw
             if self.config.mode == "challenge" and obs.now - state.first_seen >= self.config.challenge_after_s:
+                if self._prompting is not None and self._prompting != track_id:
+                    # one prompt at a time: a second face waits, or the first would see the other's direction
+                    return LivenessResult(Verdict.PENDING, "waiting_prompt", values)
                 direction = self._start_challenge(track_id, state, obs.now)
                 values |= {"challenge_left": float(direction == "left")}
                 return LivenessResult(Verdict.PENDING, "challenge_pending", values)
