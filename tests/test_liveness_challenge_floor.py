@@ -164,6 +164,14 @@ def test_a_threshold_under_what_the_attacks_were_measured_at_is_valid_but_never_
     assert LivenessSettings(**{key: value, "mode": "off"}).weakened() == []  # type: ignore[arg-type]
 
 
+def test_a_prompter_that_passive_mode_never_uses_is_warned_about() -> None:
+    from kiosk.liveness.settings import MqttPrompterSettings
+
+    [warning] = LivenessSettings(mode="passive", prompter=MqttPrompterSettings()).weakened()
+    assert "never prompts" in warning
+    assert LivenessSettings(mode="passive").weakened() == []  # the log prompter is the default
+
+
 def test_the_passive_floor_cannot_take_the_prompted_floor_under_its_bound() -> None:
     """The prompted turn's floor is the lower of the two residual settings, so both share the bound."""
     with pytest.raises(ValidationError, match="min_live_residual"):

@@ -107,8 +107,9 @@ class LivenessSettings(_Section):
         return min(self.min_sample_hz, self.sample_hz) if self.sample_hz > 0 else self.min_sample_hz
 
     def weakened(self) -> list[str]:
-        """Warnings for guards turned off in the configuration (valid, but an attacker's help), and for a
-        sampling rate under what real people were measured to need."""
+        """Warnings for guards turned off or loosened in the configuration (valid, but an attacker's help),
+        for a sampling rate under what real people were measured to need, and for a prompter that
+        ``passive`` mode never uses."""
         out = []
         if self.mode != "off" and 0 < self.sample_hz < self.min_sample_hz:
             out.append(f"liveness.sample_hz = {self.sample_hz:g} is under liveness.min_sample_hz "
@@ -120,6 +121,9 @@ class LivenessSettings(_Section):
             out.append("liveness.max_live_ratio = 1: changes shaped like landmark noise can be read as parallax")
         if self.mode != "off" and self.planar_band_max == 0:
             out.append("liveness.planar_band_max = 0: a print of the upper face worn over a real face can pass as live")
+        if self.mode == "passive" and self.prompter.type != "log":
+            out.append(f"liveness.prompter is {self.prompter.type!r} but liveness.mode = passive never prompts: "
+                       "set mode = challenge to use it")
         if self.mode != "off" and self.sample_hz == 0:
             out.append("liveness.sample_hz = 0: every frame is sampled, at whatever rate the camera gives; every "
                        "threshold was measured at 15 landmark frames a second")
