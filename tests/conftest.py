@@ -1,11 +1,12 @@
-"""Shared fixtures: the real photos beside the project and the fetched/converted models."""
+"""Shared fixtures: the real photos beside the project, the fetched/converted models, and gpiozero's mock pins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -45,3 +46,11 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out, err
 
     return run
+
+
+@pytest.fixture()
+def factory() -> Iterator[MockFactory]:
+    """gpiozero's MockFactory: pins that record every state they are driven to; reset after the test."""
+    f = MockFactory()
+    yield f
+    f.reset()

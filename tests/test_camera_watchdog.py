@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.camera.base import Frame
@@ -65,13 +63,6 @@ def _noisy(rng: np.random.Generator) -> npt.NDArray[np.uint8]:
     """A still scene seen by a real sensor: the same picture plus a little noise in every pixel."""
     base = np.full((120, 160, 3), 128, np.int16)
     return np.clip(base + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 class Rig:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,13 +27,6 @@ class Events:
     @property
     def kinds(self) -> list[str]:
         return [k for k, _ in self.items]
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 def _shut_level(active_means_closed: bool) -> bool:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +62,6 @@ class Events:
     @property
     def kinds(self) -> list[str]:
         return [k for k, _ in self.items]
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 def _door(factory: MockFactory, clock: FakeClock, events: Events) -> Door:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -13,13 +12,6 @@ from tests.clock import FakeClock
 from tests.second_factor_pins import KeyMatrix
 
 ROWS, COLS = [5, 6, 13, 19], [12, 16, 20]
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 def _keypad(factory: MockFactory, clock: FakeClock, layout: str = LAYOUT_4X3,

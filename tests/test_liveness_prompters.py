@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -16,13 +15,6 @@ from kiosk.liveness.settings import LivenessSettings
 from tests.clock import FakeClock
 
 LEFT, RIGHT, BUZZER = 20, 21, 16
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 class RecordingPublish:

@@ -9,7 +9,6 @@ and counted towards its face's lockout, like a timeout.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +22,6 @@ from tests.loop_fakes import DT, KP, MAIN, OTHER, PRINT_OF_VICTIM, RELAY, SIDE, 
 TURNED_KP = KP.copy()
 TURNED_KP[2] = [355, 230]  # the nose 0.44 eye distances off the eyes' midpoint: gated out as turned away
 TURNED = Face(MAIN.box, 0.99, TURNED_KP)  # the liveness cues still sample it (a head turned for a prompt)
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 def _reasons(tmp: Path, kind: str = "access_denied") -> list[str]:

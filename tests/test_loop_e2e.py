@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +54,6 @@ def _walk(pipeline: Any, celeb: Path, person: str, seed: int = 3, gap: int = 80)
     rng = np.random.default_rng(seed)
     bg = background(640, 480, rng)
     return walk_up(_cutout(pipeline, celeb, person), bg, 25, rng) + [bg] * gap
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 class Rig:

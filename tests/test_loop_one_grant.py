@@ -8,24 +8,15 @@ person, so the print keeps their track. It must not keep their verdict: neither 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.liveness.judge import SPENT
 from tests import liveness_synth as synth
 from tests.loop_fakes import DT, MAIN, OTHER, PRINT_OF_VICTIM, RELAY, SIDE, VICTIM, Rig
-
-
-@pytest.fixture()
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
 
 
 def _victim_is_let_in(d: Rig) -> int:

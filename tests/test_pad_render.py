@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -12,14 +11,13 @@ import numpy as np
 import pytest
 
 from kiosk.camera.replay import ReplaySource
-from kiosk.errors import ConfigError, DatasetError, NoFaceError
-from kiosk.pad.cli import add_pad_parser
+from kiosk.errors import DatasetError
 from kiosk.pad.degradations import glare
 from kiosk.pad.meta import ClipRange, SequenceMeta, read_meta, write_meta
 from kiosk.pad.render import RenderSettings, lfw_people, render_clip, render_photo
 from kiosk.pad.species import PHONE, pixel_grid, plan
 from kiosk.pad.surfaces import Camera, Pose, Surface, _bent_maps, fold_homographies, homography, project, render
-from kiosk.vision.boxes import Face
+from tests.pad_fakes import face_photo, fake_detect
 
 CAM = Camera()
 
@@ -241,29 +239,13 @@ def test_meta_missing_or_broken_says_how_to_make_one(tmp_path: Path) -> None:
         read_meta(tmp_path)
 
 
-def _face_photo(path: Path, size: int = 240) -> Path:
-    img = np.full((size, size, 3), 90, np.uint8)
-    cv2.circle(img, (size // 2, size // 2), size // 5, (180, 150, 130), -1)
-    cv2.imwrite(str(path), img)
-    return path
-
-
-def _fake_detect(rgb: np.ndarray) -> list[Face]:
-    """A face box in the middle of whatever it is shown, a fifth of the image wide."""
-    h, w = rgb.shape[:2]
-    s = min(h, w) / 5
-    kp = np.array([[w / 2 - s / 4, h / 2 - s / 6], [w / 2 + s / 4, h / 2 - s / 6], [w / 2, h / 2], [w / 2, h / 2 + s / 4],
-                   [w / 2 - s / 2, h / 2], [w / 2 + s / 2, h / 2]])
-    return [Face((w / 2 - s / 2, h / 2 - s / 2, w / 2 + s / 2, h / 2 + s / 2), 0.9, kp)]
-
-
 @pytest.mark.parametrize("species", ["print_still", "print_turned", "print_bent", "print_folded", "phone_photo"])
 def test_rendered_photo_sequence_replays_and_is_reproducible(tmp_path: Path, species: str) -> None:
-    photo = _face_photo(tmp_path / "a.jpg")
-    other = _face_photo(tmp_path / "b.jpg")
+    photo = face_photo(tmp_path / "a.jpg")
+    other = face_photo(tmp_path / "b.jpg")
     settings = RenderSettings(frames=4)
-    one = render_photo(species, photo, [other], "A", tmp_path / "one", 5, _fake_detect, settings)
-    two = render_photo(species, photo, [other], "A", tmp_path / "two", 5, _fake_detect, settings)
+    one = render_photo(species, photo, [other], "A", tmp_path / "one", 5, fake_detect, settings)
+    two = render_photo(species, photo, [other], "A", tmp_path / "two", 5, fake_detect, settings)
     names = sorted(p.name for p in one.glob("*.jpg"))
     assert names == [f"frame_{i:05d}.jpg" for i in range(4)]
     assert all((one / n).read_bytes() == (two / n).read_bytes() for n in names)
@@ -278,7 +260,7 @@ def test_rendered_photo_sequence_replays_and_is_reproducible(tmp_path: Path, spe
 
 def test_render_refuses_a_video_species_for_a_photo(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a photo species"):
-        render_photo("tablet_video", tmp_path / "a.jpg", [], "A", tmp_path, 0, _fake_detect)
+        render_photo("tablet_video", tmp_path / "a.jpg", [], "A", tmp_path, 0, fake_detect)
 
 
 def _clip(path: Path, seconds: float, fps: float = 25.0) -> Path:
@@ -293,7 +275,7 @@ def _clip(path: Path, seconds: float, fps: float = 25.0) -> Path:
 
 def test_tablet_sequence_records_the_clip_split(tmp_path: Path) -> None:
     clip = _clip(tmp_path / "c.mp4", 2.0)
-    out = render_clip(clip, "c", tmp_path / "seq", 1, _fake_detect, RenderSettings(frames=5))
+    out = render_clip(clip, "c", tmp_path / "seq", 1, fake_detect, RenderSettings(frames=5))
     meta = read_meta(out)
     assert meta.species == "tablet_video" and meta.enroll_photos == []
     assert meta.source_clip == ClipRange(str(clip), 0.0, pytest.approx(1.6))  # type: ignore[arg-type]
@@ -306,63 +288,11 @@ def test_lfw_batch_takes_only_people_with_two_photos(tmp_path: Path) -> None:
     for name, n in [("Ann_A", 3), ("Bob_B", 1), ("Cy_C", 2), ("Di_D", 2)]:
         (tmp_path / "images" / name).mkdir(parents=True)
         for i in range(n):
-            _face_photo(tmp_path / "images" / name / f"{name}_{i + 1:04d}.jpg", 40)
+            face_photo(tmp_path / "images" / name / f"{name}_{i + 1:04d}.jpg", 40)
     people = lfw_people(tmp_path, 3, np.random.default_rng(0))
     assert sorted(n for n, _ in people) == ["Ann_A", "Cy_C", "Di_D"]
     with pytest.raises(DatasetError, match="3 people with two or more photos; 4 needed"):
         lfw_people(tmp_path, 4, np.random.default_rng(0))
-
-
-def _parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="kiosk")
-    add_pad_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["pad", *argv])
-
-
-def test_render_takes_a_bend_range() -> None:
-    assert _parse("render", "--out", "x").bend is None  # print_bent's own range, BEND_WIDTHS (0.6, 1.2)
-    assert _parse("render", "--out", "x", "--bend", "0.3,0.5").bend == (0.3, 0.5)
-    assert _parse("render", "--out", "x").turn is None
-    assert _parse("render", "--out", "x", "--turn", "40,60").turn == (40, 60)
-
-
-def test_render_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="need --photo P or --lfw DIR"):
-        args = _parse("render", "--out", str(tmp_path))
-        args.handler(args)
-    with pytest.raises(ConfigError, match="tablet_video needs --video"):
-        args = _parse("render", "--out", str(tmp_path), "--species", "tablet_video")
-        args.handler(args)
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    photo = _face_photo(alone / "x.jpg")
-    with pytest.raises(ConfigError, match="give --enroll"):
-        args = _parse("render", "--photo", str(photo), "--out", str(tmp_path / "o"))
-        args.handler(args)
-    with pytest.raises(ConfigError, match="--bend shapes print_bent only"):
-        args = _parse("render", "--photo", str(photo), "--species", "print_still", "--bend", "0.4,0.6",
-                      "--out", str(tmp_path / "o"))
-        args.handler(args)
-    with pytest.raises(ConfigError, match="--turn moves print_turned and phone_photo only"):
-        args = _parse("render", "--photo", str(photo), "--species", "print_bent", "--turn", "40,60",
-                      "--out", str(tmp_path / "o"))
-        args.handler(args)
-    with pytest.raises(DatasetError, match="no video files"):
-        args = _parse("render", "--video", str(alone), "--species", "tablet_video", "--out", str(tmp_path / "o"))
-        args.handler(args)
-    assert not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize("argv", [["render", "--out", "x", "--species", "mask"], ["render", "--out", "x", "--count", "0"],
-                                  ["render", "--photo", "p.jpg"], ["eval", "--max-seconds", "soon"],
-                                  ["render", "--out", "x", "--bend", "0.5"], ["render", "--out", "x", "--bend", "0.1,0.3"],
-                                  ["render", "--out", "x", "--bend", "0.8,0.4"], ["render", "--out", "x", "--turn", "50,90"],
-                                  ["render", "--out", "x", "--turn", "nan,40"]])
-def test_bad_arguments_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        _parse(*argv)
-    assert exc.value.code == 2
-    assert "error" in capsys.readouterr().err
 
 
 def test_batch_keeps_complete_sequences_and_redoes_broken_ones(tmp_path: Path) -> None:
@@ -371,66 +301,17 @@ def test_batch_keeps_complete_sequences_and_redoes_broken_ones(tmp_path: Path) -
     people = []
     for name in ("Ann_A", "Bob_B"):
         (tmp_path / name).mkdir()
-        people.append((name, [_face_photo(tmp_path / name / f"{name}_{i:04d}.jpg") for i in (1, 2)]))
+        people.append((name, [face_photo(tmp_path / name / f"{name}_{i:04d}.jpg") for i in (1, 2)]))
     settings = RenderSettings(frames=3)
-    first = render_batch(people, ["print_still"], 3, tmp_path / "out", 0, _fake_detect, settings)
+    first = render_batch(people, ["print_still"], 3, tmp_path / "out", 0, fake_detect, settings)
     assert [p.name for p in first] == ["000_Ann_A", "001_Bob_B", "002_Ann_A"]
     assert read_meta(first[2]).source.endswith("Ann_A_0002.jpg")  # the next photo of a person the second time
     (first[0] / "frame_00000.jpg").write_bytes(b"kept")
     (first[1] / "frame_00002.jpg").unlink()
-    again = render_batch(people, ["print_still"], 3, tmp_path / "out", 0, _fake_detect, settings)
+    again = render_batch(people, ["print_still"], 3, tmp_path / "out", 0, fake_detect, settings)
     assert again == first
     assert (first[0] / "frame_00000.jpg").read_bytes() == b"kept"
     assert (first[1] / "frame_00002.jpg").is_file()
-
-
-@pytest.fixture()
-def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``kiosk pad render`` with the fake detector: the command's own checks, without the model."""
-    import types
-
-    import kiosk.vision.pipeline
-
-    monkeypatch.setattr(kiosk.vision.pipeline, "build_detector", lambda *a, **k: types.SimpleNamespace(detect=_fake_detect))
-
-
-def _render(*argv: str) -> int:
-    args = _parse("render", "--species", "print_still", "--frames", "2", *argv)
-    return int(args.handler(args))
-
-
-def test_a_second_render_with_other_options_is_refused_and_the_first_is_kept(
-        tmp_path: Path, fake_detector: None) -> None:
-    (tmp_path / "obama").mkdir()
-    one, two, three = (_face_photo(tmp_path / "obama" / f"{i}.jpg") for i in (1, 2, 3))
-    out = tmp_path / "out"
-    assert _render("--photo", str(one), "--out", str(out)) == 0
-    seq = out / "print_still" / "000_obama"
-    first = {p.name: p.read_bytes() for p in seq.iterdir()}
-    for other in (["--photo", str(two)], ["--photo", str(one), "--seed", "7"], ["--photo", str(one), "--frames", "3"]):
-        with pytest.raises(ConfigError, match="rendered with other options"):
-            _render(*other, "--out", str(out))
-    assert {p.name: p.read_bytes() for p in seq.iterdir()} == first
-    assert _render("--photo", str(one), "--out", str(out)) == 0  # the same options: the same sequences again
-    assert {p.name: p.read_bytes() for p in seq.iterdir()} == first
-    assert json.loads((out / "render.json").read_text())["options"]["enroll"] == [str(two), str(three)]
-
-
-def test_render_refuses_an_out_it_cannot_own_or_write(tmp_path: Path, fake_detector: None) -> None:
-    (tmp_path / "p").mkdir()
-    photo, _ = _face_photo(tmp_path / "p" / "1.jpg"), _face_photo(tmp_path / "p" / "2.jpg")
-    busy = tmp_path / "busy"
-    busy.mkdir()
-    (busy / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="not an empty folder"):
-        _render("--photo", str(photo), "--out", str(busy))
-    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
-    with pytest.raises(ConfigError, match="not an empty folder"):
-        _render("--photo", str(photo), "--out", str(busy / "notes.txt"))
-    with pytest.raises(ConfigError, match="is the photo attacked with"):
-        _render("--photo", str(photo), "--enroll", str(photo), "--out", str(tmp_path / "o"))
-    with pytest.raises(SystemExit):
-        _parse("render", "--out", "x", "--seed", "-1")
 
 
 def test_an_interrupted_sequence_has_no_meta_and_is_no_sequence(tmp_path: Path) -> None:
@@ -446,52 +327,3 @@ def test_an_interrupted_sequence_has_no_meta_and_is_no_sequence(tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         write_sequence(seq, frames(), SequenceMeta("print_still", "A", "/x.jpg", 0, 15.0, 2))
     assert not (seq / "meta.json").exists()
-
-
-def test_a_render_that_fails_before_its_first_sequence_claims_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-
-    import kiosk.vision.pipeline
-
-    def detect(rgb: np.ndarray) -> list[Face]:  # a blank photo shows no face
-        return [] if rgb.max() == rgb.min() else _fake_detect(rgb)
-
-    monkeypatch.setattr(kiosk.vision.pipeline, "build_detector", lambda *a, **k: types.SimpleNamespace(detect=detect))
-    (tmp_path / "p").mkdir()
-    blank = tmp_path / "p" / "0.jpg"
-    cv2.imwrite(str(blank), np.full((240, 240, 3), 90, np.uint8))
-    one, two = _face_photo(tmp_path / "p" / "1.jpg"), _face_photo(tmp_path / "p" / "2.jpg")
-    out = tmp_path / "out"
-    with pytest.raises(NoFaceError):
-        _render("--photo", str(blank), "--enroll", str(two), "--out", str(out))
-    assert _render("--photo", str(one), "--enroll", str(two), "--out", str(out)) == 0  # the corrected run
-
-
-def test_render_records_absolute_paths_and_takes_equivalent_options_as_the_same(
-        tmp_path: Path, fake_detector: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "obama"
-    folder.mkdir()
-    for i in (1, 2, 3):
-        _face_photo(folder / f"{i}.jpg")
-    monkeypatch.chdir(folder)
-    out = tmp_path / "out"
-    assert _render("--photo", "1.jpg", "--enroll", "2.jpg", "3.jpg", "--out", str(out)) == 0
-    meta = read_meta(out / "print_still" / "000_obama")
-    assert meta.source == str(folder / "1.jpg") and meta.enroll_photos == [str(folder / "2.jpg"), str(folder / "3.jpg")]
-    assert _render("--photo", str(folder / "1.jpg"), "--enroll", "3.jpg", "2.jpg", "--subject", "obama",
-                   "--out", str(out)) == 0
-    assert [p.name for p in (out / "print_still").iterdir()] == ["000_obama"]
-
-
-@pytest.mark.parametrize("record", ['{"options": ["photo"]}', '{"options": "abc"}',
-                                    '{"options": {}, "species": 5}', '{"options": {}, "species": "print_bent"}'])
-def test_a_render_record_of_the_wrong_shape_is_refused_not_trusted(
-        record: str, tmp_path: Path, fake_detector: None) -> None:
-    (tmp_path / "p").mkdir()
-    photo, _ = _face_photo(tmp_path / "p" / "1.jpg"), _face_photo(tmp_path / "p" / "2.jpg")
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "render.json").write_text(record)
-    with pytest.raises(ConfigError, match=r"render\.json is unreadable"):
-        _render("--photo", str(photo), "--out", str(out))
