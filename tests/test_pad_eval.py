@@ -379,3 +379,18 @@ def test_an_attack_folder_with_an_unfinished_sequence_is_refused_up_front(tmp_pa
     (unfinished / "frame_00000.jpg").write_bytes(b"")
     with pytest.raises(DatasetError, match=r"frames but no meta\.json"):
         collect([], [tmp_path / "attacks"])
+
+
+def test_with_liveness_off_the_report_says_its_apcer_means_nothing(
+        printed: Path, pipeline: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from kiosk.pad.eval import LIVENESS_OFF
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[liveness]\nmode = "off"\n')
+    args = _eval_args("--attacks", str(printed.parent), "--json", "--max-seconds", "3", "--config", str(config))
+    assert args.handler(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["warning"] == LIVENESS_OFF and report["liveness"] is None
+    assert report["summary"]["species"]["print_still"]["iapar"]["k"] == 1  # the print opened the door

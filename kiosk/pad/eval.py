@@ -20,6 +20,9 @@ from kiosk.progress import Progress
 
 logger = logging.getLogger(__name__)
 
+LIVENESS_OFF = ("liveness is off in this configuration: no presentation gets a liveness verdict, so every APCER "
+                "is 0 by construction; read the door-opened rate (IAPAR)")
+
 
 def sequence_folders(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(META))
@@ -193,8 +196,7 @@ def run_pad_eval(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     config = present_config(settings, args.max_seconds)
     if config.liveness is None:
-        logger.warning("liveness is off in this configuration: no presentation gets a liveness verdict, so the "
-                       "APCER column says nothing; read 'door opened'")
+        logger.warning(LIVENESS_OFF)
     presentations = collect(args.bona_fide or [], args.attacks or [], max_seconds=args.max_seconds)
     if args.limit:
         presentations = limit_per_group(presentations, args.limit)
@@ -211,16 +213,13 @@ def run_pad_eval(args: argparse.Namespace) -> int:
                        Progress(len(presentations), "presenting"), fps=args.fps)
     summary = summarise(outcomes)
     report = {"summary": summary, "max_seconds": args.max_seconds, "fps": args.fps,
-              **({"warning": "liveness is off: no liveness verdicts, so every APCER is 0 by construction; "
-                             "read the door-opened rate (iapar)"} if config.liveness is None else {}),
+              **({"warning": LIVENESS_OFF} if config.liveness is None else {}),
               "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
               "presentations": [o.as_dict() for o in outcomes]}
     if args.json:
         print(json.dumps(report), flush=True)
     else:
-        off = ("liveness is off in this configuration: APCER counts liveness verdicts and there are none; "
-               "read 'door opened'\n\n" if config.liveness is None else "")
-        print(off + table(summary), flush=True)
+        print((LIVENESS_OFF + "\n\n" if config.liveness is None else "") + table(summary), flush=True)
     rc = 0
     if args.plot:  # after the results are out: a plot that fails costs only the plot
         from kiosk.pad.plot import plot_flatness
