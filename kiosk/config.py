@@ -12,14 +12,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from kiosk.camera.watchdog import CameraWatchdogSettings
+from kiosk.door.pinnames import GpioPin, shared_pins
 from kiosk.errors import ConfigError
 from kiosk.events import AuditRotation
 from kiosk.factor.settings import SecondFactorSettings
-from kiosk.liveness.settings import LivenessSettings
+from kiosk.liveness.settings import GpioPrompterSettings, LivenessSettings
 from kiosk.mqtt.core import SyncSettings
 from kiosk.mqtt.trust import TrustSettings
 from kiosk.policy.config import PolicyConfig
@@ -105,12 +106,12 @@ class QualitySettings(Section):
 
 
 class DoorSettings(Section):
-    relay_pin: int | str = Field(17, description="GPIO of the lock relay (BCM number or gpiozero pin name)")
+    relay_pin: GpioPin = Field(17, description="GPIO of the lock relay (BCM number or gpiozero pin name)")
     active_high: bool = Field(True, description="relay energised by a high level")
     unlock_s: float = Field(5.0, gt=0, le=120, description="how long the door stays unlocked")
-    contact_pin: int | str | None = Field(None, description="door contact input (optional)")
+    contact_pin: GpioPin | None = Field(None, description="door contact input (optional)")
     contact_active_means_closed: bool = Field(True, description="contact input active (low, pull-up) = door closed")
-    exit_pin: int | str | None = Field(None, description="request-to-exit button input (optional)")
+    exit_pin: GpioPin | None = Field(None, description="request-to-exit button input (optional)")
     held_open_s: float = Field(30.0, gt=0, le=3600, description="alarm when the door stays open longer")
     pin_factory: Literal["auto", "mock"] = Field(
         "auto", description="auto: gpiozero's default; off a Raspberry Pi MockFactory with a warning; on a Pi without "
@@ -177,6 +178,21 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings, description="refusal budgets and sync thread checks")
 
     toml_file: ClassVar[Path | None] = None
+
+    @model_validator(mode="after")
+    def _one_device_per_pin(self) -> Settings:
+        """No two devices the kiosk drives share a GPIO, however each pin is spelt (``kiosk.door.pinnames``)."""
+        d = self.door
+        pins: list[tuple[str, int | str | None]] = [
+            ("door.relay_pin", d.relay_pin), ("door.contact_pin", d.contact_pin), ("door.exit_pin", d.exit_pin),
+            *((f"second_factor.{k}", p) for k, p in self.second_factor.pins())]
+        prompter = self.liveness.prompter
+        if self.liveness.mode != "off" and isinstance(prompter, GpioPrompterSettings):
+            pins += [(f"liveness.prompter.{k}", p) for k, p in prompter.pins()]
+        shared = shared_pins(pins)
+        if shared:
+            raise ValueError("one device per GPIO: " + "; ".join(shared))
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

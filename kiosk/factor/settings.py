@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiosk.door.keypad import LAYOUT_4X3
+from kiosk.door.pinnames import GpioPin, shared_pins
 from kiosk.factor.lockout import LockoutConfig
 from kiosk.factor.pin import KdfParams
 from kiosk.factor.policy import FactorMode, ScheduleRule, SecondFactorPolicy, parse_days
@@ -88,16 +89,16 @@ class SecondFactorSettings(_Section):
     pin_lockout_attempts: int = Field(3, ge=1, le=20, description="wrong PINs for one identity that lock it out")
     pin_lockout_window_s: float = Field(3600.0, gt=0, le=86400, description="window for counting wrong PINs")
     pin_lockout_s: float = Field(3600.0, ge=0, le=86400, description="how long an identity stays locked out")
-    keypad_rows: list[int | str] = Field(default_factory=list, max_length=8,
+    keypad_rows: list[GpioPin] = Field(default_factory=list, max_length=8,
                                          description="GPIO of each keypad row, top first (outputs)")
-    keypad_cols: list[int | str] = Field(default_factory=list, max_length=8,
+    keypad_cols: list[GpioPin] = Field(default_factory=list, max_length=8,
                                          description="GPIO of each keypad column, left first (inputs, pulled up)")
     keypad_layout: str = Field(LAYOUT_4X3, min_length=4, max_length=64,
                                description="the keys row by row (4x3: 123456789*0#, 4x4: 123A456B789C*0#D)")
     keypad_debounce_s: float = Field(0.03, ge=0, le=0.5, description="a key must read the same this long")
     keypad_scan_interval_s: float = Field(0.01, ge=0.002, le=0.1, description="time between keypad scans")
-    wiegand_d0: int | str | None = Field(None, description="GPIO of the reader's D0 (DATA0) line, via a level shifter")
-    wiegand_d1: int | str | None = Field(None, description="GPIO of the reader's D1 (DATA1) line, via a level shifter")
+    wiegand_d0: GpioPin | None = Field(None, description="GPIO of the reader's D0 (DATA0) line, via a level shifter")
+    wiegand_d1: GpioPin | None = Field(None, description="GPIO of the reader's D1 (DATA1) line, via a level shifter")
     wiegand_gap_s: float = Field(0.025, ge=0.005, le=0.5, description="silence that ends a Wiegand frame")
     wiegand_min_interval_s: float = Field(0.0002, ge=0, le=0.002,
                                           description="pulses closer than this reject the frame (bounce, noise)")
@@ -123,6 +124,9 @@ class SecondFactorSettings(_Section):
         if self.keypad_rows and len(self.keypad_layout) != len(self.keypad_rows) * len(self.keypad_cols):
             raise ValueError(f"keypad_layout has {len(self.keypad_layout)} keys, the {len(self.keypad_rows)}x"
                              f"{len(self.keypad_cols)} keypad has {len(self.keypad_rows) * len(self.keypad_cols)}")
+        shared = shared_pins(self.pins())
+        if shared:
+            raise ValueError(f"the keypad's and the reader's pins must all differ: {'; '.join(shared)}")
         if (self.wiegand_d0 is None) != (self.wiegand_d1 is None):
             raise ValueError("wiegand_d0 and wiegand_d1 go together: set both or neither")
         wiegand = self.wiegand_d0 is not None
@@ -135,6 +139,12 @@ class SecondFactorSettings(_Section):
             raise ValueError("required = 'schedule' with no schedule rules never requires the second factor; "
                              "add rules or set required = 'always'")
         return self
+
+    def pins(self) -> list[tuple[str, int | str | None]]:
+        """Each pin of the keypad and the reader with its setting's name."""
+        return [*((f"keypad_rows[{i}]", p) for i, p in enumerate(self.keypad_rows)),
+                *((f"keypad_cols[{i}]", p) for i, p in enumerate(self.keypad_cols)),
+                ("wiegand_d0", self.wiegand_d0), ("wiegand_d1", self.wiegand_d1)]
 
     def policy(self) -> SecondFactorPolicy:
         return SecondFactorPolicy(FactorMode(self.mode), self.required == "always",

@@ -54,12 +54,13 @@ class GpioPrompter:
     """
 
     def __init__(self, left_pin: int | str, right_pin: int | str, buzzer_pin: int | str | None = None, *,
-                 active_high: bool = True, pin_factory: Any = None) -> None:
+                 active_high: bool = True, buzzer_active_high: bool | None = None, pin_factory: Any = None) -> None:
         from gpiozero import LED, Buzzer
 
         self.leds = {"left": LED(left_pin, active_high=active_high, initial_value=False, pin_factory=pin_factory),
                      "right": LED(right_pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)}
-        self.buzzer = (Buzzer(buzzer_pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+        buzzer_high = active_high if buzzer_active_high is None else buzzer_active_high
+        self.buzzer = (Buzzer(buzzer_pin, active_high=buzzer_high, initial_value=False, pin_factory=pin_factory)
                        if buzzer_pin is not None else None)
 
     def prompt(self, direction: str) -> None:
@@ -116,7 +117,8 @@ def build_prompter(settings: LivenessSettings, *, publish: Publish | None = None
     """The prompter the ``[liveness.prompter]`` section names; MQTT needs ``publish`` and ``topic``."""
     p = settings.prompter
     if isinstance(p, GpioPrompterSettings):
-        return GpioPrompter(p.left_pin, p.right_pin, p.buzzer_pin, active_high=p.active_high, pin_factory=pin_factory)
+        return GpioPrompter(p.left_pin, p.right_pin, p.buzzer_pin, active_high=p.active_high,
+                            buzzer_active_high=p.buzzer_high(), pin_factory=pin_factory)
     if isinstance(p, MqttPrompterSettings):
         if publish is None or topic is None:
             from kiosk.errors import ConfigError

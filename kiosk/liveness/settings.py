@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kiosk.door.pinnames import GpioPin, shared_pins
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -17,17 +19,26 @@ class LogPrompterSettings(_Section):
 
 class GpioPrompterSettings(_Section):
     type: Literal["gpio"] = Field("gpio", description="an LED on each side of the camera, and a buzzer")
-    left_pin: int | str = Field(description="GPIO of the LED on the person's left (BCM number or gpiozero pin name)")
-    right_pin: int | str = Field(description="GPIO of the LED on the person's right")
-    buzzer_pin: int | str | None = Field(None, description="optional buzzer, sounded with every prompt")
-    active_high: bool = Field(True, description="LEDs and buzzer are on at a high level")
+    left_pin: GpioPin = Field(description="GPIO of the LED on the person's left (BCM number or gpiozero pin name)")
+    right_pin: GpioPin = Field(description="GPIO of the LED on the person's right")
+    buzzer_pin: GpioPin | None = Field(None, description="optional buzzer, sounded with every prompt")
+    active_high: bool = Field(True, description="the LEDs are lit at a high level")
+    buzzer_active_high: bool | None = Field(None, description="the buzzer sounds at a high level "
+                                                              "(default: the same as active_high)")
 
     @model_validator(mode="after")
     def _distinct_pins(self) -> GpioPrompterSettings:
-        pins = [p for p in (self.left_pin, self.right_pin, self.buzzer_pin) if p is not None]
-        if len({str(p) for p in pins}) != len(pins):
-            raise ValueError(f"left_pin, right_pin and buzzer_pin must be different pins, got {pins}")
+        shared = shared_pins(self.pins())
+        if shared:
+            raise ValueError(f"left_pin, right_pin and buzzer_pin must be different pins: {'; '.join(shared)}")
         return self
+
+    def pins(self) -> list[tuple[str, int | str | None]]:
+        """Each pin with its setting's name."""
+        return [("left_pin", self.left_pin), ("right_pin", self.right_pin), ("buzzer_pin", self.buzzer_pin)]
+
+    def buzzer_high(self) -> bool:
+        return self.active_high if self.buzzer_active_high is None else self.buzzer_active_high
 
 
 class MqttPrompterSettings(_Section):

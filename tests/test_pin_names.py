@@ -1,0 +1,114 @@
+"""GPIO pins read as gpiozero reads them: bad names refused with the key, one device per pin across sections."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+from pydantic import ValidationError
+
+from kiosk.config import Settings, load_settings
+from kiosk.door.pinnames import gpio_name, shared_pins
+from kiosk.errors import ConfigError
+from kiosk.liveness.prompters import build_prompter
+from kiosk.liveness.settings import LivenessSettings
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "kiosk.example.toml"
+
+
+@pytest.mark.parametrize("spec", [17, "17", "GPIO17", "BCM17", "BOARD11", "J8:11", "WPI0"])
+def test_every_spelling_gpiozero_accepts_names_the_same_pin(spec: int | str) -> None:
+    assert gpio_name(spec) == "GPIO17"
+
+
+@pytest.mark.parametrize("spec", ["gpio17", "GPIO 17", 28, "BOARD1", "", True, 17.0, None])
+def test_what_is_not_a_gpio_of_the_header_is_refused(spec: object) -> None:
+    with pytest.raises(ValueError, match="BCM number"):
+        gpio_name(spec)
+
+
+def test_shared_pins_names_every_setting_on_the_pin() -> None:
+    assert shared_pins([("a", 17), ("b", "BOARD11"), ("c", 27), ("d", None), ("e", "GPIO17")]) == [
+        "a and b and e are the same pin (GPIO17)"]
+    assert shared_pins([("a", 17), ("b", 27), ("c", None), ("d", None)]) == []
+
+
+@pytest.mark.parametrize(("values", "key"), [
+    ({"door": {"relay_pin": "gpio17"}}, "door.relay_pin"),
+    ({"door": {"relay_pin": True}}, "door.relay_pin"),
+    ({"door": {"contact_pin": 40}}, "door.contact_pin"),
+    ({"second_factor": {"keypad_rows": [5, 6, 13, "x"], "keypad_cols": [12, 16, 20]}}, "second_factor.keypad_rows.3"),
+    ({"second_factor": {"wiegand_d0": 23, "wiegand_d1": "BOARD1"}}, "second_factor.wiegand_d1"),
+    ({"liveness": {"prompter": {"type": "gpio", "left_pin": 25, "right_pin": 2.5}}}, "liveness.prompter.gpio.right_pin"),
+])
+def test_a_pin_that_is_no_gpio_is_refused_with_its_key(tmp_path: Path, values: dict[str, dict[str, object]],
+                                                       key: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(**values)  # type: ignore[arg-type]
+    assert any(key == ".".join(str(p) for p in e["loc"][:len(key.split("."))]) for e in info.value.errors())
+
+
+@pytest.mark.parametrize(("values", "says"), [
+    ({"door": {"relay_pin": "GPIO17", "exit_pin": "BOARD11"}}, "door.relay_pin and door.exit_pin"),
+    ({"door": {"contact_pin": 27}, "second_factor": {"wiegand_d0": "BCM27", "wiegand_d1": 24}},
+     "door.contact_pin and second_factor.wiegand_d0"),
+    ({"liveness": {"prompter": {"type": "gpio", "left_pin": "J8:11", "right_pin": 26}}},
+     "door.relay_pin and liveness.prompter.left_pin"),
+    ({"second_factor": {"keypad_rows": [5, 6, 13, 19], "keypad_cols": [12, 16, 20], "wiegand_d0": "GPIO12",
+                        "wiegand_d1": 24}}, "keypad_cols[0] and wiegand_d0"),
+    ({"liveness": {"prompter": {"type": "gpio", "left_pin": 25, "right_pin": "GPIO26", "buzzer_pin": "BOARD37"}}},
+     "right_pin and buzzer_pin"),
+])
+def test_two_devices_on_one_pin_are_refused_however_each_is_spelt(values: dict[str, dict[str, object]],
+                                                                 says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_the_prompters_pins_do_not_count_when_liveness_is_off() -> None:
+    # nothing drives them: FaceMesh and the prompter are not built with liveness off
+    Settings(liveness={"mode": "off", "prompter": {"type": "gpio", "left_pin": 17, "right_pin": 26}})  # type: ignore[arg-type]
+
+
+def test_the_example_configuration_with_every_device_uncommented_loads(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    for line in ("left_pin", "right_pin", "buzzer_pin", "contact_pin", "exit_pin", "keypad_rows", "keypad_cols",
+                 "wiegand_d0", "wiegand_d1"):
+        text, n = re.subn(rf"^# ({line} = )", r"\1", text, flags=re.M)
+        assert n == 1, line
+    text = text.replace('type = "log"               # log', '# type = "log"').replace('# type = "gpio"', 'type = "gpio"')
+    full = tmp_path / "kiosk.toml"
+    full.write_text(text)
+    settings = load_settings(full)
+    assert settings.liveness.prompter.type == "gpio"
+    assert settings.second_factor.wiegand_d0 == 23 and settings.door.exit_pin == 22
+
+
+def test_a_shared_pin_in_a_file_is_a_config_error_naming_both_keys(tmp_path: Path) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[door]\nrelay_pin = 17\nexit_pin = "BOARD11"\n')
+    with pytest.raises(ConfigError, match=r"door\.relay_pin and door\.exit_pin are the same pin \(GPIO17\)"):
+        load_settings(path)
+
+
+def test_the_buzzer_has_its_own_level(factory: MockFactory) -> None:
+    settings = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26, "buzzer_pin": 18,  # type: ignore[arg-type]
+                                          "buzzer_active_high": False})
+    p = build_prompter(settings, pin_factory=factory)
+    p.prompt("left")
+    p.clear()
+    p.close()
+    factory.pin(25).assert_states([False, True, False])  # LEDs: active high, the default
+    factory.pin(18).assert_states([False, True, False, True])  # buzzer: active low, silent (high) until prompted
+
+
+def test_the_buzzer_follows_the_leds_level_by_default(factory: MockFactory) -> None:
+    settings = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26, "buzzer_pin": 18,  # type: ignore[arg-type]
+                                          "active_high": False})
+    p = build_prompter(settings, pin_factory=factory)
+    p.prompt("right")
+    p.close()
+    factory.pin(26).assert_states([False, True, False])  # the mock pin's start, off (high), lit (low)
+    factory.pin(18).assert_states([False, True, False])
