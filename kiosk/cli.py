@@ -112,9 +112,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_door_lock(args: argparse.Namespace) -> int:
+    """The relay driven locked: after any stop, even when the configuration no longer loads as a whole
+    (edited with a mistake, then restarted), as long as its ``[door]`` section does."""
+    from kiosk.config import load_door_settings
+    from kiosk.errors import ConfigError
     from kiosk.service import lock_relay
 
-    lock_relay(_settings(args))
+    try:
+        door = _settings(args).door
+    except ConfigError as exc:
+        logger.error("%s; locking the door with the [door] section alone", exc)
+        door = load_door_settings(args.config)
+    lock_relay(door)
     return 0
 
 

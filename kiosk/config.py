@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from kiosk.camera.watchdog import CameraWatchdogSettings
 from kiosk.door.pinnames import GpioPin, shared_pins
@@ -155,7 +161,35 @@ class MqttSettings(Section):
     homeassistant_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
 
 
-class Settings(BaseSettings):
+class _TomlSettings(BaseSettings):
+    """Settings read from the init arguments, the environment and ``toml_file``, in that order of precedence."""
+
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+_T = TypeVar("_T", bound=_TomlSettings)
+
+
+class DoorOnly(_TomlSettings):
+    """The ``[door]`` section alone, every other one ignored: what ``kiosk door lock`` needs to drive the relay
+    locked when the rest of the configuration does not load (an edit with a mistake, then a restart)."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="KIOSK_", env_nested_delimiter="__", frozen=True)
+
+    door: DoorSettings = Field(default_factory=DoorSettings)
+
+
+class Settings(_TomlSettings):
     model_config = SettingsConfigDict(extra="forbid", env_prefix="KIOSK_", env_nested_delimiter="__", frozen=True)
 
     device: str = Field("door1", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="this kiosk's name")
@@ -177,15 +211,15 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings, description="refusal budgets and sync thread checks")
 
-    toml_file: ClassVar[Path | None] = None
-
     @model_validator(mode="after")
     def _one_device_per_pin(self) -> Settings:
-        """No two devices the kiosk drives share a GPIO, however each pin is spelt (``kiosk.door.pinnames``)."""
+        """No two devices the kiosk builds share a GPIO, however each pin is spelt (``kiosk.door.pinnames``).
+        The pins of a section that builds nothing (second factor or liveness off) do not count."""
         d = self.door
         pins: list[tuple[str, int | str | None]] = [
-            ("door.relay_pin", d.relay_pin), ("door.contact_pin", d.contact_pin), ("door.exit_pin", d.exit_pin),
-            *((f"second_factor.{k}", p) for k, p in self.second_factor.pins())]
+            ("door.relay_pin", d.relay_pin), ("door.contact_pin", d.contact_pin), ("door.exit_pin", d.exit_pin)]
+        if self.second_factor.mode != "off":  # off: no keypad or reader is built (kiosk.factor.bridge)
+            pins += [(f"second_factor.{k}", p) for k, p in self.second_factor.pins()]
         prompter = self.liveness.prompter
         if self.liveness.mode != "off" and isinstance(prompter, GpioPrompterSettings):
             pins += [(f"liveness.prompter.{k}", p) for k, p in prompter.pins()]
@@ -194,19 +228,31 @@ class Settings(BaseSettings):
             raise ValueError("one device per GPIO: " + "; ".join(shared))
         return self
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
-        return tuple(sources)
-
-
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (when it exists, or when named explicitly) plus the environment."""
+    return _load(Settings, path, overrides)
+
+
+def load_door_settings(path: Path | None = None) -> DoorSettings:
+    """The ``[door]`` section of the same file and environment, read on its own (``DoorOnly``)."""
+    return _load(DoorOnly, path, {}).door
+
+
+_PROMPTER_TYPES = {"log", "gpio", "mqtt"}
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """An error's location as the file spells it: ``keypad_rows[3]``, and no prompter type tag."""
+    parts: list[str] = []
+    for k, part in enumerate(loc):
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        elif not (k and loc[k - 1] == "prompter" and part in _PROMPTER_TYPES):
+            parts.append(str(part))
+    return ".".join(parts) or "configuration"
+
+
+def _load(cls: type[_T], path: Path | None, overrides: dict[str, Any]) -> _T:
     explicit = path is not None
     path = path or DEFAULT_CONFIG
     if explicit and not path.is_file():
@@ -220,12 +266,12 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{toml}: not valid TOML: {exc}") from exc
 
-    class _Bound(Settings):
-        toml_file = toml
-
+    bound = type(f"_Bound{cls.__name__}", (cls,), {"toml_file": toml})
+    where = str(toml) if toml else "environment"
     try:
-        return _Bound(**overrides)
+        return cast(_T, bound(**overrides))
     except ValidationError as exc:
-        where = str(toml) if toml else "environment"
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{_key(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{where}: {problems}") from exc
+    except SettingsError as exc:  # an environment variable that is not the JSON a list or section needs
+        raise ConfigError(f"{where}: {exc}{': ' + str(exc.__cause__) if exc.__cause__ else ''}") from exc

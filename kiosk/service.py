@@ -21,7 +21,7 @@ from kiosk.camera.capture import Capture
 from kiosk.camera.factory import SIMULATED, make_source
 from kiosk.camera.replay import SimClock
 from kiosk.camera.watchdog import FrameWatchdog
-from kiosk.config import Settings
+from kiosk.config import DoorSettings, Settings
 from kiosk.decision import DecisionConfig, DecisionEngine, MultiFacePolicy
 from kiosk.door import Door, DoorTiming, build_door, pin_factory
 from kiosk.door.timer import DoorTimerSettings, Ticker, door_timer
@@ -52,11 +52,10 @@ def peak_rss_mib() -> float | None:
     return None
 
 
-def lock_relay(settings: Settings) -> None:
+def lock_relay(d: DoorSettings) -> None:
     """Drive the relay to its locked level and exit (systemd's ExecStopPost, after any kind of stop)."""
     from gpiozero import OutputDevice
 
-    d = settings.door
     relay = OutputDevice(d.relay_pin, active_high=d.active_high, initial_value=False,
                          pin_factory=pin_factory(d.pin_factory))
     relay.off()

@@ -10,7 +10,7 @@ from gpiozero.pins.mock import MockFactory
 from pydantic import ValidationError
 
 from kiosk.config import Settings, load_settings
-from kiosk.door.pinnames import gpio_name, shared_pins
+from kiosk.door.pinnames import board, gpio_name, shared_pins
 from kiosk.errors import ConfigError
 from kiosk.liveness.prompters import build_prompter
 from kiosk.liveness.settings import LivenessSettings
@@ -40,6 +40,7 @@ def test_shared_pins_names_every_setting_on_the_pin() -> None:
     ({"door": {"relay_pin": True}}, "door.relay_pin"),
     ({"door": {"contact_pin": 40}}, "door.contact_pin"),
     ({"second_factor": {"keypad_rows": [5, 6, 13, "x"], "keypad_cols": [12, 16, 20]}}, "second_factor.keypad_rows.3"),
+    ({"door": {"exit_pin": ""}}, "door.exit_pin"),
     ({"second_factor": {"wiegand_d0": 23, "wiegand_d1": "BOARD1"}}, "second_factor.wiegand_d1"),
     ({"liveness": {"prompter": {"type": "gpio", "left_pin": 25, "right_pin": 2.5}}}, "liveness.prompter.gpio.right_pin"),
 ])
@@ -52,14 +53,19 @@ def test_a_pin_that_is_no_gpio_is_refused_with_its_key(tmp_path: Path, values: d
 
 @pytest.mark.parametrize(("values", "says"), [
     ({"door": {"relay_pin": "GPIO17", "exit_pin": "BOARD11"}}, "door.relay_pin and door.exit_pin"),
-    ({"door": {"contact_pin": 27}, "second_factor": {"wiegand_d0": "BCM27", "wiegand_d1": 24}},
+    ({"door": {"contact_pin": 27}, "second_factor": {"mode": "card", "required": "always", "wiegand_d0": "BCM27",
+                                                     "wiegand_d1": 24}},
      "door.contact_pin and second_factor.wiegand_d0"),
     ({"liveness": {"prompter": {"type": "gpio", "left_pin": "J8:11", "right_pin": 26}}},
      "door.relay_pin and liveness.prompter.left_pin"),
-    ({"second_factor": {"keypad_rows": [5, 6, 13, 19], "keypad_cols": [12, 16, 20], "wiegand_d0": "GPIO12",
-                        "wiegand_d1": 24}}, "keypad_cols[0] and wiegand_d0"),
+    ({"second_factor": {"mode": "pin_or_card", "required": "always", "keypad_rows": [5, 6, 13, 19],
+                        "keypad_cols": [12, 16, 20], "wiegand_d0": "GPIO12", "wiegand_d1": 24}},
+     "keypad_cols[0] and wiegand_d0"),
     ({"liveness": {"prompter": {"type": "gpio", "left_pin": 25, "right_pin": "GPIO26", "buzzer_pin": "BOARD37"}}},
      "right_pin and buzzer_pin"),
+    ({"second_factor": {"mode": "card", "required": "always", "wiegand_d0": "GPIO25", "wiegand_d1": 24},
+      "liveness": {"prompter": {"type": "gpio", "left_pin": 25, "right_pin": 21}}},
+     "second_factor.wiegand_d0 and liveness.prompter.left_pin"),
 ])
 def test_two_devices_on_one_pin_are_refused_however_each_is_spelt(values: dict[str, dict[str, object]],
                                                                  says: str) -> None:
@@ -67,9 +73,48 @@ def test_two_devices_on_one_pin_are_refused_however_each_is_spelt(values: dict[s
         Settings(**values)  # type: ignore[arg-type]
 
 
-def test_the_prompters_pins_do_not_count_when_liveness_is_off() -> None:
-    # nothing drives them: FaceMesh and the prompter are not built with liveness off
+def test_the_pins_of_a_section_that_builds_nothing_do_not_count() -> None:
+    # nothing drives them: the prompter is not built with liveness off, the keypad and reader not with the
+    # second factor off; a configuration that ran before must still load (and `kiosk door lock` with it)
     Settings(liveness={"mode": "off", "prompter": {"type": "gpio", "left_pin": 17, "right_pin": 26}})  # type: ignore[arg-type]
+    Settings(second_factor={"keypad_rows": [5, 6, 13, 19], "keypad_cols": [12, 16, 20], "wiegand_d0": 5,  # type: ignore[arg-type]
+                            "wiegand_d1": 17}, liveness={"prompter": {"type": "gpio", "left_pin": 6, "right_pin": 21}})
+
+
+def test_the_check_reads_pins_with_the_header_of_the_pi_it_runs_on(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpiozero.pins import local
+
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi Model B Rev 2\x00")
+    monkeypatch.setattr(local, "get_pi_revision", lambda: 0x000E)  # a 26-pin Pi 1 B
+    pi1 = board(model)
+    assert pi1.model == "B"
+    assert gpio_name("BOARD11", pi1) == "GPIO17"
+    with pytest.raises(ValueError, match="Raspberry Pi B's header"):
+        gpio_name(26, pi1)  # on the 40-pin header only
+    assert board(tmp_path / "no-device-tree").model == "4B"  # a workstation: the 40-pin table
+    monkeypatch.setattr(local, "get_pi_revision", lambda: 0xFFFFFF)  # a revision gpiozero does not know
+    model.write_bytes(b"Raspberry Pi 9 Model Z\x00")
+    assert board(model.rename(tmp_path / "model2")).model == "4B"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[second_factor]\nkeypad_rows = [5, 6, 13, "x"]\nkeypad_cols = [12, 16, 20]\n', "second_factor.keypad_rows[3]: "),
+    ('[liveness.prompter]\ntype = "gpio"\nleft_pin = 25\nright_pin = "nope"\n', "liveness.prompter.right_pin: "),
+    ('[door]\nrelay_pin = 17\nexit_pin = "BOARD11"\n', "configuration: Value error, one device per GPIO"),
+])
+def test_errors_name_the_key_as_the_file_spells_it(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_settings(path)
+
+
+def test_an_environment_list_that_is_not_json_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIOSK_SECOND_FACTOR__KEYPAD_ROWS", "5,6,13,19")
+    with pytest.raises(ConfigError, match="second_factor"):
+        load_settings()
 
 
 def test_the_example_configuration_with_every_device_uncommented_loads(tmp_path: Path) -> None:
@@ -112,3 +157,15 @@ def test_the_buzzer_follows_the_leds_level_by_default(factory: MockFactory) -> N
     p.close()
     factory.pin(26).assert_states([False, True, False])  # the mock pin's start, off (high), lit (low)
     factory.pin(18).assert_states([False, True, False])
+
+
+def test_active_low_prompt_devices_are_warned_about(factory: MockFactory, caplog: pytest.LogCaptureFixture) -> None:
+    # undriven (boot, start, after a stop) they light or sound unless pulled up
+    settings = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26, "buzzer_pin": 18,  # type: ignore[arg-type]
+                                          "buzzer_active_high": False})
+    build_prompter(settings, pin_factory=factory).close()
+    assert "liveness prompter buzzer: active low" in caplog.text
+    caplog.clear()
+    high = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26})  # type: ignore[arg-type]
+    build_prompter(high, pin_factory=factory).close()
+    assert "active low" not in caplog.text

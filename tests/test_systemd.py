@@ -179,6 +179,33 @@ def test_the_watchdog_signal_locks_the_door_before_the_process_dies(
     assert locked and locked[-1]["reason"] == "watchdog"
 
 
+def test_door_lock_still_locks_when_only_the_rest_of_the_configuration_is_broken(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, factory: Any, run_cli: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An edit with a mistake, then a restart: ExecStopPost's `kiosk door lock` must still drive the relay."""
+    from kiosk import service
+
+    monkeypatch.setattr(service, "pin_factory", lambda kind: factory)
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[door]\nrelay_pin = "GPIO22"\nactive_high = false\n[liveness]\nmode = "maybe"\n')
+    factory.pin(22).drive_low()  # active low: left unlocked by a process that died
+    code, _, _ = run_cli("door", "lock", "--config", config)
+    assert code == 0 and factory.pin(22).state is True
+    assert "liveness.mode" in caplog.text and "[door] section alone" in caplog.text
+
+
+def test_door_lock_with_a_broken_door_section_names_it(tmp_path: Path, factory: Any, run_cli: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiosk import service
+
+    monkeypatch.setattr(service, "pin_factory", lambda kind: factory)
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[door]\nrelay_pin = "gpio17"\n')
+    code, _, err = run_cli("door", "lock", "--config", config)
+    assert code == 2 and "door.relay_pin" in err
+    assert factory.pin(17).state is False and len(factory.pin(17).states) == 1  # never driven
+
+
 def test_door_lock_command_drives_the_relay_to_its_locked_level(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpiozero.pins.mock import MockFactory
 
@@ -187,6 +214,6 @@ def test_door_lock_command_drives_the_relay_to_its_locked_level(monkeypatch: pyt
     factory = MockFactory()
     monkeypatch.setattr(service, "pin_factory", lambda kind: factory)
     factory.pin(17).drive_high()  # left energised (unlocked) by a process that died
-    service.lock_relay(load_settings(ROOT / "docs" / "kiosk.example.toml"))
+    service.lock_relay(load_settings(ROOT / "docs" / "kiosk.example.toml").door)
     assert factory.pin(17).state is False
     factory.reset()

@@ -124,7 +124,7 @@ class SecondFactorSettings(_Section):
         if self.keypad_rows and len(self.keypad_layout) != len(self.keypad_rows) * len(self.keypad_cols):
             raise ValueError(f"keypad_layout has {len(self.keypad_layout)} keys, the {len(self.keypad_rows)}x"
                              f"{len(self.keypad_cols)} keypad has {len(self.keypad_rows) * len(self.keypad_cols)}")
-        shared = shared_pins(self.pins())
+        shared = shared_pins(self.pins()) if self.mode != "off" else []  # off: nothing is built
         if shared:
             raise ValueError(f"the keypad's and the reader's pins must all differ: {'; '.join(shared)}")
         if (self.wiegand_d0 is None) != (self.wiegand_d1 is None):

@@ -117,6 +117,12 @@ def build_prompter(settings: LivenessSettings, *, publish: Publish | None = None
     """The prompter the ``[liveness.prompter]`` section names; MQTT needs ``publish`` and ``topic``."""
     p = settings.prompter
     if isinstance(p, GpioPrompterSettings):
+        low = [name for name, high, pin in (("LEDs", p.active_high, p.left_pin),
+                                            ("buzzer", p.buzzer_high(), p.buzzer_pin)) if not high and pin is not None]
+        if low:
+            logger.warning("liveness prompter %s: active low, so lit or sounding whenever the kiosk does not drive "
+                           "the pin (boot, start, after a stop) unless pulled up: docs/deploy-pi.md, Wiring",
+                           " and ".join(low))
         return GpioPrompter(p.left_pin, p.right_pin, p.buzzer_pin, active_high=p.active_high,
                             buzzer_active_high=p.buzzer_high(), pin_factory=pin_factory)
     if isinstance(p, MqttPrompterSettings):
