@@ -113,16 +113,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_door_lock(args: argparse.Namespace) -> int:
     """The relay driven locked: after any stop, even when the configuration no longer loads as a whole
-    (edited with a mistake, then restarted), as long as its ``[door]`` section does."""
+    (edited with a mistake, then restarted), as long as the file parses and has a ``[door]`` section that
+    loads on its own. Otherwise nothing is driven and the exit code says so."""
     from kiosk.config import load_door_settings
     from kiosk.errors import ConfigError
     from kiosk.service import lock_relay
 
     try:
         door = _settings(args).door
-    except ConfigError as exc:
-        logger.error("%s; locking the door with the [door] section alone", exc)
-        door = load_door_settings(args.config)
+    except ConfigError as whole:
+        try:
+            door = load_door_settings(args.config)
+        except ConfigError as alone:
+            raise ConfigError(f"{whole}; and the [door] section alone does not give the relay either ({alone}): "
+                              "nothing was driven") from alone
+        logger.error("%s; locking the door with the [door] section alone", whole)
     lock_relay(door)
     return 0
 

@@ -125,6 +125,16 @@ class DoorSettings(Section):
     timer_period_s: float = Field(0.05, ge=0.005, le=0.1,
                                   description="longest wait of the door's relock timer thread between checks")
 
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> DoorSettings:  # here too, since `kiosk door lock` may read this section alone
+        shared = shared_pins(self.pins())
+        if shared:
+            raise ValueError(f"the relay, contact and exit button need a pin each: {'; '.join(shared)}")
+        return self
+
+    def pins(self) -> list[tuple[str, int | str | None]]:
+        return [("relay_pin", self.relay_pin), ("contact_pin", self.contact_pin), ("exit_pin", self.exit_pin)]
+
 
 class StoreSettings(Section):
     path: Path = Field(STATE_DIR / "kiosk.db", description="SQLite enrollment store")
@@ -186,7 +196,8 @@ class DoorOnly(_TomlSettings):
 
     model_config = SettingsConfigDict(extra="ignore", env_prefix="KIOSK_", env_nested_delimiter="__", frozen=True)
 
-    door: DoorSettings = Field(default_factory=DoorSettings)
+    # No default: a file whose [door] header is mistyped or missing must not send the lock to pin 17
+    door: DoorSettings = Field(description="the [door] section, which must be there")
 
 
 class Settings(_TomlSettings):
@@ -215,9 +226,7 @@ class Settings(_TomlSettings):
     def _one_device_per_pin(self) -> Settings:
         """No two devices the kiosk builds share a GPIO, however each pin is spelt (``kiosk.door.pinnames``).
         The pins of a section that builds nothing (second factor or liveness off) do not count."""
-        d = self.door
-        pins: list[tuple[str, int | str | None]] = [
-            ("door.relay_pin", d.relay_pin), ("door.contact_pin", d.contact_pin), ("door.exit_pin", d.exit_pin)]
+        pins = [(f"door.{k}", p) for k, p in self.door.pins()]
         if self.second_factor.mode != "off":  # off: no keypad or reader is built (kiosk.factor.bridge)
             pins += [(f"second_factor.{k}", p) for k, p in self.second_factor.pins()]
         prompter = self.liveness.prompter
@@ -263,7 +272,7 @@ def _load(cls: type[_T], path: Path | None, overrides: dict[str, Any]) -> _T:
 
         try:
             tomllib.loads(toml.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{toml}: not valid TOML: {exc}") from exc
 
     bound = type(f"_Bound{cls.__name__}", (cls,), {"toml_file": toml})

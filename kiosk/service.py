@@ -80,11 +80,15 @@ def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: 
 def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stack: ExitStack) -> Any:
     """FaceMesh and the liveness judge with its prompter, or None when liveness is off (with a loud warning)."""
     from kiosk.liveness import LivenessJudge, build_landmarker, build_prompter
+    from kiosk.liveness.prompters import active_low_warning
+    from kiosk.liveness.settings import GpioPrompterSettings
 
     lv = settings.liveness
     if lv.mode == "off":
         logger.warning("liveness.mode = off: a printed photo or a phone screen of an enrolled person can open "
                        "this door")
+        if isinstance(lv.prompter, GpioPrompterSettings) and (warning := active_low_warning(lv.prompter)):
+            logger.warning(warning)  # not built with liveness off: its pins are never driven
         return None
     for warning in lv.weakened():
         logger.warning(warning)

@@ -52,7 +52,7 @@ def test_a_pin_that_is_no_gpio_is_refused_with_its_key(tmp_path: Path, values: d
 
 
 @pytest.mark.parametrize(("values", "says"), [
-    ({"door": {"relay_pin": "GPIO17", "exit_pin": "BOARD11"}}, "door.relay_pin and door.exit_pin"),
+    ({"door": {"relay_pin": "GPIO17", "exit_pin": "BOARD11"}}, "relay_pin and exit_pin are the same pin (GPIO17)"),
     ({"door": {"contact_pin": 27}, "second_factor": {"mode": "card", "required": "always", "wiegand_d0": "BCM27",
                                                      "wiegand_d1": 24}},
      "door.contact_pin and second_factor.wiegand_d0"),
@@ -102,7 +102,9 @@ def test_the_check_reads_pins_with_the_header_of_the_pi_it_runs_on(tmp_path: Pat
 @pytest.mark.parametrize(("text", "says"), [
     ('[second_factor]\nkeypad_rows = [5, 6, 13, "x"]\nkeypad_cols = [12, 16, 20]\n', "second_factor.keypad_rows[3]: "),
     ('[liveness.prompter]\ntype = "gpio"\nleft_pin = 25\nright_pin = "nope"\n', "liveness.prompter.right_pin: "),
-    ('[door]\nrelay_pin = 17\nexit_pin = "BOARD11"\n', "configuration: Value error, one device per GPIO"),
+    ('[door]\nrelay_pin = 17\nexit_pin = "BOARD11"\n', "door: Value error, the relay, contact and exit button"),
+    ('[door]\nexit_pin = 22\n[liveness.prompter]\ntype = "gpio"\nleft_pin = "BOARD15"\nright_pin = 21\n',
+     "configuration: Value error, one device per GPIO: door.exit_pin and liveness.prompter.left_pin"),
 ])
 def test_errors_name_the_key_as_the_file_spells_it(tmp_path: Path, text: str, says: str) -> None:
     path = tmp_path / "kiosk.toml"
@@ -124,17 +126,22 @@ def test_the_example_configuration_with_every_device_uncommented_loads(tmp_path:
         text, n = re.subn(rf"^# ({line} = )", r"\1", text, flags=re.M)
         assert n == 1, line
     text = text.replace('type = "log"               # log', '# type = "log"').replace('# type = "gpio"', 'type = "gpio"')
+    # the second factor on (its pins count only then), with the 4x4 keypad of docs/second_factor.md
+    text = re.sub(r'^mode = "off" .*$', 'mode = "pin_or_card"', text, count=1, flags=re.M)
+    text = re.sub(r'^required = "schedule" .*$', 'required = "always"', text, count=1, flags=re.M)
+    text = text.replace("keypad_cols = [12, 16, 20]", 'keypad_cols = [12, 16, 20, 26]\nkeypad_layout = "123A456B789C*0#D"')
     full = tmp_path / "kiosk.toml"
     full.write_text(text)
     settings = load_settings(full)
-    assert settings.liveness.prompter.type == "gpio"
-    assert settings.second_factor.wiegand_d0 == 23 and settings.door.exit_pin == 22
+    assert settings.liveness.prompter.type == "gpio" and settings.second_factor.mode == "pin_or_card"
+    assert settings.second_factor.keypad_cols[-1] == 26 and settings.second_factor.wiegand_d0 == 23
+    assert settings.door.exit_pin == 22
 
 
 def test_a_shared_pin_in_a_file_is_a_config_error_naming_both_keys(tmp_path: Path) -> None:
     path = tmp_path / "kiosk.toml"
     path.write_text('[door]\nrelay_pin = 17\nexit_pin = "BOARD11"\n')
-    with pytest.raises(ConfigError, match=r"door\.relay_pin and door\.exit_pin are the same pin \(GPIO17\)"):
+    with pytest.raises(ConfigError, match=r"door: .*relay_pin and exit_pin are the same pin \(GPIO17\)"):
         load_settings(path)
 
 
@@ -169,3 +176,15 @@ def test_active_low_prompt_devices_are_warned_about(factory: MockFactory, caplog
     high = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26})  # type: ignore[arg-type]
     build_prompter(high, pin_factory=factory).close()
     assert "active low" not in caplog.text
+
+
+def test_active_low_prompt_devices_are_warned_about_with_liveness_off(caplog: pytest.LogCaptureFixture) -> None:
+    from contextlib import ExitStack
+
+    from kiosk.service import build_liveness
+
+    settings = Settings(liveness={"mode": "off", "prompter": {"type": "gpio", "left_pin": 25, "right_pin": 21,  # type: ignore[arg-type]
+                                                              "active_high": False}})
+    with ExitStack() as stack:
+        assert build_liveness(settings, lambda: 0.0, None, None, stack) is None
+    assert "liveness prompter LEDs: active low" in caplog.text

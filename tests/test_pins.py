@@ -54,6 +54,21 @@ def test_the_device_tree_model_is_read_with_its_trailing_nul(pi: Path, tmp_path:
     assert pi_model(not_a_pi) is None
 
 
+def test_a_pi_whose_proc_hides_the_device_tree_is_still_known_by_sys(
+        pi: Path, not_a_pi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd's ProcSubset=pid hides /proc/device-tree; /sys/firmware/devicetree still names the board, and a
+    Pi without GPIO must still refuse to start rather than run a simulated relay."""
+    from kiosk.door import pins
+
+    monkeypatch.setattr(pins, "DEVICE_TREE_MODEL", not_a_pi)
+    monkeypatch.setattr(pins, "SYSFS_DEVICE_TREE_MODEL", pi)
+    assert pi_model() == "Raspberry Pi 4 Model B Rev 1.4"
+    with pytest.raises(GpioUnavailableError):
+        pin_factory("auto", default=_no_gpio)
+    monkeypatch.setattr(pins, "SYSFS_DEVICE_TREE_MODEL", not_a_pi)
+    assert pi_model() is None
+
+
 def test_mock_is_used_when_asked_for_even_on_a_pi_and_says_the_door_is_simulated(
         pi: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="kiosk.door.pins"):

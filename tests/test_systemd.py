@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from kiosk.config import load_settings
+from kiosk.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "kiosk.service"
@@ -44,6 +45,12 @@ def test_unit_exposure_is_three_or_lower() -> None:
     m = re.search(r"Overall exposure level for kiosk\.service: ([0-9.]+)", proc.stdout)
     assert m, proc.stdout + proc.stderr
     assert float(m.group(1)) <= 3.0
+
+
+def test_unit_leaves_proc_readable_for_gpio_and_the_pi_check() -> None:
+    # ProcSubset=pid hides /proc/cpuinfo and /proc/device-tree: gpiozero's lgpio factory reads the board's
+    # revision there (no GPIO library would start), and kiosk.door.pins would no longer know it runs on a Pi
+    assert "ProcSubset=pid" not in [line.strip() for line in UNIT.read_text().splitlines()]
 
 
 def test_unit_is_a_notify_service_with_watchdog_and_credentials() -> None:
@@ -194,16 +201,31 @@ def test_door_lock_still_locks_when_only_the_rest_of_the_configuration_is_broken
     assert "liveness.mode" in caplog.text and "[door] section alone" in caplog.text
 
 
-def test_door_lock_with_a_broken_door_section_names_it(tmp_path: Path, factory: Any, run_cli: Any,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("text", "says"), [
+    ('[door]\nrelay_pin = "gpio17"\n', "door.relay_pin"),
+    ('[dor]\nrelay_pin = 22\nactive_high = false\n', "door: Field required"),  # a mistyped header: no guess
+    ('relay_pin = 22\n', "door: Field required"),
+    ('[door]\nrelay_pin = 22\n[mqtt]\nhost = "broker\n', "not valid TOML"),
+    ('[door]\nrelay_pin = 22\nexit_pin = "BOARD15"\n', "need a pin each"),
+])
+def test_door_lock_drives_nothing_when_the_file_does_not_say_where_the_relay_is(
+        tmp_path: Path, factory: Any, run_cli: Any, monkeypatch: pytest.MonkeyPatch, text: str, says: str) -> None:
     from kiosk import service
 
     monkeypatch.setattr(service, "pin_factory", lambda kind: factory)
     config = tmp_path / "kiosk.toml"
-    config.write_text('[door]\nrelay_pin = "gpio17"\n')
+    config.write_text(text)
     code, _, err = run_cli("door", "lock", "--config", config)
-    assert code == 2 and "door.relay_pin" in err
-    assert factory.pin(17).state is False and len(factory.pin(17).states) == 1  # never driven
+    assert code == 2 and says in err
+    for pin in (17, 22):
+        assert len(factory.pin(pin).states) == 1  # never driven
+
+
+def test_a_time_zone_that_names_a_folder_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[second_factor]\ntimezone = "Europe"\n')
+    with pytest.raises(ConfigError, match=r"second_factor\.timezone"):
+        load_settings(config)
 
 
 def test_door_lock_command_drives_the_relay_to_its_locked_level(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from kiosk.door.pins import DEVICE_TREE_MODEL, pi_model
+from kiosk.door.pins import pi_model
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ HEADER_REVISION = 0xC03111
 
 
 @functools.cache
-def board(model_path: Path = DEVICE_TREE_MODEL) -> Any:
+def board(model_path: Path | None = None) -> Any:
     """gpiozero's table of this Raspberry Pi's header, or off a Pi the 40-pin one. Read from the revision
     the device tree gives, without building a pin factory (which would open the GPIO chip)."""
     from gpiozero.pins.pi import PiBoardInfo

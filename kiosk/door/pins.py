@@ -22,6 +22,7 @@ from kiosk.errors import KioskError
 logger = logging.getLogger(__name__)
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+SYSFS_DEVICE_TREE_MODEL = Path("/sys/firmware/devicetree/base/model")  # the same file, outside /proc
 
 GPIO_FIX = ("install lgpio (`sudo apt install python3-lgpio`; the kiosk's venv must be created with "
             "--system-site-packages, as systemd/install.sh does) and make sure the service user can open "
@@ -35,14 +36,20 @@ class GpioUnavailableError(KioskError, OSError):
     exit_code = 20
 
 
-def pi_model(model_path: Path = DEVICE_TREE_MODEL) -> str | None:
-    """The device-tree model string when it names a Raspberry Pi, else None."""
-    try:
-        raw = model_path.read_bytes()
-    except OSError:
-        return None
-    model = raw.replace(b"\x00", b"").decode("utf-8", "replace").strip()
-    return model if "Raspberry Pi" in model else None
+def pi_model(model_path: Path | None = None) -> str | None:
+    """The device-tree model string when it names a Raspberry Pi, else None.
+
+    By default read in /proc, and in /sys when /proc does not show it: a service whose /proc shows its
+    processes only (systemd's ProcSubset=pid) still sees /sys/firmware/devicetree, and must still know
+    it runs on a Pi rather than take itself for a workstation and simulate the relay."""
+    for path in [DEVICE_TREE_MODEL, SYSFS_DEVICE_TREE_MODEL] if model_path is None else [model_path]:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        model = raw.replace(b"\x00", b"").decode("utf-8", "replace").strip()
+        return model if "Raspberry Pi" in model else None
+    return None
 
 
 def _gpiozero_default() -> Any:
@@ -51,7 +58,7 @@ def _gpiozero_default() -> Any:
     return Device._default_pin_factory()
 
 
-def pin_factory(kind: str, *, model_path: Path = DEVICE_TREE_MODEL,
+def pin_factory(kind: str, *, model_path: Path | None = None,
                 default: Callable[[], Any] | None = None) -> Any:
     """The pin factory for ``door.pin_factory`` = ``kind`` ("auto" or "mock").
 

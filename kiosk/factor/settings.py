@@ -113,7 +113,7 @@ class SecondFactorSettings(_Section):
         if value is not None:
             try:
                 ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
+            except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "Europe" is a folder: IsADirectoryError
                 raise ValueError(f"unknown time zone {value!r}: expected an IANA name such as Europe/Paris") from exc
         return value
 

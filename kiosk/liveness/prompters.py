@@ -112,17 +112,24 @@ class MqttPrompter:
         pass
 
 
+def active_low_warning(p: GpioPrompterSettings) -> str | None:
+    """What to tell the installer about active-low prompt devices, which light or sound undriven; None if none."""
+    low = [name for name, high, pin in (("LEDs", p.active_high, p.left_pin), ("buzzer", p.buzzer_high(), p.buzzer_pin))
+           if not high and pin is not None]
+    if not low:
+        return None
+    return (f"liveness prompter {' and '.join(low)}: active low, so lit or sounding whenever the kiosk does not "
+            "drive the pin (boot, start, after a stop, and always while liveness is off) unless pulled up: "
+            "docs/deploy-pi.md, Wiring")
+
+
 def build_prompter(settings: LivenessSettings, *, publish: Publish | None = None, topic: str | None = None,
                    pin_factory: Any = None) -> Prompter:
     """The prompter the ``[liveness.prompter]`` section names; MQTT needs ``publish`` and ``topic``."""
     p = settings.prompter
     if isinstance(p, GpioPrompterSettings):
-        low = [name for name, high, pin in (("LEDs", p.active_high, p.left_pin),
-                                            ("buzzer", p.buzzer_high(), p.buzzer_pin)) if not high and pin is not None]
-        if low:
-            logger.warning("liveness prompter %s: active low, so lit or sounding whenever the kiosk does not drive "
-                           "the pin (boot, start, after a stop) unless pulled up: docs/deploy-pi.md, Wiring",
-                           " and ".join(low))
+        if (warning := active_low_warning(p)) is not None:
+            logger.warning(warning)
         return GpioPrompter(p.left_pin, p.right_pin, p.buzzer_pin, active_high=p.active_high,
                             buzzer_active_high=p.buzzer_high(), pin_factory=pin_factory)
     if isinstance(p, MqttPrompterSettings):
