@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from kiosk.camera.watchdog import CameraWatchdogSettings
-from kiosk.door.pinnames import GpioPin, shared_pins
+from kiosk.door.pinnames import GpioPin, refuse_shared
 from kiosk.errors import ConfigError
 from kiosk.events import AuditRotation
 from kiosk.factor.settings import SecondFactorSettings
@@ -127,9 +127,7 @@ class DoorSettings(Section):
 
     @model_validator(mode="after")
     def _distinct_pins(self) -> DoorSettings:  # here too, since `kiosk door lock` may read this section alone
-        shared = shared_pins(self.pins())
-        if shared:
-            raise ValueError(f"the relay, contact and exit button need a pin each: {'; '.join(shared)}")
+        refuse_shared(self.pins(), "the relay, contact and exit button need a pin each")
         return self
 
     def pins(self) -> list[tuple[str, int | str | None]]:
@@ -232,9 +230,7 @@ class Settings(_TomlSettings):
         prompter = self.liveness.prompter
         if self.liveness.mode != "off" and isinstance(prompter, GpioPrompterSettings):
             pins += [(f"liveness.prompter.{k}", p) for k, p in prompter.pins()]
-        shared = shared_pins(pins)
-        if shared:
-            raise ValueError("one device per GPIO: " + "; ".join(shared))
+        refuse_shared(pins, "one device per GPIO")
         return self
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

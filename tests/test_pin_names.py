@@ -145,25 +145,22 @@ def test_a_shared_pin_in_a_file_is_a_config_error_naming_both_keys(tmp_path: Pat
         load_settings(path)
 
 
-def test_the_buzzer_has_its_own_level(factory: MockFactory) -> None:
+@pytest.mark.parametrize(("levels", "led", "buzzer"), [
+    # mock pins start low; then each device's resting level, then prompted, then cleared
+    ({"buzzer_active_high": False}, [False, True, False], [False, True, False, True]),  # LEDs high, buzzer low
+    ({"active_high": False}, [False, True, False, True], [False, True, False, True]),  # the buzzer follows the LEDs
+    ({}, [False, True, False], [False, True, False]),
+])
+def test_the_buzzer_has_its_own_level(factory: MockFactory, levels: dict[str, bool], led: list[bool],
+                                      buzzer: list[bool]) -> None:
     settings = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26, "buzzer_pin": 18,  # type: ignore[arg-type]
-                                          "buzzer_active_high": False})
+                                          **levels})
     p = build_prompter(settings, pin_factory=factory)
     p.prompt("left")
     p.clear()
     p.close()
-    factory.pin(25).assert_states([False, True, False])  # LEDs: active high, the default
-    factory.pin(18).assert_states([False, True, False, True])  # buzzer: active low, silent (high) until prompted
-
-
-def test_the_buzzer_follows_the_leds_level_by_default(factory: MockFactory) -> None:
-    settings = LivenessSettings(prompter={"type": "gpio", "left_pin": 25, "right_pin": 26, "buzzer_pin": 18,  # type: ignore[arg-type]
-                                          "active_high": False})
-    p = build_prompter(settings, pin_factory=factory)
-    p.prompt("right")
-    p.close()
-    factory.pin(26).assert_states([False, True, False])  # the mock pin's start, off (high), lit (low)
-    factory.pin(18).assert_states([False, True, False])
+    assert [s.state for s in factory.pin(25).states] == led
+    assert [s.state for s in factory.pin(18).states] == buzzer
 
 
 def test_active_low_prompt_devices_are_warned_about(factory: MockFactory, caplog: pytest.LogCaptureFixture) -> None:

@@ -83,3 +83,10 @@ def shared_pins(pins: Iterable[tuple[str, int | str | None]]) -> list[str]:
         if spec is not None:
             users.setdefault(gpio_name(spec), []).append(key)
     return [f"{' and '.join(keys)} are the same pin ({name})" for name, keys in users.items() if len(keys) > 1]
+
+
+def refuse_shared(pins: Iterable[tuple[str, int | str | None]], what: str) -> None:
+    """ValueError (``what``, then each shared pin and its settings) when two of ``pins`` are one GPIO."""
+    shared = shared_pins(pins)
+    if shared:
+        raise ValueError(f"{what}: {'; '.join(shared)}")

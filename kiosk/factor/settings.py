@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiosk.door.keypad import LAYOUT_4X3
-from kiosk.door.pinnames import GpioPin, shared_pins
+from kiosk.door.pinnames import GpioPin, refuse_shared
 from kiosk.factor.lockout import LockoutConfig
 from kiosk.factor.pin import KdfParams
 from kiosk.factor.policy import FactorMode, ScheduleRule, SecondFactorPolicy, parse_days
@@ -124,9 +124,8 @@ class SecondFactorSettings(_Section):
         if self.keypad_rows and len(self.keypad_layout) != len(self.keypad_rows) * len(self.keypad_cols):
             raise ValueError(f"keypad_layout has {len(self.keypad_layout)} keys, the {len(self.keypad_rows)}x"
                              f"{len(self.keypad_cols)} keypad has {len(self.keypad_rows) * len(self.keypad_cols)}")
-        shared = shared_pins(self.pins()) if self.mode != "off" else []  # off: nothing is built
-        if shared:
-            raise ValueError(f"the keypad's and the reader's pins must all differ: {'; '.join(shared)}")
+        if self.mode != "off":  # off: nothing is built
+            refuse_shared(self.pins(), "the keypad's and the reader's pins must all differ")
         if (self.wiegand_d0 is None) != (self.wiegand_d1 is None):
             raise ValueError("wiegand_d0 and wiegand_d1 go together: set both or neither")
         wiegand = self.wiegand_d0 is not None

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kiosk.door.pinnames import GpioPin, shared_pins
+from kiosk.door.pinnames import GpioPin, refuse_shared
 
 
 class _Section(BaseModel):
@@ -28,9 +28,7 @@ class GpioPrompterSettings(_Section):
 
     @model_validator(mode="after")
     def _distinct_pins(self) -> GpioPrompterSettings:
-        shared = shared_pins(self.pins())
-        if shared:
-            raise ValueError(f"left_pin, right_pin and buzzer_pin must be different pins: {'; '.join(shared)}")
+        refuse_shared(self.pins(), "left_pin, right_pin and buzzer_pin must be different pins")
         return self
 
     def pins(self) -> list[tuple[str, int | str | None]]:
