@@ -243,16 +243,17 @@ def load_door_settings(path: Path | None = None) -> DoorSettings:
     return _load(DoorOnly, path, {}).door
 
 
-_PROMPTER_TYPES = {"log", "gpio", "mqtt"}
+# Sections chosen by their ``type``: pydantic puts the type in an error's location, the file does not.
+_TAGGED = {"prompter": {"log", "gpio", "mqtt"}, "camera": {"replay", "opencv", "picamera2"}}
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
-    """An error's location as the file spells it: ``keypad_rows[3]``, and no prompter type tag."""
+    """An error's location as the file spells it: ``keypad_rows[3]``, and no section type tag."""
     parts: list[str] = []
     for k, part in enumerate(loc):
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-        elif not (k and loc[k - 1] == "prompter" and part in _PROMPTER_TYPES):
+        elif not (k and part in _TAGGED.get(str(loc[k - 1]), ())):
             parts.append(str(part))
     return ".".join(parts) or "configuration"
 

@@ -103,6 +103,7 @@ def test_the_check_reads_pins_with_the_header_of_the_pi_it_runs_on(tmp_path: Pat
     ('[second_factor]\nkeypad_rows = [5, 6, 13, "x"]\nkeypad_cols = [12, 16, 20]\n', "second_factor.keypad_rows[3]: "),
     ('[liveness.prompter]\ntype = "gpio"\nleft_pin = 25\nright_pin = "nope"\n', "liveness.prompter.right_pin: "),
     ('[door]\nrelay_pin = 17\nexit_pin = "BOARD11"\n', "door: Value error, the relay, contact and exit button"),
+    ('[camera]\ntype = "replay"\npath = "x"\nfps = -1\n', "camera.fps: "),
     ('[door]\nexit_pin = 22\n[liveness.prompter]\ntype = "gpio"\nleft_pin = "BOARD15"\nright_pin = 21\n',
      "configuration: Value error, one device per GPIO: door.exit_pin and liveness.prompter.left_pin"),
 ])
