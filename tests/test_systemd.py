@@ -47,6 +47,14 @@ def test_unit_exposure_is_three_or_lower() -> None:
     assert float(m.group(1)) <= 3.0
 
 
+def test_unit_gives_lgpio_a_writable_directory_for_its_notification_fifo() -> None:
+    # `import lgpio` creates .lgd-nfy<N> in $LG_WD or the working directory and opens it from there: with "/"
+    # read-only (ProtectSystem=strict) the import fails, and gpiozero has no pin library on a Pi 5
+    lines = [line.strip() for line in UNIT.read_text().splitlines()]
+    assert "WorkingDirectory=/var/lib/kiosk" in lines and "Environment=LG_WD=/var/lib/kiosk" in lines
+    assert "StateDirectory=kiosk" in lines  # systemd creates it, writable by the service, before ExecStart
+
+
 def test_unit_leaves_proc_readable_for_gpio_and_the_pi_check() -> None:
     # ProcSubset=pid hides /proc/cpuinfo and /proc/device-tree: gpiozero's lgpio factory reads the board's
     # revision there (no GPIO library would start), and kiosk.door.pins would no longer know it runs on a Pi
