@@ -233,6 +233,7 @@ class Settings(_TomlSettings):
         refuse_shared(pins, "one device per GPIO")
         return self
 
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (when it exists, or when named explicitly) plus the environment."""
     return _load(Settings, path, overrides)

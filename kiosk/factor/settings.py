@@ -90,9 +90,9 @@ class SecondFactorSettings(_Section):
     pin_lockout_window_s: float = Field(3600.0, gt=0, le=86400, description="window for counting wrong PINs")
     pin_lockout_s: float = Field(3600.0, ge=0, le=86400, description="how long an identity stays locked out")
     keypad_rows: list[GpioPin] = Field(default_factory=list, max_length=8,
-                                         description="GPIO of each keypad row, top first (outputs)")
+                                       description="GPIO of each keypad row, top first (outputs)")
     keypad_cols: list[GpioPin] = Field(default_factory=list, max_length=8,
-                                         description="GPIO of each keypad column, left first (inputs, pulled up)")
+                                       description="GPIO of each keypad column, left first (inputs, pulled up)")
     keypad_layout: str = Field(LAYOUT_4X3, min_length=4, max_length=64,
                                description="the keys row by row (4x3: 123456789*0#, 4x4: 123A456B789C*0#D)")
     keypad_debounce_s: float = Field(0.03, ge=0, le=0.5, description="a key must read the same this long")
