@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kiosk.camera.base import CameraError
+from kiosk.camera.base import CameraError, Frame
 from kiosk.camera.replay import SimClock
 from kiosk.pad.cooperative import CooperativeSource, Turn, find_turn, yaw_series
 from tests import liveness_synth as synth
@@ -78,6 +78,36 @@ def test_the_source_mirrors_the_turn_when_the_prompt_asks_for_the_other_side() -
     assert [f.index for f in out[:7] if f is not None] == list(range(20, 27))
     assert all(f is not None and f.rgb[0, 0, 1] == 255 and f.rgb[0, 7, 1] == 0 for f in out)  # mirrored
     assert out[1] is not None and out[1].rgb[0, 7, 0] == 21  # the frame number moved with the mirror
+
+
+def _mirrored(f: Frame | None) -> bool:
+    assert f is not None
+    return bool(f.rgb[0, 0, 1] == 255 and f.rgb[0, 7, 1] == 0)
+
+
+def test_a_late_prompt_the_other_way_flips_the_frames_mid_presentation_and_says_so() -> None:
+    """What no camera sees (a face turning into its mirror image): the presenter replays such a one mirrored
+    from the first frame instead (``mirror_all``)."""
+    frames, prompts = _frames(40), []
+    src = CooperativeSource(frames, Turn(20, 26, 0.3), lambda: prompts, fps=10.0, reaction_s=0.0, sensor_noise=0.0)
+    src.open()
+    before = [src.read() for _ in range(5)]
+    prompts.append((0.5, "right"))  # the clip turns to the subject's left
+    after = [src.read() for _ in range(5)]
+    assert not any(_mirrored(f) for f in before) and all(_mirrored(f) for f in after)
+    assert src.switched
+
+
+def test_mirrored_from_the_first_frame_the_clip_turns_the_other_way_without_a_switch() -> None:
+    frames, prompts = _frames(40), []
+    src = CooperativeSource(frames, Turn(20, 26, 0.3), lambda: prompts, fps=10.0, reaction_s=0.0, sensor_noise=0.0,
+                            mirror_all=True)
+    src.open()
+    shown = [src.read() for _ in range(5)]
+    prompts.append((0.5, "right"))  # the mirror image turns to the subject's right: as asked
+    shown += [src.read() for _ in range(12)]
+    assert all(_mirrored(f) for f in shown) and not src.switched
+    assert [f.index for f in shown[5:12] if f is not None] == list(range(20, 27))  # the turn, played forwards
 
 
 def test_a_frame_held_still_gets_fresh_sensor_noise_every_time_it_is_shown() -> None:

@@ -93,7 +93,7 @@ class CooperativeSource:
     def __init__(self, frames: Sequence[RGB], turn: Turn, prompts: Callable[[], list[tuple[float, str]]],
                  fps: float = 15.0, clock: SimClock | None = None, reaction_s: float = REACTION_S,
                  camera_mirrored: bool = False, lead_s: float = 1.0, sensor_noise: float = 2.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, mirror_all: bool = False) -> None:
         if not 0 <= turn.start < turn.end < len(frames):
             raise ValueError(f"turn {turn} outside the clip's {len(frames)} frames")
         self.frames = frames
@@ -115,6 +115,11 @@ class CooperativeSource:
         self._n = 0
         self._answer: tuple[int, bool] | None = None  # frame number the turn starts at, mirrored
         self._opened = False
+        # Every frame mirrored, from the first: the clip's mirror image, a person or an artefact in its own
+        # right, whose turn goes the other way. Mirroring only from the answer on would turn a face into its
+        # own mirror image mid-presentation, which nothing real does: the landmarks and the eye band of a
+        # flat print then read the change as parallax (a bent print got in that way).
+        self.mirror_all = mirror_all
 
     def open(self) -> None:
         self._opened = True
@@ -123,13 +128,20 @@ class CooperativeSource:
         shown = self.prompts()
         if self._answer is None and shown and t >= shown[0][0] + self.reaction_s:
             wanted = turn_sign(shown[0][1], self.camera_mirrored)
-            self._answer = (self._n, bool(np.sign(self.turn.change) != wanted))
+            shown_change = -self.turn.change if self.mirror_all else self.turn.change
+            self._answer = (self._n, bool(np.sign(shown_change) != wanted))
         if self._answer is None:
-            return self._idle[_ping_pong(len(self._idle), self._n)], False
+            return self._idle[_ping_pong(len(self._idle), self._n)], self.mirror_all
+        flip = self.mirror_all != self._answer[1]
         k = self._n - self._answer[0]
         if k < len(self._move):
-            return self._move[k], self._answer[1]
-        return self._hold[_ping_pong(len(self._hold), k - len(self._move))], self._answer[1]
+            return self._move[k], flip
+        return self._hold[_ping_pong(len(self._hold), k - len(self._move))], flip
+
+    @property
+    def switched(self) -> bool:
+        """Whether the answer needed the frames mirrored from the prompt on (not from the first frame)."""
+        return self._answer is not None and self._answer[1]
 
     def read(self) -> Frame | None:
         if not self._opened:

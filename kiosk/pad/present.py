@@ -284,13 +284,28 @@ class Presenter:
         if turn is None:
             return Outcome(p.name, p.species, p.subject, p.attack, 0, error="no head turn in the clip")
 
-        def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
-            mirrored = bool(getattr(self.config.liveness, "camera_mirrored", False))
-            source = CooperativeSource(frames, turn, lambda: prompter.prompts, p.fps, clock, reaction_s, mirrored)
-            return source if wrap is None else wrap(source)
+        made: list[CooperativeSource] = []
 
-        outcome = self._present(p, source)
-        outcome.values = {**outcome.values, "clip_turn": round(turn.change, 4)}
+        def play(mirror_all: bool) -> Outcome:
+            def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
+                mirrored = bool(getattr(self.config.liveness, "camera_mirrored", False))
+                made.append(CooperativeSource(frames, turn, lambda: prompter.prompts, p.fps, clock, reaction_s,
+                                              mirrored, mirror_all=mirror_all))
+                return made[-1] if wrap is None else wrap(made[-1])
+
+            return self._present(p, source)
+
+        outcome = play(False)
+        mirrored = made[-1].switched
+        if mirrored:
+            # The prompt asks for the other way than the clip turns: play the clip's mirror image from its
+            # first frame, with the same seed and so the same prompt, rather than flip it mid-presentation.
+            self.presented -= 1
+            outcome = play(True)
+            if made[-1].switched:  # the prompt came out otherwise this time: no presentation a camera could see
+                return Outcome(p.name, p.species, p.subject, p.attack, 0,
+                               error="the mirrored replay drew another prompt")
+        outcome.values = {**outcome.values, "clip_turn": round(turn.change, 4), "mirrored": float(mirrored)}
         return outcome
 
     def _present(self, p: Presentation, make_source: Callable[[SimClock, RecordingPrompter], Any] | None) -> Outcome:
