@@ -7,12 +7,14 @@ Each real clip in ../shared/data/videos with a clear head turn (``kiosk.pad.coop
 at least 0.2 IOD of nose offset within 1.5 s, from a face looking ahead) is presented twice through
 the real loop with the default configuration, once prompted left and once right: the person stands as
 in the still stretch before their turn, and ``--reaction-s`` after the prompt makes the clip's turn
-(mirrored when the prompt asks for the other side). Enrolled from the clip's last 20 %. Clips without
+(when the prompt asks for the other side, the whole presentation is played again as the clip's mirror
+image, from its first frame: ``mirrored`` in the rows). Enrolled from the clip's last 20 %. Clips without
 such a turn are listed, not presented. Times are on the replay's clock (machine-independent).
 
 With ``--attacks DIR`` (folders from ``kiosk pad render``), the same is done for an attacker who answers
 the prompt: every static attack sequence in which FaceMesh sees the face turn by at least the kiosk's
-``min_turn`` is played reactively, the artefact turned the prompted way (mirrored for the other side),
+``min_turn`` is played reactively, the artefact turned the prompted way (its mirror image, from the first
+frame, for the other side),
 one prompt per sequence, its direction drawn per sequence. Reported per species: sequences that hold
 such a turn, and how many opened the door (APCER of this adaptive attacker, 95 % Clopper-Pearson).
 
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                          "verdict": o.verdict, "reason": o.verdict_reason, "granted": o.granted,
                          "door_opened": o.door_opened, "time_to_grant_s": o.time_to_grant_s,
                          "clip_turn": o.values.get("clip_turn"), "turn": o.values.get("turn"),
-                         "residual": o.values.get("residual"), "noise": o.values.get("noise")})
+                         "residual": o.values.get("residual"), "noise": o.values.get("noise"),
+                         "mirrored": o.values.get("mirrored")})  # played as the clip's mirror image
             bar(2 * n + k + 1)
     presented = [r for r in rows if r["error"] is None]
     granted = [r for r in presented if r["granted"]]
@@ -154,7 +157,8 @@ def present_attacks(roots: list[Path], pipeline: Any, threshold: float, config: 
                      "verdict": o.verdict, "reason": o.verdict_reason, "door_opened": o.door_opened,
                      "granted": o.granted, "clip_turn": o.values.get("clip_turn"), "turn": o.values.get("turn"),
                      "residual": o.values.get("residual"), "noise": o.values.get("noise"),
-                     "live_frames": o.values.get("live_frames"), "eye_band": o.values.get("eye_band")})
+                     "live_frames": o.values.get("live_frames"), "eye_band": o.values.get("eye_band"),
+                     "mirrored": o.values.get("mirrored")})
         bar(n + 1)
     summary: dict[str, Any] = {}
     print(f"\nattacker answering the prompt (turn of at least min_turn {min_turn} seen by FaceMesh):")
