@@ -75,3 +75,7 @@ class Challenge:
 
     def expired(self, now: float) -> bool:
         return now - self.started > self.timeout_s
+
+    def values(self, now: float) -> dict[str, float]:
+        """What an event reports of the challenge: the largest prompted turn seen and the time since the prompt."""
+        return {"turn": round(self.peak, 4), "challenge_s": round(now - self.started, 3)}

@@ -94,8 +94,7 @@ class LivenessJudge:
                 # of time: its prompt must not stay lit for whoever walks up next.
                 ch = state.challenge
                 if (now is not None and ch is not None and state.final is None and ch.expired(now)):
-                    result = LivenessResult(Verdict.FLAT, "challenge_timeout",
-                                            {"turn": round(ch.peak, 4), "challenge_s": round(now - ch.started, 3)})
+                    result = LivenessResult(Verdict.FLAT, "challenge_timeout", ch.values(now))
                     self._finish(track_id, state, result)
                     state.last = result
 
@@ -204,7 +203,7 @@ class LivenessJudge:
             state.turn_seen = True  # the prompted turn: its parallax may be smaller than a passive one must be
             self.flatness.lower_threshold(track_id, min(self.config.challenge_live_residual,
                                                         self.config.min_live_residual))
-        values |= {"turn": round(ch.peak, 4), "challenge_s": round(obs.now - ch.started, 3)}
+        values |= ch.values(obs.now)
         if turn is TurnState.WRONG:
             return LivenessResult(Verdict.FLAT, "wrong_direction", values)
         if flat.verdict is Verdict.FLAT:

@@ -264,8 +264,8 @@ class Presenter:
     def present(self, p: Presentation, wrap: Callable[[Any], Any] | None = None) -> Outcome:
         """``p`` replayed as recorded; ``wrap`` may wrap the replay source (``kiosk.pad.camera_shift``)."""
         if wrap is None:
-            return self._present(p, None)
-        return self._present(p, lambda clock, prompter: wrap(_replay(p, clock)))
+            return self._present(p, None, self._next_seed())
+        return self._present(p, lambda clock, prompter: wrap(_replay(p, clock)), self._next_seed())
 
     def present_cooperative(self, p: Presentation, reaction_s: float = REACTION_S, min_change: float = 0.2,
                             max_start: float = 0.04, wrap: Callable[[Any], Any] | None = None) -> Outcome:
@@ -285,6 +285,7 @@ class Presenter:
             return Outcome(p.name, p.species, p.subject, p.attack, 0, error="no head turn in the clip")
 
         made: list[CooperativeSource] = []
+        seed = self._next_seed()  # both plays below draw the same prompt from it
 
         def play(mirror_all: bool) -> Outcome:
             def source(clock: SimClock, prompter: RecordingPrompter) -> Any:
@@ -293,14 +294,13 @@ class Presenter:
                                               mirrored, mirror_all=mirror_all))
                 return made[-1] if wrap is None else wrap(made[-1])
 
-            return self._present(p, source)
+            return self._present(p, source, seed)
 
         outcome = play(False)
         mirrored = made[-1].switched
         if mirrored:
             # The prompt asks for the other way than the clip turns: play the clip's mirror image from its
             # first frame, with the same seed and so the same prompt, rather than flip it mid-presentation.
-            self.presented -= 1
             outcome = play(True)
             if made[-1].switched:  # the prompt came out otherwise this time: no presentation a camera could see
                 return Outcome(p.name, p.species, p.subject, p.attack, 0,
@@ -308,7 +308,14 @@ class Presenter:
         outcome.values = {**outcome.values, "clip_turn": round(turn.change, 4), "mirrored": float(mirrored)}
         return outcome
 
-    def _present(self, p: Presentation, make_source: Callable[[SimClock, RecordingPrompter], Any] | None) -> Outcome:
+    def _next_seed(self) -> int | None:
+        """The judge's seed for the next presentation: one per presentation, so each draws its own prompts."""
+        seed = None if self.seed is None else self.seed + self.presented
+        self.presented += 1
+        return seed
+
+    def _present(self, p: Presentation, make_source: Callable[[SimClock, RecordingPrompter], Any] | None,
+                 seed: int | None) -> Outcome:
         from gpiozero.pins.mock import MockFactory
 
         gallery = self.gallery(p)
@@ -324,8 +331,6 @@ class Presenter:
                   _replay(p, clock))
         capture = Capture(source, events, lockstep=True)
         stop = threading.Event()
-        seed = None if self.seed is None else self.seed + self.presented
-        self.presented += 1
         loop = KioskLoop(capture, self.pipeline, lambda: gallery, self.threshold, engine, door, events,
                          self.config.quality, on_result=_Watcher(outcome, stop, self.config.max_seconds, prompter),
                          liveness=build_liveness(self.config.liveness, clock, self.landmarker, prompter, seed))
