@@ -170,6 +170,45 @@ def test_the_crop_puts_the_eyes_level_and_iod_apart() -> None:
     np.testing.assert_allclose(left[1], regions.EYE_Y, atol=1e-3)
 
 
+def _whole_frame_crop(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """The crop cut straight from the whole frame (what ``CropSource`` must reproduce)."""
+    m = regions.canonical(pts)
+    assert m is not None
+    patch = cv2.warpAffine(img, m, (regions.CROP, regions.CROP), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
+
+
+@pytest.mark.parametrize(("centre", "iod", "roll"), [
+    ((320.0, 240.0), 80.0, 0.0),  # inside the frame
+    ((317.3, 241.9), 61.7, 23.0),  # rolled, sub-pixel
+    ((20.0, 30.0), 90.0, 10.0),  # running off the top left corner: the frame's edge is replicated
+    ((630.0, 470.0), 70.0, -35.0),  # off the bottom right
+    ((-200.0, 240.0), 40.0, 0.0),  # wholly beyond the left edge
+    ((320.0, 240.0), 400.0, 5.0),  # larger than the frame
+])
+def test_the_crop_source_keeps_only_the_footprint_and_cuts_the_same_crop(
+        centre: tuple[float, float], iod: float, roll: float) -> None:
+    img = _texture()
+    turn = np.vstack([cv2.getRotationMatrix2D(centre, roll, 1.0), [0, 0, 1]])
+    pts = _warp_points(turn, _landmarks(centre, iod))
+    source = regions.crop_source(img, pts)
+    assert source is not None
+    assert source.nbytes < img.nbytes or iod >= 200  # a copy of the footprint, not of the frame
+    img[:] = 0  # the camera reuses its buffer: the source holds its own pixels
+    crop = source.crop()
+    expected = _whole_frame_crop(_texture(), pts)
+    # The warp's fixed-point coordinates come from a translation moved by whole pixels: one grey level
+    # may differ at a pixel in a few hundred crops (measured on the real clips: 6 of 3,000 crops).
+    diff = np.abs(crop.gray.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and int((diff > 0).sum()) <= 2
+    assert source.crop() is crop  # cut once
+    whole = regions.face_crop(_texture(), pts)
+    assert whole is not None
+    np.testing.assert_array_equal(crop.anchors, whole.anchors)
+    np.testing.assert_array_equal(crop.oval, whole.oval)
+
+
 def test_no_eyes_no_crop_and_a_tiny_band_no_verdict() -> None:
     pts = _landmarks()
     same = pts.copy()

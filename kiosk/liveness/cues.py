@@ -104,7 +104,7 @@ class History:
         self.count = 0
         self._times = np.zeros(size)
         self._sets: list[npt.NDArray[np.float64]] = []
-        self._crops: list[regions.FaceCrop | None] = []  # the canonical face crop of the frame added with each set
+        self._crops: list[regions.CropSource | None] = []  # what the face crop of each set's frame is cut from
         self._a0: npt.NDArray[np.complex128] | None = None  # (size, N), allocated at the first add
         self._norm = np.ones(size)
         self._iod = np.ones(size)
@@ -118,10 +118,10 @@ class History:
     def points(self, i: int) -> npt.NDArray[np.float64]:
         return self._sets[i]
 
-    def crop(self, i: int) -> regions.FaceCrop | None:
+    def crop(self, i: int) -> regions.CropSource | None:
         return self._crops[i]
 
-    def add(self, t: float, points: npt.NDArray[np.float64], crop: regions.FaceCrop | None = None) -> None:
+    def add(self, t: float, points: npt.NDArray[np.float64], crop: regions.CropSource | None = None) -> None:
         a = points[:, 0] + 1j * points[:, 1]
         a0 = a - a.sum() / len(a)
         if self._a0 is None or self._a0.shape[1] != len(a0):
@@ -273,7 +273,7 @@ class FlatnessCue:
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
         frame = obs.extra.get("frame")
-        crop = (regions.face_crop(frame, obs.landmarks)
+        crop = (regions.crop_source(frame, obs.landmarks)
                 if isinstance(frame, np.ndarray) and obs.landmarks is not None and self.s.planar_band_max > 0 else None)
         raw = [*list(track.raw)[1 - self.smooth_frames:], rig]  # the smoothing window if this frame is kept
         # Up to three homography fits per frame, solved in one batch: the jump from the previous frame,
@@ -320,12 +320,13 @@ class FlatnessCue:
                 track.best = pair
         return self._result(track, pair)
 
-    def _parallax(self, track: _Track, ref: regions.FaceCrop | None, cur: regions.FaceCrop | None) -> None:
+    def _parallax(self, track: _Track, ref: regions.CropSource | None, cur: regions.CropSource | None) -> None:
         """A pair with parallax in the landmarks: live if the eye band's pixels show it too."""
         if self.s.planar_band_max <= 0:
             track.live += 1
             return
-        band = None if ref is None or cur is None else regions.misalignment(ref, cur, self.s.planar_band_max)
+        band = None if ref is None or cur is None else regions.misalignment(ref.crop(), cur.crop(),
+                                                                              self.s.planar_band_max)
         if band is None:
             return  # no pixels, or no alignment: no evidence either way
         track.band = band

@@ -86,13 +86,79 @@ def canonical(landmarks: npt.NDArray[np.floating]) -> npt.NDArray[np.float64] | 
 def face_crop(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating]) -> FaceCrop | None:
     """The canonical crop of the face whose 468 landmarks (frame pixels) are given; None if the eyes
     are not usable."""
+    source = crop_source(rgb, landmarks)
+    return None if source is None else source.crop()
+
+
+class CropSource:
+    """What a frame's canonical face crop is cut from: a copy of the frame's pixels under the crop (its
+    footprint, a small margin for the interpolation) and the warp from the crop into them.
+
+    Keeping this is cheap (one copy of a sub-image); cutting the crop (a warp and a grey conversion)
+    costs several times more and is needed only for the frames of a pair with parallax, a handful
+    per approach: ``crop`` cuts it on first use and keeps it. The crop is the one ``cv2.warpAffine``
+    cuts from the whole frame with the same warp (the copy holds every pixel the warp reads, and the
+    border is the frame's own: pixels beyond the frame replicate its edge in both)."""
+
+    __slots__ = ("_crop", "_forward", "_inverse", "_landmarks", "_pixels")
+
+    def __init__(self, rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating],
+                 forward: npt.NDArray[np.float64]) -> None:
+        inverse = _inverted(forward)  # crop pixels -> frame pixels, as warpAffine inverts a forward map
+        h, w = rgb.shape[:2]
+        corners = np.array([[0.0, 0.0, CROP, CROP], [0.0, CROP, 0.0, CROP]])
+        xs = inverse[0, 0] * corners[0] + inverse[0, 1] * corners[1] + inverse[0, 2]
+        ys = inverse[1, 0] * corners[0] + inverse[1, 1] * corners[1] + inverse[1, 2]
+        x0, x1 = _span(float(xs.min()), float(xs.max()), w)
+        y0, y1 = _span(float(ys.min()), float(ys.max()), h)
+        self._pixels = np.array(rgb[y0:y1, x0:x1], np.uint8, copy=True)  # the camera may reuse its buffer
+        self._inverse = inverse.copy()
+        self._inverse[0, 2] -= x0
+        self._inverse[1, 2] -= y0
+        self._landmarks = np.asarray(landmarks)
+        self._forward = forward
+        self._crop: FaceCrop | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._pixels.nbytes)
+
+    def crop(self) -> FaceCrop:
+        if self._crop is None:
+            patch = cv2.warpAffine(self._pixels, self._inverse, (CROP, CROP),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            gray = np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
+            m = self._forward
+            p = np.asarray(self._landmarks, np.float64)[:, :2] @ m[:, :2].T + m[:, 2]
+            self._crop = FaceCrop(gray, p[list(ANCHORS)].astype(np.float32), p[list(OVAL)].astype(np.float32))
+            self._pixels = self._pixels[:0, :0]  # the crop is all that is needed from now on
+        return self._crop
+
+
+def crop_source(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating]) -> CropSource | None:
+    """The pixels the canonical crop of this face will be cut from; None if the eyes are not usable."""
     m = canonical(landmarks)
-    if m is None:
-        return None
-    patch = cv2.warpAffine(rgb, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    gray = np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
-    p = np.asarray(landmarks, np.float64)[:, :2] @ m[:, :2].T + m[:, 2]
-    return FaceCrop(gray, p[list(ANCHORS)].astype(np.float32), p[list(OVAL)].astype(np.float32))
+    return None if m is None else CropSource(rgb, landmarks, m)
+
+
+def _inverted(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The inverse of a 2x3 affine map, with the arithmetic ``cv2.warpAffine`` uses when it inverts
+    the map it is given (so that a warp with the inverse reads exactly the same pixels)."""
+    a, b, c, d, e, f = (float(v) for v in m.reshape(-1))
+    det = a * e - b * d
+    det = 1.0 / det if det != 0 else 0.0
+    a2, e2 = e * det, a * det
+    b2, d2 = b * -det, d * -det
+    return np.array([[a2, b2, -a2 * c - b2 * f], [d2, e2, -d2 * c - e2 * f]])
+
+
+def _span(lo: float, hi: float, size: int) -> tuple[int, int]:
+    """The pixel range [start, stop) of one axis of a footprint from ``lo`` to ``hi``, two pixels of
+    margin for the interpolation, within the frame and never empty (a footprint beyond the frame
+    reads the replicated edge, which the range's clamped end still holds)."""
+    start = min(max(int(np.floor(lo)) - 2, 0), size - 1)
+    stop = max(min(int(np.ceil(hi)) + 3, size), start + 1)
+    return start, stop
 
 
 def eye_band(crop: FaceCrop) -> npt.NDArray[np.uint8]:
