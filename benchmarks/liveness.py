@@ -13,9 +13,10 @@ Then the cost per camera frame as the loop pays it: the same frames stamped at 3
 embed on each (untimed), FaceMesh on the frames the judge says are due (``sample_hz`` 15: every
 other frame), the last result reused in between, for a track that never reaches a verdict (the
 worst case): the mean per camera frame and the median cost of a frame that runs FaceMesh.
-The judge gets each frame's pixels as in the loop (the eye band's crop is cut on every sampled
-frame); the eye-band check itself runs only on a pair the landmarks count as parallax, so it is
-timed apart, per pair, on pairs of the clip one second apart. Last, FaceMesh before the embedder
+The judge gets each frame's pixels as in the loop (it keeps a copy of the pixels under the face's
+eye-band crop on every sampled frame); the eye-band check, cutting the two crops included, runs only
+on a pair the landmarks count as parallax, so it is timed apart, per pair, on pairs of the clip one
+second apart. Last, FaceMesh before the embedder
 (the loop's order) against after it, alternating over three passes: FaceMesh's cost and the whole
 frame's, so that what FaceMesh saves is not merely moved to the embedder.
 """
@@ -121,14 +122,16 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
         undecided.observe(1, lm, now=i / 15.0, frame=rgb)
         pending.append((time.perf_counter() - t) * 1000)
     # The eye-band check runs only on a pair the landmarks count as parallax (a handful per approach):
-    # its cost per pair, on pairs one second apart.
-    crops = [None if lm is None else regions.face_crop(rgb, lm) for lm, rgb in zip(marks, shown)]
+    # its cost per pair, on pairs one second apart, cutting the two crops from what the judge keeps of
+    # each sampled frame (``regions.CropSource``) included.
     band = []
-    for i in range(0, len(crops) - 15, 5):
-        a, b = crops[i], crops[i + 15]
+    for i in range(0, len(marks) - 15, 5):
+        la, lb = marks[i], marks[i + 15]
+        a = None if la is None else regions.crop_source(shown[i], la)
+        b = None if lb is None else regions.crop_source(shown[i + 15], lb)
         if a is not None and b is not None:
             t = time.perf_counter()
-            regions.misalignment(a, b, LivenessSettings().planar_band_max)
+            regions.misalignment(a.crop(), b.crop(), LivenessSettings().planar_band_max)
             band.append((time.perf_counter() - t) * 1000)
     worst = [m + p for m, p in zip(mesh, pending)]
     # The floor under all of it: FaceMesh's inference alone, back to back on one input (no crop, no other
