@@ -260,6 +260,27 @@ def test_a_sheet_over_a_turning_head_is_denied_by_its_pixels_not_its_landmarks()
     assert Verdict.LIVE in blind
 
 
+def test_crops_are_cut_only_for_the_frames_of_a_pair_with_parallax(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each sampled frame keeps the pixels under its crop; the crop (a warp) is cut only for a pair the
+    landmarks count as parallax."""
+    cut: list[int] = []
+    real_crop = regions.CropSource.crop
+
+    def counting(self: regions.CropSource) -> regions.FaceCrop:
+        cut.append(id(self))
+        return real_crop(self)
+
+    monkeypatch.setattr(regions.CropSource, "crop", counting)
+    img = _texture()
+    still = [(img, _landmarks())] * 40  # a print held still: no parallax pair, no crop
+    assert set(_judge_pixels(still, BAND_MAX)) == {Verdict.PENDING}
+    assert cut == []
+    frames = _sheet_on_a_turning_head()
+    verdicts = _judge_pixels(frames, BAND_MAX)
+    assert Verdict.FLAT in verdicts  # the sheet is still denied by its pixels
+    assert 0 < len(set(cut)) < len(frames)  # some frames' crops, never every frame's
+
+
 def test_without_pixels_landmark_parallax_is_no_evidence() -> None:
     head = synth.model(False)
     rng = np.random.default_rng(4)
