@@ -209,6 +209,19 @@ def test_the_crop_source_keeps_only_the_footprint_and_cuts_the_same_crop(
     np.testing.assert_array_equal(crop.oval, whole.oval)
 
 
+def test_a_face_close_to_the_camera_has_its_crop_cut_at_once() -> None:
+    """A footprint over ``MAX_KEPT_BYTES`` is not kept: a track holds at most that much per frame."""
+    img = _texture()
+    near, far = _landmarks(iod=300.0), _landmarks(iod=60.0)
+    kept = regions.crop_source(img, far)
+    cut = regions.crop_source(img, near)
+    assert kept is not None and cut is not None
+    assert 0 < kept.nbytes <= regions.MAX_KEPT_BYTES
+    assert cut.nbytes == 0
+    whole = _whole_frame_crop(img, near)
+    assert np.abs(cut.crop().gray.astype(int) - whole.astype(int)).max() <= 1
+
+
 def test_no_eyes_no_crop_and_a_tiny_band_no_verdict() -> None:
     pts = _landmarks()
     same = pts.copy()
