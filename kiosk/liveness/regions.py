@@ -120,7 +120,7 @@ class CropSource:
         self._inverse = inverse.copy()
         self._inverse[0, 2] -= x0
         self._inverse[1, 2] -= y0
-        self._landmarks = np.asarray(landmarks)
+        self._landmarks = np.array(landmarks, copy=True)  # 5.6 KB: the caller may reuse its array
         self._forward = forward
         self._crop: FaceCrop | None = None
         view = rgb[y0:y1, x0:x1]
