@@ -14,7 +14,7 @@ embed on each (untimed), FaceMesh on the frames the judge says are due (``sample
 other frame), the last result reused in between, for a track that never reaches a verdict (the
 worst case): the mean per camera frame and the median cost of a frame that runs FaceMesh.
 The judge gets each frame's pixels as in the loop (it keeps a copy of the pixels under the face's
-eye-band crop on every sampled frame); the eye-band check, cutting the two crops included, runs only
+canonical crop on every sampled frame); the eye-band check, cutting the two crops included, runs only
 on a pair the landmarks count as parallax, so it is timed apart, per pair, on pairs of the clip one
 second apart. Last, FaceMesh before the embedder
 (the loop's order) against after it, alternating over three passes: FaceMesh's cost and the whole

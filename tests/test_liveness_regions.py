@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from typing import Any
 
 import cv2
 import numpy as np
@@ -186,6 +188,10 @@ def _whole_frame_crop(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
     ((630.0, 470.0), 70.0, -35.0),  # off the bottom right
     ((-200.0, 240.0), 40.0, 0.0),  # wholly beyond the left edge
     ((320.0, 240.0), 400.0, 5.0),  # larger than the frame
+    ((320.0, 8.0), 80.0, 180.0),  # upside down, off the top edge
+    ((6.0, 240.0), 70.0, 90.0),  # on its side, off the left edge
+    ((634.0, 236.0), 70.0, -90.0),  # on its other side, off the right edge
+    ((320.0, 474.0), 80.0, 180.0),  # upside down, off the bottom edge
 ])
 def test_the_crop_source_keeps_only_the_footprint_and_cuts_the_same_crop(
         centre: tuple[float, float], iod: float, roll: float) -> None:
@@ -194,7 +200,7 @@ def test_the_crop_source_keeps_only_the_footprint_and_cuts_the_same_crop(
     pts = _warp_points(turn, _landmarks(centre, iod))
     source = regions.crop_source(img, pts)
     assert source is not None
-    assert source.nbytes < img.nbytes or iod >= 200  # a copy of the footprint, not of the frame
+    assert source.nbytes < img.nbytes  # a copy of the footprint, not of the frame
     img[:] = 0  # the camera reuses its buffer: the source holds its own pixels
     crop = source.crop()
     expected = _whole_frame_crop(_texture(), pts)
@@ -209,17 +215,44 @@ def test_the_crop_source_keeps_only_the_footprint_and_cuts_the_same_crop(
     np.testing.assert_array_equal(crop.oval, whole.oval)
 
 
-def test_a_face_close_to_the_camera_has_its_crop_cut_at_once() -> None:
-    """A footprint over ``MAX_KEPT_BYTES`` is not kept: a track holds at most that much per frame."""
+def test_random_poses_cut_the_same_crop_as_the_whole_frame() -> None:
+    rng = np.random.default_rng(7)
+    img = _texture()
+    for _ in range(60):
+        centre = (float(rng.uniform(-100, W + 100)), float(rng.uniform(-100, H + 100)))
+        roll = float(rng.choice([0.0, 90.0, 180.0, -90.0, rng.uniform(-180, 180)]))
+        turn = np.vstack([cv2.getRotationMatrix2D(centre, roll, 1.0), [0, 0, 1]])
+        pts = _warp_points(turn, _landmarks(centre, float(rng.uniform(20, 200))))
+        source = regions.crop_source(img, pts)
+        assert source is not None
+        diff = np.abs(source.crop().gray.astype(int) - _whole_frame_crop(img, pts).astype(int))
+        assert diff.max() <= 1 and int((diff > 0).sum()) <= 2
+
+
+def test_a_face_close_to_the_camera_has_its_crop_cut_at_once_and_keeps_nothing_of_the_frame() -> None:
+    """A footprint over ``MAX_KEPT_BYTES`` is cut at once: a track holds at most that much per frame,
+    and no source, cut or not, keeps the camera's frame alive (a view of it would)."""
     img = _texture()
     near, far = _landmarks(iod=300.0), _landmarks(iod=60.0)
+    before = sys.getrefcount(img)
     kept = regions.crop_source(img, far)
     cut = regions.crop_source(img, near)
     assert kept is not None and cut is not None
+    assert sys.getrefcount(img) == before
     assert 0 < kept.nbytes <= regions.MAX_KEPT_BYTES
     assert cut.nbytes == 0
     whole = _whole_frame_crop(img, near)
     assert np.abs(cut.crop().gray.astype(int) - whole.astype(int)).max() <= 1
+    kept.crop()
+    assert kept.nbytes == 0  # cut: the copy is let go
+
+
+def test_a_frame_that_is_not_rgb_bytes_is_refused() -> None:
+    pts = _landmarks()
+    frames: list[Any] = [np.zeros((H, W), np.uint8), np.zeros((H, W, 3), np.uint16), np.zeros((0, 0, 3), np.uint8)]
+    for frame in frames:
+        with pytest.raises(ValueError, match="RGB frame of bytes"):
+            regions.crop_source(frame, pts)
 
 
 def test_no_eyes_no_crop_and_a_tiny_band_no_verdict() -> None:
@@ -277,13 +310,13 @@ def test_crops_are_cut_only_for_the_frames_of_a_pair_with_parallax(monkeypatch: 
     """Each sampled frame keeps the pixels under its crop; the crop (a warp) is cut only for a pair the
     landmarks count as parallax."""
     cut: list[int] = []
-    real_crop = regions.CropSource.crop
+    real_warp = cv2.warpAffine
 
-    def counting(self: regions.CropSource) -> regions.FaceCrop:
-        cut.append(id(self))
-        return real_crop(self)
+    def counting(*args: object, **kwargs: object) -> object:
+        cut.append(id(args[0]))
+        return real_warp(*args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(regions.CropSource, "crop", counting)
+    monkeypatch.setattr(regions.cv2, "warpAffine", counting)
     img = _texture()
     still = [(img, _landmarks())] * 40  # a print held still: no parallax pair, no crop
     assert set(_judge_pixels(still, BAND_MAX)) == {Verdict.PENDING}

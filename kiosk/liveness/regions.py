@@ -97,19 +97,21 @@ class CropSource:
 
     Keeping this is cheap (one copy of a sub-image); cutting the crop (a warp and a grey conversion)
     costs several times more and is needed only for the frames of a pair with parallax, a handful
-    per approach: ``crop`` cuts it on first use and keeps it. The crop is the one ``cv2.warpAffine``
-    cuts from the whole frame with the same warp (the copy holds every pixel the warp reads, and the
-    border is the frame's own: pixels beyond the frame replicate its edge in both).
+    per approach: ``crop`` cuts it on first use, keeps it and lets the pixels go. The crop is the one
+    ``cv2.warpAffine`` cuts from the whole frame with the same warp (the copy holds every pixel the
+    warp reads, and the border is the frame's own: pixels beyond the frame replicate its edge in both).
 
     A track keeps up to ``FlatnessCue.max_frames`` of these. A footprint over ``MAX_KEPT_BYTES`` (a
-    face close to the camera) is cut at once, so that a track never holds more than that many times
-    ``MAX_KEPT_BYTES`` (about 23 MB); in 500 frames of the 25 real clips (close-ups) the footprint
-    was a median 0.34 of the frame, at most 0.56."""
+    face close to the camera) is cut at once and nothing of the frame is kept, so that a track never
+    holds more than that many times ``MAX_KEPT_BYTES`` of pixels (about 23 MB); in 500 frames of the
+    25 real clips (close-ups) the footprint was a median 0.34 of the frame, at most 0.56."""
 
     __slots__ = ("_crop", "_forward", "_inverse", "_landmarks", "_pixels")
 
     def __init__(self, rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating],
                  forward: npt.NDArray[np.float64]) -> None:
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.size == 0:
+            raise ValueError(f"a face crop needs an RGB frame of bytes, got {rgb.dtype} {rgb.shape}")
         inverse = _inverted(forward)  # crop pixels -> frame pixels, as warpAffine inverts a forward map
         h, w = rgb.shape[:2]
         corners = np.array([[0.0, 0.0, CROP, CROP], [0.0, CROP, 0.0, CROP]])
@@ -120,30 +122,38 @@ class CropSource:
         self._inverse = inverse.copy()
         self._inverse[0, 2] -= x0
         self._inverse[1, 2] -= y0
-        self._landmarks = np.array(landmarks, copy=True)  # 5.6 KB: the caller may reuse its array
         self._forward = forward
+        # Copies, not views: the camera may reuse its buffers, and a view would keep the whole frame alive.
+        self._landmarks: npt.NDArray[np.floating] | None = np.array(landmarks, copy=True)
         self._crop: FaceCrop | None = None
+        self._pixels: npt.NDArray[np.uint8] | None = None
         view = rgb[y0:y1, x0:x1]
         if view.nbytes > MAX_KEPT_BYTES:  # a face this close: the crop now, rather than the pixels
-            self._pixels = view
-            self.crop()
+            self._crop = self._cut(view)
+            self._landmarks = None
         else:
-            self._pixels = np.array(view, np.uint8, copy=True)  # the camera may reuse its buffer
+            self._pixels = np.array(view, np.uint8, copy=True)
 
     @property
     def nbytes(self) -> int:
-        return int(self._pixels.nbytes)
+        """Bytes of frame pixels held (none once the crop is cut)."""
+        return 0 if self._pixels is None else int(self._pixels.nbytes)
 
     def crop(self) -> FaceCrop:
         if self._crop is None:
-            patch = cv2.warpAffine(self._pixels, self._inverse, (CROP, CROP),
-                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-            gray = np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
-            m = self._forward
-            p = np.asarray(self._landmarks, np.float64)[:, :2] @ m[:, :2].T + m[:, 2]
-            self._crop = FaceCrop(gray, p[list(ANCHORS)].astype(np.float32), p[list(OVAL)].astype(np.float32))
-            self._pixels = self._pixels[:0, :0]  # the crop is all that is needed from now on
+            assert self._pixels is not None
+            self._crop = self._cut(self._pixels)
+            self._pixels = self._landmarks = None  # the crop is all that is needed from now on
         return self._crop
+
+    def _cut(self, pixels: npt.NDArray[np.uint8]) -> FaceCrop:
+        assert self._landmarks is not None
+        patch = cv2.warpAffine(pixels, self._inverse, (CROP, CROP),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        gray = np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
+        m = self._forward
+        p = np.asarray(self._landmarks, np.float64)[:, :2] @ m[:, :2].T + m[:, 2]
+        return FaceCrop(gray, p[list(ANCHORS)].astype(np.float32), p[list(OVAL)].astype(np.float32))
 
 
 def crop_source(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating]) -> CropSource | None:
