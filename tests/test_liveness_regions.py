@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-from typing import Any
 
 import cv2
 import numpy as np
@@ -15,33 +13,13 @@ from kiosk.liveness import regions
 from kiosk.liveness.cues import FlatnessCue, Observation, Verdict
 from kiosk.liveness.judge import LivenessJudge
 from kiosk.liveness.settings import LivenessSettings
+from tests import liveness_pixels as px
 from tests import liveness_synth as synth
 from tests.clock import FakeClock
 from tests.liveness_judging import DT, RecordingPrompter
 
-W, H = 640, 480
+W, H = px.W, px.H
 BAND_MAX = LivenessSettings().planar_band_max
-
-
-def _texture(seed: int = 3) -> np.ndarray:
-    """A face-sized patch of blotchy texture (skin, brows, lashes at several scales), RGB."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((H, W), np.float32)
-    for sigma, amp in ((1.5, 40.0), (4.0, 60.0), (10.0, 50.0)):
-        img += amp * cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), sigma) * sigma
-    img = np.clip(128 + img, 0, 255).astype(np.uint8)
-    return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2RGB), np.uint8)
-
-
-def _landmarks(centre: tuple[float, float] = (320.0, 240.0), iod: float = 80.0) -> np.ndarray:
-    """468 landmarks of a frontal face: the synthetic head's rigid points, and an oval around them."""
-    pts = np.zeros((468, 3), np.float32)
-    for i, (x, y, _) in synth.HEAD.items():
-        pts[i, :2] = (centre[0] + x * iod, centre[1] + y * iod)
-    for k, i in enumerate(regions.OVAL):
-        a = 2 * math.pi * k / len(regions.OVAL) - math.pi / 2
-        pts[i, :2] = (centre[0] + 1.2 * iod * math.cos(a), centre[1] + 0.3 * iod + 1.6 * iod * math.sin(a))
-    return pts
 
 
 def _homography(yaw_deg: float) -> np.ndarray:
@@ -52,13 +30,6 @@ def _homography(yaw_deg: float) -> np.ndarray:
     r = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
     n, t = np.array([0, 0, 1.0]), np.zeros(3)
     return np.asarray(k @ (r - np.outer(t, n) / d) @ np.linalg.inv(k))
-
-
-def _warp_points(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    out = pts.copy()
-    p = np.column_stack([pts[:, :2], np.ones(len(pts))]) @ h.T
-    out[:, :2] = p[:, :2] / p[:, 2:3]
-    return out
 
 
 def _relief(img: np.ndarray, pts: np.ndarray, amount_px: float, sides: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -74,10 +45,10 @@ def _relief(img: np.ndarray, pts: np.ndarray, amount_px: float, sides: tuple[int
 
 
 def test_a_plane_turned_in_3d_is_aligned_by_one_homography() -> None:
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     h = _homography(15.0)
     moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
-    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, pts))
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, px.warp_points(h, pts))
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m < BAND_MAX / 3
@@ -93,12 +64,12 @@ def _shine(img: np.ndarray, centre: tuple[float, float], sigma: float, peak: flo
 def test_a_glossy_plane_whose_reflection_moves_still_reads_as_a_plane(monkeypatch: pytest.MonkeyPatch) -> None:
     """Glossy paper turned under a lamp: the print moves by one homography, its reflection travels across
     it (0.75 IOD here). Shading is not relief: without taking it out first, the same pair reads as relief."""
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     h = _homography(15.0)
     moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
     before = _shine(img, (320.0, 215.0), 40.0, 80.0)
     after = _shine(moved, (380.0, 215.0), 40.0, 80.0)
-    a, b = regions.face_crop(before, pts), regions.face_crop(after, _warp_points(h, pts))
+    a, b = regions.face_crop(before, pts), regions.face_crop(after, px.warp_points(h, pts))
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m < BAND_MAX
@@ -108,10 +79,10 @@ def test_a_glossy_plane_whose_reflection_moves_still_reads_as_a_plane(monkeypatc
 
 
 def test_relief_in_the_eye_band_is_not_aligned_by_one_homography() -> None:
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     h = _homography(15.0)
     moved = np.asarray(cv2.warpPerspective(_relief(img, pts, 20.0), h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
-    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, pts))
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, px.warp_points(h, pts))
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m > BAND_MAX
@@ -119,11 +90,11 @@ def test_relief_in_the_eye_band_is_not_aligned_by_one_homography() -> None:
 
 def test_a_sheet_over_one_side_reads_as_a_plane() -> None:
     """Relief on one side only (a real eye beside a sheet's edge): the side the sheet covers decides."""
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     h = _homography(15.0)
     moved = np.asarray(cv2.warpPerspective(_relief(img, pts, 20.0, sides=(0,)), h, (W, H), flags=cv2.INTER_LINEAR),
                        np.uint8)
-    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, pts))
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, px.warp_points(h, pts))
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m < BAND_MAX
@@ -131,7 +102,7 @@ def test_a_sheet_over_one_side_reads_as_a_plane() -> None:
 
 def test_a_print_folded_at_the_nose_reads_as_a_plane_on_each_side() -> None:
     """Two planes that meet at the face's midline: no single homography aligns the band, one per side does."""
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     cx = float(pts[168, 0])
     # The right side turned about the fold (identity on x = cx): one homography over the whole band
     # leaves about 0.025 IOD of it, above the bar.
@@ -140,127 +111,33 @@ def test_a_print_folded_at_the_nose_reads_as_a_plane_on_each_side() -> None:
     folded = np.where((xs >= cx)[..., None], cv2.warpPerspective(img, fold, (W, H), flags=cv2.INTER_LINEAR), img)
     marks = pts.copy()
     right = pts[:, 0] >= cx
-    marks[right] = _warp_points(fold, pts[right])
+    marks[right] = px.warp_points(fold, pts[right])
     h = _homography(15.0)
     moved = np.asarray(cv2.warpPerspective(np.asarray(folded, np.uint8), h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
-    a, b = regions.face_crop(img, pts), regions.face_crop(moved, _warp_points(h, marks))
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, px.warp_points(h, marks))
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m < BAND_MAX / 2
 
 
 def test_camera_noise_on_a_plane_stays_under_the_bar() -> None:
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     h = _homography(12.0)
     rng = np.random.default_rng(0)
     moved = cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR).astype(np.float32)
     noisy = [np.clip(x + rng.normal(0, 5.0, x.shape), 0, 255).astype(np.uint8) for x in (img.astype(np.float32), moved)]
-    a, b = regions.face_crop(noisy[0], pts), regions.face_crop(noisy[1], _warp_points(h, pts))
+    a, b = regions.face_crop(noisy[0], pts), regions.face_crop(noisy[1], px.warp_points(h, pts))
     assert a is not None and b is not None
     m = regions.misalignment(a, b)
     assert m is not None and m < BAND_MAX
 
 
-def test_the_crop_puts_the_eyes_level_and_iod_apart() -> None:
-    pts = _landmarks()
-    rolled = _warp_points(np.vstack([cv2.getRotationMatrix2D((320, 240), 20, 1.3), [0, 0, 1]]), pts)
-    crop = regions.face_crop(_texture(), rolled)
-    assert crop is not None and crop.gray.shape == (regions.CROP, regions.CROP)
-    eyes = crop.anchors[:4]  # 33, 133, 362, 263
-    left, right = eyes[:2].mean(axis=0), eyes[2:].mean(axis=0)
-    np.testing.assert_allclose(right - left, [regions.IOD_PX, 0.0], atol=1e-3)
-    np.testing.assert_allclose(left[1], regions.EYE_Y, atol=1e-3)
-
-
-def _whole_frame_crop(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """The crop cut straight from the whole frame (what ``CropSource`` must reproduce)."""
-    m = regions.canonical(pts)
-    assert m is not None
-    patch = cv2.warpAffine(img, m, (regions.CROP, regions.CROP), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return np.asarray(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), np.uint8)
-
-
-@pytest.mark.parametrize(("centre", "iod", "roll"), [
-    ((320.0, 240.0), 80.0, 0.0),  # inside the frame
-    ((317.3, 241.9), 61.7, 23.0),  # rolled, sub-pixel
-    ((20.0, 30.0), 90.0, 10.0),  # running off the top left corner: the frame's edge is replicated
-    ((630.0, 470.0), 70.0, -35.0),  # off the bottom right
-    ((-200.0, 240.0), 40.0, 0.0),  # wholly beyond the left edge
-    ((320.0, 240.0), 400.0, 5.0),  # larger than the frame
-    ((320.0, 8.0), 80.0, 180.0),  # upside down, off the top edge
-    ((6.0, 240.0), 70.0, 90.0),  # on its side, off the left edge
-    ((634.0, 236.0), 70.0, -90.0),  # on its other side, off the right edge
-    ((320.0, 474.0), 80.0, 180.0),  # upside down, off the bottom edge
-])
-def test_the_crop_source_keeps_only_the_footprint_and_cuts_the_same_crop(
-        centre: tuple[float, float], iod: float, roll: float) -> None:
-    img = _texture()
-    turn = np.vstack([cv2.getRotationMatrix2D(centre, roll, 1.0), [0, 0, 1]])
-    pts = _warp_points(turn, _landmarks(centre, iod))
-    source = regions.crop_source(img, pts)
-    assert source is not None
-    assert source.nbytes < img.nbytes  # a copy of the footprint, not of the frame
-    img[:] = 0  # the camera reuses its buffer: the source holds its own pixels
-    crop = source.crop()
-    expected = _whole_frame_crop(_texture(), pts)
-    # The warp's fixed-point coordinates come from a translation moved by whole pixels: one grey level
-    # may differ at a pixel in a few hundred crops (measured on the real clips: 6 of 3,000 crops).
-    diff = np.abs(crop.gray.astype(int) - expected.astype(int))
-    assert diff.max() <= 1 and int((diff > 0).sum()) <= 2
-    assert source.crop() is crop  # cut once
-    whole = regions.face_crop(_texture(), pts)
-    assert whole is not None
-    np.testing.assert_array_equal(crop.anchors, whole.anchors)
-    np.testing.assert_array_equal(crop.oval, whole.oval)
-
-
-def test_random_poses_cut_the_same_crop_as_the_whole_frame() -> None:
-    rng = np.random.default_rng(7)
-    img = _texture()
-    for _ in range(60):
-        centre = (float(rng.uniform(-100, W + 100)), float(rng.uniform(-100, H + 100)))
-        roll = float(rng.choice([0.0, 90.0, 180.0, -90.0, rng.uniform(-180, 180)]))
-        turn = np.vstack([cv2.getRotationMatrix2D(centre, roll, 1.0), [0, 0, 1]])
-        pts = _warp_points(turn, _landmarks(centre, float(rng.uniform(20, 200))))
-        source = regions.crop_source(img, pts)
-        assert source is not None
-        diff = np.abs(source.crop().gray.astype(int) - _whole_frame_crop(img, pts).astype(int))
-        assert diff.max() <= 1 and int((diff > 0).sum()) <= 2
-
-
-def test_a_face_close_to_the_camera_has_its_crop_cut_at_once_and_keeps_nothing_of_the_frame() -> None:
-    """A footprint over ``MAX_KEPT_BYTES`` is cut at once: a track holds at most that much per frame,
-    and no source, cut or not, keeps the camera's frame alive (a view of it would)."""
-    img = _texture()
-    near, far = _landmarks(iod=300.0), _landmarks(iod=60.0)
-    before = sys.getrefcount(img)
-    kept = regions.crop_source(img, far)
-    cut = regions.crop_source(img, near)
-    assert kept is not None and cut is not None
-    assert sys.getrefcount(img) == before
-    assert 0 < kept.nbytes <= regions.MAX_KEPT_BYTES
-    assert cut.nbytes == 0
-    whole = _whole_frame_crop(img, near)
-    assert np.abs(cut.crop().gray.astype(int) - whole.astype(int)).max() <= 1
-    kept.crop()
-    assert kept.nbytes == 0  # cut: the copy is let go
-
-
-def test_a_frame_that_is_not_rgb_bytes_is_refused() -> None:
-    pts = _landmarks()
-    frames: list[Any] = [np.zeros((H, W), np.uint8), np.zeros((H, W, 3), np.uint16), np.zeros((0, 0, 3), np.uint8)]
-    for frame in frames:
-        with pytest.raises(ValueError, match="RGB frame of bytes"):
-            regions.crop_source(frame, pts)
-
-
 def test_no_eyes_no_crop_and_a_tiny_band_no_verdict() -> None:
-    pts = _landmarks()
+    pts = px.landmarks()
     same = pts.copy()
     same[[33, 133, 362, 263], :2] = 100.0
-    assert regions.face_crop(_texture(), same) is None
-    crop = regions.face_crop(_texture(), pts)
+    assert regions.face_crop(px.texture(), same) is None
+    crop = regions.face_crop(px.texture(), pts)
     assert crop is not None
     squashed = regions.FaceCrop(crop.gray, crop.anchors, np.full_like(crop.oval, 64.0))  # an oval of no area
     assert regions.misalignment(squashed, squashed) is None
@@ -280,7 +157,7 @@ def _judge_pixels(frames: list[tuple[np.ndarray, np.ndarray]], band_max: float) 
 def _sheet_on_a_turning_head(n: int = 75) -> list[tuple[np.ndarray, np.ndarray]]:
     """Landmarks of a real head turning (parallax), pixels of a plane that follows its eyes and brows:
     what FaceMesh reports for a print of the upper face worn over a real face."""
-    img, base = _texture(), _landmarks()
+    img, base = px.texture(), px.landmarks()
     head = synth.model(False)
     ref = synth.pose(head)
     rng = np.random.default_rng(4)
@@ -292,7 +169,7 @@ def _sheet_on_a_turning_head(n: int = 75) -> list[tuple[np.ndarray, np.ndarray]]
         h, _ = cv2.findHomography(ref[sel, :2], lm[sel, :2], 0)
         rgb = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
         # the oval moves with the sheet too; the rigid points are the head's
-        full = _warp_points(h, base)
+        full = px.warp_points(h, base)
         full[list(synth.HEAD)] = lm[list(synth.HEAD)]
         frames.append((rgb, full))
     return frames
@@ -317,8 +194,8 @@ def test_crops_are_cut_only_for_the_frames_of_a_pair_with_parallax(monkeypatch: 
         return real_warp(*args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(regions.cv2, "warpAffine", counting)
-    img = _texture()
-    still = [(img, _landmarks())] * 40  # a print held still: no parallax pair, no crop
+    img = px.texture()
+    still = [(img, px.landmarks())] * 40  # a print held still: no parallax pair, no crop
     assert set(_judge_pixels(still, BAND_MAX)) == {Verdict.PENDING}
     assert cut == []
     frames = _sheet_on_a_turning_head()
@@ -362,7 +239,7 @@ def test_planar_pairs_survive_the_prompt_and_cancel_live_ones(monkeypatch: pytes
     rng = np.random.default_rng(4)
     settings = LivenessSettings(mode="passive", evidence_frames=4)
     cue = FlatnessCue(settings)
-    img, base = _texture(), _landmarks()
+    img, base = px.texture(), px.landmarks()
     seen: list[tuple[float, float, Verdict]] = []
     for k in range(60):
         lm = synth.pose(head, 25.0 * math.sin(2 * math.pi * k / 30), noise_px=0.3, rng=rng)
@@ -393,11 +270,11 @@ def test_a_plane_whose_landmarks_read_depth_is_still_found(monkeypatch: pytest.M
     """FaceMesh reads depth into a print: its midline landmarks stand out of the plane the pixels lie
     on. ECC started only from the landmarks' homography then stops far short of that plane, or does
     not converge at all; started also from the band's tracked corners it finds it."""
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     for yaw, dx in ((25.0, 32.0), (20.0, 48.0)):  # the midline read 0.4-0.6 IOD out of the plane
         h = _homography(yaw)
         moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
-        marks = _warp_points(h, pts)
+        marks = px.warp_points(h, pts)
         marks[[151, 9, 8, 168, 6], 0] += dx
         marks[[116, 345], 1] -= dx / 2
         a, b = regions.face_crop(img, pts), regions.face_crop(moved, marks)
@@ -468,7 +345,7 @@ def test_a_band_without_the_eyes_keeps_the_rest_and_misalignment_reads_the_band_
     plane still reads as a plane on it, and ``misalignment`` reads the band it is given."""
     from benchmarks.eye_band import band_without_eyes
 
-    img, pts = _texture(), _landmarks()
+    img, pts = px.texture(), px.landmarks()
     crop = regions.face_crop(img, pts)
     assert crop is not None
     full, holed = regions.eye_band(crop), band_without_eyes(1.6)(crop)
@@ -479,7 +356,7 @@ def test_a_band_without_the_eyes_keeps_the_rest_and_misalignment_reads_the_band_
     assert holed[int(regions.EYE_Y) - 18, regions.CROP // 2]  # the brows' middle stays
     h = _homography(15.0)
     moved = np.asarray(cv2.warpPerspective(img, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
-    later = regions.face_crop(moved, _warp_points(h, pts))
+    later = regions.face_crop(moved, px.warp_points(h, pts))
     assert later is not None
     assert regions.misalignment(crop, later, band=lambda c: np.zeros_like(regions.eye_band(c))) is None
     m = regions.misalignment(crop, later, band=band_without_eyes(1.6))
