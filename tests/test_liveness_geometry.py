@@ -107,6 +107,21 @@ def test_history_motions_match_the_vectorised_fit_inside_the_window_and_after_it
     assert history.motions(frames[-1], 60.0, window)[1].size == 0  # nothing recent enough
 
 
+def test_a_shape_computed_once_gives_what_the_history_computes_itself() -> None:
+    frames = [g.rigid(f) for f in synth.sweep(True, 25, frames=8)]
+    own, shared = History(size=4), History(size=4)
+    for k, f in enumerate(frames[:-1]):
+        own.add(k * 0.1, f)
+        shared.add(k * 0.1, f, shape=History.shape(f))
+    cur = frames[-1]
+    first, by_array = own.motions(cur, 0.8, 1.0)
+    assert shared.motions(History.shape(cur), 0.8, 1.0) == (first, pytest.approx(by_array, abs=0))
+    # a shape of another set is not taken for this one: the history computes its own
+    shared.add(0.8, cur, shape=History.shape(frames[0]))
+    own.add(0.8, cur)
+    np.testing.assert_array_equal(shared.motions(frames[0], 0.9, 1.0)[1], own.motions(frames[0], 0.9, 1.0)[1])
+
+
 def test_homography_residuals_match_the_pixel_space_fit() -> None:
     head = synth.model()
     src = np.stack([g.rigid(synth.pose(head, yaw=y)) for y in (0, 10, -15)])

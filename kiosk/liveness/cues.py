@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +47,15 @@ class Observation:
     now: float
     landmarks: npt.NDArray[np.float32] | None  # (468, 3) frame pixels, None: no evidence this frame
     extra: Mapping[str, object] = field(default_factory=dict)  # other frame sources (e.g. "infrared")
+
+    @cached_property
+    def rigid(self) -> npt.NDArray[np.float64] | None:
+        """The rigid landmarks (``geometry.rigid``), once for every cue; None without a mesh or with a
+        broken one (a coordinate that is not finite)."""
+        if self.landmarks is None:
+            return None
+        rig = g.rigid(self.landmarks)
+        return rig if np.isfinite(rig).all() else None
 
 
 class Cue(Protocol):
@@ -90,6 +100,16 @@ def similarity_residuals(refs: npt.NDArray[np.float64], cur: npt.NDArray[np.floa
     return np.asarray(rms / np.maximum(0.5 * (iod_refs + iod_cur), 1e-9))
 
 
+@dataclass(frozen=True)
+class Shape:
+    """A rigid set as the similarity fit sees it: centred, in complex form, its squared norm and IOD."""
+
+    points: npt.NDArray[np.float64]
+    a0: npt.NDArray[np.complex128]
+    norm: float
+    iod: float
+
+
 class History:
     """The smoothed rigid sets of one track, oldest first, with what the similarity fit needs of each.
 
@@ -121,9 +141,19 @@ class History:
     def crop(self, i: int) -> regions.CropSource | None:
         return self._crops[i]
 
-    def add(self, t: float, points: npt.NDArray[np.float64], crop: regions.CropSource | None = None) -> None:
+    @staticmethod
+    def shape(points: npt.NDArray[np.float64]) -> Shape:
+        """What ``motions`` and ``add`` need of a set, computed once for both."""
         a = points[:, 0] + 1j * points[:, 1]
         a0 = a - a.sum() / len(a)
+        return Shape(points, a0, float((a0.real**2 + a0.imag**2).sum()), g.inter_ocular(points))
+
+    def add(self, t: float, points: npt.NDArray[np.float64], crop: regions.CropSource | None = None,
+            shape: Shape | None = None) -> None:
+        """Keep a set (``shape``: its ``History.shape``, when the caller already has it)."""
+        if shape is None or shape.points is not points:
+            shape = self.shape(points)
+        a0 = shape.a0
         if self._a0 is None or self._a0.shape[1] != len(a0):
             self._a0, self.count, self._sets, self._crops = np.zeros((self.size, len(a0)), np.complex128), 0, [], []
         if self.count == self.size:  # drop the oldest
@@ -135,13 +165,13 @@ class History:
         i = self.count
         self._times[i] = t
         self._a0[i] = a0
-        self._norm[i] = max(float((a0.real**2 + a0.imag**2).sum()), 1e-12)
-        self._iod[i] = g.inter_ocular(points)
+        self._norm[i] = max(shape.norm, 1e-12)
+        self._iod[i] = shape.iod
         self._sets.append(points)
         self._crops.append(crop)
         self.count += 1
 
-    def motions(self, cur: npt.NDArray[np.float64], now: float,
+    def motions(self, cur: npt.NDArray[np.float64] | Shape, now: float,
                 window: float) -> tuple[int, npt.NDArray[np.float64]]:
         """The index of the oldest set added at most ``window`` before ``now`` (every later one is
         too: times only grow), and the similarity residual to ``cur`` of each set from there on.
@@ -154,14 +184,12 @@ class History:
             first -= 1
         if first == self.count or self._a0 is None:
             return first, np.zeros(0)
-        n = cur.shape[0]
-        b = cur[:, 0] + 1j * cur[:, 1]
-        b0 = b - b.sum() / n
+        shape = cur if isinstance(cur, Shape) else self.shape(cur)
+        b0 = shape.a0
         dot = np.conj(self._a0[first:self.count]) @ b0
-        left = np.maximum(float((b0.real**2 + b0.imag**2).sum())
-                          - (dot.real**2 + dot.imag**2) / self._norm[first:self.count], 0.0)
+        left = np.maximum(shape.norm - (dot.real**2 + dot.imag**2) / self._norm[first:self.count], 0.0)
         iods = self._iod[first:self.count]
-        return first, np.asarray(np.sqrt(left / n) / np.maximum(0.5 * (iods + g.inter_ocular(cur)), 1e-9))
+        return first, np.asarray(np.sqrt(left / len(b0)) / np.maximum(0.5 * (iods + shape.iod), 1e-9))
 
 
 @dataclass
@@ -268,8 +296,8 @@ class FlatnessCue:
 
     def observe(self, track_id: int, obs: Observation) -> LivenessResult:
         track = self._track(track_id)
-        rig = None if obs.landmarks is None else g.rigid(obs.landmarks)
-        if rig is None or not np.isfinite(rig).all():  # no mesh, or a broken one: no evidence
+        rig = obs.rigid
+        if rig is None:  # no mesh, or a broken one: no evidence
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
         frame = obs.extra.get("frame")
@@ -283,13 +311,15 @@ class FlatnessCue:
             src.append(track.raw[-1])
             dst.append(rig)
         cur: npt.NDArray[np.float64] | None = None
+        shape: Shape | None = None
         pair_ref: tuple[float, float, int] | None = None  # (time, motion, index) of the chosen reference frame
         if len(raw) >= self.smooth_frames:
             before, middle, after = raw[-3], raw[-2], raw[-1]
             src.append(g.between(before, middle, after))
             dst.append(middle)
             cur = sum(raw[1:], raw[0]) / len(raw)
-            first, motions = track.frames.motions(cur, obs.now, self.s.window_s)
+            shape = History.shape(cur)
+            first, motions = track.frames.motions(shape, obs.now, self.s.window_s)
             if len(motions):
                 k = first + int(np.argmax(motions))
                 pair_ref = (track.frames.time(k), float(motions[k - first]), k)
@@ -307,7 +337,7 @@ class FlatnessCue:
         track.add_noise(residuals.pop(0))
         pair = None if pair_ref is None else PairScore(pair_ref[1], residuals.pop(0), obs.now - pair_ref[0])
         ref_crop = None if pair_ref is None else track.frames.crop(pair_ref[2])
-        track.frames.add(obs.now, cur, crop)
+        track.frames.add(obs.now, cur, crop, shape)
         if pair is not None:
             noise = track.noise_floor()
             floor = self.s.min_live_residual if track.min_live is None else track.min_live

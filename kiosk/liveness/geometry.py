@@ -64,9 +64,14 @@ def _normalised_fits(src: Points, dst: Points) -> tuple[F64, F64, F64, F64, F64]
     s = math.sqrt(2.0) / np.where(d > 0, d, 1.0)
     z *= s[:, None, None]
     x, y, u, v = z[:k, :, 0], z[:k, :, 1], z[k:, :, 0], z[k:, :, 1]
-    one, zero = np.ones_like(x), np.zeros_like(x)
-    m = np.concatenate([np.stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u], axis=2),
-                        np.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], axis=2)], axis=1)
+    # The DLT rows of each pair, (K, 2N, 9): [-x, -y, -1, 0, 0, 0, ux, uy, u] over [0, 0, 0, -x, -y, -1, vx, vy, v].
+    m = np.zeros((k, 2 * n, 9))
+    rows_u, rows_v = m[:, :n], m[:, n:]
+    nx, ny = -x, -y
+    rows_u[..., 0], rows_u[..., 1], rows_u[..., 2] = nx, ny, -1.0
+    rows_v[..., 3], rows_v[..., 4], rows_v[..., 5] = nx, ny, -1.0
+    rows_u[..., 6], rows_u[..., 7], rows_u[..., 8] = u * x, u * y, u
+    rows_v[..., 6], rows_v[..., 7], rows_v[..., 8] = v * x, v * y, v
     # The right singular vector of m with the smallest singular value, as the eigenvector of the
     # 9x9 m^T m with the smallest eigenvalue: the same solution, several times cheaper than an SVD of m.
     h = np.linalg.eigh(np.swapaxes(m, 1, 2) @ m)[1][:, :, 0].reshape(k, 3, 3)
@@ -144,8 +149,10 @@ def homography_residuals(src: Points, dst: Points) -> F64:
     # In the normalised frame: dst's normalisation is a similarity, so a distance there is the pixel
     # distance times dst's scale, and no fit needs mapping back to pixels.
     d = apply_homography(hn, an) - bn
-    rms = np.sqrt((d * d).sum(axis=2).sum(axis=1) / a.shape[1]) / s[len(a):]
-    return np.asarray(rms / np.maximum(0.5 * (inter_oculars(a) + inter_oculars(b)), 1e-9))
+    k = len(a)
+    rms = np.sqrt((d * d).sum(axis=2).sum(axis=1) / a.shape[1]) / s[k:]
+    iod = inter_oculars(np.concatenate([a, b]))  # both sides' in one pass
+    return np.asarray(rms / np.maximum(0.5 * (iod[:k] + iod[k:]), 1e-9))
 
 
 def inter_oculars(p: F64) -> F64:
@@ -165,13 +172,14 @@ def between(before: Points, middle: Points, after: Points) -> F64:
     jitter, more so the further apart the frames are (a slower loop).
     """
     b, m, a = (np.asarray(x, np.float64) for x in (before, middle, after))
+    n = len(b)
     d = a - b
-    d = d - d.mean(axis=0)
+    d = d - d.sum(axis=0) / n  # the mean, as ndarray.mean computes it, without its wrapper's cost
     dd = float((d * d).sum())
     if dd < 1e-18:
         return np.asarray(0.5 * (b + a))
     r = m - b
-    t = min(max(float((r - r.mean(axis=0)).ravel() @ d.ravel()) / dd, 0.0), 1.0)
+    t = min(max(float((r - r.sum(axis=0) / n).ravel() @ d.ravel()) / dd, 0.0), 1.0)
     return np.asarray(b + t * (a - b))
 
 

@@ -180,8 +180,8 @@ class LivenessJudge:
         flat = self.flatness.observe(track_id, obs)
         values = dict(flat.values)
         yaw = None
-        rig = None if obs.landmarks is None else g.rigid(obs.landmarks)
-        if rig is not None and np.isfinite(rig).all() and not values.pop("jumped", 0.0):  # a mesh failure is no pose
+        rig = obs.rigid
+        if rig is not None and not values.pop("jumped", 0.0):  # a mesh failure is no pose
             state.yaws.append(g.yaw_pitch(rig)[0])
             yaw = statistics.median(state.yaws)
         if state.challenge is None:

@@ -48,7 +48,7 @@ class Landmarker:
 
     def _patch(self, rgb: npt.NDArray[np.uint8], face: Face) -> tuple[npt.NDArray[np.uint8], Any]:
         roi = face_roi(face)
-        patch = cv2.warpAffine(rgb, roi.to_frame_matrix(), (MESH_INPUT, MESH_INPUT),
+        patch = cv2.warpAffine(rgb, roi.matrix, (MESH_INPUT, MESH_INPUT),
                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
                                borderValue=(0, 0, 0))
         return np.asarray(patch, np.uint8), roi

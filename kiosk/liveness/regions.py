@@ -33,6 +33,7 @@ misalignment in pixels, then divided by ``IOD_PX``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,16 +113,14 @@ class CropSource:
                  forward: npt.NDArray[np.float64]) -> None:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.size == 0:
             raise ValueError(f"a face crop needs an RGB frame of bytes, got {rgb.dtype} {rgb.shape}")
-        inverse = _inverted(forward)  # crop pixels -> frame pixels, as warpAffine inverts a forward map
+        a, b, c, d, e, f = _inverted(forward)  # crop pixels -> frame pixels, as warpAffine inverts a forward map
         h, w = rgb.shape[:2]
-        corners = np.array([[0.0, 0.0, CROP, CROP], [0.0, CROP, 0.0, CROP]])
-        xs = inverse[0, 0] * corners[0] + inverse[0, 1] * corners[1] + inverse[0, 2]
-        ys = inverse[1, 0] * corners[0] + inverse[1, 1] * corners[1] + inverse[1, 2]
-        x0, x1 = _span(float(xs.min()), float(xs.max()), w)
-        y0, y1 = _span(float(ys.min()), float(ys.max()), h)
-        self._inverse = inverse.copy()
-        self._inverse[0, 2] -= x0
-        self._inverse[1, 2] -= y0
+        corners = ((0.0, 0.0), (0.0, CROP), (CROP, 0.0), (CROP, CROP))
+        xs = [a * u + b * v + c for u, v in corners]
+        ys = [d * u + e * v + f for u, v in corners]
+        x0, x1 = _span(min(xs), max(xs), w)
+        y0, y1 = _span(min(ys), max(ys), h)
+        self._inverse = np.array([[a, b, c - x0], [d, e, f - y0]])
         self._forward = forward
         # Copies, not views: the camera may reuse its buffers, and a view would keep the whole frame alive.
         self._landmarks: npt.NDArray[np.floating] | None = np.array(landmarks, copy=True)
@@ -162,23 +161,23 @@ def crop_source(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating])
     return None if m is None else CropSource(rgb, landmarks, m)
 
 
-def _inverted(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The inverse of a 2x3 affine map, with the arithmetic ``cv2.warpAffine`` uses when it inverts
-    the map it is given (so that a warp with the inverse reads exactly the same pixels)."""
+def _inverted(m: npt.NDArray[np.float64]) -> tuple[float, float, float, float, float, float]:
+    """The inverse of a 2x3 affine map, row by row, with the arithmetic ``cv2.warpAffine`` uses when it
+    inverts the map it is given (so that a warp with the inverse reads exactly the same pixels)."""
     a, b, c, d, e, f = (float(v) for v in m.reshape(-1))
     det = a * e - b * d
     det = 1.0 / det if det != 0 else 0.0
     a2, e2 = e * det, a * det
     b2, d2 = b * -det, d * -det
-    return np.array([[a2, b2, -a2 * c - b2 * f], [d2, e2, -d2 * c - e2 * f]])
+    return a2, b2, -a2 * c - b2 * f, d2, e2, -d2 * c - e2 * f
 
 
 def _span(lo: float, hi: float, size: int) -> tuple[int, int]:
     """The pixel range [start, stop) of one axis of a footprint from ``lo`` to ``hi``, two pixels of
     margin for the interpolation, within the frame and never empty (a footprint beyond the frame
     reads the replicated edge, which the range's clamped end still holds)."""
-    start = min(max(int(np.floor(lo)) - 2, 0), size - 1)
-    stop = max(min(int(np.ceil(hi)) + 3, size), start + 1)
+    start = min(max(math.floor(lo) - 2, 0), size - 1)
+    stop = max(min(math.ceil(hi) + 3, size), start + 1)
     return start, stop
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,11 @@ class Roi:
     side: float
     angle: float  # radians; the ROI's x axis is (cos, sin) in the frame
 
+    @cached_property
+    def matrix(self) -> F64:
+        """``to_frame_matrix()`` for the model's input, computed once (the crop and the projection both need it)."""
+        return self.to_frame_matrix()
+
     def to_frame_matrix(self, size: int = MESH_INPUT) -> F64:
         """2x3 affine mapping model-input pixels (u, v) to frame pixels (x, y)."""
         c, s = math.cos(self.angle), math.sin(self.angle)
@@ -40,7 +46,7 @@ class Roi:
 
     def project(self, points: npt.NDArray[np.floating], size: int = MESH_INPUT) -> F32:
         """Model-input landmarks (N, 3) -> frame pixels x, y, and z scaled like x and y."""
-        m = self.to_frame_matrix(size)
+        m = self.matrix if size == MESH_INPUT else self.to_frame_matrix(size)
         pts = np.asarray(points, np.float64).reshape(-1, 3)
         xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
         z = pts[:, 2] * (self.side / size)
