@@ -228,6 +228,8 @@ class LivenessJudge:
 
     def _combine(self, track_id: int, obs: Observation, geometric: LivenessResult) -> LivenessResult:
         """Other cues can deny at any time; a LIVE also needs every required one to vote LIVE."""
+        if not self.extra_cues:
+            return geometric
         required_pending = False
         values = dict(geometric.values)
         for cue in self.extra_cues:

@@ -60,6 +60,7 @@ ANCHORS = (33, 133, 362, 263, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 151
 OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
         176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 _EYES = ((33, 133), (362, 263))
+_EYE_POINTS = [*_EYES[0], *_EYES[1]]
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,9 @@ class FaceCrop:
 
 def canonical(landmarks: npt.NDArray[np.floating]) -> npt.NDArray[np.float64] | None:
     """The 2x3 similarity that puts the eye centres level, ``IOD_PX`` apart, at height ``EYE_Y``."""
-    p = np.asarray(landmarks, np.float64)[:, :2]
-    a = 0.5 * (p[_EYES[0][0]] + p[_EYES[0][1]])
-    b = 0.5 * (p[_EYES[1][0]] + p[_EYES[1][1]])
+    p = np.asarray(np.asarray(landmarks)[_EYE_POINTS, :2], np.float64)  # the four eye corners only
+    a = 0.5 * (p[0] + p[1])
+    b = 0.5 * (p[2] + p[3])
     if not (np.isfinite(a).all() and np.isfinite(b).all()) or np.linalg.norm(b - a) < 1e-6:
         return None
     za, zb = complex(a[0], a[1]), complex(b[0], b[1])

@@ -48,9 +48,10 @@ class Roi:
         """Model-input landmarks (N, 3) -> frame pixels x, y, and z scaled like x and y."""
         m = self.matrix if size == MESH_INPUT else self.to_frame_matrix(size)
         pts = np.asarray(points, np.float64).reshape(-1, 3)
-        xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
-        z = pts[:, 2] * (self.side / size)
-        return np.column_stack([xy, z]).astype(np.float32)
+        out = np.empty((len(pts), 3), np.float32)
+        out[:, :2] = pts[:, :2] @ m[:, :2].T + m[:, 2]
+        out[:, 2] = pts[:, 2] * (self.side / size)
+        return out
 
 
 def face_roi(face: Face, scale: float = ROI_SCALE) -> Roi:
