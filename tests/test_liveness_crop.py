@@ -108,3 +108,16 @@ def test_a_frame_that_is_not_rgb_bytes_is_refused() -> None:
     for frame in frames:
         with pytest.raises(ValueError, match="RGB frame of bytes"):
             regions.crop_source(frame, pts)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_eye_corners_that_overflow_give_no_crop_rather_than_an_error() -> None:
+    """Finite landmarks so far apart that the footprint's corners overflow: no pixels to judge, the same
+    as unusable eyes (in the loop an exception would lock the door and skip the frame for every face)."""
+    pts = px.landmarks().astype(np.float64)  # FaceMesh's are float32, where this is inf; a float64 caller's
+    pts[[33, 133]] = 0.0, 0.0, 0.0
+    pts[[362, 263]] = 1e160, 1e159, 0.0
+    assert regions.canonical(pts) is not None  # the eyes themselves are finite and apart
+    assert regions.crop_source(px.texture(), pts) is None
+    with pytest.raises(ValueError, match="RGB frame of bytes"):  # a wrong frame is still refused first
+        regions.crop_source(np.zeros((H, W), np.uint8), pts)

@@ -119,6 +119,8 @@ class CropSource:
         corners = ((0.0, 0.0), (0.0, CROP), (CROP, 0.0), (CROP, CROP))
         xs = [a * u + b * v + c for u, v in corners]
         ys = [d * u + e * v + f for u, v in corners]
+        if not all(math.isfinite(v) for v in xs + ys):  # eye corners absurdly far apart or away
+            raise FootprintError(f"the crop's footprint is not finite: x {xs}, y {ys}")
         x0, x1 = _span(min(xs), max(xs), w)
         y0, y1 = _span(min(ys), max(ys), h)
         self._inverse = np.array([[a, b, c - x0], [d, e, f - y0]])
@@ -156,10 +158,19 @@ class CropSource:
         return FaceCrop(gray, p[list(ANCHORS)].astype(np.float32), p[list(OVAL)].astype(np.float32))
 
 
+class FootprintError(ValueError):
+    """The landmarks put the crop nowhere in pixel space (coordinates that overflow)."""
+
+
 def crop_source(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.floating]) -> CropSource | None:
     """The pixels the canonical crop of this face will be cut from; None if the eyes are not usable."""
     m = canonical(landmarks)
-    return None if m is None else CropSource(rgb, landmarks, m)
+    if m is None:
+        return None
+    try:
+        return CropSource(rgb, landmarks, m)
+    except FootprintError:
+        return None  # no pixels: no eye-band evidence, as for unusable eyes
 
 
 def _inverted(m: npt.NDArray[np.float64]) -> tuple[float, float, float, float, float, float]:
