@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kiosk.liveness import geometry as g
-from kiosk.liveness.cues import History, similarity_residuals
+from kiosk.liveness.flatness import History, similarity_residuals
 from kiosk.liveness.roi import MESH_INPUT, face_roi
 from kiosk.vision.boxes import Face
 from tests import liveness_synth as synth

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from kiosk.liveness import regions
-from kiosk.liveness.cues import FlatnessCue, Observation, Verdict
+from kiosk.liveness.cues import Observation, Verdict
+from kiosk.liveness.flatness import FlatnessCue
 from kiosk.liveness.judge import LivenessJudge
 from kiosk.liveness.settings import LivenessSettings
 from tests import liveness_pixels as px

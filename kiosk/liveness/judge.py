@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from . import geometry as g
 from .challenge import Challenge, TurnState, choose_direction
-from .cues import Cue, FlatnessCue, LivenessResult, Observation, Verdict
+from .cues import Cue, LivenessResult, Observation, Verdict
+from .flatness import FlatnessCue
 from .prompters import Prompter
 from .rate import SampleRate
 from .settings import LivenessConfig
