@@ -6,11 +6,12 @@ On the frames of a real clip (../shared/data/videos, resampled to 15 fps and
 640 px wide at most): FaceMesh on the detected face (ROI crop + inference),
 the judge's ``observe`` (flatness cue, homography fits), and for comparison
 detect (BlazeFace auto) + align + embed (int8 FaceNet) on the same frames, all
-in this process and in the loop's order (detect, FaceMesh, embed, the judge).
+in this process and in the loop's order (``kiosk.loop.KioskLoop.process``: detect, the quality
+gates, which align the face for the embedder when its geometry passes, FaceMesh, embed, the judge).
 Figures are medians with min and max over the frames.
 
-Then the cost per camera frame as the loop pays it: the same frames stamped at 30 fps, detect and
-embed on each (untimed), FaceMesh on the frames the judge says are due (``sample_hz`` 15: every
+Then the cost per camera frame as the loop pays it: the same frames stamped at 30 fps, detect, the
+gates and embed on each (untimed), FaceMesh on the frames the judge says are due (``sample_hz`` 15: every
 other frame), the last result reused in between, for a track that never reaches a verdict (the
 worst case): the mean per camera frame and the median cost of a frame that runs FaceMesh.
 The judge gets each frame's pixels as in the loop (it keeps a copy of the pixels under the face's
@@ -43,8 +44,9 @@ from kiosk.liveness.judge import LivenessJudge
 from kiosk.liveness.landmarks import build_landmarker
 from kiosk.liveness.prompters import LogPrompter
 from kiosk.liveness.settings import LivenessSettings
-from kiosk.vision.boxes import primary_face
-from kiosk.vision.pipeline import build_pipeline
+from kiosk.vision.boxes import Face, primary_face
+from kiosk.vision.pipeline import FacePipeline, build_pipeline
+from kiosk.vision.quality import QualityConfig, check_geometry, sharpness
 from kiosk.vision.runtime import load_runtime
 
 CAMERA_FPS = 30.0  # a Raspberry Pi camera module's video configuration, and most webcams
@@ -71,6 +73,23 @@ def frames(path: Path, limit: int) -> list[np.ndarray]:
     return out
 
 
+def gates(pipeline: FacePipeline, rgb: np.ndarray, face: Face) -> np.ndarray | None:
+    """What ``KioskLoop.process`` does to a face before FaceMesh: the geometry gates, and for a face that
+    passes them its aligned crop for the embedder and the sharpness gate (reading the face's pixels:
+    FaceMesh's crop then finds them in the caches). The crop, or None when the geometry failed (the loop
+    then aligns the face after FaceMesh, for the embedder)."""
+    if check_geometry(face, rgb.shape, QualityConfig()) is not None:
+        return None
+    crop = pipeline.crops(rgb, [face])[0]
+    sharpness(crop)
+    return crop
+
+
+def embed(pipeline: FacePipeline, rgb: np.ndarray, face: Face, crop: np.ndarray | None) -> None:
+    """The loop's embedding after FaceMesh: the crop the gates cut, or one cut now."""
+    pipeline.embedder.embed([crop if crop is not None else pipeline.crops(rgb, [face])[0]])
+
+
 def stats(samples: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(samples), 3), "min_ms": round(min(samples), 3),
             "max_ms": round(max(samples), 3), "n": len(samples)}
@@ -94,15 +113,16 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
     for k in range(2):  # warm-up
         pipeline.embed(video[k], pipeline.detect(video[k])[:1])
     for i, rgb in enumerate(video):
-        # in the loop's order: detect, FaceMesh, embed, then the judge
+        # in the loop's order: detect, the gates, FaceMesh, embed, then the judge
         t0 = time.perf_counter()
         face = primary_face(pipeline.detect(rgb))
         if face is None:
             continue
+        crop = gates(pipeline, rgb, face)
         t1 = time.perf_counter()
         lm = landmarker.landmarks(rgb, face)
         t2 = time.perf_counter()
-        pipeline.embed(rgb, [face])
+        embed(pipeline, rgb, face, crop)
         t3 = time.perf_counter()
         marks.append(lm)
         shown.append(rgb)
@@ -164,9 +184,10 @@ def run(quick: bool, threads: int, clip: Path) -> dict[str, Any]:
 def per_camera_frame(landmarker: Any, pipeline: Any, video: list[np.ndarray], fps: float) -> dict[str, Any]:
     """Liveness cost per camera frame as the loop pays it: the judge's ``due`` decides which frames
     get FaceMesh (``sample_hz``), the others reuse the last result. Worst case: a track that never
-    reaches a verdict. The same frames are stamped ``fps`` apart, three passes, the median kept. Detect
-    and embed run (untimed) in the loop's order: detect, FaceMesh, embed, the judge. FaceMesh runs
-    before the embedder, which would otherwise have pushed its weights and the frame out of the caches."""
+    reaches a verdict. The same frames are stamped ``fps`` apart, three passes, the median kept. Detect,
+    the gates and embed run (untimed) in the loop's order: detect, the gates, FaceMesh, embed, the judge.
+    FaceMesh runs before the embedder, which would otherwise have pushed its weights and the frame out
+    of the caches."""
     faces = [primary_face(pipeline.detect(rgb)) for rgb in video]
     passes = []
     for _ in range(3):
@@ -179,11 +200,12 @@ def per_camera_frame(landmarker: Any, pipeline: Any, video: list[np.ndarray], fp
                 continue
             now = k / fps
             pipeline.detect(rgb)  # untimed: the loop's own work runs around the liveness work, in its order
+            crop = gates(pipeline, rgb, face)
             t = time.perf_counter()
             due = judge.due(1, now)
             lm = landmarker.landmarks(rgb, face) if due else None
             spent = time.perf_counter() - t
-            pipeline.embed(rgb, [face])
+            embed(pipeline, rgb, face, crop)
             t = time.perf_counter()
             if due:
                 judge.observe(1, lm, now=now, frame=rgb)
@@ -214,13 +236,14 @@ def compare_orders(landmarker: Any, pipeline: Any, video: list[np.ndarray], pass
                 face = primary_face(pipeline.detect(rgb))
                 if face is None:
                     continue
+                crop = gates(pipeline, rgb, face)
                 if order == "before_embedder":
                     t1 = time.perf_counter()
                     landmarker.landmarks(rgb, face)
                     t2 = time.perf_counter()
-                    pipeline.embed(rgb, [face])
+                    embed(pipeline, rgb, face, crop)
                 else:
-                    pipeline.embed(rgb, [face])
+                    embed(pipeline, rgb, face, crop)
                     t1 = time.perf_counter()
                     landmarker.landmarks(rgb, face)
                     t2 = time.perf_counter()
