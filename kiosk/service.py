@@ -93,7 +93,8 @@ def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stac
     for warning in lv.weakened():
         logger.warning(warning)
     v = settings.vision
-    landmarker = build_landmarker(runtime=v.runtime, threads=v.threads, root=settings.models_dir or models_dir())
+    threads = v.threads if lv.threads is None else lv.threads
+    landmarker = build_landmarker(runtime=v.runtime, threads=threads, root=settings.models_dir or models_dir())
     publish = None
     if mqtt is not None:
         def publish(topic: str, payload: bytes) -> None:

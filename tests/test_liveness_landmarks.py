@@ -81,3 +81,36 @@ def test_a_model_with_the_wrong_input_is_refused() -> None:
 def test_missing_mesh_model_says_to_fetch(tmp_path: Path) -> None:
     with pytest.raises(ModelMissingError, match="kiosk models fetch"):
         build_landmarker(root=tmp_path)
+
+
+@pytest.mark.parametrize(("liveness_threads", "expected"), [(None, 3), (1, 1)])
+def test_facemesh_gets_its_own_threads_or_the_vision_threads(monkeypatch: pytest.MonkeyPatch,
+                                                              liveness_threads: int | None, expected: int) -> None:
+    from contextlib import ExitStack
+
+    import kiosk.liveness
+    from kiosk.config import Settings
+    from kiosk.liveness.settings import LivenessSettings
+    from kiosk.service import build_liveness
+
+    asked: list[int] = []
+
+    def fake_landmarker(*, runtime: str, threads: int, root: Path) -> object:
+        asked.append(threads)
+        return object()
+
+    monkeypatch.setattr(kiosk.liveness, "build_landmarker", fake_landmarker)
+    settings = Settings(vision={"threads": 3}, liveness=LivenessSettings(threads=liveness_threads))
+    with ExitStack() as stack:
+        assert build_liveness(settings, lambda: 0.0, None, None, stack) is not None
+    assert asked == [expected]
+
+
+def test_facemesh_threads_out_of_range_are_refused_by_name() -> None:
+    from pydantic import ValidationError
+
+    from kiosk.liveness.settings import LivenessSettings
+
+    for bad in (0, 17):
+        with pytest.raises(ValidationError, match="threads"):
+            LivenessSettings(threads=bad)
