@@ -253,9 +253,6 @@ class FlatnessCue:
         if rig is None:  # no mesh, or a broken one: no evidence
             track.raw.clear()  # smoothing never spans a gap
             return self._result(track, None)
-        frame = obs.extra.get("frame")
-        crop = (regions.crop_source(frame, obs.landmarks)
-                if isinstance(frame, np.ndarray) and obs.landmarks is not None and self.s.planar_band_max > 0 else None)
         raw = [*list(track.raw)[1 - self.smooth_frames:], rig]  # the smoothing window if this frame is kept
         # Up to three homography fits per frame, solved in one batch: the jump from the previous frame,
         # the jitter of the middle frame, and the pair of the smoothed frame with the most different one.
@@ -290,6 +287,10 @@ class FlatnessCue:
         track.add_noise(residuals.pop(0))
         pair = None if pair_ref is None else PairScore(pair_ref[1], residuals.pop(0), obs.now - pair_ref[0])
         ref_crop = None if pair_ref is None else track.frames.crop(pair_ref[2])
+        # The pixels only for a frame the history keeps (not the first two of a track, nor one that jumped).
+        frame = obs.extra.get("frame")
+        crop = (regions.crop_source(frame, obs.landmarks)
+                if isinstance(frame, np.ndarray) and obs.landmarks is not None and self.s.planar_band_max > 0 else None)
         track.frames.add(obs.now, cur, crop, shape)
         if pair is not None:
             noise = track.noise_floor()
