@@ -60,7 +60,7 @@ class Kiosk:
     """A kiosk's store and trust, with an injected wall clock and clock-sync flag."""
 
     def __init__(self, site: Site, path: Path, key: bytes, synced: bool = True, root: bool = True,
-                 events: list[tuple[str, dict[str, object]]] | None = None) -> None:
+                 events: list[tuple[str, dict[str, object]]] | None = None, require_snapshot: bool = False) -> None:
         self.site = site
         self.wall = FakeClock(T0)
         self.synced = synced
@@ -73,13 +73,13 @@ class Kiosk:
                                   recheck_s=0.5)
         admins = {a.key_id: a.private.public_key() for a in site.admins}
         self.trust = SiteTrust(self.store, SITE, self.clock, root_key=site.root.private.public_key() if root else None,
-                               static_keys=None if root else admins)
+                               static_keys=None if root else admins, require_snapshot=require_snapshot)
 
     def receive(self, payload: bytes, pid: str | None = None) -> object:
         """What the sync core does with one enrollment message."""
         record = parse(payload, self.trust.keys(), SITE, topic_person=pid, revoked=self.trust.revoked())
         refusal = self.trust.admits(record.person_id, record.revision)
-        if refusal is not None:
+        if refusal is not None and refusal != "no_snapshot":  # as the sync core: held records go to the store
             return refusal
         return self.store.apply(record)
 

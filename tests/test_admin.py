@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,10 @@ class RunningKiosk:
     """A kiosk's sync side as the service builds it: store + site trust + sync core + paho adapter."""
 
     def __init__(self, tmp: Path, broker: Mosquitto, site: Site, device: str) -> None:
-        self.k = Kiosk(site, tmp / f"{device}.db", os.urandom(32))
+        # as the service: records wait for a snapshot; the kiosk's clock is the administrators' (they sign with
+        # the real time, and a snapshot already expired by the kiosk's clock is refused)
+        self.k = Kiosk(site, tmp / f"{device}.db", os.urandom(32), require_snapshot=True)
+        self.k.wall.now = time.time()
         self.events = EventSink(None, device)
         self.outbox = Outbox(tmp / f"{device}-outbox.db")
         self.mqtt = KioskMqtt(make_client(f"kiosk-{device}"), "127.0.0.1", broker.port, Topics("kiosk", SITE, device),

@@ -70,13 +70,13 @@ class SnapshotTrust:
     def deleted_revision(self, person_id: str) -> int | None:
         return None if self.snapshot is None else self.snapshot.deleted().get(person_id)
 
-    def on_key_list(self, payload: bytes) -> None:
+    def on_key_list(self, payload: bytes, max_bytes: int = 0) -> None:
         if b"root" not in payload:
             raise ProtocolError("unknown_key", "not signed by the root")
         self.key_lists.append(payload)
 
-    def on_snapshot(self, payload: bytes) -> list[str]:
-        self.snapshot = parse_snapshot(payload, KEYS, SITE)
+    def on_snapshot(self, payload: bytes, max_bytes: int = 8 * 2**20) -> list[str]:
+        self.snapshot = parse_snapshot(payload, KEYS, SITE, max_bytes=max_bytes)
         return sorted(self.snapshot.deleted())
 
     def admits(self, person_id: str, revision: int) -> str | None:

@@ -29,6 +29,10 @@ from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, parse
 from kiosk.mqtt.topics import Topics
 from kiosk.ratelimit import Limits, RefusalLimiter
 from kiosk.records import Enrollment, Tombstone
+from kiosk.store.trust import HELD
+
+# What the site snapshot refuses a record for (``Snapshot.refusal``), and the wait for one.
+SNAPSHOT_RULES = ("deleted_in_snapshot", "older_than_snapshot", HELD)
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +74,8 @@ Action = Publish | Emit | Changed
 
 class Trust(Protocol):
     def keys(self) -> dict[str, Ed25519PublicKey]: ...
-    def on_key_list(self, payload: bytes) -> None: ...
-    def on_snapshot(self, payload: bytes) -> Sequence[str | Tombstone]: ...
+    def on_key_list(self, payload: bytes, max_bytes: int = ...) -> None: ...
+    def on_snapshot(self, payload: bytes, max_bytes: int = ...) -> Sequence[str | Tombstone]: ...
     def admits(self, person_id: str, revision: int) -> str | None: ...
 
 
@@ -117,11 +121,11 @@ class StaticTrust:
     def deleted_revision(self, person_id: str) -> int | None:
         return None
 
-    def on_key_list(self, payload: bytes) -> None:
+    def on_key_list(self, payload: bytes, max_bytes: int = 0) -> None:
         raise ProtocolError("unsupported", "this kiosk pins fixed administrator keys and pins no site root key: "
                                            "configure a root key to use signed key lists")
 
-    def on_snapshot(self, payload: bytes) -> list[str]:
+    def on_snapshot(self, payload: bytes, max_bytes: int = 0) -> list[str]:
         raise ProtocolError("unsupported", "this kiosk pins fixed administrator keys and pins no site root key: "
                                            "configure a root key to use signed snapshots")
 
@@ -226,7 +230,7 @@ class SyncCore:
         self.trust = trust
         self.settings = settings or SyncSettings()
         self.limiter = RefusalLimiter(self.settings.limits())
-        self.counters = {"applied": 0, "refused": 0, "duplicates": 0, "suppressed": 0, "key_lists": 0,
+        self.counters = {"applied": 0, "held": 0, "refused": 0, "duplicates": 0, "suppressed": 0, "key_lists": 0,
                          "snapshots": 0, "erased_by_snapshot": 0}
         self.refused_by_reason: dict[str, int] = {}
         self._window = _Window()
@@ -279,13 +283,20 @@ class SyncCore:
         except ProtocolError as exc:
             return self._refuse(topic, now, exc.reason, str(exc), person=person)
         refusal = self.trust.admits(person, record.revision)
-        if refusal is not None:
+        if isinstance(record, Tombstone) and refusal in SNAPSHOT_RULES:
+            refusal = None  # a deletion admits nobody: the snapshot's rules keep out records that would
+        if refusal is not None and refusal != HELD:  # a record held for want of a snapshot is kept, set aside
             return self._refuse(topic, now, refusal, f"revision {record.revision} is refused by the site snapshot",
                                 person=person, revision=record.revision)
         try:
             result = self.store.apply(record)
         except Exception as exc:  # the store refusing must not stop sync
             return self._refuse(topic, now, "store_error", str(exc), person=person, revision=record.revision)
+        if result.applied and result.reason == HELD:
+            with self._lock:
+                self.counters["held"] += 1
+            return [self._ack(person, {"status": "held", "reason": HELD, "revision": result.revision}, retain=True),
+                    Emit("sync", {"person": person, "status": "held", "reason": HELD, "revision": result.revision})]
         if result.applied:
             return self._applied(person, record, result)
         if result.reason == "stale_revision" and result.revision == record.revision:
@@ -325,7 +336,7 @@ class SyncCore:
     def _key_list(self, topic: str, payload: bytes, now: float) -> list[Action]:
         try:
             decode_json(payload, self.settings.max_snapshot_bytes)
-            self.trust.on_key_list(payload)
+            self.trust.on_key_list(payload, self.settings.max_snapshot_bytes)
         except ProtocolError as exc:
             return self._refuse(topic, now, exc.reason, str(exc))
         digest = hashlib.sha256(payload).hexdigest()
@@ -338,7 +349,7 @@ class SyncCore:
     def _snapshot(self, topic: str, payload: bytes, now: float) -> list[Action]:
         try:
             data = decode_json(payload, self.settings.max_snapshot_bytes)
-            erasures = list(self.trust.on_snapshot(payload))
+            erasures = list(self.trust.on_snapshot(payload, self.settings.max_snapshot_bytes))
         except ProtocolError as exc:
             return self._refuse(topic, now, exc.reason, str(exc))
         digest = hashlib.sha256(payload).hexdigest()

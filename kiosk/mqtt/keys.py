@@ -149,9 +149,11 @@ def sign_key_list(root: Signer, site: str, admins: dict[str, Ed25519PublicKey], 
                       "revoked": sorted(revoked)})
 
 
-def parse_key_list(payload: bytes, root: Ed25519PublicKey, site: str, now_ms: int | None = None) -> KeyList:
-    """Verify a key list against the pinned root key; ``ProtocolError`` when refused."""
-    data = decode_json(payload, MAX_KEY_LIST)
+def parse_key_list(payload: bytes, root: Ed25519PublicKey, site: str, now_ms: int | None = None,
+                   max_bytes: int = MAX_KEY_LIST) -> KeyList:
+    """Verify a key list against the pinned root key; ``ProtocolError`` when refused. ``max_bytes``: the
+    largest payload taken (``sync.max_snapshot_bytes``)."""
+    data = decode_json(payload, max_bytes)
     msg: KeyListMsg = validate(KeyListMsg, data)
     if msg.key_id != key_id(root):
         raise ProtocolError("unknown_key", f"key list signed by {msg.key_id}, not by this site's root {key_id(root)}")

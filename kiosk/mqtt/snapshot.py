@@ -96,9 +96,10 @@ def sign_snapshot(signer: Signer, site: str, people: dict[str, tuple[int, bool]]
 
 
 def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str,
-                   now_ms: int | None = None) -> Snapshot:
-    """Verify a snapshot against the administrator keys valid now; ``ProtocolError`` when refused."""
-    data = decode_json(payload, MAX_SNAPSHOT)
+                   now_ms: int | None = None, max_bytes: int = MAX_SNAPSHOT) -> Snapshot:
+    """Verify a snapshot against the administrator keys valid now; ``ProtocolError`` when refused.
+    ``max_bytes``: the largest payload taken (``sync.max_snapshot_bytes``)."""
+    data = decode_json(payload, max_bytes)
     msg: SnapshotMsg = validate(SnapshotMsg, data)
     public = keys.get(msg.key_id)
     if public is None:

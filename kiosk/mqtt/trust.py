@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiosk.clock import ClockSettings, TrustedClock
-from kiosk.mqtt.keys import KeyList, load_public_key, load_public_keys, parse_key_list
+from kiosk.errors import ConfigError
+from kiosk.mqtt.keys import MAX_KEY_LIST, KeyList, load_public_key, load_public_keys, parse_key_list
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id
-from kiosk.mqtt.snapshot import Snapshot, parse_snapshot
+from kiosk.mqtt.snapshot import MAX_SNAPSHOT, Snapshot, parse_snapshot
 from kiosk.store import Store
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,9 @@ SNAPSHOT = "snapshot"
 class Trust(Protocol):
     def keys(self) -> dict[str, Ed25519PublicKey]: ...
 
-    def on_key_list(self, payload: bytes) -> None: ...
+    def on_key_list(self, payload: bytes, max_bytes: int = ...) -> None: ...
 
-    def on_snapshot(self, payload: bytes) -> list[str]: ...
+    def on_snapshot(self, payload: bytes, max_bytes: int = ...) -> list[str]: ...
 
     def admits(self, person_id: str, revision: int) -> str | None: ...
 
@@ -54,11 +55,20 @@ class TrustSettings(BaseModel):
     root_key: Path | None = Field(None, description="the site root's Ed25519 public key (*.pub or *.pem); when set, "
                                                     "administrator keys come only from the root-signed key list")
     clock: ClockSettings = Field(default_factory=ClockSettings, description="how the kiosk tells its clock is right")
+    key_list: Path | None = Field(None, description="the site's current root-signed key list, installed with the "
+                                                    "kiosk: a key list older than it is refused, so a new kiosk (or "
+                                                    "a reset store) cannot be handed an old list that still names a "
+                                                    "revoked key")
+    require_snapshot: bool = Field(True, description="with a root key pinned, admit nobody until a current site "
+                                                     "snapshot is held (records are kept meanwhile, set aside): a "
+                                                     "kiosk with none cannot tell a deleted person's old record "
+                                                     "from a current one")
 
 
 class SiteTrust:
     def __init__(self, store: Store, site: str, clock: TrustedClock, *, root_key: Ed25519PublicKey | None = None,
-                 static_keys: dict[str, Ed25519PublicKey] | None = None) -> None:
+                 static_keys: dict[str, Ed25519PublicKey] | None = None, require_snapshot: bool = True,
+                 pinned_key_list: bytes | None = None) -> None:
         """Restores the key list and snapshot the store holds, then attaches itself to the store.
 
         Lock order: the store calls into this object while holding its own
@@ -69,6 +79,7 @@ class SiteTrust:
         self.clock = clock
         self.root_key = root_key
         self._static = dict(static_keys or {})
+        self.require_snapshot = require_snapshot and root_key is not None
         if root_key is not None and self._static:
             logger.warning("a site root key is pinned: the %d administrator key files are ignored; administrator "
                            "keys come from the root-signed key list", len(self._static))
@@ -79,24 +90,52 @@ class SiteTrust:
         self._key_list: KeyList | None = None
         self._snapshot: Snapshot | None = None
         self._restore()
+        if pinned_key_list is not None:
+            self._pin(pinned_key_list)
         store.use_verifier(self)
 
     @classmethod
     def from_files(cls, store: Store, site: str, settings: TrustSettings, admin_keys: list[Path]) -> SiteTrust:
         root = load_public_key(settings.root_key) if settings.root_key is not None else None
         static = {} if root is not None else load_public_keys([p for p in admin_keys if p.exists()])
-        return cls(store, site, TrustedClock.from_settings(settings.clock), root_key=root, static_keys=static)
+        pinned = None
+        if settings.key_list is not None:
+            if root is None:
+                raise ConfigError("trust.key_list is set but trust.root_key is not: a key list is checked against "
+                                  "the site root key")
+            try:
+                pinned = settings.key_list.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"trust.key_list {settings.key_list} is not readable ({exc.strerror})") from exc
+        return cls(store, site, TrustedClock.from_settings(settings.clock), root_key=root, static_keys=static,
+                   require_snapshot=settings.require_snapshot, pinned_key_list=pinned)
+
+    def _pin(self, payload: bytes) -> None:
+        """Hold the installed key list unless the store holds a newer one (``trust.key_list``)."""
+        assert self.root_key is not None
+        try:
+            got = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
+        except ProtocolError as exc:
+            raise ConfigError(f"trust.key_list does not verify against trust.root_key for site {self.site!r}: "
+                              f"{exc}") from exc
+        held = self._key_list
+        if held is None or got.issued_at_ms > held.issued_at_ms:
+            self.store.save_state(KEY_LIST, payload)
+            self._key_list = got
+            logger.info("administrator key list of %d from trust.key_list: %d keys, %d revoked", got.issued_at_ms,
+                        len(got.keys), len(got.revoked))
 
     def _restore(self) -> None:
-        """The key list and snapshot held before a restart, verified again (no clock check: they were)."""
+        """The key list and snapshot held before a restart, verified again (no clock check, nor size: they
+        were when they arrived, under ``sync.max_snapshot_bytes``)."""
         if self.root_key is not None and (payload := self.store.load_state(KEY_LIST)) is not None:
             try:
-                self._key_list = parse_key_list(payload, self.root_key, self.site)
+                self._key_list = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
-                self._snapshot = parse_snapshot(payload, self.keys(), self.site)
+                self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
 
@@ -120,7 +159,11 @@ class SiteTrust:
             return "from_the_future"
         with self._lock:
             snap = self._snapshot
-        return None if snap is None else snap.refusal(person_id, revision)
+        if snap is None:
+            # With a root key pinned the site is managed: records wait for a snapshot, so that a kiosk with none
+            # (a new one, a reset store) cannot be handed back a deleted person's old record.
+            return "no_snapshot" if self.require_snapshot else None
+        return snap.refusal(person_id, revision)
 
     def deleted_revision(self, person_id: str) -> int | None:
         with self._lock:
@@ -128,31 +171,43 @@ class SiteTrust:
         return entry[0] if entry is not None and entry[1] else None
 
     # updates from the broker
-    def on_key_list(self, payload: bytes) -> None:
+    def on_key_list(self, payload: bytes, max_bytes: int = MAX_KEY_LIST) -> None:
         if self.root_key is None:
             raise ProtocolError("no_root_key", "this kiosk pins no site root key (trust.root_key); it uses its "
                                                "administrator key files and ignores key lists")
-        got = parse_key_list(payload, self.root_key, self.site, self.clock.now_ms())
+        got = parse_key_list(payload, self.root_key, self.site, self.clock.now_ms(), max_bytes)
         with self._lock:
-            held = self._key_list
-            if held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
-                                                   "key_list"):
+            if self._key_list_held(got, payload):
+                return
+        # Kept before it is used: a list that could not be stored is not held either, so the next copy of it
+        # (a reconnection's retained message) is applied afresh rather than seen as the one already held.
+        self._save(KEY_LIST, payload)  # outside our lock: the store calls back into keys()
+        with self._lock:
+            if self._key_list_held(got, payload):  # another thread installed this one or a newer one meanwhile
                 return
             self._key_list = got
-        self.store.save_state(KEY_LIST, payload)  # outside our lock: the store calls back into keys()
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
         self.store.trust_changed()
 
-    def on_snapshot(self, payload: bytes) -> list[str]:
-        got = parse_snapshot(payload, self.keys(), self.site, self.clock.now_ms())
+    def on_snapshot(self, payload: bytes, max_bytes: int = MAX_SNAPSHOT) -> list[str]:
+        now_ms = self.clock.now_ms()
+        got = parse_snapshot(payload, self.keys(), self.site, now_ms, max_bytes)
         with self._lock:
-            held = self._snapshot
-            if held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
-                                                   "snapshot"):
+            if self._snapshot_held(got, payload):
+                return []
+        if now_ms is not None and got.expired(now_ms):
+            # An expired snapshot is no evidence of the site's state now: it may be one put back on the broker
+            # to undo the deletions made since, and a kiosk that holds none (a new one, a reset store) has
+            # nothing older to refuse it by. A kiosk whose clock is not synchronised cannot tell; it keeps the
+            # alarm on whatever it holds (see ``expired``).
+            raise ProtocolError("expired_snapshot", f"snapshot expired at {got.expires_at_ms} ms, before this "
+                                                    f"kiosk's clock ({now_ms} ms); re-sign it (kiosk admin sync)")
+        self._save(SNAPSHOT, payload)  # kept before it is used, as the key list
+        with self._lock:
+            if self._snapshot_held(got, payload):
                 return []
             self._snapshot = got
-        self.store.save_state(SNAPSHOT, payload)
         logger.info("site snapshot of %d: %d people, %d deleted", got.issued_at_ms, len(got.people),
                     len(got.deleted()))
         self.store.trust_changed()
@@ -163,14 +218,32 @@ class SiteTrust:
                 erase.append(person)
         return sorted(erase)
 
+    def _save(self, name: str, payload: bytes) -> None:
+        try:
+            self.store.save_state(name, payload)
+        except Exception as exc:  # a full disk, a locked database: not held, and refused with the reason
+            raise ProtocolError("store_error", f"the {name.replace('_', ' ')} could not be stored ({exc}); it is "
+                                               "not in force, and its next copy is applied afresh") from exc
+
+    def _key_list_held(self, got: KeyList, payload: bytes) -> bool:
+        held = self._key_list
+        return held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
+                                                   "key_list")
+
+    def _snapshot_held(self, got: Snapshot, payload: bytes) -> bool:
+        held = self._snapshot
+        return held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
+                                                   "snapshot")
+
     # status
     def expired(self, now: float | None = None) -> bool:
         """The snapshot held has expired (alarm). ``now`` (wall seconds) defaults to the trusted clock;
-        an unsynchronised clock counts as expired. No snapshot held is not expired (see ``status``)."""
+        an unsynchronised clock counts as expired. No snapshot held is not expired (see ``status``), unless
+        one is required (``require_snapshot``): then nobody is admitted, and that is the same alarm."""
         with self._lock:
             snap = self._snapshot
         if snap is None:
-            return False
+            return self.require_snapshot
         now_ms = int(now * 1000) if now is not None else self.clock.now_ms()
         return snap.expired(now_ms)
 

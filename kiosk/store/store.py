@@ -29,7 +29,7 @@ from kiosk.records import (
 )
 from kiosk.store.schema import COLUMNS, SCHEMA_VERSION, migrate
 from kiosk.store.sealed import Sealer, StoreError, open_verified, verify_signed
-from kiosk.store.trust import POLICY, Verifier, policy_refusal
+from kiosk.store.trust import HELD, POLICY, Verifier, policy_refusal
 
 __all__ = ["ApplyResult", "EventHook", "Store", "StoreError"]
 
@@ -167,9 +167,13 @@ class Store:
             if verified.model_fingerprint != self.model_fingerprint:
                 return ApplyResult(False, "model_mismatch", current or 0)
             reason = policy_refusal(self._verifier, verified.person_id, verified.revision, verified.key_id)
-            if reason is not None:
+            if reason is not None and reason != HELD:
                 return ApplyResult(False, reason, current or 0)
             self._write(verified)
+            if reason == HELD:  # kept, set aside until a snapshot admits it (``trust_changed``)
+                self._rows[verified.person_id] = _Row(verified.revision, "inactive", reason, verified.key_id)
+                self._version += 1
+                return ApplyResult(True, reason, verified.revision)
             if self._gallery is not None:
                 self._activate(verified)
             self._version += 1  # (own commits do not move data_version: only other connections' do)

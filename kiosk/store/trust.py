@@ -10,12 +10,14 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-__all__ = ["POLICY", "Verifier", "policy_refusal"]
+__all__ = ["HELD", "POLICY", "Verifier", "policy_refusal"]
 
 # Reasons a verified row is set aside by policy (it may come back when keys or snapshot change);
 # anything else is an integrity failure and quarantines the row.
 POLICY = {"unknown_key", "revoked_key", "older_than_snapshot", "deleted_in_snapshot", "model_mismatch", "no_trust",
-          "unsigned"}
+          "unsigned", "no_snapshot"}
+# A verified record refused for this reason is still kept (set aside): it is admitted once a snapshot says it may be.
+HELD = "no_snapshot"
 
 
 class Verifier(Protocol):

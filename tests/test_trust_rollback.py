@@ -1,0 +1,237 @@
+"""A kiosk that knows nothing yet (new, or a reset store) cannot be handed the site's past, and a trust
+document is held only once it is stored.
+
+Someone who can write retained topics on the broker can put back an old snapshot, an old key list or a
+deleted person's old enrollment. A kiosk with history refuses them as older than what it holds; these
+tests are about the kiosk without history and about a store write that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.errors import ConfigError
+from kiosk.mqtt.core import Emit, Publish, SyncCore, SyncSettings
+from kiosk.mqtt.protocol import ProtocolError, Signer
+from kiosk.mqtt.topics import Topics
+from kiosk.mqtt.trust import SiteTrust, TrustSettings
+from tests.site import DAY_MS, SITE, Kiosk, Site
+
+TOPICS = Topics("kiosk", SITE, "door1")
+
+
+def acks(actions: list[object]) -> list[dict[str, object]]:
+    return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
+
+
+def fresh(tmp_path: Path, site: Site, **kw: object) -> tuple[Kiosk, SyncCore]:
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32), require_snapshot=True, **kw)  # type: ignore[arg-type]
+    return k, SyncCore(TOPICS, k.store, k.trust)
+
+
+class Deleted:
+    """ann enrolled 30 days ago and deleted 20 days ago; bob enrolled 30 days ago and still in."""
+
+    def __init__(self, site: Site, now: int) -> None:
+        self.enrolled, self.deleted = now - 30 * DAY_MS, now - 20 * DAY_MS
+        self.keys = site.key_list(self.enrolled - 1)
+        self.ann = site.enrollment("ann", self.enrolled)
+        self.bob = site.enrollment("bob", self.enrolled, seed=2)
+        self.tombstone = site.tombstone("ann", self.deleted)
+        # the snapshot of the day ann was enrolled: it expired 27 days ago
+        self.old = site.snapshot({"ann": (self.enrolled, False), "bob": (self.enrolled, False)}, self.enrolled + 1,
+                                 expires_ms=self.enrolled + 3 * DAY_MS)
+        self.current = site.snapshot({"ann": (self.deleted, True), "bob": (self.enrolled, False)}, now - DAY_MS,
+                                     expires_ms=now + 2 * DAY_MS)
+
+
+def test_an_expired_snapshot_is_refused_by_a_synchronised_clock(tmp_path: Path) -> None:
+    site = Site()
+    k, core = fresh(tmp_path, site)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    [ack] = acks(core.handle(TOPICS.snapshot, h.old, 0.0))
+    assert ack["status"] == "refused" and ack["reason"] == "expired_snapshot"
+    assert k.trust.status()["snapshot_missing"]
+
+
+def test_a_kiosk_whose_clock_is_unknown_takes_an_expired_snapshot_and_raises_the_alarm(tmp_path: Path) -> None:
+    site = Site()
+    k, core = fresh(tmp_path, site, synced=False)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    [ack] = acks(core.handle(TOPICS.snapshot, h.old, 0.0))
+    assert ack["status"] == "applied"
+    assert k.trust.expired()  # an unknown clock fails closed: the alarm is on
+
+
+def test_a_new_kiosk_holds_records_until_a_snapshot_admits_them(tmp_path: Path) -> None:
+    site = Site()
+    k, core = fresh(tmp_path, site)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    # the broker's current snapshot and ann's tombstone were replaced: an expired snapshot and her old record
+    assert acks(core.handle(TOPICS.snapshot, h.old, 0.0))[0]["reason"] == "expired_snapshot"
+    actions = core.handle(TOPICS.enrollment("ann"), h.ann, 0.0)
+    assert acks(actions) == [{"person_id": "ann", "device": "door1", "status": "held", "reason": "no_snapshot",
+                              "revision": h.enrolled}]
+    assert any(isinstance(a, Emit) and a.fields.get("status") == "held" for a in actions)
+    core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+    assert k.admitted() == set() and not k.store.is_valid("ann") and not k.store.is_valid("bob")
+    assert core.stats()["held"] == 2 and core.stats()["refused"] == 1
+    assert k.trust.expired() and k.trust.status()["snapshot_missing"]  # the snapshot_expired alarm is on
+    # the current snapshot (a site re-signs it every 12 h) arrives: bob is admitted, ann erased
+    core.handle(TOPICS.snapshot, h.current, 1.0)
+    assert k.admitted() == {"bob"} and k.store.is_valid("bob") and not k.store.is_valid("ann")
+    assert not k.trust.expired()
+    assert k.store.people()[0]["id"] == "ann" and k.store.people()[0]["deleted"]
+
+
+def test_held_records_survive_a_restart_and_wait_for_the_snapshot(tmp_path: Path) -> None:
+    site = Site()
+    key = os.urandom(32)
+    k = Kiosk(site, tmp_path / "k2.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k2.db", key, require_snapshot=True)
+    assert again.admitted() == set() and again.store.store_health()["set_aside"] == {"no_snapshot": 1}
+    SyncCore(TOPICS, again.store, again.trust).handle(TOPICS.snapshot, h.current, 0.0)
+    assert again.admitted() == {"bob"}
+
+
+def test_without_the_requirement_a_kiosk_admits_before_any_snapshot(tmp_path: Path) -> None:
+    site = Site()
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32), require_snapshot=False)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    assert acks(core.handle(TOPICS.enrollment("bob"), h.bob, 0.0))[0]["status"] == "applied"
+    assert k.admitted() == {"bob"}
+    assert TrustSettings().require_snapshot  # the service's default is the requirement
+
+
+def test_the_retained_tombstone_of_a_person_the_snapshot_deleted_is_current_not_refused(tmp_path: Path) -> None:
+    site = Site()
+    k, core = fresh(tmp_path, site)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    core.handle(TOPICS.snapshot, h.current, 0.0)  # erases ann at the snapshot's revision (= her tombstone's)
+    for reconnection in range(3):  # the retained tombstone again after every reconnection
+        [ack] = acks(core.handle(TOPICS.enrollment("ann"), h.tombstone, float(reconnection)))
+        assert ack["status"] == "current" and ack["revision"] == h.deleted
+    assert core.stats()["refused"] == 0 and core.stats()["suppressed"] == 0
+    # and a deletion the kiosk missed is still applied past a snapshot that lists the person as enrolled
+    later = site.tombstone("bob", k.now_ms() - 1000)
+    assert acks(core.handle(TOPICS.enrollment("bob"), later, 5.0))[0]["status"] == "deleted"
+    assert k.admitted() == set()
+
+
+def test_a_new_kiosk_with_the_installed_key_list_refuses_an_older_one(tmp_path: Path) -> None:
+    site = Site()
+    lost = Signer(Ed25519PrivateKey.generate())  # a lost laptop's key, revoked by the second list
+    now = int(Kiosk(site, tmp_path / "clock.db", os.urandom(32)).wall() * 1000)
+    first = site.key_list(now - 10 * DAY_MS, admins=[site.admin, lost])
+    second = site.key_list(now - 5 * DAY_MS, admins=[site.admin], revoked={lost.key_id})
+    k = Kiosk(site, tmp_path / "pinned.db", os.urandom(32), require_snapshot=True)
+    trust = SiteTrust(k.store, SITE, k.clock, root_key=site.root.private.public_key(), pinned_key_list=second)
+    core = SyncCore(TOPICS, k.store, trust)
+    [ack] = acks(core.handle(TOPICS.keys, first, 0.0))  # put back on the broker by whoever holds the lost key
+    assert ack["status"] == "refused" and ack["reason"] == "stale_key_list"
+    assert lost.key_id in trust.revoked() and lost.key_id not in set(trust.keys())
+    forged = site.enrollment("mallory", now - 1000, signer=lost)
+    assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 0.0))[0]["reason"] == "revoked_key"
+    assert k.admitted() == set()
+
+
+def test_the_installed_key_list_gives_way_to_a_newer_one_and_must_verify(tmp_path: Path) -> None:
+    site = Site()
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32))
+    now = k.now_ms()
+    root = site.root.private.public_key()
+    newer = site.key_list(now - DAY_MS)
+    k.trust.on_key_list(newer)  # the store holds a list newer than the installed file
+    trust = SiteTrust(k.store, SITE, k.clock, root_key=root, pinned_key_list=site.key_list(now - 2 * DAY_MS))
+    assert trust.status()["key_list_issued_at_ms"] == now - DAY_MS
+    with pytest.raises(ConfigError, match=r"trust\.key_list does not verify"):
+        SiteTrust(k.store, SITE, k.clock, root_key=root, pinned_key_list=Site().key_list(now))
+    settings = TrustSettings(key_list=tmp_path / "keys.json")
+    (tmp_path / "keys.json").write_bytes(newer)
+    with pytest.raises(ConfigError, match=r"trust\.root_key is not"):
+        SiteTrust.from_files(k.store, SITE, settings, [])
+    with pytest.raises(ConfigError, match="not readable"):
+        SiteTrust.from_files(k.store, SITE, TrustSettings(root_key=tmp_path / "root.pub",
+                                                          key_list=tmp_path / "missing.json"), [])
+
+
+def _fail_first_save(k: Kiosk) -> list[str]:
+    real, failed = k.store.save_state, []
+
+    def save_state(name: str, payload: bytes) -> None:
+        if not failed:
+            failed.append(name)
+            raise sqlite3.OperationalError("database or disk is full")
+        real(name, payload)
+
+    k.store.save_state = save_state  # type: ignore[method-assign]
+    return failed
+
+
+def test_a_snapshot_that_could_not_be_stored_is_not_held_and_its_next_copy_applies(tmp_path: Path) -> None:
+    site = Site()
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32))
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 100_000), 0.0)
+    core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 90_000), 0.0)
+    snap = site.snapshot({"ann": (now - 50_000, True)}, now - 40_000)
+    failed = _fail_first_save(k)
+    [ack] = acks(core.handle(TOPICS.snapshot, snap, 0.0))
+    assert failed == ["snapshot"] and ack["status"] == "refused" and ack["reason"] == "store_error"
+    assert k.trust.status()["snapshot_missing"]
+    core.handle(TOPICS.snapshot, snap, 100.0)  # the retained copy after a reconnection
+    assert k.admitted() == set() and not k.store.is_valid("ann")
+
+
+def test_a_key_list_that_could_not_be_stored_is_not_held_and_its_next_copy_applies(tmp_path: Path) -> None:
+    site = Site()
+    lost = Signer(Ed25519PrivateKey.generate())
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32))
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 100_000, admins=[site.admin, lost]), 0.0)
+    core.handle(TOPICS.enrollment("mallory"), site.enrollment("mallory", now - 90_000, signer=lost), 0.0)
+    assert k.admitted() == {"mallory"}
+    revoking = site.key_list(now - 50_000, admins=[site.admin], revoked={lost.key_id})
+    _fail_first_save(k)
+    assert acks(core.handle(TOPICS.keys, revoking, 0.0))[0]["status"] == "refused"
+    assert lost.key_id not in k.trust.revoked()
+    core.handle(TOPICS.keys, revoking, 100.0)
+    assert lost.key_id in k.trust.revoked() and k.admitted() == set()
+
+
+def test_sync_max_snapshot_bytes_is_the_limit_for_snapshots_and_key_lists(tmp_path: Path) -> None:
+    site = Site()
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32))
+    now = k.now_ms()
+    revoked = {f"{i:016x}" for i in range(4000)}  # a long-lived site's revocations: over the old 64 KiB
+    keys = site.key_list(now - 100_000, revoked=revoked)
+    assert len(keys) > 64 * 1024
+    core = SyncCore(TOPICS, k.store, k.trust)
+    assert acks(core.handle(TOPICS.keys, keys, 0.0))[0]["status"] == "applied"
+    people = {f"person-{i:08d}": (now - 10_000, False) for i in range(2000)}
+    snap = site.snapshot(people, now - 5_000)
+    small = SyncCore(TOPICS, k.store, k.trust, SyncSettings(max_snapshot_bytes=64 * 1024))
+    assert len(snap) > 64 * 1024
+    assert acks(small.handle(TOPICS.snapshot, snap, 0.0))[0]["reason"] == "oversized"
+    k.trust.on_snapshot(snap, max_bytes=len(snap))  # a limit raised in the settings is the one applied
+    with pytest.raises(ProtocolError, match="oversized"):
+        k.trust.on_snapshot(site.snapshot(people, now - 4_000), max_bytes=64 * 1024)
