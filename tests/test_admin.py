@@ -211,6 +211,39 @@ def test_republish_re_signs_with_the_current_key_after_a_revocation(
         watch.close()
 
 
+def test_republish_never_undoes_a_later_deletion_or_change_by_another_administrator(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    alice, bob = admins
+    alice.enroll("ann", 1)
+    alice.enroll("cid", 3)
+    alice.enroll("dan", 4)
+    code, _out, err = run_cli("admin", "delete", "--id", "ann", *bob.opts)  # bob deletes ann after alice enrolled her
+    assert code == 0, err
+    bob.enroll("cid", 5)  # and enrols cid again with another photo
+    cid = json.loads(_retained(broker.port, "kiosk/hq/enrollments/cid"))
+    # alice re-signs what her state file holds (the rotation's step 3)
+    code, out, err = run_cli("admin", "republish", *alice.opts)
+    assert code == 0, err
+    assert "ann not republished: the site holds a newer change (deleted at" in out
+    assert "cid not republished: the site holds a newer change (changed at" in out
+    assert "re-signed and republished 1 of 3 records" in out
+    assert json.loads(_retained(broker.port, "kiosk/hq/enrollments/ann"))["type"] == "tombstone"
+    assert json.loads(_retained(broker.port, "kiosk/hq/enrollments/cid")) == cid
+    dan = json.loads(_retained(broker.port, "kiosk/hq/enrollments/dan"))
+    assert dan["key_id"] == alice.signer.key_id
+    snapshot = json.loads(_retained(broker.port, "kiosk/hq/snapshot"))["people"]
+    assert snapshot["ann"][1] is True and snapshot["cid"][0] == cid["issued_at_ms"]
+    assert snapshot["dan"][0] == dan["issued_at_ms"]
+    kiosk = RunningKiosk(tmp_path, broker, site, "door7")  # a new kiosk converges on bob's changes
+    watch = Collector(broker.port, "kiosk/hq/door7/#")
+    try:
+        watch.wait_for(lambda m: sum(t.split("/")[-2] == "acks" for t, _ in m) >= 3)
+        assert kiosk.k.admitted() == {"cid", "dan"}
+    finally:
+        kiosk.stop()
+        watch.close()
+
+
 def test_sync_re_signs_the_snapshot_later_and_state_files_are_private(
         tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin]) -> None:
     a = admins[0]

@@ -14,7 +14,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.admin.factor import add_factor_args, factor_fields, taken_codes
-from kiosk.admin.site import AckReport, Broker, SiteView, collect_acks, next_revision, publish_snapshot, read_site
+from kiosk.admin.site import (
+    AckReport,
+    Broker,
+    SiteView,
+    collect_acks,
+    next_revision,
+    publish_snapshot,
+    read_site,
+    site_revisions,
+)
 from kiosk.admin.state import AdminState, private_file
 from kiosk.errors import ConfigError, KioskError
 from kiosk.mqtt.keys import (
@@ -180,20 +189,32 @@ def cmd_republish(args: argparse.Namespace) -> int:
     broker = Broker(args)
     try:
         view = read_site(broker, args, signer)
+        newer = site_revisions(broker, view)
         now_ms = int(time.time() * 1000)
         rows = state.rows()
+        skipped: dict[str, str] = {}
         for r in rows:
             pid = r["person_id"]
+            held = newer.get(pid)
+            if held is not None and held[0] > r["revision"]:
+                # Somebody changed (or deleted) this person after this state file's record: re-signing the
+                # older record above it would undo that change on every kiosk.
+                skipped[pid] = f"{'deleted' if held[1] else 'changed'} at {held[0]}, after this record's {r['revision']}"
+                continue
             revision = next_revision(now_ms, r["revision"], view.people.get(pid, (None, False))[0])
             payload = resign(signer, args.site, r["payload"], revision)
             broker.publish(view.topic(f"enrollments/{pid}"), payload)
             state.record(pid, revision, r["name"], bool(r["deleted"]), payload, time.time())
-        publish_snapshot(broker, args, signer, state, view, now_ms)
+        publish_snapshot(broker, args, signer, state, view, now_ms, exclude=set(skipped))
     finally:
         broker.close()
     for w in view.warnings:
         print(f"warning: {w}")
-    print(f"re-signed and republished {len(rows)} records with key {signer.key_id}; snapshot re-signed")
+    for pid, why in sorted(skipped.items()):
+        print(f"warning: {pid} not republished: the site holds a newer change ({why}); republish it from the "
+              "state file that made that change, or enrol the person again")
+    print(f"re-signed and republished {len(rows) - len(skipped)} of {len(rows)} records with key {signer.key_id}; "
+          "snapshot re-signed")
     return 0
 
 

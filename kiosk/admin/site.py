@@ -178,19 +178,49 @@ def next_revision(now_ms: int, *seen: int | None) -> int:
     return max([now_ms, *[s + 1 for s in seen if s is not None]])
 
 
-def site_people(view: SiteView, state: AdminState) -> dict[str, tuple[int, bool]]:
-    """The site's people: the retained snapshot merged with this administrator's record, newest wins."""
+def site_revisions(broker: Broker, view: SiteView) -> dict[str, tuple[int, bool]]:
+    """Each person's newest known change on the broker, (revision, deleted): the retained records and
+    the retained snapshot, read without checking their signatures (they only ever hold a publication
+    back: a record signed by a key rotated out since must still stop an older one being re-signed)."""
+    newest: dict[str, tuple[int, bool]] = dict(view.people)
+
+    def see(pid: str, rev: object, deleted: object) -> None:
+        if isinstance(rev, int) and not isinstance(rev, bool) and (pid not in newest or newest[pid][0] < rev):
+            newest[pid] = (rev, bool(deleted))
+
+    root = view.topic("enrollments/")
+    for topic, payload in broker.retained(view.topic("enrollments/+"), view.topic("snapshot")):
+        try:
+            body = decode_json(payload, MAX_SNAPSHOT) if payload else None
+        except ProtocolError:
+            continue
+        if not isinstance(body, dict):
+            continue
+        if topic.startswith(root) and isinstance(body.get("person_id"), str):
+            see(body["person_id"], body.get("issued_at_ms"), body.get("type") == "tombstone")
+        elif topic == view.topic("snapshot") and isinstance(body.get("people"), dict):
+            for pid, entry in body["people"].items():
+                if isinstance(entry, list) and len(entry) == 2:
+                    see(pid, entry[0], entry[1] is True)
+    return newest
+
+
+def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:
+    """The site's people: the retained snapshot merged with this administrator's record, newest wins
+    (``exclude``: people whose record here is not to be used)."""
     people = dict(view.people)
     for pid, (rev, deleted) in state.people().items():
+        if exclude and pid in exclude:
+            continue
         if pid not in people or people[pid][0] < rev:
             people[pid] = (rev, deleted)
     return people
 
 
 def publish_snapshot(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState, view: SiteView,
-                     now_ms: int) -> int:
+                     now_ms: int, exclude: set[str] | None = None) -> int:
     """Re-sign and publish, retained, the site snapshot; returns its issue time."""
-    people = site_people(view, state)
+    people = site_people(view, state, exclude)
     issued = next_revision(now_ms, view.snapshot_ms, state.last_snapshot_ms())
     keys = view.admin_keys or {signer.key_id}
     payload = sign_snapshot(signer, args.site, people, keys, issued, issued + int(args.snapshot_valid_h * HOUR_MS))
