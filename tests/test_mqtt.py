@@ -336,6 +336,39 @@ def test_tls_password_kiosk_syncs_and_the_acl_keeps_it_to_its_own_topics(
     client.loop_stop()
 
 
+def test_a_subscription_the_broker_refuses_is_reported_not_silent(tmp_path: Path) -> None:
+    """Brokers that enforce an ACL at SUBSCRIBE answer a refused topic with a failure code in the SUBACK
+    (mosquitto 2.0 instead grants it and delivers nothing: docs/mqtt.md). Fed the SUBACK paho hands over."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    events: list[dict[str, Any]] = []
+    sink = EventSink(tmp_path / "audit.jsonl", device="door1")
+    sink.publishers.append(events.append)
+    outbox = Outbox(tmp_path / "outbox.db")
+    store = Store(tmp_path / "door1.db", b"k" * 32, FP, verifier=TRUST)
+    mqtt_ = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", 1, Topics("kiosk", SITE, "door1"), store, sink,
+                      outbox, TRUST)
+    try:
+        topics = [f"kiosk/{SITE}/keys", f"kiosk/{SITE}/enrollments/+"]
+        mqtt_._suback_pending.update((1, 2))
+        mqtt_._suback_topics.update({1: topics[0], 2: topics[1]})
+        mqtt_._on_subscribe(None, None, 1, [ReasonCode(PacketTypes.SUBACK, identifier=1)], None)
+        mqtt_._on_subscribe(None, None, 2, [ReasonCode(PacketTypes.SUBACK, identifier=0x87)], None)  # not authorized
+        assert mqtt_.refused_subscriptions == {topics[1]} and not mqtt_.subscribed.is_set()
+        assert mqtt_.counters["subscriptions_refused"] == 1
+        [event] = [e for e in events if e["type"] == "sync_subscription_refused"]
+        assert event["topic"] == topics[1] and "Not authorized" in event["reason"]
+        mqtt_._suback_pending.add(3)  # the old callback API: a granted QoS of 0x80 is a refusal
+        mqtt_._suback_topics[3] = f"kiosk/{SITE}/snapshot"
+        mqtt_._on_subscribe(None, None, 3, [0x80])
+        assert f"kiosk/{SITE}/snapshot" in mqtt_.refused_subscriptions
+    finally:
+        outbox.close()
+        sink.close()
+        store.close()
+
+
 # the adapter: nothing a message does ends the network thread, and its health is visible
 
 def test_a_failing_hook_is_counted_and_the_network_thread_keeps_applying(broker: Mosquitto, tmp_path: Path) -> None:

@@ -51,8 +51,10 @@ class KioskMqtt:
         self.probe_seen = threading.Event()  # set when the kiosk's own probe came back
         self.subscribed = threading.Event()  # every subscription of the current connection acknowledged
         self._suback_pending: set[int] = set()
+        self._suback_topics: dict[int, str] = {}  # mid -> topic, to name a subscription the broker refused
+        self.refused_subscriptions: set[str] = set()  # of the current connection
         self._counters = {"published": 0, "callback_errors": 0, "action_errors": 0, "probes_sent": 0,
-                          "probes_received": 0}
+                          "probes_received": 0, "subscriptions_refused": 0}
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> outbox row
         self._handed_up_to = 0  # highest outbox id given to paho by this process
@@ -234,10 +236,13 @@ class KioskMqtt:
         self.subscribed.clear()
         with self._lock:
             self._suback_pending.clear()
+            self._suback_topics.clear()
+            self.refused_subscriptions.clear()
             for topic, qos in [(self.topics.heartbeat, 0)] + [(t, 1) for t in self.core.subscriptions()]:
                 _rc, mid = client.subscribe(topic, qos=qos)
                 if mid is not None:
                     self._suback_pending.add(mid)
+                    self._suback_topics[mid] = topic
         client.publish(self.topics.availability, b"online", qos=1, retain=True)
         self.connected.set()  # after the subscriptions: a probe sent from now on comes back
         for hook in self.on_connected:
@@ -248,10 +253,22 @@ class KioskMqtt:
                 logger.exception("MQTT on-connect hook failed")
         threading.Thread(target=self._flush, name="outbox-flush", daemon=True).start()
 
-    def _on_subscribe(self, _client: Any, _ud: Any, mid: int, *_rest: Any) -> None:
+    def _on_subscribe(self, _client: Any, _ud: Any, mid: int, codes: Any = (), *_rest: Any) -> None:
+        refused = any(_failed(c) for c in (codes or ()))
         with self._lock:
             self._suback_pending.discard(mid)
-            done = not self._suback_pending
+            topic = self._suback_topics.pop(mid, "?")
+            if refused:
+                self.refused_subscriptions.add(topic)
+                self._counters["subscriptions_refused"] += 1
+            done = not self._suback_pending and not self.refused_subscriptions
+        if refused:
+            # The broker's ACL (or a limit) said no: this kiosk would never hear of an enrollment or a deletion
+            # on that topic, and nothing else would say so.
+            logger.error("the broker refused the subscription to %s (%s): this kiosk receives no sync on it; "
+                         "check the broker's ACL for this kiosk (docs/mosquitto/acl)", topic,
+                         ", ".join(str(c) for c in codes))
+            self.events.emit("sync_subscription_refused", {"topic": topic, "reason": ", ".join(str(c) for c in codes)})
         if done:
             self.subscribed.set()
 
@@ -283,3 +300,15 @@ class KioskMqtt:
             self.probe_seen.set()
             return
         self._run(self.core.handle(topic, msg.payload, self.clock()))
+
+
+def _failed(code: Any) -> bool:
+    """A SUBACK entry that refuses the subscription: a paho ReasonCode that is a failure, or (MQTT 3.1.1 via
+    the old callback API) the granted QoS 0x80."""
+    failure = getattr(code, "is_failure", None)
+    if isinstance(failure, bool):
+        return failure
+    try:
+        return int(code) >= 0x80
+    except (TypeError, ValueError):
+        return False
