@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -39,6 +40,19 @@ class RowPin(MockPin):
         return changed
 
 
+class ColumnPin(MockPin):
+    """A keypad column whose reads can be made to fail as a GPIO driver's do (``OSError`` EIO)."""
+
+    failing_reads = 0  # the next this many reads raise; -1: every read, until set back to 0
+
+    def _get_state(self) -> bool:  # type: ignore[override]
+        if self.failing_reads:
+            if self.failing_reads > 0:
+                self.failing_reads -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        return bool(super()._get_state())
+
+
 class KeyMatrix:
     """The keys of a matrix keypad: a pressed key connects its row pin to its column pin.
 
@@ -49,7 +63,7 @@ class KeyMatrix:
     def __init__(self, factory: MockFactory, rows: Sequence[int], cols: Sequence[int], layout: str) -> None:
         self.factory, self.layout, self.n_cols = factory, layout, len(cols)
         self.rows: list[Any] = [factory.pin(r, pin_class=RowPin) for r in rows]
-        self.cols: list[Any] = [factory.pin(c) for c in cols]
+        self.cols: list[Any] = [factory.pin(c, pin_class=ColumnPin) for c in cols]
         self.down: set[tuple[int, int]] = set()
         for pin in self.rows:
             pin.matrix = self
@@ -68,6 +82,10 @@ class KeyMatrix:
         else:
             self.down.clear()
         self.settle()
+
+    def fail_reads(self, n: int = 1) -> None:
+        """The next ``n`` reads of the first column raise (-1: every read; 0: reads work again)."""
+        self.cols[0].failing_reads = n
 
     def settle(self) -> None:
         for c, col in enumerate(self.cols):

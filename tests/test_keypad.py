@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from kiosk.door.keypad import LAYOUT_4X3, LAYOUT_4X4, Entry, KeyBuffer, MatrixKeypad, build_keypad
+from kiosk.door.faults import FaultPolicy
+from kiosk.door.keypad import FAULT, LAYOUT_4X3, LAYOUT_4X4, Entry, KeyBuffer, MatrixKeypad, build_keypad
 from tests.clock import FakeClock
 from tests.second_factor_pins import KeyMatrix
 
@@ -22,19 +24,25 @@ def _keypad(factory: MockFactory, clock: FakeClock, layout: str = LAYOUT_4X3,
 
 
 def _type(pad: MatrixKeypad, matrix: KeyMatrix, clock: FakeClock, keys: str) -> list[str]:
-    """Press and release each key for 50 ms, scanning every 10 ms; the keys the keypad reported."""
+    """Press and release each key for 50 ms, the scanning thread's step every 10 ms; the keys reported."""
     seen: list[str] = []
     for key in keys:
         matrix.press(key)
         for _ in range(5):
-            if (k := pad.scan_once()) is not None:
+            if (k := pad.step()) is not None:
                 seen.append(k)
             clock.advance(0.01)
         matrix.release()
         for _ in range(5):
-            pad.scan_once()
+            pad.step()
             clock.advance(0.01)
     return seen
+
+
+def _steps(pad: MatrixKeypad, clock: FakeClock, seconds: float, every: float = 0.01) -> None:
+    for _ in range(round(seconds / every)):
+        pad.step()
+        clock.advance(every)
 
 
 def test_rows_idle_high_and_a_scan_drives_each_row_low_once(factory: MockFactory) -> None:
@@ -123,6 +131,112 @@ def test_the_scan_thread_queues_keys_and_stops_on_request(factory: MockFactory) 
     pad.stop()
     assert pad._thread is None
     assert [k for k, _ in pad.read_keys()] == ["8"]
+    pad.close()
+
+
+def test_a_failed_column_read_is_survived_and_the_next_key_press_arrives(factory: MockFactory) -> None:
+    clock = FakeClock()
+    pad, matrix = _keypad(factory, clock)
+    matrix.fail_reads(1)  # one transient GPIO read error
+    assert pad.step() is None
+    assert pad.faults.errors == 1 and pad.health() is None  # counted; one failure is no failed keypad
+    clock.advance(0.05)  # the backoff after one failure
+    assert _type(pad, matrix, clock, "42") == ["4", "2"]
+    assert [k for k, _ in pad.read_keys()] == [FAULT, "4", "2"]
+
+
+def test_after_a_failed_scan_the_next_waits_for_a_backoff_on_the_clock(factory: MockFactory) -> None:
+    clock = FakeClock()
+    pad, matrix = _keypad(factory, clock)
+    matrix.fail_reads(2)
+    pad.step()  # fails: the next scan waits 50 ms
+    clock.advance(0.049)
+    pad.step()
+    assert pad.faults.errors == 1  # not scanned while backing off
+    clock.advance(0.001)
+    pad.step()  # fails again: the wait doubles to 100 ms
+    assert pad.faults.errors == 2
+    clock.advance(0.099)
+    matrix.press("7")
+    assert pad.step() is None and pad.pressed() == frozenset({"7"})
+    clock.advance(0.001)
+    _steps(pad, clock, 0.05)
+    assert [k for k, _ in pad.read_keys()] == [FAULT, "7"]
+
+
+def test_a_failed_scan_voids_the_keys_typed_before_it(factory: MockFactory) -> None:
+    clock = FakeClock()
+    pad, matrix = _keypad(factory, clock)
+    _type(pad, matrix, clock, "1001#47")  # a half-typed entry, not yet read
+    failed_at = clock()
+    matrix.fail_reads(1)
+    pad.step()
+    clock.advance(0.05)
+    _type(pad, matrix, clock, "11#")
+    assert pad.read_keys() == [(FAULT, failed_at), ("1", pytest.approx(failed_at + 0.09)),
+                               ("1", pytest.approx(failed_at + 0.19)), ("#", pytest.approx(failed_at + 0.29))]
+
+
+def test_a_keypad_that_keeps_failing_reports_itself_failed_and_logs_now_and_then(
+        factory: MockFactory, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    pad, matrix = _keypad(factory, clock)
+    matrix.fail_reads(-1)
+    with caplog.at_level(logging.INFO, logger="kiosk.door.faults"):
+        _steps(pad, clock, 4.9)
+        assert pad.health() is None  # failing, but not for fail_after_s yet
+        _steps(pad, clock, 0.2)
+        assert pad.health() is not None and "OSError" in str(pad.health())
+        assert pad.faults.errors >= 8  # retried all along, with a backoff of at most a second
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "keypad" in warnings[0].getMessage()
+        matrix.fail_reads(0)
+        _steps(pad, clock, 1.1)  # the next try after the backoff reads again
+        assert pad.health() is None
+        assert "reading again" in caplog.records[-1].getMessage()
+    assert _type(pad, matrix, clock, "5") == ["5"]
+
+
+def test_a_keypad_failing_again_and_again_between_good_scans_reports_itself_failed(factory: MockFactory) -> None:
+    clock = FakeClock()
+    pad, matrix = _keypad(factory, clock)
+    for run in range(5):  # a loose connector: one failed read every 2 s, good scans in between
+        assert pad.health() is None, run
+        matrix.fail_reads(1)
+        _steps(pad, clock, 2.0)
+    health = pad.health()
+    assert health is not None and "5 times within 60 s" in health  # every entry typed meanwhile was voided
+    _steps(pad, clock, 52.0)  # the first of those 5 runs is now more than 60 s old
+    assert pad.health() is None and pad.faults.errors == 5
+
+
+def test_a_fault_policy_sets_the_backoff_and_when_the_keypad_counts_as_failed(factory: MockFactory) -> None:
+    clock = FakeClock()
+    matrix = KeyMatrix(factory, ROWS, COLS, LAYOUT_4X3)
+    pad = build_keypad(ROWS, COLS, clock=clock, pin_factory=factory,
+                       faults=FaultPolicy(backoff_s=(0.01, 0.01), fail_after_s=0.5))
+    matrix.fail_reads(-1)
+    _steps(pad, clock, 0.49)
+    assert pad.health() is None
+    _steps(pad, clock, 0.02)
+    assert pad.health() is not None and pad.faults.errors >= 40  # a try at (nearly) every 10 ms step
+    with pytest.raises(ValueError, match="backoff_s"):
+        FaultPolicy(backoff_s=(1.0, 0.5))
+    with pytest.raises(ValueError, match="flaky_runs >= 2"):
+        FaultPolicy(flaky_runs=1)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_scanning_thread_that_ended_for_any_reason_is_reported(factory: MockFactory) -> None:
+    def broken_clock() -> float:
+        raise RuntimeError("clock gone")
+
+    KeyMatrix(factory, ROWS, COLS, LAYOUT_4X3)
+    pad = build_keypad(ROWS, COLS, clock=broken_clock, scan_interval_s=0.001, pin_factory=factory)
+    pad.start()
+    assert pad._thread is not None
+    pad._thread.join(10)
+    assert pad.health() == "the scanning thread has ended"
     pad.close()
 
 

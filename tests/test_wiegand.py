@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.door.wiegand import (
+    READER_FAULT,
     Card,
     KeyPress,
     Rejected,
@@ -214,3 +217,71 @@ def _input(factory: ClockedFactory, pin: int) -> object:
     from gpiozero import InputDevice
 
     return InputDevice(pin, pull_up=True, pin_factory=factory)
+
+
+class _FlakyTicksFactory(ClockedFactory):
+    """Pin events whose timestamps cannot be compared ``failures`` times (a pin library fault)."""
+
+    failures = 0
+
+    def ticks_diff(self, later: float, earlier: float) -> float:  # type: ignore[override]
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        return float(super().ticks_diff(later, earlier))
+
+
+def test_a_pin_event_that_fails_voids_the_frame_and_the_next_card_reads(clock: FakeClock) -> None:
+    factory = _FlakyTicksFactory(clock)
+    lines = WiegandLines(factory, D0, D1, clock.advance)
+    rd = build_wiegand(D0, D1, clock=clock, pin_factory=factory)
+    factory.failures = 1
+    lines.send(encode_h10301(1, 2))  # the second pulse's event fails; nothing is raised into the pin library
+    clock.advance(0.03)
+    frames = [frame for frame, _ in rd.read()]
+    assert isinstance(frames[0], Rejected) and frames[0].reason == READER_FAULT and "OSError" in frames[0].detail
+    assert all(isinstance(f, Rejected) for f in frames)  # what is left of the voided frame is no card
+    assert rd.edge_faults.errors == 1 and rd.health() is None
+    lines.send(encode_h10301(3, 4))
+    clock.advance(0.03)
+    assert [frame for frame, _ in rd.read()] == [Card("h10301", 3, 4)]
+    rd.close()
+    factory.reset()
+
+
+def test_a_failed_poll_is_retried_after_a_backoff_and_one_that_keeps_failing_is_reported(
+        reader: tuple[WiegandReader, WiegandLines], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    rd, lines = reader
+    poll = WiegandCollector.poll
+    broken, calls = [True], [0]
+
+    def flaky_poll(self: WiegandCollector, now: float) -> Any:
+        calls[0] += 1
+        if broken[0]:
+            raise RuntimeError("decoder fault")
+        return poll(self, now)
+
+    monkeypatch.setattr(WiegandCollector, "poll", flaky_poll)
+    lines.send(encode_h10301(1, 2))
+    clock.advance(0.03)
+    failed_at = clock()
+    rd.step()  # fails: the card in flight is void
+    clock.advance(0.04)
+    rd.step()
+    assert calls[0] == 1  # backing off: not polled again within 50 ms
+    assert rd.read() == [(Rejected(READER_FAULT, "RuntimeError: decoder fault"), failed_at)]
+    for _ in range(510):  # 5.1 s more of polling every 10 ms, failing every time
+        rd.step()
+        clock.advance(0.01)
+    health = rd.health()
+    assert health is not None and "RuntimeError: decoder fault" in health
+    assert 8 <= rd.faults.errors < 20  # retried all along, at most a second apart
+    broken[0] = False
+    for _ in range(110):
+        rd.step()
+        clock.advance(0.01)
+    assert rd.health() is None
+    assert [frame for frame, _ in rd.read()] == [Rejected(READER_FAULT, "RuntimeError: decoder fault")]  # the last
+    lines.send(encode_h10301(5, 6))
+    clock.advance(0.03)
+    assert [frame for frame, _ in rd.read()] == [Card("h10301", 5, 6)]

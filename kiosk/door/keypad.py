@@ -10,6 +10,15 @@ reported when it becomes the only key down and was not already down (two keys
 at once report nothing, nor does the key left when one of them is released:
 ghosting on a matrix without diodes makes chords ambiguous).
 
+A scan that fails (a pin read raising, e.g. ``OSError`` from the GPIO
+driver) does not end the thread: the keys queued before it are dropped and a
+:data:`FAULT` mark takes their place, so whoever reads the keys forgets what
+was being typed; the failure is counted and logged (rate-limited), and the
+next scan waits for a backoff on the injected clock (:mod:`kiosk.door.faults`).
+:meth:`MatrixKeypad.health` says when scanning has failed for good (no good
+scan for ``fail_after_s``, failures again and again, or the thread ended),
+for the service's watchdog.
+
 :class:`KeyBuffer` is pure: digits accumulate, ``*`` clears, ``#`` ends a
 field; an entry is complete after ``fields`` fields (1: ``PIN#``; 2:
 ``code#PIN#``); it is forgotten after ``timeout_s`` without a key. The same
@@ -25,10 +34,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kiosk.door.faults import FaultPolicy, ReadFaults
+
 logger = logging.getLogger(__name__)
 
 LAYOUT_4X3 = "123456789*0#"
 LAYOUT_4X4 = "123A456B789C*0#D"
+FAULT = "fault"  # among read_keys(): a scan failed here, so the keys typed before it are void
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,7 @@ class MatrixKeypad:
 
     def __init__(self, rows: Sequence[Row], cols: Sequence[Column], clock: Callable[[], float],
                  layout: str = LAYOUT_4X3, debounce_s: float = 0.03, scan_interval_s: float = 0.01,
-                 max_queued: int = 64) -> None:
+                 max_queued: int = 64, faults: FaultPolicy | None = None) -> None:
         if len(layout) != len(rows) * len(cols):
             raise ValueError(f"a {len(rows)}x{len(cols)} keypad needs {len(rows) * len(cols)} keys in its layout, "
                              f"got {len(layout)} ({layout!r})")
@@ -147,6 +159,7 @@ class MatrixKeypad:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.faults = ReadFaults("keypad", faults)
         for row in self.rows:
             row.off()
 
@@ -172,8 +185,39 @@ class MatrixKeypad:
                 self._keys.append((key, now))
         return key
 
+    def step(self) -> str | None:
+        """One turn of the scanning thread: a scan, unless waiting out the backoff after a failed one.
+
+        Never raises. A failed scan voids the keys not yet read (a :data:`FAULT`
+        mark in their place) and is counted and logged by ``self.faults``.
+        """
+        now = self.clock()
+        if not self.faults.ready(now):
+            return None
+        try:
+            key = self.scan_once()
+        except Exception as exc:
+            with self._lock:
+                self._keys.clear()
+                self._keys.append((FAULT, now))
+            self.faults.failed(exc, now)
+            return None
+        self.faults.succeeded(now)
+        return key
+
+    def health(self) -> str | None:
+        """None while scanning works; otherwise what is wrong (for the service's health check).
+
+        Wrong: the thread was started and has ended, for whatever reason, or ``self.faults`` says failing.
+        """
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            return "the scanning thread has ended"
+        now = self.clock()
+        return self.faults.describe(now) if self.faults.failing(now) else None
+
     def read_keys(self) -> list[tuple[str, float]]:
-        """Key presses (key, time) since the last call, oldest first."""
+        """Key presses (key, time) since the last call, oldest first; :data:`FAULT` where a scan failed."""
         with self._lock:
             keys = list(self._keys)
             self._keys.clear()
@@ -188,11 +232,7 @@ class MatrixKeypad:
 
     def _run(self) -> None:
         while not self._stop.wait(self.scan_interval_s):
-            try:
-                self.scan_once()
-            except Exception:
-                logger.exception("keypad scan failed; scanning stops (the second factor will not be available)")
-                return
+            self.step()
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
@@ -210,10 +250,11 @@ class MatrixKeypad:
 
 def build_keypad(row_pins: Sequence[int | str], col_pins: Sequence[int | str], *, clock: Callable[[], float],
                  layout: str = LAYOUT_4X3, debounce_s: float = 0.03, scan_interval_s: float = 0.01,
-                 pin_factory: Any = None) -> MatrixKeypad:
+                 pin_factory: Any = None, faults: FaultPolicy | None = None) -> MatrixKeypad:
     """gpiozero devices on the given pins: rows idle high (``OutputDevice(active_high=False)``), columns pulled up."""
     from gpiozero import DigitalInputDevice, OutputDevice
 
     rows = [OutputDevice(p, active_high=False, initial_value=False, pin_factory=pin_factory) for p in row_pins]
     cols = [DigitalInputDevice(p, pull_up=True, pin_factory=pin_factory) for p in col_pins]
-    return MatrixKeypad(rows, cols, clock, layout=layout, debounce_s=debounce_s, scan_interval_s=scan_interval_s)
+    return MatrixKeypad(rows, cols, clock, layout=layout, debounce_s=debounce_s, scan_interval_s=scan_interval_s,
+                        faults=faults)

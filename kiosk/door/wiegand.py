@@ -21,6 +21,15 @@ Rejected, with a reason: bad parity, frames shorter or longer than these,
 another length, pulses closer than ``min_interval_s`` (contact bounce or
 noise), both lines low at once (wiring fault or tampering), an 8-bit key
 press whose nibbles disagree.
+
+Faults: an exception while handling a pin event (which the pin library
+calls on its own thread: the exception must not go up into it) or in the polling
+thread voids what was in flight, the frame being received and the frames
+not yet read, and queues ``Rejected("reader_fault", ...)`` in their place,
+so the reader's owner forgets a half-typed entry. Failures are counted and
+logged (rate-limited); the polling thread carries on after a backoff on the
+injected clock, and :meth:`WiegandReader.health` says when it has failed for
+good (see :mod:`kiosk.door.faults`).
 """
 
 from __future__ import annotations
@@ -32,10 +41,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kiosk.door.faults import FaultPolicy, ReadFaults
+
 logger = logging.getLogger(__name__)
 
 KEY_NAMES = "0123456789*#"
 MAX_BITS = 64
+READER_FAULT = "reader_fault"  # the reason of the mark a fault leaves among read()'s frames
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class KeyPress:
 @dataclass(frozen=True)
 class Rejected:
     reason: str  # bad_parity | short_frame | long_frame | unknown_length | bounce | both_lines_low | bad_keypress
+    #              | reader_fault (not a frame: what was in flight when the reader failed is void)
     detail: str
 
 
@@ -178,9 +191,13 @@ class WiegandReader:
     """
 
     def __init__(self, d0: Any, d1: Any, clock: Callable[[], float], gap_s: float = 0.025,
-                 min_interval_s: float = 0.0002, poll_interval_s: float = 0.01) -> None:
+                 min_interval_s: float = 0.0002, poll_interval_s: float = 0.01,
+                 faults: FaultPolicy | None = None) -> None:
         self.d0, self.d1, self.clock = d0, d1, clock
         self.poll_interval_s = poll_interval_s
+        self.gap_s, self.min_interval_s = gap_s, min_interval_s
+        self.faults = ReadFaults("Wiegand reader", faults)  # the polling thread's
+        self.edge_faults = ReadFaults("Wiegand reader (pin events)", faults, backs_off=False)
         self._collector = WiegandCollector(gap_s, min_interval_s)
         self._lock = threading.Lock()
         self._last_ticks: Any = None
@@ -201,8 +218,21 @@ class WiegandReader:
 
     def _edge(self, bit: int, ticks: Any, state: int) -> None:
         """A pin event. Levels come from the events, not from reading the pins: a late callback
-        must not see the other line's later pulse as overlapping this one."""
+        must not see the other line's later pulse as overlapping this one.
+
+        Never raises: the pin library calls this on its own event thread, and an exception must not
+        go up into it (that thread serves every pin's events). A failure voids what is in flight.
+        """
         now = self.clock()
+        try:
+            self._pulse(bit, ticks, state, now)
+        except Exception as exc:
+            self._void(exc, now)
+            self.edge_faults.failed(exc, now)
+        else:
+            self.edge_faults.succeeded(now)
+
+    def _pulse(self, bit: int, ticks: Any, state: int, now: float) -> None:
         with self._lock:
             self._low[bit] = not state
             if state:  # rising edge: the end of the pulse
@@ -236,7 +266,23 @@ class WiegandReader:
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
+            self.step()
+
+    def step(self) -> None:
+        """One turn of the polling thread: queue the frames that have ended, unless waiting out a backoff.
+
+        Never raises: a failure voids what is in flight and is counted and logged by ``self.faults``.
+        """
+        now = self.clock()
+        if not self.faults.ready(now):
+            return
+        try:
             self._drain()
+        except Exception as exc:
+            self._void(exc, now)
+            self.faults.failed(exc, now)
+            return
+        self.faults.succeeded(now)
 
     def _drain(self) -> None:
         while (timed := self._poll_timed()) is not None:
@@ -244,13 +290,32 @@ class WiegandReader:
                 self._queue.append(timed)
                 del self._queue[:-64]
 
+    def _void(self, exc: BaseException, now: float) -> None:
+        """Forget the frame being received and the frames not yet read; leave a ``reader_fault`` mark."""
+        with self._lock:
+            self._collector = WiegandCollector(self.gap_s, self.min_interval_s)
+            self._last_ticks, self._low = None, [False, False]
+            self._queue = [(Rejected(READER_FAULT, f"{type(exc).__name__}: {exc}"), now)]
+
+    def health(self) -> str | None:
+        """None while polling works; otherwise what is wrong (for the service's health check).
+
+        Wrong: the thread was started and has ended, for whatever reason, or ``self.faults`` says failing.
+        """
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            return "the polling thread has ended"
+        now = self.clock()
+        return self.faults.describe(now) if self.faults.failing(now) else None
+
     def read(self) -> list[tuple[Decoded, float]]:
         """Frames decoded since the last call, with the time of their last pulse, oldest first.
 
-        Without the thread (``start()`` not called), this polls itself.
+        Without the thread (``start()`` not called), this polls itself. A ``Rejected`` frame with
+        reason ``reader_fault`` marks where the reader failed: nothing before it is still in flight.
         """
         if self._thread is None:
-            self._drain()
+            self.step()
         with self._lock:
             out, self._queue = self._queue, []
         return out
@@ -269,10 +334,11 @@ class WiegandReader:
 
 
 def build_wiegand(d0_pin: int | str, d1_pin: int | str, *, clock: Callable[[], float], gap_s: float = 0.025,
-                  min_interval_s: float = 0.0002, pin_factory: Any = None) -> WiegandReader:
+                  min_interval_s: float = 0.0002, pin_factory: Any = None,
+                  faults: FaultPolicy | None = None) -> WiegandReader:
     """gpiozero inputs with pull-ups on D0/D1. A 5 V reader needs level shifting to 3.3 V: see docs/second_factor.md."""
     from gpiozero import InputDevice
 
     d0 = InputDevice(d0_pin, pull_up=True, pin_factory=pin_factory)
     d1 = InputDevice(d1_pin, pull_up=True, pin_factory=pin_factory)
-    return WiegandReader(d0, d1, clock, gap_s=gap_s, min_interval_s=min_interval_s)
+    return WiegandReader(d0, d1, clock, gap_s=gap_s, min_interval_s=min_interval_s, faults=faults)
