@@ -12,7 +12,7 @@ import pytest
 from kiosk.config import Settings
 from kiosk.decision import Claim as EngineClaim
 from kiosk.door.keypad import MatrixKeypad, build_keypad
-from kiosk.door.wiegand import WiegandReader, build_wiegand, encode_h10301
+from kiosk.door.wiegand import WiegandCollector, WiegandReader, build_wiegand, encode_h10301
 from kiosk.errors import ConfigError
 from kiosk.factor import SecondFactor
 from kiosk.factor.bridge import SecondFactorBridge, build_bridge, factor_required, one_to_one
@@ -20,6 +20,7 @@ from kiosk.factor.lockout import LockoutConfig, PinLockout
 from kiosk.factor.pin import KdfParams, make_verifier_pair
 from kiosk.factor.policy import FactorMode, SecondFactorPolicy
 from kiosk.factor.settings import SecondFactorSettings
+from kiosk.factor.wiring import Devices
 from kiosk.match import Gallery
 from kiosk.store import generate_key, load_key
 from tests.clock import FakeClock
@@ -54,9 +55,16 @@ class Rig:
             self._scan(5)
 
     def _scan(self, n: int) -> None:
+        """``n`` steps of the keypad's scanning thread, 10 ms apart."""
         for _ in range(n):
-            self.keypad.scan_once()
+            self.keypad.step()
             self.clock.advance(0.01)
+
+    def keypad_fault(self) -> None:
+        """One column read fails (a transient GPIO error), then the backoff passes."""
+        self.matrix.fail_reads(1)
+        self.keypad.step()
+        self.clock.advance(0.05)
 
     def swipe(self, facility: int, number: int) -> None:
         self.lines.send(encode_h10301(facility, number))
@@ -67,13 +75,14 @@ class Rig:
             self.lines.send(bits(EIGHT_BIT[key]))
             self.clock.advance(0.03)
 
-    def bridge(self, mode: FactorMode = FactorMode.PIN_OR_CARD) -> SecondFactorBridge:
+    def bridge(self, mode: FactorMode = FactorMode.PIN_OR_CARD, *, devices: bool = False) -> SecondFactorBridge:
         sf = SecondFactor(SecondFactorPolicy(mode, always=True), clock=self.clock, wall_clock=lambda: 0.0,
                           clock_synced=lambda: True, keypad=self.keypad, wiegand=self.reader,
                           secret=SECRET if mode is not FactorMode.CARD else None, verifiers=VERIFIERS.get,
                           person_for_card={ANN_CARD: "ann"}.get, person_for_code={"1001": "ann", "1002": "bob"}.get,
                           lockout=PinLockout(LockoutConfig(attempts=3, window_s=300, lockout_s=900), self.clock))
-        return SecondFactorBridge(sf, self.claims.append, lambda k, f: self.events.append((k, f)), self.clock)
+        return SecondFactorBridge(sf, self.claims.append, lambda k, f: self.events.append((k, f)), self.clock,
+                                  devices=Devices(self.keypad, self.reader) if devices else None)
 
     def denials(self) -> list[str]:
         return [f["reason"] for k, f in self.events if k == "second_factor_denied"]
@@ -159,6 +168,61 @@ def test_in_card_mode_a_typed_pin_is_ignored(rig: Rig) -> None:
     rig.type("1001#4711#")
     assert bridge.run_once() is None
     assert rig.claims == [] and rig.events == []
+
+
+@pytest.mark.parametrize("read_before_the_fault", [True, False])
+def test_a_keypad_fault_mid_entry_voids_the_half_typed_pin(rig: Rig, read_before_the_fault: bool) -> None:
+    bridge = rig.bridge(devices=True)
+    rig.type("1001#47")
+    if read_before_the_fault:
+        assert bridge.run_once() is None  # "1001#47" is in the entry buffer now
+    rig.keypad_fault()
+    rig.type("11#")  # the rest of the PIN, typed after the fault: "47" must not be joined to it
+    assert bridge.run_once() is None
+    assert rig.claims == [] and rig.denials() == [] and bridge.alive()
+    rig.type("*1001#4711#")  # typed again from the start: the keypad works
+    got = bridge.run_once()
+    assert got is not None and (got.person, got.kind) == ("ann", "pin") and rig.claims == [got]
+
+
+def test_a_card_waiting_for_its_pin_is_forgotten_after_a_keypad_fault(rig: Rig) -> None:
+    bridge = rig.bridge(FactorMode.PIN)
+    rig.swipe(12, 3456)
+    rig.type("47")
+    assert bridge.run_once() is None
+    rig.keypad_fault()
+    rig.type("11#")  # the card is forgotten too: "11" is no PIN for it
+    assert bridge.run_once() is None and rig.claims == [] and rig.denials() == []
+    rig.swipe(12, 3456)
+    rig.type("4711#")
+    got = bridge.run_once()
+    assert got is not None and (got.person, got.kind) == ("ann", "pin")
+
+
+def test_a_wiegand_fault_voids_the_pin_being_typed_on_the_readers_keypad(rig: Rig,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    bridge = rig.bridge(FactorMode.PIN)
+    rig.swipe(12, 3456)
+    rig.reader_keys("47")
+    assert bridge.run_once() is None
+    poll = WiegandCollector.poll
+    fails = [1]
+
+    def flaky_poll(self: WiegandCollector, now: float) -> Any:
+        if fails[0]:
+            fails[0] -= 1
+            raise RuntimeError("decoder fault")
+        return poll(self, now)
+
+    monkeypatch.setattr(WiegandCollector, "poll", flaky_poll)
+    rig.reader.step()
+    rig.clock.advance(0.05)
+    rig.reader_keys("11#")
+    assert bridge.run_once() is None and rig.claims == [] and rig.denials() == []
+    rig.swipe(12, 3456)
+    rig.reader_keys("4711#")
+    got = bridge.run_once()
+    assert got is not None and (got.person, got.kind) == ("ann", "pin")
 
 
 def test_factor_required_follows_the_schedule_and_fails_closed_on_an_unknown_clock() -> None:

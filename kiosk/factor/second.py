@@ -17,6 +17,11 @@ completed entry becomes a :class:`Claim`:
 
 ``verify_pin`` takes one KDF evaluation (hundreds of milliseconds on a Pi):
 call it off the frame loop or accept the pause, once per claim.
+
+A reader fault (the keypad's :data:`~kiosk.door.keypad.FAULT` mark, a
+Wiegand ``reader_fault``) voids what was being entered: the half-typed entry
+and a card waiting for its PIN are forgotten, as by the entry timeout, and
+the person starts again. Keys typed after the fault count as usual.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Literal, Protocol
 
-from kiosk.door.keypad import KeyBuffer
-from kiosk.door.wiegand import Card, Decoded, KeyPress
+from kiosk.door.keypad import FAULT, KeyBuffer
+from kiosk.door.wiegand import READER_FAULT, Card, Decoded, KeyPress, Rejected
 from kiosk.errors import ConfigError
 from kiosk.factor.lockout import LockoutConfig, PinLockout
 from kiosk.factor.pin import VerifierError, make_verifier, match
@@ -104,6 +109,8 @@ class SecondFactor:
                     events.append((t, frame))
                 elif isinstance(frame, KeyPress):
                     events.append((t, frame.key))
+                elif isinstance(frame, Rejected) and frame.reason == READER_FAULT:
+                    events.append((t, FAULT))
         for t, item in sorted(events, key=lambda e: e[0]):
             claim = self._card_claim(item, t) if isinstance(item, Card) else self._key(item, t)
             if claim is not None:
@@ -123,6 +130,9 @@ class SecondFactor:
         return Claim("card", person, str(card), t, key=f"card:{card}")
 
     def _key(self, key: str, t: float) -> Claim | None:
+        if key == FAULT:
+            self._void()
+            return None
         entry = self._buffer.press(key, t)
         if entry is None:
             return None
@@ -140,6 +150,14 @@ class SecondFactor:
             logger.info("a PIN typed after its card had expired is ignored")
             return None
         return Claim("pin", None, entry.fields[0], entry.at)
+
+    def _void(self) -> None:
+        """A reader failed: forget the entry being typed and a card waiting for its PIN."""
+        if self._buffer.pending or self._card is not None:
+            logger.info("a reader failed: the entry being typed is discarded")
+        self._buffer.clear()
+        self._card = None
+        self._buffer.fields = self._fields
 
     def verify_pin(self, person_id: str | None, pin: str, key: str | None = None) -> PinResult:
         """Check ``pin`` for ``person_id`` (a claim's person or the face's candidate); count wrong PINs.
