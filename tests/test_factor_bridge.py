@@ -225,6 +225,45 @@ def test_a_wiegand_fault_voids_the_pin_being_typed_on_the_readers_keypad(rig: Ri
     assert got is not None and (got.person, got.kind) == ("ann", "pin")
 
 
+def test_a_keypad_that_keeps_failing_fails_the_health_check_and_says_which_reader(rig: Rig) -> None:
+    bridge = rig.bridge(devices=True)
+    rig.type("1001#47")
+    rig.matrix.fail_reads(-1)
+    for _ in range(510):  # 5.1 s of scanning, the bridge polling in between
+        rig.keypad.step()
+        rig.clock.advance(0.01)
+        bridge.run_once()
+    assert not bridge.alive()
+    failed = [f for k, f in rig.events if k == "second_factor_reader_failed"]
+    assert len(failed) == 1 and failed[0]["reader"] == "keypad" and "OSError" in failed[0]["error"]
+    assert rig.claims == [] and rig.denials() == []
+    rig.matrix.fail_reads(0)
+    rig._scan(110)  # the next try, at most a second later, reads again
+    bridge.run_once()
+    assert bridge.alive() and rig.events[-1] == ("second_factor_reader_restored", {"reader": "keypad"})
+    rig.type("11#")
+    assert bridge.run_once() is None and rig.claims == []  # "1001#47" did not survive the fault
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_reader_thread_that_ended_fails_the_health_check(rig: Rig) -> None:
+    bridge = rig.bridge(devices=True)
+    assert bridge.alive()
+    rig.reader.poll_interval_s = 0.001
+
+    def broken_clock() -> float:
+        raise RuntimeError("clock gone")
+
+    rig.reader.clock = broken_clock  # the next turn of its thread raises before it can guard anything
+    rig.reader.start()
+    assert rig.reader._thread is not None
+    rig.reader._thread.join(10)
+    assert not bridge.alive()
+    assert bridge.watch_readers() == {"wiegand": "the polling thread has ended"}
+    assert rig.events[-1] == ("second_factor_reader_failed", {"reader": "wiegand",
+                                                              "error": "the polling thread has ended"})
+
+
 def test_factor_required_follows_the_schedule_and_fails_closed_on_an_unknown_clock() -> None:
     assert factor_required(SecondFactorSettings()) is None
     always = factor_required(SecondFactorSettings(mode="pin", required="always", keypad_rows=ROWS, keypad_cols=COLS))

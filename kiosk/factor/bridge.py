@@ -25,6 +25,13 @@ A PIN is checked when it is typed, before the face is compared: the engine
 grants on a claim whose face matches, so a claim must already carry a checked
 PIN. Wrong PINs count towards the per-identity lockout whether or not a face
 was in view.
+
+The readers survive read errors on their own (counted, logged, retried with
+backoff: ``kiosk/door/faults.py``); a reader that keeps failing, or whose
+thread has ended, is reported once by ``second_factor_reader_failed`` (and
+``second_factor_reader_restored`` if it comes back), and makes :meth:`alive`
+false: the service stops feeding systemd's watchdog, which restarts it. A
+reader fault never makes a claim: what was being typed is void.
 """
 
 from __future__ import annotations
@@ -81,10 +88,14 @@ class SecondFactorBridge:
         self.poll_interval_s = poll_interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failed: dict[str, str] = {}  # readers reported as failed
 
     # one step, for the thread and for tests
     def run_once(self) -> EngineClaim | None:
-        """Poll the readers once; verify a completed PIN entry; claim or emit. Returns what was claimed."""
+        """Report failed readers; poll the readers once; verify a completed PIN entry; claim or emit.
+
+        Returns what was claimed."""
+        self.watch_readers()
         claim = self.second_factor.poll()
         if claim is None:
             return None
@@ -126,6 +137,20 @@ class SecondFactorBridge:
             self._denied("pin_locked_out", claim)
             return None
         return self._claim(claim.person_id, "pin", claim, duress=result == "duress")
+
+    def watch_readers(self) -> dict[str, str]:
+        """The readers that have failed for good; each failure and recovery is reported once."""
+        failed = self.devices.failures() if self.devices is not None else {}
+        for reader, why in failed.items():
+            if reader not in self._failed:
+                logger.error("second factor: the %s has failed (%s); the health check fails until it reads again, "
+                             "so systemd's watchdog restarts the service", reader, why)
+                self._emit("second_factor_reader_failed", {"reader": reader, "error": why})
+        for reader in self._failed.keys() - failed.keys():
+            logger.info("second factor: the %s reads again", reader)
+            self._emit("second_factor_reader_restored", {"reader": reader})
+        self._failed = failed
+        return failed
 
     def _claim(self, person: str, kind: str, claim: Claim, duress: bool = False) -> EngineClaim:
         # the engine's clock, now: the claim's time-out runs from when it was checked, not from the first key
@@ -169,8 +194,14 @@ class SecondFactorBridge:
                 self._emit("error", {"error": f"second factor: {type(exc).__name__}: {exc}"})
 
     def alive(self) -> bool:
-        """The polling thread runs (for the service's health check); True before ``start()``."""
-        return self._thread is None or self._thread.is_alive()
+        """The polling thread runs and no reader has failed for good (the service's health check).
+
+        True before ``start()`` unless a reader already failed.
+        """
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            return False
+        return self.devices is None or not self.devices.failures()
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop polling (a KDF in progress finishes first, up to ``timeout``), then close the devices."""

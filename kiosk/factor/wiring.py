@@ -24,6 +24,12 @@ class Devices:
     def __init__(self, keypad: MatrixKeypad | None, reader: WiegandReader | None) -> None:
         self.keypad, self.reader = keypad, reader
 
+    def failures(self) -> dict[str, str]:
+        """The readers that have failed for good (``"keypad"``, ``"wiegand"``) and what is wrong with each."""
+        found = {name: dev.health() for name, dev in (("keypad", self.keypad), ("wiegand", self.reader))
+                 if dev is not None}
+        return {name: why for name, why in found.items() if why is not None}
+
     def start(self) -> None:
         for dev in (self.keypad, self.reader):
             if dev is not None:
