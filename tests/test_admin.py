@@ -259,6 +259,34 @@ def test_sync_re_signs_the_snapshot_later_and_state_files_are_private(
     assert a.state.parent.stat().st_mode & 0o077 == 0
 
 
+def test_sync_never_signs_away_a_deletion_when_an_older_snapshot_is_put_back(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    a = admins[0]
+    a.enroll("ann", 1)
+    old_snapshot = _retained(broker.port, "kiosk/hq/snapshot")  # ann enrolled
+    old_ann = _retained(broker.port, "kiosk/hq/enrollments/ann")
+    code, _out, err = run_cli("admin", "delete", "--id", "ann", *a.opts)
+    assert code == 0, err
+    deleted_at = json.loads(_retained(broker.port, "kiosk/hq/snapshot"))["people"]["ann"]
+    assert deleted_at[1] is True
+    # someone with write access to the broker puts back the old snapshot and ann's old enrollment
+    _publish_raw(broker.port, "kiosk/hq/snapshot", old_snapshot)
+    _publish_raw(broker.port, "kiosk/hq/enrollments/ann", old_ann)
+    assert cmd_sync(a.args()) == 0  # the 12-hour timer re-signs the snapshot
+    assert "is older than the one this administrator signed last" in capsys.readouterr().out
+    fresh = json.loads(_retained(broker.port, "kiosk/hq/snapshot"))
+    assert fresh["people"]["ann"] == deleted_at
+    kiosk = RunningKiosk(tmp_path, broker, site, "door8")  # a new kiosk does not let ann in
+    watch = Collector(broker.port, "kiosk/hq/door8/#")
+    try:
+        watch.wait_for(lambda m: any(t.endswith("/acks/ann") for t, _ in m))
+        assert kiosk.k.admitted() == set() and not kiosk.k.store.is_valid("ann")
+    finally:
+        kiosk.stop()
+        watch.close()
+
+
 def test_the_sync_timer_runs_admin_sync_with_settings_the_command_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     from kiosk.cli import build_parser
 

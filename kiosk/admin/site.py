@@ -206,10 +206,16 @@ def site_revisions(broker: Broker, view: SiteView) -> dict[str, tuple[int, bool]
 
 
 def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:
-    """The site's people: the retained snapshot merged with this administrator's record, newest wins
-    (``exclude``: people whose record here is not to be used)."""
+    """The site's people: the retained snapshot merged with the last snapshot this administrator signed
+    and with this administrator's records, newest wins (``exclude``: people whose record here is not to
+    be used). An older snapshot put back on the broker thus cannot make this administrator sign away a
+    change the last snapshot held."""
     people = dict(view.people)
-    for pid, (rev, deleted) in state.people().items():
+    own = state.people()
+    for pid, entry in state.last_snapshot_people().items():
+        if pid not in people or people[pid][0] < entry[0]:
+            people[pid] = entry
+    for pid, (rev, deleted) in own.items():
         if exclude and pid in exclude:
             continue
         if pid not in people or people[pid][0] < rev:
@@ -220,6 +226,10 @@ def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = No
 def publish_snapshot(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState, view: SiteView,
                      now_ms: int, exclude: set[str] | None = None) -> int:
     """Re-sign and publish, retained, the site snapshot; returns its issue time."""
+    if view.snapshot_ms and view.snapshot_ms < state.last_snapshot_ms():
+        view.warnings.append(f"the retained snapshot (issued {view.snapshot_ms}) is older than the one this "
+                             f"administrator signed last ({state.last_snapshot_ms()}): someone put an old one back on "
+                             "the broker; the new snapshot keeps what the last one held")
     people = site_people(view, state, exclude)
     issued = next_revision(now_ms, view.snapshot_ms, state.last_snapshot_ms())
     keys = view.admin_keys or {signer.key_id}

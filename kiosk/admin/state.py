@@ -52,6 +52,14 @@ class AdminState:
         row = self._db.execute("SELECT issued_at_ms FROM snapshot").fetchone()
         return 0 if row is None else int(row[0])
 
+    def last_snapshot_people(self) -> dict[str, tuple[int, bool]]:
+        """The people of the last snapshot this administrator signed (person -> (revision, deleted))."""
+        row = self._db.execute("SELECT payload FROM snapshot").fetchone()
+        if row is None:
+            return {}
+        people = json.loads(row[0]).get("people", {})
+        return {pid: (int(e[0]), bool(e[1])) for pid, e in people.items()}
+
     def rows(self) -> list[dict[str, Any]]:
         keys = ("person_id", "revision", "name", "deleted", "payload", "published_at")
         return [dict(zip(keys, r)) for r in
