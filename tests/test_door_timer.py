@@ -239,6 +239,37 @@ def test_timer_health_goes_false_when_ticks_stop_or_the_thread_ends() -> None:
     assert not ticker.healthy()
 
 
+def test_timer_health_goes_false_while_every_tick_fails_and_back_after_one_succeeds() -> None:
+    clock = FakeClock()
+    broken = [True]
+
+    def tick() -> float | None:  # a relay whose GPIO write keeps failing: the door cannot be relocked
+        if broken[0]:
+            raise OSError("gpiochip: I/O error")
+        return None
+
+    steps = Steps()
+    ticker = Ticker(tick, 0.05, name="door-timer", wait=steps, clock=clock)
+    ticker.start()
+    try:
+        for _ in range(20):  # ticking on time, every tick failing, for 1 s
+            clock.advance(steps.next())
+            assert ticker.healthy()
+            steps.go()
+        for _ in range(2):
+            clock.advance(steps.next())
+            steps.go()
+        steps.next()
+        assert ticker.errors == 23 and not ticker.healthy()  # the watchdog restarts the service
+        broken[0] = False
+        steps.go()
+        steps.next()
+        assert ticker.healthy() and ticker.failing_since is None
+    finally:
+        steps.release_all()
+        assert ticker.stop(10)
+
+
 def test_timer_stops_promptly_with_its_own_wait() -> None:
     ticked = threading.Event()
 

@@ -56,6 +56,7 @@ class Ticker:
         self.errors = 0
         self.ticks = 0
         self.last_tick: float | None = None
+        self.failing_since: float | None = None  # the first failed tick of the failures going on
         self._stop = threading.Event()
         self._wait = wait if wait is not None else self._stop.wait
         self._thread: threading.Thread | None = None
@@ -66,9 +67,13 @@ class Ticker:
             due = self.tick()
         except Exception:
             self.errors += 1
+            if self.failing_since is None:
+                self.failing_since = self.clock()
             if self.errors == 1 or self.errors % 100 == 0:
                 logger.exception("%s: tick failed (%d failures so far)", self.name, self.errors)
             due = None
+        else:
+            self.failing_since = None
         self.ticks += 1
         self.last_tick = self.clock()
         return self.period_s if due is None else max(0.0, min(due, self.period_s))
@@ -95,11 +100,15 @@ class Ticker:
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def healthy(self, max_age_s: float | None = None) -> bool:
-        """Running and ticked within ``max_age_s`` (default: 20 periods, at least 1 s)."""
+        """Running, ticked within ``max_age_s`` (default: 20 periods, at least 1 s), and not failing on
+        every tick for that long: a relay that cannot be switched off keeps the door unlocked, and a
+        restart (whose stop locks the relay again, from another process) is the one thing left to try."""
         if not self.alive or self.last_tick is None:
             return False
         limit = max(20 * self.period_s, 1.0) if max_age_s is None else max_age_s
-        return self.clock() - self.last_tick <= limit
+        now = self.clock()
+        failing = self.failing_since
+        return now - self.last_tick <= limit and (failing is None or now - failing <= limit)
 
     def _run(self) -> None:
         while not self._stop.is_set():
