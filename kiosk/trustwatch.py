@@ -12,6 +12,10 @@ from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
+# the events of each alarm, raised and ended (docs/mqtt.md; Home Assistant's problem sensors follow them)
+CLOCK_UNSYNCHRONISED, CLOCK_SYNCHRONISED = "clock_unsynchronised", "clock_synchronised"
+SNAPSHOT_EXPIRED, SNAPSHOT_VALID = "snapshot_expired", "snapshot_valid"
+
 
 class _Trust(Protocol):
     def expired(self, now: float | None = None) -> bool: ...
@@ -43,10 +47,10 @@ class TrustWatch:
     def check(self) -> float | None:
         status = self.trust.status()
         synced = bool(status.get("clock_synchronised"))
-        self._transition("clock", not synced, "clock_unsynchronised", "clock_synchronised",
+        self._transition("clock", not synced, CLOCK_UNSYNCHRONISED, CLOCK_SYNCHRONISED,
                          {"detail": "validity windows, schedules and snapshot expiry fail closed"})
         expired = self.trust.expired()
-        self._transition("snapshot", expired and synced, "snapshot_expired", "snapshot_current",
+        self._transition("snapshot", expired and synced, SNAPSHOT_EXPIRED, SNAPSHOT_VALID,
                          {"snapshot_missing": bool(status.get("snapshot_missing"))})
         return None
 

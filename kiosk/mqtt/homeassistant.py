@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from kiosk.mqtt.topics import Topics
+from kiosk.trustwatch import CLOCK_SYNCHRONISED, CLOCK_UNSYNCHRONISED, SNAPSHOT_EXPIRED, SNAPSHOT_VALID
 
 DOOR_STATES = {"door_unlocked": "UNLOCKED", "door_locked": "LOCKED"}
 CONTACT_STATES = {"door_opened": "ON", "door_closed": "OFF"}
 # event type -> (problem, state): what turns each problem sensor on and off
-PROBLEMS = {"snapshot_expired": ("snapshot_expired", "ON"), "snapshot_valid": ("snapshot_expired", "OFF"),
-            "clock_unsynchronised": ("clock_unsynchronised", "ON"), "clock_synchronised": ("clock_unsynchronised", "OFF")}
+# (the event names are TrustWatch's, so the sensors cannot miss the event that ends an alarm)
+PROBLEMS = {SNAPSHOT_EXPIRED: ("snapshot_expired", "ON"), SNAPSHOT_VALID: ("snapshot_expired", "OFF"),
+            CLOCK_UNSYNCHRONISED: ("clock_unsynchronised", "ON"), CLOCK_SYNCHRONISED: ("clock_unsynchronised", "OFF")}
 PROBLEM_NAMES = {"snapshot_expired": "Site snapshot expired", "clock_unsynchronised": "Clock not synchronised"}
 PRESENTATION_ATTACK = "presentation_attack"
 _NOT_ATTRIBUTES = {"id", "device", "type"}
