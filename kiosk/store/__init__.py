@@ -17,6 +17,12 @@ once the checkpoint succeeded. The gallery is updated one person at a time
 (``kiosk.gallery``), and changes made by another process (a local
 ``kiosk enroll``) are picked up through SQLite's ``data_version``.
 
+A file SQLite cannot read (damaged, or not a database), or a database that
+is not a kiosk store, is refused when it is opened or first read with a
+``StoreError`` (exit code 13) that names it and says what to do; its schema
+is read before anything is written, and the kiosk never deletes or rewrites
+it.
+
 ``keys``: the store key file; ``schema``: the tables and the migration of an
 older database; ``trust``: what the store asks of the site's trust, and the
 policy that sets a verified row aside; ``sealed``: a row's signed payload,

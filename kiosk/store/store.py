@@ -11,7 +11,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,48 @@ class _Row:
     key_id: str | None = None
 
 
+def damaged(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """A store file SQLite cannot read: what it is, that it is left as it is, and what to do."""
+    return StoreError(
+        f"the store {path} is not a readable SQLite database ({exc}): it is damaged (an SD card fault, a power cut) "
+        f"or is not the kiosk's store. The kiosk leaves it untouched. Stop the service, move it aside with its "
+        f"-wal and -shm files (mv {path} {path}.damaged) and start again: an empty store refills from the "
+        f"broker's retained records (or `kiosk admin republish`); local enrollments must be made again")
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """SQLite's errors while opening or reading the store, as a ``StoreError`` naming the file and the fix."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:  # locked, unreadable, a full disk: the file itself may be fine
+        raise StoreError(f"cannot read the store {path}: {exc}; check its owner and mode, the disk, and that no "
+                         "other program holds it locked") from exc
+    except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+        raise damaged(path, exc) from exc
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The store's connection: read before anything is written, so a damaged or foreign file is refused as
+    it is (a ``StoreError``), never changed; then WAL, full sync, secure delete and the schema."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        with _readable(path):
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "people" not in tables:
+                raise StoreError(f"{path} is an SQLite database but not a kiosk store (it holds the tables "
+                                 f"{', '.join(sorted(tables))}): the kiosk leaves it untouched; set [store] path "
+                                 "to the kiosk's own file, or to a new one")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA secure_delete=ON")
+            migrate(db, path)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class Store:
     def __init__(self, path: Path, key: bytes, model_fingerprint: str,
                  wall_clock: Callable[[], float] = time.time, *, verifier: Verifier | None = None,
@@ -73,12 +116,8 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA secure_delete=ON")
+        self._db = _open(path)
         self._lock = threading.RLock()
-        migrate(self._db, path)
         self._verifier = verifier
         self._version = 0
         self._data_version = self._db_version()
@@ -129,7 +168,7 @@ class Store:
                              (name, payload, self.wall_clock()))
 
     def load_state(self, name: str) -> bytes | None:
-        with self._lock:
+        with self._lock, _readable(self.path):
             row = self._db.execute("SELECT payload FROM trust_state WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -291,7 +330,8 @@ class Store:
                 self._polled_at = now
                 self._poll()
             if self._gallery is None:
-                self._load_all()
+                with _readable(self.path):
+                    self._load_all()
             assert self._gallery is not None
             return self._gallery.snapshot()
 
@@ -301,7 +341,12 @@ class Store:
         self._validity.clear()
         self._factor = FactorIndex()
         self._seen.clear()
-        for row in self._db.execute(f"SELECT id, {COLUMNS} FROM people ORDER BY id").fetchall():
+        try:
+            rows = self._db.execute(f"SELECT id, {COLUMNS} FROM people ORDER BY id").fetchall()
+        except sqlite3.DatabaseError:
+            self._gallery = None  # nothing half-loaded is ever used
+            raise
+        for row in rows:
             self._load_one(row[0], row[1:])
         bad = {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
         logger.info("gallery: %d people admitted, %d set aside, %d quarantined", self._gallery.people(),
@@ -444,8 +489,9 @@ class Store:
         """Listing (clear columns, never embeddings) with each row's verification status."""
         with self._lock:
             self.gallery()
-            rows = self._db.execute("SELECT id, name, enabled, valid_from, valid_until, revision, deleted, model_fp, "
-                                    "n_embeddings, updated_at FROM people ORDER BY id").fetchall()
+            with _readable(self.path):
+                rows = self._db.execute("SELECT id, name, enabled, valid_from, valid_until, revision, deleted, "
+                                        "model_fp, n_embeddings, updated_at FROM people ORDER BY id").fetchall()
             status = {p: (r.state if not r.reason else f"{r.state}:{r.reason}") for p, r in self._rows.items()}
         keys = ("id", "name", "enabled", "valid_from", "valid_until", "revision", "deleted", "model_fingerprint",
                 "embeddings", "updated_at")
