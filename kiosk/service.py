@@ -31,7 +31,7 @@ from kiosk.loop import KioskLoop
 from kiosk.mqtt.trust import SiteTrust
 from kiosk.policy.door import DoorLevel
 from kiosk.sdnotify import Notifier, watchdog_interval_s
-from kiosk.store import Store, load_key
+from kiosk.store import ERASURE_RETRY_S, Store, load_key
 from kiosk.track import Tracker
 from kiosk.trustwatch import TrustWatch
 from kiosk.vision.pipeline import build_pipeline
@@ -210,6 +210,10 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         trust_ticker = Ticker(trust_watch.check, 30.0, name="trust-watch")
         trust_ticker.start()
         stack.callback(trust_ticker.stop, 1.0)
+        store.tick()  # an erasure the last run left blocked is finished before the door is ready
+        store_ticker = Ticker(store.tick, ERASURE_RETRY_S, name="store-erasure")
+        store_ticker.start()
+        stack.callback(store_ticker.stop, 1.0)
         loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
                          QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
                          notifier=notifier, watchdog_s=watchdog_interval_s(), liveness=liveness,

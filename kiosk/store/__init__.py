@@ -13,9 +13,11 @@ used, and the kiosk still starts. The clear columns are for listing only.
 Every change is one transaction, so a power cut leaves the old or the new
 state. Revisions only grow. Deleting a person overwrites its ciphertext
 (``secure_delete``) and checkpoints the WAL; the erasure is reported only
-once the checkpoint succeeded. The gallery is updated one person at a time
-(``kiosk.gallery``), and changes made by another process (a local
-``kiosk enroll``) are picked up through SQLite's ``data_version``.
+once the checkpoint succeeded, and one a reader blocked stays on a list in
+the database and is retried until it does (``erasure``). The gallery is
+updated one person at a time (``kiosk.gallery``), and changes made by
+another process (a local ``kiosk enroll``) are picked up through SQLite's
+``data_version``.
 
 A file SQLite cannot read (damaged, or not a database), or a database that
 is not a kiosk store, is refused when it is opened or first read with a
@@ -23,17 +25,19 @@ is not a kiosk store, is refused when it is opened or first read with a
 is read before anything is written, and the kiosk never deletes or rewrites
 it.
 
-``keys``: the store key file; ``schema``: the tables and the migration of an
-older database; ``trust``: what the store asks of the site's trust, and the
+``keys``: the store key file; ``erasure``: the erasures still pending and
+their retries; ``schema``: the tables and the migration of an older
+database; ``trust``: what the store asks of the site's trust, and the
 policy that sets a verified row aside; ``sealed``: a row's signed payload,
 encrypted at rest and verified when read; ``store``: the ``Store`` itself.
 """
 
 from kiosk.records import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
+from kiosk.store.erasure import ERASURE_RETRY_S
 from kiosk.store.keys import generate_key, load_key
 from kiosk.store.sealed import StoreError
 from kiosk.store.store import ApplyResult, Store
 from kiosk.store.trust import Verifier
 
-__all__ = ["EMBEDDING_SIZE", "MAX_EMBEDDINGS", "ApplyResult", "Enrollment", "Store", "StoreError", "Tombstone",
-           "Verifier", "generate_key", "load_key"]
+__all__ = ["EMBEDDING_SIZE", "ERASURE_RETRY_S", "MAX_EMBEDDINGS", "ApplyResult", "Enrollment", "Store", "StoreError",
+           "Tombstone", "Verifier", "generate_key", "load_key"]

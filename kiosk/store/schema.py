@@ -31,7 +31,10 @@ CREATE TABLE IF NOT EXISTS people (
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS trust_state (name TEXT PRIMARY KEY, payload BLOB NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_erasure (id TEXT PRIMARY KEY, revision INTEGER NOT NULL, since REAL NOT NULL);
 """
+# pending_erasure (kiosk.store.erasure): deleted people whose old record the WAL may still hold. A table that
+# a database of an earlier version lacks is simply created: no migration, the schema version stays.
 # Added in schema 2: the signed payload (encrypted) and who signed it. Rows written by
 # schema 1 have none and wait, unused, for the retained signed record from the broker.
 NEW_COLUMNS = {"signed_nonce": "BLOB", "signed_ct": "BLOB", "key_id": "TEXT"}

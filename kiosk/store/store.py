@@ -28,6 +28,7 @@ from kiosk.records import (
     Tombstone,
     window_open,
 )
+from kiosk.store.erasure import PendingErasure
 from kiosk.store.schema import COLUMNS, SCHEMA_VERSION, migrate
 from kiosk.store.sealed import Sealer, StoreError, open_verified, verify_signed
 from kiosk.store.trust import HELD, POLICY, Verifier, policy_refusal
@@ -110,8 +111,6 @@ class Store:
         self.on_event = on_event
         self._sealer = Sealer(key)
         self._monotonic = monotonic
-        self._sleep = sleep
-        self._checkpoint_attempts = checkpoint_attempts
         self._poll_s = poll_s
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
@@ -126,7 +125,7 @@ class Store:
         self._rows: dict[str, _Row] = {}
         self._validity: dict[str, tuple[bool, float | None, float | None]] = {}
         self._factor = FactorIndex()  # PIN verifiers, user codes, cards: from verified records only
-        self._pending_erasure: set[str] = set()
+        self._pending_erasure = PendingErasure(self._db, wall_clock, self._emit, sleep, checkpoint_attempts)
         self._reported: dict[str, tuple[int, str]] = {}  # quarantined rows already reported
         self._seen: dict[str, tuple[Any, ...]] = {}  # (revision, deleted, nonce) of each row as last verified
 
@@ -189,6 +188,7 @@ class Store:
             raise StoreError(f"person id {record.person_id!r} must be 1-64 letters, digits, '_' or '-'")
         with self._lock:
             self._poll()
+            self._pending_erasure.retry()  # the WAL is about to be written anyway: finish a blocked erasure first
             row = self._db.execute("SELECT revision, deleted = 0 AND signed_ct IS NULL FROM people WHERE id = ?",
                                    (record.person_id,)).fetchone()
             current = None if row is None else int(row[0])
@@ -254,6 +254,7 @@ class Store:
                 "n_embeddings=0, nonce=NULL, ciphertext=NULL, updated_at=excluded.updated_at, "
                 "signed_nonce=excluded.signed_nonce, signed_ct=excluded.signed_ct, key_id=excluded.key_id",
                 (t.person_id, t.revision, self.wall_clock(), *signed, t.key_id))
+            self._pending_erasure.record(t.person_id, t.revision)
         self._seen[t.person_id] = (t.revision, 1, signed[0])
         if self._gallery is not None:
             self._gallery.remove(t.person_id)
@@ -261,36 +262,19 @@ class Store:
         self._factor.forget(t.person_id)
         self._rows[t.person_id] = _Row(t.revision, "deleted")
         self._version += 1
-        self._pending_erasure.add(t.person_id)
-        erased = self._checkpoint()
+        erased = self._pending_erasure.finish(t.person_id)
         return ApplyResult(True, "deleted", t.revision, erased=erased)
 
-    def _checkpoint(self) -> bool:
-        """secure_delete zeroes freed pages in the main file; the WAL keeps the old page until it is
-        checkpointed and truncated. Retried with back-off while a reader holds it; a failure is reported."""
-        delay = 0.05
-        for attempt in range(self._checkpoint_attempts):
-            self._db.execute("PRAGMA busy_timeout = 100")  # back off here, not inside SQLite's busy handler
-            try:
-                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            finally:
-                self._db.execute("PRAGMA busy_timeout = 5000")
-            if busy == 0:
-                self._pending_erasure.clear()
-                return True
-            if attempt + 1 < self._checkpoint_attempts:
-                self._sleep(delay)
-                delay *= 2
-        pending = sorted(self._pending_erasure)
-        logger.error("WAL checkpoint still blocked after %d attempts: erasure of %s not complete",
-                     self._checkpoint_attempts, pending)
-        self._emit("erase_incomplete", {"people": pending, "detail": "a reader holds the WAL; retried later"})
-        return False
-
     def retry_erasure(self) -> bool:
-        """Try again to checkpoint erasures that could not complete; True when nothing is pending."""
+        """One attempt, without waiting, to finish erasures a reader blocked (see ``kiosk.store.erasure``);
+        True when nothing is pending."""
         with self._lock:
-            return not self._pending_erasure or self._checkpoint()
+            return self._pending_erasure.retry()
+
+    def tick(self) -> float | None:
+        """The running service's periodic upkeep (a ``Ticker``, every ``ERASURE_RETRY_S``): blocked erasures."""
+        self.retry_erasure()
+        return None
 
     # reads
     def _poll(self) -> None:
@@ -468,10 +452,12 @@ class Store:
             return {p: r.reason for p, r in self._rows.items() if r.state == "quarantined"}
 
     def store_health(self) -> dict[str, Any]:
-        """What ``kiosk doctor`` shows: how many rows are used, set aside (and why) or quarantined."""
+        """What ``kiosk doctor`` shows: how many rows are used, set aside (and why) or quarantined, and the
+        erasures still pending (of every process: the list is in the database), after one more try."""
         with self._lock:
             self.gallery()
             self.retry_erasure()
+            pending = list(self._pending_erasure)
             inactive: dict[str, int] = {}
             for r in self._rows.values():
                 if r.state == "inactive":
@@ -481,9 +467,9 @@ class Store:
                     "admitted": sum(r.state == "active" for r in self._rows.values()),
                     "deleted": sum(r.state == "deleted" for r in self._rows.values()),
                     "set_aside": inactive, "quarantined": self.quarantined,
-                    "pending_erasure": sorted(self._pending_erasure), "sqlite_check": check,
+                    "pending_erasure": pending, "sqlite_check": check,
                     "trust": self._verifier is not None,
-                    "ok": check == "ok" and not self.quarantined and not self._pending_erasure}
+                    "ok": check == "ok" and not self.quarantined and not pending}
 
     def people(self) -> list[dict[str, Any]]:
         """Listing (clear columns, never embeddings) with each row's verification status."""
