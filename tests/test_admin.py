@@ -211,6 +211,26 @@ def test_republish_re_signs_with_the_current_key_after_a_revocation(
         watch.close()
 
 
+def test_a_kiosk_without_a_snapshot_yet_answers_held_and_admits_once_the_snapshot_follows(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin]) -> None:
+    alice = admins[0]
+    door1 = RunningKiosk(tmp_path, broker, site, "door1")  # a new site: no snapshot on the broker yet
+    watch = Collector(broker.port, "kiosk/hq/door1/#")
+    try:
+        watch.wait_for(lambda m: any(t.endswith("door1/availability") and p == b"online" for t, p in m))
+        rev, report, view = publish_change(
+            alice.args(), alice.signer, AdminState(alice.state), "ann",
+            lambda r: (alice.signer.enrollment(SITE, Enrollment("ann", "Ann", r, FP, emb(1))), "Ann"))
+        assert "door1" in view.kiosks and report.acked == {"door1": "held"} and not report.silent
+        # the snapshot follows the record: once door1 has applied it, ann is admitted
+        watch.wait_for(lambda m: any(t == "kiosk/hq/door1/snapshot" and b'"applied"' in p for t, p in m))
+        assert door1.k.admitted() == {"ann"}
+        assert json.loads(_retained(broker.port, "kiosk/hq/snapshot"))["people"]["ann"] == [rev, False]
+    finally:
+        door1.stop()
+        watch.close()
+
+
 def test_republish_never_undoes_a_later_deletion_or_change_by_another_administrator(
         tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
     alice, bob = admins
@@ -223,7 +243,7 @@ def test_republish_never_undoes_a_later_deletion_or_change_by_another_administra
     cid = json.loads(_retained(broker.port, "kiosk/hq/enrollments/cid"))
     # alice re-signs what her state file holds (the rotation's step 3)
     code, out, err = run_cli("admin", "republish", *alice.opts)
-    assert code == 0, err
+    assert code == 18 and "2 people not republished" in err, err  # held back: said, and not a success
     assert "ann not republished: the site holds a newer change (deleted at" in out
     assert "cid not republished: the site holds a newer change (changed at" in out
     assert "re-signed and republished 1 of 3 records" in out
@@ -285,6 +305,33 @@ def test_sync_never_signs_away_a_deletion_when_an_older_snapshot_is_put_back(
     finally:
         kiosk.stop()
         watch.close()
+
+
+def test_an_old_snapshot_put_back_over_another_administrators_deletion_is_never_signed_again(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    alice, bob = admins
+    door1 = RunningKiosk(tmp_path, broker, site, "door1")
+    watch = Collector(broker.port, "kiosk/hq/door1/#")
+    try:
+        alice.enroll("ann", 1)
+        old_snapshot = _retained(broker.port, "kiosk/hq/snapshot")  # alice's: ann enrolled
+        old_ann = _retained(broker.port, "kiosk/hq/enrollments/ann")
+        code, _out, err = run_cli("admin", "delete", "--id", "ann", *bob.opts)  # bob deletes her
+        assert code == 0, err
+        watch.wait_for(lambda m: any(t.endswith("/acks/ann") and b'"deleted"' in p for t, p in m))
+    finally:
+        door1.stop()
+        watch.close()
+    # someone with write access to the broker puts back alice's old snapshot and ann's old record
+    _publish_raw(broker.port, "kiosk/hq/snapshot", old_snapshot)
+    _publish_raw(broker.port, "kiosk/hq/enrollments/ann", old_ann)
+    code, _out, err = run_cli("admin", "sync", *alice.opts)  # alice's own last snapshot predates the deletion
+    assert code == 18 and "not signed" in err and "ann (snapshot" in err, err
+    assert _retained(broker.port, "kiosk/hq/snapshot") == old_snapshot  # nothing signed
+    code, _out, err = run_cli("admin", "republish", *alice.opts)  # nor is anything republished over it
+    assert code == 18 and "not signed" in err and "ann (snapshot" in err, err
+    assert _retained(broker.port, "kiosk/hq/enrollments/ann") == old_ann
+    assert _retained(broker.port, "kiosk/hq/snapshot") == old_snapshot
 
 
 def test_the_sync_timer_runs_admin_sync_with_settings_the_command_reads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,46 +51,81 @@ class Deleted:
                                      expires_ms=now + 2 * DAY_MS)
 
 
-def test_an_expired_snapshot_is_refused_by_a_synchronised_clock(tmp_path: Path) -> None:
+def test_an_expired_snapshot_still_deletes_but_does_not_let_a_new_kiosk_admit(tmp_path: Path) -> None:
     site = Site()
     k, core = fresh(tmp_path, site)
     h = Deleted(site, k.now_ms())
     core.handle(TOPICS.keys, h.keys, 0.0)
-    [ack] = acks(core.handle(TOPICS.snapshot, h.old, 0.0))
-    assert ack["status"] == "refused" and ack["reason"] == "expired_snapshot"
-    assert k.trust.status()["snapshot_missing"]
-
-
-def test_a_kiosk_whose_clock_is_unknown_takes_an_expired_snapshot_and_raises_the_alarm(tmp_path: Path) -> None:
-    site = Site()
-    k, core = fresh(tmp_path, site, synced=False)
-    h = Deleted(site, k.now_ms())
-    core.handle(TOPICS.keys, h.keys, 0.0)
-    [ack] = acks(core.handle(TOPICS.snapshot, h.old, 0.0))
-    assert ack["status"] == "applied"
-    assert k.trust.expired()  # an unknown clock fails closed: the alarm is on
-
-
-def test_a_new_kiosk_holds_records_until_a_snapshot_admits_them(tmp_path: Path) -> None:
-    site = Site()
-    k, core = fresh(tmp_path, site)
-    h = Deleted(site, k.now_ms())
-    core.handle(TOPICS.keys, h.keys, 0.0)
-    # the broker's current snapshot and ann's tombstone were replaced: an expired snapshot and her old record
-    assert acks(core.handle(TOPICS.snapshot, h.old, 0.0))[0]["reason"] == "expired_snapshot"
+    # the broker's current snapshot and ann's tombstone were replaced: an old, expired snapshot that lists ann
+    # enrolled, and her old record
+    assert acks(core.handle(TOPICS.snapshot, h.old, 0.0))[0]["status"] == "applied"
+    assert k.trust.expired() and not k.trust.status()["snapshot_current_seen"]
     actions = core.handle(TOPICS.enrollment("ann"), h.ann, 0.0)
     assert acks(actions) == [{"person_id": "ann", "device": "door1", "status": "held", "reason": "no_snapshot",
                               "revision": h.enrolled}]
     assert any(isinstance(a, Emit) and a.fields.get("status") == "held" for a in actions)
     core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
     assert k.admitted() == set() and not k.store.is_valid("ann") and not k.store.is_valid("bob")
-    assert core.stats()["held"] == 2 and core.stats()["refused"] == 1
-    assert k.trust.expired() and k.trust.status()["snapshot_missing"]  # the snapshot_expired alarm is on
+    assert core.stats()["held"] == 2 and core.stats()["refused"] == 0
+    again = acks(core.handle(TOPICS.enrollment("ann"), h.ann, 0.5))  # the retained record after a reconnection
+    assert again[0]["status"] == "held" and k.admitted() == set()
     # the current snapshot (a site re-signs it every 12 h) arrives: bob is admitted, ann erased
     core.handle(TOPICS.snapshot, h.current, 1.0)
     assert k.admitted() == {"bob"} and k.store.is_valid("bob") and not k.store.is_valid("ann")
-    assert not k.trust.expired()
     assert k.store.people()[0]["id"] == "ann" and k.store.people()[0]["deleted"]
+    assert not k.trust.expired() and k.trust.status()["snapshot_current_seen"]
+
+
+def test_an_expired_snapshot_applies_its_deletions_on_any_kiosk(tmp_path: Path) -> None:
+    site = Site()
+    for require in (True, False):
+        k = Kiosk(site, tmp_path / f"k{require}.db", os.urandom(32), require_snapshot=require)
+        core = SyncCore(TOPICS, k.store, k.trust)
+        now = k.now_ms()
+        core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+        core.handle(TOPICS.snapshot, site.snapshot({}, now - 40 * DAY_MS + 1, expires_ms=now + DAY_MS), 0.0)
+        core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 30 * DAY_MS), 0.0)
+        assert k.admitted() == {"ann"}
+        # a newer snapshot deleting ann, which expired before it reached this kiosk (an offline week)
+        late = site.snapshot({"ann": (now - 20 * DAY_MS, True)}, now - 10 * DAY_MS, expires_ms=now - 7 * DAY_MS)
+        assert acks(core.handle(TOPICS.snapshot, late, 1.0))[0]["status"] == "applied"
+        assert k.admitted() == set() and k.trust.expired()
+        replay = core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 30 * DAY_MS), 2.0)
+        assert acks(replay)[0]["status"] in ("refused", "current") and k.admitted() == set()
+
+
+def test_a_kiosk_whose_clock_is_unknown_cannot_tell_a_current_snapshot(tmp_path: Path) -> None:
+    site = Site()
+    k, core = fresh(tmp_path, site, synced=False)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    assert acks(core.handle(TOPICS.snapshot, h.current, 0.0))[0]["status"] == "applied"
+    core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+    assert k.admitted() == set() and k.trust.expired()  # fail closed until the clock is synchronised
+    k.synced = True
+    k.wall.advance(1)
+    core.handle(TOPICS.snapshot, h.current, 1.0)  # the same retained payload after a reconnection: no news
+    assert k.admitted() == set()
+    resigned = site.snapshot({"ann": (h.deleted, True), "bob": (h.enrolled, False)}, k.now_ms() - 1000)
+    core.handle(TOPICS.snapshot, resigned, 2.0)  # the next one the administrators sign
+    assert k.admitted() == {"bob"}
+
+
+def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path) -> None:
+    site = Site(admins=2)
+    a, b = site.admins
+    key = os.urandom(32)
+    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 10 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - 1000, signer=a), 0.0)
+    core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 5000, signer=b), 0.0)
+    core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)  # a rotated out
+    assert k.admitted() == {"ann"}
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)  # the held snapshot no longer verifies
+    assert again.trust.status()["snapshot_missing"] and again.admitted() == {"ann"}
 
 
 def test_held_records_survive_a_restart_and_wait_for_the_snapshot(tmp_path: Path) -> None:

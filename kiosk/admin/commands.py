@@ -22,6 +22,7 @@ from kiosk.admin.site import (
     next_revision,
     publish_snapshot,
     read_site,
+    rolled_back,
     site_revisions,
 )
 from kiosk.admin.state import AdminState, private_file
@@ -38,6 +39,20 @@ from kiosk.mqtt.keys import (
 )
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, Signer, decode_embedding, decode_json, validate
 from kiosk.records import Enrollment, Tombstone
+
+
+class SiteRolledBackError(KioskError):
+    """The broker's snapshot is older than what the kiosks hold: nothing was signed."""
+
+    exit_code = 18
+
+
+def rolled_back_message(behind: dict[str, tuple[int, int]]) -> str:
+    detail = ", ".join(f"{pid} (snapshot {old}, seen {new})" for pid, (old, new) in sorted(behind.items())[:10])
+    return (f"not signed: the site's retained snapshot is older than what kiosks hold or the broker's records say "
+            f"for {len(behind)} people: {detail}. Someone may have put an old snapshot back on the broker; signing it "
+            "again would hand their old state to new kiosks. Sign from the state file of the administrator who made "
+            "those changes (kiosk admin sync --state ...)")
 
 
 class SyncIncompleteError(KioskError, TimeoutError):
@@ -92,7 +107,9 @@ def print_report(what: str, revision: int, report: AckReport, view: SiteView) ->
         print(f"warning: {w}")
     print(f"published {what}, revision {revision}; snapshot re-signed")
     for device, status in sorted(report.acked.items()):
-        print(f"  {device:<20} {status}")
+        note = " (kept; admitted once the kiosk holds a current snapshot, as the one just signed)" \
+            if status == "held" else ""
+        print(f"  {device:<20} {status}{note}")
     for device, reason in sorted(report.refused.items()):
         print(f"  {device:<20} REFUSED: {reason}")
     for device in report.silent:
@@ -189,6 +206,9 @@ def cmd_republish(args: argparse.Namespace) -> int:
     broker = Broker(args)
     try:
         view = read_site(broker, args, signer)
+        behind = rolled_back(broker, view, state)
+        if behind:
+            raise SiteRolledBackError(rolled_back_message(behind))
         newer = site_revisions(broker, view)
         now_ms = int(time.time() * 1000)
         rows = state.rows()
@@ -215,6 +235,11 @@ def cmd_republish(args: argparse.Namespace) -> int:
               "state file that made that change, or enrol the person again")
     print(f"re-signed and republished {len(rows) - len(skipped)} of {len(rows)} records with key {signer.key_id}; "
           "snapshot re-signed")
+    if skipped:
+        # what the skip read is not verified: a record or ack put on the broker can hold a person back, so say so
+        raise SiteRolledBackError(f"{len(skipped)} people not republished (above); if the newer change shown is not "
+                                  "one an administrator made, someone put it on the broker: check before signing them "
+                                  "again")
     return 0
 
 
@@ -227,13 +252,19 @@ def cmd_sync(args: argparse.Namespace, stop: threading.Event | None = None) -> i
         broker = Broker(args)
         try:
             view = read_site(broker, args, signer)
-            issued = publish_snapshot(broker, args, signer, state, view, int(time.time() * 1000))
+            behind = rolled_back(broker, view, state)
+            issued = None if behind else publish_snapshot(broker, args, signer, state, view, int(time.time() * 1000))
         finally:
             broker.close()
         for w in view.warnings:
             print(f"warning: {w}")
-        print(f"snapshot of {len(view.people)} people signed at {issued}, valid {args.snapshot_valid_h:g} h; "
-              f"{len(view.kiosks)} kiosks known")
+        if behind:
+            if not args.every:
+                raise SiteRolledBackError(rolled_back_message(behind))
+            print(f"warning: {rolled_back_message(behind)}")
+        else:
+            print(f"snapshot of {len(view.people)} people signed at {issued}, valid {args.snapshot_valid_h:g} h; "
+                  f"{len(view.kiosks)} kiosks known")
         if not args.every or stop.wait(args.every):
             return 0
 

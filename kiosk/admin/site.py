@@ -178,31 +178,47 @@ def next_revision(now_ms: int, *seen: int | None) -> int:
     return max([now_ms, *[s + 1 for s in seen if s is not None]])
 
 
-def site_revisions(broker: Broker, view: SiteView) -> dict[str, tuple[int, bool]]:
-    """Each person's newest known change on the broker, (revision, deleted): the retained records and
-    the retained snapshot, read without checking their signatures (they only ever hold a publication
-    back: a record signed by a key rotated out since must still stop an older one being re-signed)."""
-    newest: dict[str, tuple[int, bool]] = dict(view.people)
+def site_revisions(broker: Broker, view: SiteView, snapshot: bool = True) -> dict[str, tuple[int, bool]]:
+    """Each person's newest known change on the broker, (revision, deleted): the retained records, the
+    kiosks' retained acks (what they hold, which an older record put back on the broker does not undo) and
+    (``snapshot``) the retained snapshot, read without checking their signatures: they only ever hold a
+    publication back (a record signed by a key rotated out since must still stop an older one being
+    re-signed), never go into what is signed."""
+    newest: dict[str, tuple[int, bool]] = dict(view.people) if snapshot else {}
 
     def see(pid: str, rev: object, deleted: object) -> None:
         if isinstance(rev, int) and not isinstance(rev, bool) and (pid not in newest or newest[pid][0] < rev):
             newest[pid] = (rev, bool(deleted))
 
     root = view.topic("enrollments/")
-    for topic, payload in broker.retained(view.topic("enrollments/+"), view.topic("snapshot")):
+    patterns = [view.topic("enrollments/+"), view.topic("+/acks/+")] + ([view.topic("snapshot")] if snapshot else [])
+    for topic, payload in broker.retained(*patterns):
         try:
             body = decode_json(payload, MAX_SNAPSHOT) if payload else None
         except ProtocolError:
             continue
         if not isinstance(body, dict):
             continue
+        parts = topic.split("/")
         if topic.startswith(root) and isinstance(body.get("person_id"), str):
             see(body["person_id"], body.get("issued_at_ms"), body.get("type") == "tombstone")
+        elif len(parts) == 5 and parts[3] == "acks" and body.get("status") in ("applied", "deleted", "current", "held"):
+            see(parts[4], body.get("revision"), body.get("status") == "deleted")
         elif topic == view.topic("snapshot") and isinstance(body.get("people"), dict):
             for pid, entry in body["people"].items():
                 if isinstance(entry, list) and len(entry) == 2:
                     see(pid, entry[0], entry[1] is True)
     return newest
+
+
+def rolled_back(broker: Broker, view: SiteView, state: AdminState) -> dict[str, tuple[int, int]]:
+    """People whose entry in the snapshot this administrator would sign now is older than what a kiosk
+    acknowledges holding, or than their retained record: person -> (revision to be signed, newer one seen).
+    Someone put an older snapshot back on the broker (and maybe the person's older record): signing it
+    again would give kiosks that start afresh the person's old state."""
+    people = site_people(view, state)
+    seen = site_revisions(broker, view, snapshot=False)
+    return {pid: (people[pid][0], rev) for pid, (rev, _) in seen.items() if pid in people and rev > people[pid][0]}
 
 
 def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:
@@ -264,7 +280,7 @@ def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, pers
             continue
         if body.get("status") == "refused" and body.get("received_revision") in (revision, None):
             report.refused[parts[2]] = str(body.get("reason"))
-        elif body.get("revision") == revision and body.get("status") in ("applied", "deleted", "current"):
+        elif body.get("revision") == revision and body.get("status") in ("applied", "deleted", "current", "held"):
             report.acked[parts[2]] = str(body["status"])
             report.refused.pop(parts[2], None)
     return report

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
+FRESH = "snapshot_fresh"  # this kiosk has held a snapshot that had not expired when it arrived
 
 
 class Trust(Protocol):
@@ -89,6 +90,7 @@ class SiteTrust:
         self._lock = threading.RLock()
         self._key_list: KeyList | None = None
         self._snapshot: Snapshot | None = None
+        self._fresh = False
         self._restore()
         if pinned_key_list is not None:
             self._pin(pinned_key_list)
@@ -133,6 +135,7 @@ class SiteTrust:
                 self._key_list = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
+        self._fresh = self.store.load_state(FRESH) is not None
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
@@ -159,11 +162,12 @@ class SiteTrust:
             return "from_the_future"
         with self._lock:
             snap = self._snapshot
-        if snap is None:
-            # With a root key pinned the site is managed: records wait for a snapshot, so that a kiosk with none
-            # (a new one, a reset store) cannot be handed back a deleted person's old record.
-            return "no_snapshot" if self.require_snapshot else None
-        return snap.refusal(person_id, revision)
+        if self.require_snapshot and not self._fresh:
+            # With a root key pinned the site is managed: records wait for a current snapshot, so that a kiosk
+            # that never held one (a new one, a reset store) cannot be handed back a deleted person's old
+            # record, nor an old snapshot that still lists them.
+            return "no_snapshot"
+        return None if snap is None else snap.refusal(person_id, revision)
 
     def deleted_revision(self, person_id: str) -> int | None:
         with self._lock:
@@ -196,18 +200,19 @@ class SiteTrust:
         with self._lock:
             if self._snapshot_held(got, payload):
                 return []
-        if now_ms is not None and got.expired(now_ms):
-            # An expired snapshot is no evidence of the site's state now: it may be one put back on the broker
-            # to undo the deletions made since, and a kiosk that holds none (a new one, a reset store) has
-            # nothing older to refuse it by. A kiosk whose clock is not synchronised cannot tell; it keeps the
-            # alarm on whatever it holds (see ``expired``).
-            raise ProtocolError("expired_snapshot", f"snapshot expired at {got.expires_at_ms} ms, before this "
-                                                    f"kiosk's clock ({now_ms} ms); re-sign it (kiosk admin sync)")
+        # An expired snapshot still holds: its deletions and revisions are true, only maybe not all there is
+        # (it raises the alarm). But it is no evidence of the site's state now: it may be one put back on the
+        # broker to undo the deletions made since. So only one that had not expired when it arrived, by a
+        # synchronised clock, lets a kiosk that never held a current one admit anybody (``admits``).
+        fresh = now_ms is not None and not got.expired(now_ms)
         self._save(SNAPSHOT, payload)  # kept before it is used, as the key list
+        if fresh and not self._fresh:
+            self._save(FRESH, str(got.issued_at_ms).encode())
         with self._lock:
             if self._snapshot_held(got, payload):
                 return []
             self._snapshot = got
+            self._fresh = self._fresh or fresh
         logger.info("site snapshot of %d: %d people, %d deleted", got.issued_at_ms, len(got.people),
                     len(got.deleted()))
         self.store.trust_changed()
@@ -239,11 +244,14 @@ class SiteTrust:
     def expired(self, now: float | None = None) -> bool:
         """The snapshot held has expired (alarm). ``now`` (wall seconds) defaults to the trusted clock;
         an unsynchronised clock counts as expired. No snapshot held is not expired (see ``status``), unless
-        one is required (``require_snapshot``): then nobody is admitted, and that is the same alarm."""
+        a current one is required and none has been held yet (``require_snapshot``): then nobody is admitted,
+        and that is the same alarm."""
         with self._lock:
-            snap = self._snapshot
+            snap, fresh = self._snapshot, self._fresh
+        if self.require_snapshot and not fresh:
+            return True  # nobody is admitted until a current snapshot arrives: the same alarm
         if snap is None:
-            return self.require_snapshot
+            return False
         now_ms = int(now * 1000) if now is not None else self.clock.now_ms()
         return snap.expired(now_ms)
 
@@ -258,6 +266,7 @@ class SiteTrust:
                 "snapshot_expires_at_ms": snap.expires_at_ms if snap else None,
                 "snapshot_people": len(snap.people) if snap else 0,
                 "snapshot_expired": self.expired(), "snapshot_missing": snap is None,
+                "snapshot_current_seen": self._fresh,
                 "clock_synchronised": self.clock.synchronised()}
 
 

@@ -202,6 +202,8 @@ class Store:
                 return self._delete(record)
             verified = verify_signed(self._verifier, record.person_id, record.signed)
             if stale and current is not None and verified.revision <= current:
+                if verified.revision == current and held is not None and held.reason == HELD:
+                    return ApplyResult(True, HELD, current)  # the record held, seen again: still held
                 return ApplyResult(False, "stale_revision", current)
             if verified.model_fingerprint != self.model_fingerprint:
                 return ApplyResult(False, "model_mismatch", current or 0)
