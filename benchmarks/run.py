@@ -32,7 +32,7 @@ def int8_note(ratio: float, features: list[str]) -> str:
     which = ", ".join(features) or "no int8 dot-product instruction"
     if ratio >= INT8_GOAL:
         return (f"The int8 embedder is {ratio}x faster than float32 here (goal >= {INT8_GOAL}x): this CPU has "
-                f"{which}. On an x86 CPU without them (AVX2 only) the same models measured 1.12x on 2026-11-22; "
+                f"{which}. On an x86 CPU without such an instruction (AVX2 only) the same models measured 1.12x on 2026-11-22; "
                 "the ratio follows the CPU's int8 instructions, so it must be measured on the board that "
                 "will run it (a Raspberry Pi 5's Cortex-A76 has the ARM dot product, asimddp; a Pi 4's "
                 "Cortex-A72 has not).")
