@@ -246,11 +246,10 @@ def test_a_glitching_mesh_on_a_still_picture_is_no_evidence() -> None:
     results = _feed(judge, clock, frames)
     assert {r.verdict for r in results} == {Verdict.PENDING}
     assert all("residual" not in results[k].values for k in range(5, 60, 7))
-    # without the jump filter (nor the strong ratio cap, which stops these glitches too) the same glitches
-    # would pass the print as live
+    # without the jump filter the same glitches would pass the print as live
     clock, prompter = FakeClock(), RecordingPrompter()
-    lax = LivenessJudge(LivenessSettings(mode="passive", max_jump=1.0, planar_band_max=0.0, max_strong_ratio=1.0),
-                        clock, prompter, random.Random(0))
+    lax = LivenessJudge(LivenessSettings(mode="passive", max_jump=1.0, planar_band_max=0.0), clock, prompter,
+                        random.Random(0))
     assert any(r.verdict is Verdict.LIVE for r in _feed(lax, clock, frames))
 
 
@@ -276,9 +275,8 @@ def test_landmark_jitter_on_a_flat_picture_is_not_read_as_parallax() -> None:
     assert all(r.verdict is not Verdict.LIVE for r in results)
     noise = results[-1].values["noise"]
     assert noise > 0.02  # the jitter is measured, in inter-ocular distances
-    # the same frames without the noise floor (nor the strong ratio cap, which stops them too): jitter passes
-    # for depth, which is what the floor stops
-    lax, lax_clock, _ = _judge("passive", noise_factor=0.0, max_strong_ratio=1.0)
+    # the same frames without the noise floor: jitter passes for depth, which is what the floor stops
+    lax, lax_clock, _ = _judge("passive", noise_factor=0.0)
     assert any(r.verdict is Verdict.LIVE for r in _feed(lax, lax_clock, frames))
 
 

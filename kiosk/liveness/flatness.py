@@ -295,10 +295,8 @@ class FlatnessCue:
         if pair is not None:
             noise = track.noise_floor()
             floor = self.s.min_live_residual if track.min_live is None else track.min_live
-            cap = self.s.max_live_ratio if pair.residual < self.s.min_live_residual else \
-                min(self.s.max_live_ratio, self.s.max_strong_ratio)
             if (noise is not None and pair.residual >= max(floor, self.s.noise_factor * noise)
-                    and self.s.live_ratio <= pair.ratio <= cap):
+                    and self.s.live_ratio <= pair.ratio <= self.s.max_live_ratio):
                 self._parallax(track, ref_crop, crop)
             elif pair.motion >= self.s.min_motion and pair.ratio <= self.s.flat_ratio:
                 track.flat += 1

@@ -66,11 +66,6 @@ class LivenessSettings(_Section):
                                   description="homography residual / shape change above which a pair is landmark "
                                               "noise, not parallax (isotropic noise leaves about 0.97, a turning "
                                               "head about 0.7)")
-    max_strong_ratio: float = Field(0.85, gt=0, le=1,
-                                    description="the ratio cap of a pair whose residual reaches min_live_residual: "
-                                                "a head turning enough for that much parallax changes its shape "
-                                                "more than that (real clips: at most 0.75), while FaceMesh "
-                                                "refitting a turned picture leaves about as much as it changes")
     flat_ratio: float = Field(0.25, ge=0, le=1,
                               description="homography residual / shape change at or below which a pair is flat")
     min_live_residual: float = Field(0.10, ge=0.03, le=1,
