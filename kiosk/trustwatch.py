@@ -45,6 +45,9 @@ class TrustWatch:
             self.emit(restored, fields)
 
     def check(self) -> float | None:
+        refresh = getattr(self.trust, "refresh", None)
+        if callable(refresh):
+            refresh()  # a snapshot that became current (the clock synchronised since it came) lets people in
         status = self.trust.status()
         synced = bool(status.get("clock_synchronised"))
         self._transition("clock", not synced, CLOCK_UNSYNCHRONISED, CLOCK_SYNCHRONISED,

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from kiosk.admin import AdminState, cmd_sync, publish_change
+from kiosk.admin.commands import SiteRolledBackError
 from kiosk.events import EventSink
 from kiosk.mqtt.adapter import KioskMqtt
 from kiosk.mqtt.client import make_client
@@ -330,8 +331,25 @@ def test_an_old_snapshot_put_back_over_another_administrators_deletion_is_never_
     assert _retained(broker.port, "kiosk/hq/snapshot") == old_snapshot  # nothing signed
     code, _out, err = run_cli("admin", "republish", *alice.opts)  # nor is anything republished over it
     assert code == 18 and "not signed" in err and "ann (snapshot" in err, err
+    with pytest.raises(SiteRolledBackError, match="ann"):  # nor signed with someone else's enrollment
+        alice.enroll("carl", 7)
     assert _retained(broker.port, "kiosk/hq/enrollments/ann") == old_ann
     assert _retained(broker.port, "kiosk/hq/snapshot") == old_snapshot
+    code, _out, err = run_cli("admin", "sync", *alice.opts, "--force")  # an administrator who checked may sign
+    assert code == 0, err
+    assert _retained(broker.port, "kiosk/hq/snapshot") != old_snapshot
+
+
+def test_a_forged_ack_from_the_future_holds_nothing_back(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    alice = admins[0]
+    alice.enroll("ann", 1)
+    _publish_raw(broker.port, "kiosk/hq/ghost/acks/ann", json.dumps(
+        {"person_id": "ann", "device": "ghost", "status": "applied", "revision": 2**53}).encode())
+    code, _out, err = run_cli("admin", "sync", *alice.opts)  # beyond what any kiosk would take: ignored
+    assert code == 0, err
+    code, out, err = run_cli("admin", "republish", *alice.opts)
+    assert code == 0 and "republished 1 of 1" in out, err
 
 
 def test_the_sync_timer_runs_admin_sync_with_settings_the_command_reads(monkeypatch: pytest.MonkeyPatch) -> None:

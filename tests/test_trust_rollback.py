@@ -21,6 +21,7 @@ from kiosk.mqtt.core import Emit, Publish, SyncCore, SyncSettings
 from kiosk.mqtt.protocol import ProtocolError, Signer
 from kiosk.mqtt.topics import Topics
 from kiosk.mqtt.trust import SiteTrust, TrustSettings
+from kiosk.trustwatch import TrustWatch
 from tests.site import DAY_MS, SITE, Kiosk, Site
 
 TOPICS = Topics("kiosk", SITE, "door1")
@@ -94,21 +95,46 @@ def test_an_expired_snapshot_applies_its_deletions_on_any_kiosk(tmp_path: Path) 
         assert acks(replay)[0]["status"] in ("refused", "current") and k.admitted() == set()
 
 
-def test_a_kiosk_whose_clock_is_unknown_cannot_tell_a_current_snapshot(tmp_path: Path) -> None:
+def test_a_snapshot_that_came_before_the_clock_was_synchronised_counts_once_it_is(tmp_path: Path) -> None:
+    """A Raspberry Pi has no real-time clock: at its first boot the snapshot may come before NTP."""
     site = Site()
-    k, core = fresh(tmp_path, site, synced=False)
-    h = Deleted(site, k.now_ms())
-    core.handle(TOPICS.keys, h.keys, 0.0)
-    assert acks(core.handle(TOPICS.snapshot, h.current, 0.0))[0]["status"] == "applied"
-    core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
-    assert k.admitted() == set() and k.trust.expired()  # fail closed until the clock is synchronised
-    k.synced = True
-    k.wall.advance(1)
-    core.handle(TOPICS.snapshot, h.current, 1.0)  # the same retained payload after a reconnection: no news
-    assert k.admitted() == set()
-    resigned = site.snapshot({"ann": (h.deleted, True), "bob": (h.enrolled, False)}, k.now_ms() - 1000)
-    core.handle(TOPICS.snapshot, resigned, 2.0)  # the next one the administrators sign
-    assert k.admitted() == {"bob"}
+    for how in ("reconnection", "timer", "restart"):
+        key = os.urandom(32)
+        k = Kiosk(site, tmp_path / f"{how}.db", key, synced=False, require_snapshot=True)
+        core = SyncCore(TOPICS, k.store, k.trust)
+        h = Deleted(site, k.now_ms())
+        core.handle(TOPICS.keys, h.keys, 0.0)
+        assert acks(core.handle(TOPICS.snapshot, h.current, 0.0))[0]["status"] == "applied"
+        core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+        assert k.admitted() == set() and k.trust.expired()  # fail closed while the clock is unknown
+        k.synced = True
+        k.wall.advance(1)
+        if how == "reconnection":  # the retained snapshot again
+            core.handle(TOPICS.snapshot, h.current, 1.0)
+        elif how == "timer":  # the trust watch's periodic check (every 30 s in the service)
+            TrustWatch(k.trust, k.store, lambda kind, fields: None).check()
+        else:
+            k.store.close()
+            k = Kiosk(site, tmp_path / f"{how}.db", key, require_snapshot=True)
+            TrustWatch(k.trust, k.store, lambda kind, fields: None).check()
+        assert k.admitted() == {"bob"} and k.trust.status()["snapshot_current_seen"], how
+
+
+def test_a_store_kept_before_the_rule_keeps_admitting_after_the_upgrade(tmp_path: Path) -> None:
+    site = Site()
+    key = os.urandom(32)
+    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=False)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - 30 * DAY_MS, expires_ms=now - 20 * DAY_MS), 0.0)
+    core.handle(TOPICS.enrollment("bob"), site.enrollment("bob", now - 25 * DAY_MS), 0.0)
+    k.store._db.execute("DELETE FROM trust_state WHERE name IN ('trust_version', 'snapshot_fresh')")  # as before
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)  # upgraded; its snapshot has expired
+    assert again.admitted() == {"bob"} and again.trust.status()["snapshot_current_seen"]
+    new = Kiosk(site, tmp_path / "new.db", os.urandom(32), require_snapshot=True)  # a new store: the rule holds
+    assert not new.trust.status()["snapshot_current_seen"]
 
 
 def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path) -> None:

@@ -47,12 +47,24 @@ class SiteRolledBackError(KioskError):
     exit_code = 18
 
 
+def check_not_rolled_back(broker: Broker, view: SiteView, state: AdminState, args: argparse.Namespace,
+                          exclude: set[str] | None = None) -> None:
+    """Raise ``SiteRolledBackError`` when the snapshot this administrator would sign is older, for someone
+    other than ``exclude``, than what kiosks ack or the broker's records say (unless ``--force``)."""
+    if getattr(args, "force", False):
+        return
+    behind = {pid: v for pid, v in rolled_back(broker, view, state).items() if not exclude or pid not in exclude}
+    if behind:
+        raise SiteRolledBackError(rolled_back_message(behind))
+
+
 def rolled_back_message(behind: dict[str, tuple[int, int]]) -> str:
     detail = ", ".join(f"{pid} (snapshot {old}, seen {new})" for pid, (old, new) in sorted(behind.items())[:10])
     return (f"not signed: the site's retained snapshot is older than what kiosks hold or the broker's records say "
             f"for {len(behind)} people: {detail}. Someone may have put an old snapshot back on the broker; signing it "
             "again would hand their old state to new kiosks. Sign from the state file of the administrator who made "
-            "those changes (kiosk admin sync --state ...)")
+            "those changes (kiosk admin sync --state ...); if no administrator made them, the acks or records are "
+            "forged (they are not signed): check, then run again with --force")
 
 
 class SyncIncompleteError(KioskError, TimeoutError):
@@ -77,6 +89,7 @@ def publish_change(args: argparse.Namespace, signer: Signer, state: AdminState, 
     broker = Broker(args)
     try:
         view = read_site(broker, args, signer, person)
+        check_not_rolled_back(broker, view, state, args, exclude={person})
         now_ms = int(now() * 1000)
         revision = next_revision(now_ms, view.enrollments.get(person), view.people.get(person, (None, False))[0],
                                  state.revision(person))
@@ -206,9 +219,7 @@ def cmd_republish(args: argparse.Namespace) -> int:
     broker = Broker(args)
     try:
         view = read_site(broker, args, signer)
-        behind = rolled_back(broker, view, state)
-        if behind:
-            raise SiteRolledBackError(rolled_back_message(behind))
+        check_not_rolled_back(broker, view, state, args)
         newer = site_revisions(broker, view)
         now_ms = int(time.time() * 1000)
         rows = state.rows()
@@ -252,7 +263,7 @@ def cmd_sync(args: argparse.Namespace, stop: threading.Event | None = None) -> i
         broker = Broker(args)
         try:
             view = read_site(broker, args, signer)
-            behind = rolled_back(broker, view, state)
+            behind = {} if getattr(args, "force", False) else rolled_back(broker, view, state)
             issued = None if behind else publish_snapshot(broker, args, signer, state, view, int(time.time() * 1000))
         finally:
             broker.close()
@@ -399,6 +410,10 @@ def add_broker_args(p: argparse.ArgumentParser, signing: bool = True) -> None:
         p.add_argument("--snapshot-valid-h", type=float, default=float(env("KIOSK_ADMIN_SNAPSHOT_VALID_H", "72")),
                        help="hours a signed snapshot stays valid; `kiosk admin sync` must run more often")
         p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for every known kiosk's ack")
+        p.add_argument("--force", action="store_true",
+                       help="sign the site snapshot even when kiosks' acks or retained records say someone holds a "
+                            "newer change than it would (exit 18 otherwise): only after checking that they are "
+                            "wrong, as they are not signed")
 
 
 def add_parser(sub: Any, datetime_type: Any) -> None:

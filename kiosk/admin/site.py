@@ -23,6 +23,7 @@ from kiosk.mqtt.keys import (
     public_from_raw,
 )
 from kiosk.mqtt.protocol import (
+    MAX_AHEAD_MS,
     MAX_PAYLOAD,
     ProtocolError,
     Signer,
@@ -186,8 +187,11 @@ def site_revisions(broker: Broker, view: SiteView, snapshot: bool = True) -> dic
     re-signed), never go into what is signed."""
     newest: dict[str, tuple[int, bool]] = dict(view.people) if snapshot else {}
 
+    horizon = int(time.time() * 1000) + MAX_AHEAD_MS  # kiosks refuse records issued further ahead: so is this
+
     def see(pid: str, rev: object, deleted: object) -> None:
-        if isinstance(rev, int) and not isinstance(rev, bool) and (pid not in newest or newest[pid][0] < rev):
+        if (isinstance(rev, int) and not isinstance(rev, bool) and rev <= horizon
+                and (pid not in newest or newest[pid][0] < rev)):
             newest[pid] = (rev, bool(deleted))
 
     root = view.topic("enrollments/")

@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
-FRESH = "snapshot_fresh"  # this kiosk has held a snapshot that had not expired when it arrived
+FRESH = "snapshot_fresh"  # this kiosk has held a snapshot that had not expired, by a synchronised clock
+VERSION = "trust_version"  # written by the code that keeps FRESH: a store without it predates the rule
 
 
 class Trust(Protocol):
@@ -136,6 +137,12 @@ class SiteTrust:
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
         self._fresh = self.store.load_state(FRESH) is not None
+        if self.store.load_state(VERSION) is None:
+            if not self._fresh and self.store.load_state(SNAPSHOT) is not None:
+                # A store kept before the rule: this kiosk has been following the site, not starting afresh.
+                self.store.save_state(FRESH, b"held before the rule")
+                self._fresh = True
+            self.store.save_state(VERSION, b"1")
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
@@ -198,8 +205,10 @@ class SiteTrust:
         now_ms = self.clock.now_ms()
         got = parse_snapshot(payload, self.keys(), self.site, now_ms, max_bytes)
         with self._lock:
-            if self._snapshot_held(got, payload):
-                return []
+            held = self._snapshot_held(got, payload)
+        if held:  # the one held, again (a reconnection): the clock may have been synchronised since it came
+            self.refresh()
+            return []
         # An expired snapshot still holds: its deletions and revisions are true, only maybe not all there is
         # (it raises the alarm). But it is no evidence of the site's state now: it may be one put back on the
         # broker to undo the deletions made since. So only one that had not expired when it arrived, by a
@@ -222,6 +231,24 @@ class SiteTrust:
             if held_rev is None or held_rev < revision:
                 erase.append(person)
         return sorted(erase)
+
+    def refresh(self) -> bool:
+        """Count the snapshot held as current once it is, by a synchronised clock (it came while the clock
+        was not, or the store kept it from before a restart): a kiosk that waits for a current snapshot
+        then admits the records it set aside. True when that happened now."""
+        with self._lock:
+            snap, fresh = self._snapshot, self._fresh
+        if fresh or snap is None:
+            return False
+        now_ms = self.clock.now_ms()
+        if now_ms is None or snap.expired(now_ms):
+            return False
+        self._save(FRESH, str(snap.issued_at_ms).encode())
+        with self._lock:
+            self._fresh = True
+        logger.info("site snapshot of %d is current: records waiting for it are admitted", snap.issued_at_ms)
+        self.store.trust_changed()
+        return True
 
     def _save(self, name: str, payload: bytes) -> None:
         try:
