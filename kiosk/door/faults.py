@@ -24,7 +24,9 @@ around each read. Pure: times come from the caller's (injected) clock.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -121,3 +123,13 @@ class ReadFaults:
             return (f"failed {self.policy.flaky_runs} times within {self.policy.flaky_window_s:.0f} s with good reads "
                     f"in between, the last: {self.last_error}")
         return f"reading ({self.errors} failed read(s) in all)"
+
+
+def reader_health(thread: threading.Thread | None, faults: ReadFaults, clock: Callable[[], float],
+                  what: str) -> str | None:
+    """None while a reader works; otherwise what is wrong (for the service's health check): its thread was
+    started and has ended, for whatever reason, or ``faults`` says failing. ``what``: the thread's work."""
+    if thread is not None and not thread.is_alive():
+        return f"the {what} thread has ended"
+    now = clock()  # only now: a clock that raised may be why the thread ended
+    return faults.describe(now) if faults.failing(now) else None

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kiosk.door.faults import FaultPolicy, ReadFaults
+from kiosk.door.faults import FaultPolicy, ReadFaults, reader_health
 
 logger = logging.getLogger(__name__)
 
@@ -206,15 +206,8 @@ class MatrixKeypad:
         return key
 
     def health(self) -> str | None:
-        """None while scanning works; otherwise what is wrong (for the service's health check).
-
-        Wrong: the thread was started and has ended, for whatever reason, or ``self.faults`` says failing.
-        """
-        thread = self._thread
-        if thread is not None and not thread.is_alive():
-            return "the scanning thread has ended"
-        now = self.clock()
-        return self.faults.describe(now) if self.faults.failing(now) else None
+        """None while scanning works; otherwise what is wrong (``faults.reader_health``)."""
+        return reader_health(self._thread, self.faults, self.clock, "scanning")
 
     def read_keys(self) -> list[tuple[str, float]]:
         """Key presses (key, time) since the last call, oldest first; :data:`FAULT` where a scan failed."""

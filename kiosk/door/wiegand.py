@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.door.faults import FaultPolicy, ReadFaults
+from kiosk.door.faults import FaultPolicy, ReadFaults, reader_health
 
 logger = logging.getLogger(__name__)
 
@@ -298,15 +298,8 @@ class WiegandReader:
             self._queue = [(Rejected(READER_FAULT, f"{type(exc).__name__}: {exc}"), now)]
 
     def health(self) -> str | None:
-        """None while polling works; otherwise what is wrong (for the service's health check).
-
-        Wrong: the thread was started and has ended, for whatever reason, or ``self.faults`` says failing.
-        """
-        thread = self._thread
-        if thread is not None and not thread.is_alive():
-            return "the polling thread has ended"
-        now = self.clock()
-        return self.faults.describe(now) if self.faults.failing(now) else None
+        """None while polling works; otherwise what is wrong (``faults.reader_health``)."""
+        return reader_health(self._thread, self.faults, self.clock, "polling")
 
     def read(self) -> list[tuple[Decoded, float]]:
         """Frames decoded since the last call, with the time of their last pulse, oldest first.
