@@ -47,7 +47,10 @@ class TrustWatch:
     def check(self) -> float | None:
         refresh = getattr(self.trust, "refresh", None)
         if callable(refresh):
-            refresh()  # a snapshot that became current (the clock synchronised since it came) lets people in
+            try:
+                refresh()  # a snapshot that became current (the clock synchronised since it came) lets people in
+            except Exception:  # the store could not record it: tried again next time; the alarms go on
+                logger.exception("could not count the site snapshot as current")
         status = self.trust.status()
         synced = bool(status.get("clock_synchronised"))
         self._transition("clock", not synced, CLOCK_UNSYNCHRONISED, CLOCK_SYNCHRONISED,

@@ -340,6 +340,25 @@ def test_an_old_snapshot_put_back_over_another_administrators_deletion_is_never_
     assert _retained(broker.port, "kiosk/hq/snapshot") != old_snapshot
 
 
+def test_a_forged_ack_holds_the_administrators_back_until_one_checks_and_forces_once(
+        tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
+    alice = admins[0]
+    alice.enroll("ann", 1)
+    alice.enroll("bob", 2)
+    forged = int(time.time() * 1000) + 3_600_000  # plausible: an hour ahead
+    _publish_raw(broker.port, "kiosk/hq/ghost/acks/ann", json.dumps(
+        {"person_id": "ann", "device": "ghost", "status": "deleted", "revision": forged}).encode())
+    code, _out, err = run_cli("admin", "sync", *alice.opts)
+    assert code == 18 and "ann (snapshot" in err and "--force" in err, err
+    code, out, err = run_cli("admin", "sync", *alice.opts, "--force")
+    assert code == 0 and "later runs ignore these revisions" in out, err
+    code, _out, err = run_cli("admin", "sync", *alice.opts)  # checked once: the same evidence holds nothing back
+    assert code == 0, err
+    code, _out, err = run_cli("admin", "delete", "--id", "bob", *alice.opts)
+    assert code == 0, err
+    assert json.loads(_retained(broker.port, "kiosk/hq/snapshot"))["people"]["ann"][1] is False  # never signed
+
+
 def test_a_forged_ack_from_the_future_holds_nothing_back(
         tmp_path: Path, broker: Mosquitto, site: Site, admins: list[Admin], run_cli: Run) -> None:
     alice = admins[0]

@@ -120,21 +120,65 @@ def test_a_snapshot_that_came_before_the_clock_was_synchronised_counts_once_it_i
         assert k.admitted() == {"bob"} and k.trust.status()["snapshot_current_seen"], how
 
 
-def test_a_store_kept_before_the_rule_keeps_admitting_after_the_upgrade(tmp_path: Path) -> None:
-    site = Site()
-    key = os.urandom(32)
-    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=False)
+def _kept_before_the_rule(site: Site, path: Path, key: bytes, expires_in_days: float) -> None:
+    """A store as kiosks kept it before require_snapshot: a snapshot (``expires_in_days`` after it was saved)
+    and an admitted record, no record of freshness; then a month passes."""
+    k = Kiosk(site, path, key, require_snapshot=False)
     core = SyncCore(TOPICS, k.store, k.trust)
     now = k.now_ms()
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
-    core.handle(TOPICS.snapshot, site.snapshot({}, now - 30 * DAY_MS, expires_ms=now - 20 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - DAY_MS, expires_ms=now + int(expires_in_days * DAY_MS)), 0.0)
     core.handle(TOPICS.enrollment("bob"), site.enrollment("bob", now - 25 * DAY_MS), 0.0)
-    k.store._db.execute("DELETE FROM trust_state WHERE name IN ('trust_version', 'snapshot_fresh')")  # as before
+    k.store._db.execute("DELETE FROM trust_state WHERE name IN ('trust_version', 'snapshot_fresh')")
     k.store.close()
-    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)  # upgraded; its snapshot has expired
+
+
+def test_a_store_kept_before_the_rule_keeps_admitting_after_the_upgrade(tmp_path: Path) -> None:
+    site = Site()
+    key = os.urandom(32)
+    _kept_before_the_rule(site, tmp_path / "k.db", key, expires_in_days=3)
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    again.wall.advance(30 * 86400)  # upgraded a month later: the snapshot it holds expired meanwhile
     assert again.admitted() == {"bob"} and again.trust.status()["snapshot_current_seen"]
+    # a kept snapshot that had already expired when it was saved says nothing of what the kiosk followed
+    _kept_before_the_rule(site, tmp_path / "stale.db", key, expires_in_days=-0.5)
+    stale = Kiosk(site, tmp_path / "stale.db", key, require_snapshot=True)
+    assert stale.admitted() == set() and not stale.trust.status()["snapshot_current_seen"]
     new = Kiosk(site, tmp_path / "new.db", os.urandom(32), require_snapshot=True)  # a new store: the rule holds
     assert not new.trust.status()["snapshot_current_seen"]
+
+
+def test_a_snapshot_whose_signer_was_revoked_meanwhile_is_not_counted_as_current(tmp_path: Path) -> None:
+    site = Site(admins=2)
+    a, b = site.admins
+    k, core = fresh(tmp_path, site, synced=False)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 10 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - 1000, signer=a), 0.0)  # taken while the clock is unknown
+    core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 5000, signer=b), 0.0)
+    core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)  # a was stolen
+    k.synced = True
+    k.wall.advance(1)
+    assert not k.trust.refresh() and k.admitted() == set()
+    core.handle(TOPICS.snapshot, site.snapshot({}, k.now_ms() - 100, signer=b), 1.0)  # b's current one
+    assert k.admitted() == {"ann"}
+
+
+def test_the_trust_watch_goes_on_when_the_store_cannot_record_a_current_snapshot(tmp_path: Path) -> None:
+    site = Site()
+    k, core = fresh(tmp_path, site, synced=False)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    core.handle(TOPICS.snapshot, h.current, 0.0)
+    k.synced = True
+    k.wall.advance(1)
+    _fail_first_save(k)
+    events: list[str] = []
+    watch = TrustWatch(k.trust, k.store, lambda kind, fields: events.append(kind))
+    watch.check()  # the store refuses: logged, and the alarm is raised all the same
+    assert events == ["snapshot_expired"] and not k.trust.status()["snapshot_current_seen"]
+    watch.check()  # the next check records it
+    assert events == ["snapshot_expired", "snapshot_valid"] and k.trust.status()["snapshot_current_seen"]
 
 
 def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path) -> None:

@@ -51,11 +51,18 @@ def check_not_rolled_back(broker: Broker, view: SiteView, state: AdminState, arg
                           exclude: set[str] | None = None) -> None:
     """Raise ``SiteRolledBackError`` when the snapshot this administrator would sign is older, for someone
     other than ``exclude``, than what kiosks ack or the broker's records say (unless ``--force``)."""
-    if getattr(args, "force", False):
-        return
     behind = {pid: v for pid, v in rolled_back(broker, view, state).items() if not exclude or pid not in exclude}
-    if behind:
+    if behind and getattr(args, "force", False):
+        accept_override(state, behind)
+    elif behind:
         raise SiteRolledBackError(rolled_back_message(behind))
+
+
+def accept_override(state: AdminState, behind: dict[str, tuple[int, int]]) -> None:
+    """--force: sign anyway, and remember the evidence overridden so that it holds no later run back."""
+    state.override({pid: seen for pid, (_, seen) in behind.items()}, time.time())
+    print(f"warning: --force: signing over what kiosks' acks or records say for {len(behind)} people "
+          f"({', '.join(sorted(behind)[:10])}); later runs ignore these revisions")
 
 
 def rolled_back_message(behind: dict[str, tuple[int, int]]) -> str:
@@ -263,7 +270,10 @@ def cmd_sync(args: argparse.Namespace, stop: threading.Event | None = None) -> i
         broker = Broker(args)
         try:
             view = read_site(broker, args, signer)
-            behind = {} if getattr(args, "force", False) else rolled_back(broker, view, state)
+            behind = rolled_back(broker, view, state)
+            if behind and getattr(args, "force", False):
+                accept_override(state, behind)
+                behind = {}
             issued = None if behind else publish_snapshot(broker, args, signer, state, view, int(time.time() * 1000))
         finally:
             broker.close()

@@ -222,7 +222,9 @@ def rolled_back(broker: Broker, view: SiteView, state: AdminState) -> dict[str, 
     again would give kiosks that start afresh the person's old state."""
     people = site_people(view, state)
     seen = site_revisions(broker, view, snapshot=False)
-    return {pid: (people[pid][0], rev) for pid, (rev, _) in seen.items() if pid in people and rev > people[pid][0]}
+    overridden = state.overridden()
+    return {pid: (people[pid][0], rev) for pid, (rev, _) in seen.items()
+            if pid in people and rev > people[pid][0] and rev > overridden.get(pid, 0)}
 
 
 def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:

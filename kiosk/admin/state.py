@@ -32,6 +32,10 @@ class AdminState:
                          "name TEXT, deleted INTEGER NOT NULL, payload BLOB NOT NULL, published_at REAL NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), "
                          "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
+        # revisions seen in unsigned evidence (kiosk acks, retained records) that an administrator checked
+        # and overrode with --force: the same evidence does not hold the next run back
+        self._db.execute("CREATE TABLE IF NOT EXISTS overridden (person_id TEXT PRIMARY KEY, "
+                         "revision INTEGER NOT NULL, at REAL NOT NULL)")
         private_file(path)
 
     def revision(self, person_id: str) -> int | None:
@@ -47,6 +51,15 @@ class AdminState:
     def record_snapshot(self, issued_at_ms: int, payload: bytes) -> None:
         self._db.execute("INSERT INTO snapshot VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                          "issued_at_ms=excluded.issued_at_ms, payload=excluded.payload", (issued_at_ms, payload))
+
+    def override(self, seen: dict[str, int], now: float) -> None:
+        """Record evidence an administrator checked and overrode (person -> the revision seen)."""
+        for pid, rev in seen.items():
+            self._db.execute("INSERT INTO overridden VALUES (?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
+                             "revision=max(revision, excluded.revision), at=excluded.at", (pid, rev, now))
+
+    def overridden(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in self._db.execute("SELECT person_id, revision FROM overridden")}
 
     def last_snapshot_ms(self) -> int:
         row = self._db.execute("SELECT issued_at_ms FROM snapshot").fetchone()

@@ -137,17 +137,21 @@ class SiteTrust:
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
         self._fresh = self.store.load_state(FRESH) is not None
-        if self.store.load_state(VERSION) is None:
-            if not self._fresh and self.store.load_state(SNAPSHOT) is not None:
-                # A store kept before the rule: this kiosk has been following the site, not starting afresh.
-                self.store.save_state(FRESH, b"held before the rule")
-                self._fresh = True
+        legacy = self.store.load_state(VERSION) is None
+        if legacy:
             self.store.save_state(VERSION, b"1")
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
+            saved = self.store.state_saved_at(SNAPSHOT)
+            if legacy and not self._fresh and self._snapshot is not None and saved is not None \
+                    and saved * 1000 < self._snapshot.expires_at_ms:
+                # A store kept before the rule, whose snapshot had not expired when it was saved: this kiosk
+                # has been following the site, not starting afresh.
+                self.store.save_state(FRESH, b"held before the rule")
+                self._fresh = True
 
     # what the store and the sync core ask
     def keys(self) -> dict[str, Ed25519PublicKey]:
@@ -242,6 +246,11 @@ class SiteTrust:
             return False
         now_ms = self.clock.now_ms()
         if now_ms is None or snap.expired(now_ms):
+            return False
+        try:  # still signed by a current administrator key, and not from the future now that the clock tells
+            parse_snapshot(snap.payload, self.keys(), self.site, now_ms, max_bytes=len(snap.payload))
+        except ProtocolError as exc:
+            logger.warning("the snapshot held is not counted as current: %s", exc)
             return False
         self._save(FRESH, str(snap.issued_at_ms).encode())
         with self._lock:
