@@ -164,6 +164,25 @@ def test_a_snapshot_whose_signer_was_revoked_meanwhile_is_not_counted_as_current
     assert k.admitted() == {"ann"}
 
 
+def test_a_snapshot_from_a_revoked_key_no_longer_holds_back_a_current_one(tmp_path: Path) -> None:
+    """A stolen key's snapshot dated ahead, taken while the clock was unknown: once the key is revoked it no
+    longer verifies, and the next snapshot a current key signs is not refused as older than it."""
+    site = Site(admins=2)
+    a, b = site.admins
+    k, core = fresh(tmp_path, site, synced=False)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 10 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"ann": (now - 9000, False)}, now + 20 * DAY_MS, signer=a), 0.0)
+    core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 9000, signer=b), 0.0)
+    core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)
+    assert k.trust.status()["snapshot_missing"]
+    k.synced = True
+    k.wall.advance(1)
+    deleted = site.snapshot({"ann": (now - 1000, True)}, k.now_ms() - 100, signer=b)
+    assert acks(core.handle(TOPICS.snapshot, deleted, 1.0))[0]["status"] == "applied"
+    assert k.admitted() == set() and not k.store.is_valid("ann")
+
+
 def test_the_trust_watch_goes_on_when_the_store_cannot_record_a_current_snapshot(tmp_path: Path) -> None:
     site = Site()
     k, core = fresh(tmp_path, site, synced=False)

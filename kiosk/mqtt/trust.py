@@ -201,6 +201,13 @@ class SiteTrust:
             if self._key_list_held(got, payload):  # another thread installed this one or a newer one meanwhile
                 return
             self._key_list = got
+            snap = self._snapshot
+            if snap is not None and snap.key_id not in got.keys:
+                # Signed by a key this list drops: it no longer verifies (as after a restart), and a newer one
+                # from a current key must not be refused as older than it.
+                self._snapshot = None
+                logger.warning("the site snapshot held was signed by %s, which the new key list drops: waiting "
+                               "for one a current administrator signed", snap.key_id)
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
         self.store.trust_changed()
