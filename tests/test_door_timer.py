@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,19 +195,29 @@ class RecordingRelay:
     def close(self) -> None: ...
 
 
-def test_a_tick_that_raises_is_counted_and_the_timer_keeps_running() -> None:
-    clock = FakeClock()
-    calls = []
+def _gpio_ticker(clock: FakeClock, fails: Callable[[], bool]) -> tuple[Ticker, Steps]:
+    """A started door timer whose tick raises as a failing GPIO write does while ``fails()``."""
 
     def tick() -> float | None:
-        calls.append(clock())
-        if len(calls) <= 2:
+        if fails():
             raise OSError("gpiochip: I/O error")
         return None
 
     steps = Steps()
     ticker = Ticker(tick, 0.05, name="door-timer", wait=steps, clock=clock)
     ticker.start()
+    return ticker, steps
+
+
+def test_a_tick_that_raises_is_counted_and_the_timer_keeps_running() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+
+    def fails() -> bool:
+        calls.append(clock())
+        return len(calls) <= 2
+
+    ticker, steps = _gpio_ticker(clock, fails)
     try:
         for _ in range(4):
             clock.advance(steps.next())
@@ -241,16 +252,8 @@ def test_timer_health_goes_false_when_ticks_stop_or_the_thread_ends() -> None:
 
 def test_timer_health_goes_false_while_every_tick_fails_and_back_after_one_succeeds() -> None:
     clock = FakeClock()
-    broken = [True]
-
-    def tick() -> float | None:  # a relay whose GPIO write keeps failing: the door cannot be relocked
-        if broken[0]:
-            raise OSError("gpiochip: I/O error")
-        return None
-
-    steps = Steps()
-    ticker = Ticker(tick, 0.05, name="door-timer", wait=steps, clock=clock)
-    ticker.start()
+    broken = [True]  # a relay whose GPIO write keeps failing: the door cannot be relocked
+    ticker, steps = _gpio_ticker(clock, lambda: broken[0])
     try:
         for _ in range(20):  # ticking on time, every tick failing, for 1 s
             clock.advance(steps.next())
