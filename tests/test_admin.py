@@ -371,6 +371,29 @@ def test_a_forged_ack_from_the_future_holds_nothing_back(
     assert code == 0 and "republished 1 of 1" in out, err
 
 
+class _Retained:
+    """A broker that holds these retained messages (what ``site_revisions`` reads)."""
+
+    def __init__(self, messages: list[tuple[str, bytes]]) -> None:
+        self.messages = messages
+
+    def retained(self, *patterns: str) -> list[tuple[str, bytes]]:
+        return self.messages
+
+
+def test_a_person_the_snapshot_leaves_out_is_held_back_too(tmp_path: Path) -> None:
+    """A snapshot put back from before a person was enrolled does not list them at all: a kiosk that acked
+    their deletion still counts as evidence against signing it."""
+    from kiosk.admin.site import SiteView, rolled_back
+
+    state = AdminState(tmp_path / "state.db")
+    view = SiteView("kiosk", SITE, people={"carl": (5, False)})
+    deleted = json.dumps({"person_id": "ann", "device": "door1", "status": "deleted", "revision": 9}).encode()
+    assert rolled_back(_Retained([("kiosk/hq/door1/acks/ann", deleted)]), view, state) == {"ann": (0, 9)}  # type: ignore[arg-type]
+    view.people["ann"] = (9, True)
+    assert rolled_back(_Retained([("kiosk/hq/door1/acks/ann", deleted)]), view, state) == {}  # type: ignore[arg-type]
+
+
 def test_the_sync_timer_runs_admin_sync_with_settings_the_command_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     from kiosk.cli import build_parser
 

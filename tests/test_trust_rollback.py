@@ -121,31 +121,36 @@ def test_a_snapshot_that_came_before_the_clock_was_synchronised_counts_once_it_i
 
 
 def _kept_before_the_rule(site: Site, path: Path, key: bytes, expires_in_days: float) -> None:
-    """A store as kiosks kept it before require_snapshot: a snapshot (``expires_in_days`` after it was saved)
-    and an admitted record, no record of freshness; then a month passes."""
+    """A store as kiosks kept it before require_snapshot: a snapshot (expiring ``expires_in_days`` from now)
+    and an admitted record, no record of freshness."""
     k = Kiosk(site, path, key, require_snapshot=False)
     core = SyncCore(TOPICS, k.store, k.trust)
     now = k.now_ms()
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
-    core.handle(TOPICS.snapshot, site.snapshot({}, now - DAY_MS, expires_ms=now + int(expires_in_days * DAY_MS)), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - 4 * DAY_MS, expires_ms=now + int(expires_in_days * DAY_MS)),
+                0.0)
     core.handle(TOPICS.enrollment("bob"), site.enrollment("bob", now - 25 * DAY_MS), 0.0)
-    k.store._db.execute("DELETE FROM trust_state WHERE name IN ('trust_version', 'snapshot_fresh')")
+    k.store._db.execute("DELETE FROM trust_state WHERE name = 'snapshot_fresh'")
     k.store.close()
 
 
-def test_a_store_kept_before_the_rule_keeps_admitting_after_the_upgrade(tmp_path: Path) -> None:
+def test_an_upgraded_kiosk_admits_again_once_its_snapshot_is_current(tmp_path: Path) -> None:
+    """A store kept before the rule has no record of freshness: the snapshot it holds counts as soon as the
+    trust watch sees it current (the service checks at start); one that expired waits for the next."""
     site = Site()
     key = os.urandom(32)
-    _kept_before_the_rule(site, tmp_path / "k.db", key, expires_in_days=3)
+    _kept_before_the_rule(site, tmp_path / "k.db", key, expires_in_days=2)
     again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
-    again.wall.advance(30 * 86400)  # upgraded a month later: the snapshot it holds expired meanwhile
+    assert again.admitted() == set()
+    TrustWatch(again.trust, again.store, lambda kind, fields: None).check()
     assert again.admitted() == {"bob"} and again.trust.status()["snapshot_current_seen"]
-    # a kept snapshot that had already expired when it was saved says nothing of what the kiosk followed
-    _kept_before_the_rule(site, tmp_path / "stale.db", key, expires_in_days=-0.5)
+    _kept_before_the_rule(site, tmp_path / "stale.db", key, expires_in_days=-1)
     stale = Kiosk(site, tmp_path / "stale.db", key, require_snapshot=True)
-    assert stale.admitted() == set() and not stale.trust.status()["snapshot_current_seen"]
-    new = Kiosk(site, tmp_path / "new.db", os.urandom(32), require_snapshot=True)  # a new store: the rule holds
-    assert not new.trust.status()["snapshot_current_seen"]
+    TrustWatch(stale.trust, stale.store, lambda kind, fields: None).check()
+    assert stale.admitted() == set() and stale.trust.expired()  # until the administrators' next snapshot
+    core = SyncCore(TOPICS, stale.store, stale.trust)
+    core.handle(TOPICS.snapshot, site.snapshot({}, stale.now_ms() - 1000), 1.0)
+    assert stale.admitted() == {"bob"}
 
 
 def test_a_snapshot_whose_signer_was_revoked_meanwhile_is_not_counted_as_current(tmp_path: Path) -> None:
@@ -175,7 +180,7 @@ def test_a_snapshot_from_a_revoked_key_no_longer_holds_back_a_current_one(tmp_pa
     core.handle(TOPICS.snapshot, site.snapshot({"ann": (now - 9000, False)}, now + 20 * DAY_MS, signer=a), 0.0)
     core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 9000, signer=b), 0.0)
     core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)
-    assert k.trust.status()["snapshot_missing"]
+    assert not k.trust.status()["snapshot_current_seen"] and k.trust.expired()
     k.synced = True
     k.wall.advance(1)
     deleted = site.snapshot({"ann": (now - 1000, True)}, k.now_ms() - 100, signer=b)
@@ -215,6 +220,7 @@ def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path)
     k.store.close()
     again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)  # the held snapshot no longer verifies
     assert again.trust.status()["snapshot_missing"] and again.admitted() == {"ann"}
+    assert again.trust.expired()  # with the alarm on until the next snapshot
 
 
 def test_held_records_survive_a_restart_and_wait_for_the_snapshot(tmp_path: Path) -> None:

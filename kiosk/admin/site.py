@@ -223,8 +223,9 @@ def rolled_back(broker: Broker, view: SiteView, state: AdminState) -> dict[str, 
     people = site_people(view, state)
     seen = site_revisions(broker, view, snapshot=False)
     overridden = state.overridden()
-    return {pid: (people[pid][0], rev) for pid, (rev, _) in seen.items()
-            if pid in people and rev > people[pid][0] and rev > overridden.get(pid, 0)}
+    signed = {pid: people[pid][0] if pid in people else 0 for pid in seen}  # absent: the snapshot says nothing
+    return {pid: (signed[pid], rev) for pid, (rev, _) in seen.items()
+            if rev > signed[pid] and rev > overridden.get(pid, 0)}
 
 
 def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:

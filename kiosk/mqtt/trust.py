@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
 FRESH = "snapshot_fresh"  # this kiosk has held a snapshot that had not expired, by a synchronised clock
-VERSION = "trust_version"  # written by the code that keeps FRESH: a store without it predates the rule
 
 
 class Trust(Protocol):
@@ -137,21 +136,11 @@ class SiteTrust:
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
         self._fresh = self.store.load_state(FRESH) is not None
-        legacy = self.store.load_state(VERSION) is None
-        if legacy:
-            self.store.save_state(VERSION, b"1")
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
-            saved = self.store.state_saved_at(SNAPSHOT)
-            if legacy and not self._fresh and self._snapshot is not None and saved is not None \
-                    and saved * 1000 < self._snapshot.expires_at_ms:
-                # A store kept before the rule, whose snapshot had not expired when it was saved: this kiosk
-                # has been following the site, not starting afresh.
-                self.store.save_state(FRESH, b"held before the rule")
-                self._fresh = True
 
     # what the store and the sync core ask
     def keys(self) -> dict[str, Ed25519PublicKey]:
@@ -203,11 +192,11 @@ class SiteTrust:
             self._key_list = got
             snap = self._snapshot
             if snap is not None and snap.key_id not in got.keys:
-                # Signed by a key this list drops: it no longer verifies (as after a restart), and a newer one
-                # from a current key must not be refused as older than it.
-                self._snapshot = None
-                logger.warning("the site snapshot held was signed by %s, which the new key list drops: waiting "
-                               "for one a current administrator signed", snap.key_id)
+                # Signed by a key this list drops: its deletions and refusals stay in force (they can only keep
+                # people out), but it no longer counts as current (``refresh``) and any snapshot a current key
+                # signs replaces it, older or not (``_snapshot_held``).
+                logger.warning("the site snapshot held was signed by %s, which the new key list drops: the next "
+                               "one a current administrator signs replaces it", snap.key_id)
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
         self.store.trust_changed()
@@ -280,8 +269,9 @@ class SiteTrust:
 
     def _snapshot_held(self, got: Snapshot, payload: bytes) -> bool:
         held = self._snapshot
-        return held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
-                                                   "snapshot")
+        if held is None or held.key_id not in self.keys():  # none, or one whose signer was dropped since
+            return False
+        return _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload, "snapshot")
 
     # status
     def expired(self, now: float | None = None) -> bool:
@@ -291,8 +281,8 @@ class SiteTrust:
         and that is the same alarm."""
         with self._lock:
             snap, fresh = self._snapshot, self._fresh
-        if self.require_snapshot and not fresh:
-            return True  # nobody is admitted until a current snapshot arrives: the same alarm
+        if self.require_snapshot and (not fresh or snap is None):
+            return True  # none current yet (nobody is admitted), or none held now (a rotation, a restart)
         if snap is None:
             return False
         now_ms = int(now * 1000) if now is not None else self.clock.now_ms()

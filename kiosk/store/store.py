@@ -171,12 +171,6 @@ class Store:
             row = self._db.execute("SELECT payload FROM trust_state WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def state_saved_at(self, name: str) -> float | None:
-        """The wall-clock time (s) a trust document was last saved, as the kiosk's clock said then."""
-        with self._lock, _readable(self.path):
-            row = self._db.execute("SELECT updated_at FROM trust_state WHERE name = ?", (name,)).fetchone()
-        return None if row is None else float(row[0])
-
     # writes
     def revision(self, person_id: str) -> int | None:
         with self._lock:
