@@ -218,9 +218,41 @@ def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path)
     core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)  # a rotated out
     assert k.admitted() == {"ann"}
     k.store.close()
-    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)  # the held snapshot no longer verifies
-    assert again.trust.status()["snapshot_missing"] and again.admitted() == {"ann"}
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)  # its snapshot's signer is gone
+    assert not again.trust.status()["snapshot_missing"] and again.admitted() == {"ann"}
     assert again.trust.expired()  # with the alarm on until the next snapshot
+
+
+def test_a_rotation_opens_no_way_back_to_an_older_snapshot(tmp_path: Path) -> None:
+    """The current snapshot (signed by a) set ann's older record aside; a is rotated out; someone puts back an
+    older snapshot b signed: it is still older than the one held, before and after a restart."""
+    site = Site(admins=2)
+    a, b = site.admins
+    key = os.urandom(32)
+    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 30 * DAY_MS), 0.0)
+    old_b = site.snapshot({"ann": (now - 25 * DAY_MS, False)}, now - 20 * DAY_MS, expires_ms=now + DAY_MS, signer=b)
+    core.handle(TOPICS.snapshot, site.snapshot({"ann": (now - 2 * DAY_MS, False)}, now - DAY_MS, signer=a), 0.0)
+    ann = site.enrollment("ann", now - 25 * DAY_MS, signer=b)
+    core.handle(TOPICS.enrollment("ann"), ann, 0.0)
+    assert k.admitted() == set()  # older than the snapshot says (the newer record withheld): refused
+    core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)
+    [ack] = acks(core.handle(TOPICS.snapshot, old_b, 1.0))
+    assert ack["status"] == "refused" and ack["reason"] == "stale_snapshot" and k.admitted() == set()
+    assert k.trust.expired()  # the snapshot held says nothing current any more
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, again.store, again.trust)
+    [ack] = acks(core.handle(TOPICS.snapshot, old_b, 2.0))
+    assert ack["reason"] == "stale_snapshot"
+    assert acks(core.handle(TOPICS.enrollment("ann"), ann, 2.0))[0]["reason"] == "older_than_snapshot"
+    assert again.admitted() == set()  # its refusals held across the restart
+    newer = site.snapshot({"ann": (now - 25 * DAY_MS, False)}, again.now_ms() - 100, signer=b)  # b re-signs
+    core.handle(TOPICS.snapshot, newer, 3.0)
+    core.handle(TOPICS.enrollment("ann"), ann, 3.0)
+    assert again.admitted() == {"ann"} and not again.trust.expired()
 
 
 def test_held_records_survive_a_restart_and_wait_for_the_snapshot(tmp_path: Path) -> None:

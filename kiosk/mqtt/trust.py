@@ -140,7 +140,12 @@ class SiteTrust:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
             except ProtocolError as exc:
-                logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
+                if exc.reason != "unknown_key":
+                    logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
+                else:  # verified when it came; its signer was dropped since: its refusals still hold
+                    self._snapshot = parse_snapshot(payload, None, self.site, max_bytes=len(payload))
+                    logger.warning("the stored snapshot was signed by %s, no longer a current key: its deletions "
+                                   "and refusals hold until a newer one a current key signs", self._snapshot.key_id)
 
     # what the store and the sync core ask
     def keys(self) -> dict[str, Ed25519PublicKey]:
@@ -193,9 +198,9 @@ class SiteTrust:
             snap = self._snapshot
             if snap is not None and snap.key_id not in got.keys:
                 # Signed by a key this list drops: its deletions and refusals stay in force (they can only keep
-                # people out), but it no longer counts as current (``refresh``) and any snapshot a current key
-                # signs replaces it, older or not (``_snapshot_held``).
-                logger.warning("the site snapshot held was signed by %s, which the new key list drops: the next "
+                # people out), but it no longer counts as current (``refresh``, ``expired``); a newer snapshot a
+                # current key signs replaces it, and so does any if it claims a future (``_snapshot_held``).
+                logger.warning("the site snapshot held was signed by %s, which the new key list drops: a newer "
                                "one a current administrator signs replaces it", snap.key_id)
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
@@ -269,8 +274,12 @@ class SiteTrust:
 
     def _snapshot_held(self, got: Snapshot, payload: bytes) -> bool:
         held = self._snapshot
-        if held is None or held.key_id not in self.keys():  # none, or one whose signer was dropped since
+        if held is None:
             return False
+        if held.key_id not in self.keys():  # its signer was dropped since: only a newer one replaces it ...
+            now_ms = self.clock.now_ms()
+            if now_ms is not None and held.issued_at_ms > now_ms + MAX_AHEAD_MS:
+                return False  # ... unless it claims a future no synchronised clock takes (a stolen key's)
         return _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload, "snapshot")
 
     # status
@@ -285,6 +294,8 @@ class SiteTrust:
             return True  # none current yet (nobody is admitted), or none held now (a rotation, a restart)
         if snap is None:
             return False
+        if self.root_key is not None and snap.key_id not in self.keys():
+            return True  # signed by a key dropped since: it refuses, but says nothing current
         now_ms = int(now * 1000) if now is not None else self.clock.now_ms()
         return snap.expired(now_ms)
 
