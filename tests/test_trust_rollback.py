@@ -224,7 +224,7 @@ def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path)
 
 
 def test_a_rotation_opens_no_way_back_to_an_older_snapshot(tmp_path: Path) -> None:
-    """The current snapshot (signed by a) set ann's older record aside; a is rotated out; someone puts back an
+    """The current snapshot (signed by a) refuses ann's older record; a is rotated out; someone puts back an
     older snapshot b signed: it is still older than the one held, before and after a restart."""
     site = Site(admins=2)
     a, b = site.admins
