@@ -21,8 +21,9 @@ from kiosk.mqtt.core import Emit, Publish, SyncCore, SyncSettings
 from kiosk.mqtt.protocol import ProtocolError, Signer
 from kiosk.mqtt.topics import Topics
 from kiosk.mqtt.trust import SiteTrust, TrustSettings
+from kiosk.store import Store
 from kiosk.trustwatch import TrustWatch
-from tests.site import DAY_MS, SITE, Kiosk, Site
+from tests.site import DAY_MS, FP, SITE, Kiosk, Site
 
 TOPICS = Topics("kiosk", SITE, "door1")
 
@@ -397,3 +398,18 @@ def test_sync_max_snapshot_bytes_is_the_limit_for_snapshots_and_key_lists(tmp_pa
     k.trust.on_snapshot(snap, max_bytes=len(snap))  # a limit raised in the settings is the one applied
     with pytest.raises(ProtocolError, match="oversized"):
         k.trust.on_snapshot(site.snapshot(people, now - 4_000), max_bytes=64 * 1024)
+
+
+def test_a_store_of_another_site_starts_without_its_snapshot(tmp_path: Path) -> None:
+    """The store kept from before the site was renamed: its key list and snapshot are another site's."""
+    site = Site()
+    key = os.urandom(32)
+    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - 1000), 0.0)
+    k.store.close()
+    store = Store(tmp_path / "k.db", key, FP)
+    trust = SiteTrust(store, "other", k.clock, root_key=site.root.private.public_key())
+    assert trust.status()["snapshot_missing"] and trust.status()["key_list_issued_at_ms"] is None

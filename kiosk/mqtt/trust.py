@@ -140,12 +140,20 @@ class SiteTrust:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
             except ProtocolError as exc:
-                if exc.reason != "unknown_key":
+                self._snapshot = self._unverified(payload) if exc.reason == "unknown_key" else None
+                if self._snapshot is None:
                     logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
-                else:  # verified when it came; its signer was dropped since: its refusals still hold
-                    self._snapshot = parse_snapshot(payload, None, self.site, max_bytes=len(payload))
-                    logger.warning("the stored snapshot was signed by %s, no longer a current key: its deletions "
-                                   "and refusals hold until a newer one a current key signs", self._snapshot.key_id)
+
+    def _unverified(self, payload: bytes) -> Snapshot | None:
+        """The stored snapshot whose signer was dropped since it was verified: its refusals still hold (read
+        without its signature, for what it refuses only); None when it is not this site's or not readable."""
+        try:
+            snap = parse_snapshot(payload, None, self.site, max_bytes=len(payload))
+        except ProtocolError:
+            return None
+        logger.warning("the stored snapshot was signed by %s, no longer a current key: its deletions and refusals "
+                       "hold until a newer one a current key signs", snap.key_id)
+        return snap
 
     # what the store and the sync core ask
     def keys(self) -> dict[str, Ed25519PublicKey]:
