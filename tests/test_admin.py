@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from kiosk.admin import AdminState, cmd_sync, publish_change
-from kiosk.admin.commands import SiteRolledBackError
+from kiosk.admin.rollback import SiteRolledBackError
 from kiosk.events import EventSink
 from kiosk.mqtt.adapter import KioskMqtt
 from kiosk.mqtt.client import make_client
@@ -384,7 +384,8 @@ class _Retained:
 def test_a_person_the_snapshot_leaves_out_is_held_back_too(tmp_path: Path) -> None:
     """A snapshot put back from before a person was enrolled does not list them at all: a kiosk that acked
     their deletion still counts as evidence against signing it."""
-    from kiosk.admin.site import SiteView, rolled_back
+    from kiosk.admin.rollback import rolled_back
+    from kiosk.admin.site import SiteView
 
     state = AdminState(tmp_path / "state.db")
     view = SiteView("kiosk", SITE, people={"carl": (5, False)})

@@ -206,14 +206,20 @@ def test_the_trust_watch_goes_on_when_the_store_cannot_record_a_current_snapshot
     assert events == ["snapshot_expired", "snapshot_valid"] and k.trust.status()["snapshot_current_seen"]
 
 
-def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path) -> None:
+def _two_admins(tmp_path: Path, key: bytes, keys_days_ago: int) -> tuple[Site, Kiosk, SyncCore, int]:
+    """A site of two administrators and a kiosk that requires a snapshot, holding their key list."""
     site = Site(admins=2)
-    a, b = site.admins
-    key = os.urandom(32)
     k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
     core = SyncCore(TOPICS, k.store, k.trust)
     now = k.now_ms()
-    core.handle(TOPICS.keys, site.key_list(now - 10 * DAY_MS), 0.0)
+    core.handle(TOPICS.keys, site.key_list(now - keys_days_ago * DAY_MS), 0.0)
+    return site, k, core, now
+
+
+def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    site, k, core, now = _two_admins(tmp_path, key, 10)
+    a, b = site.admins
     core.handle(TOPICS.snapshot, site.snapshot({}, now - 1000, signer=a), 0.0)
     core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 5000, signer=b), 0.0)
     core.handle(TOPICS.keys, site.key_list(now - 500, admins=[b], revoked={a.key_id}), 0.0)  # a rotated out
@@ -227,13 +233,9 @@ def test_a_restart_during_a_key_rotation_keeps_admitting_offline(tmp_path: Path)
 def test_a_rotation_opens_no_way_back_to_an_older_snapshot(tmp_path: Path) -> None:
     """The current snapshot (signed by a) refuses ann's older record; a is rotated out; someone puts back an
     older snapshot b signed: it is still older than the one held, before and after a restart."""
-    site = Site(admins=2)
-    a, b = site.admins
     key = os.urandom(32)
-    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
-    core.handle(TOPICS.keys, site.key_list(now - 30 * DAY_MS), 0.0)
+    site, k, core, now = _two_admins(tmp_path, key, 30)
+    a, b = site.admins
     old_b = site.snapshot({"ann": (now - 25 * DAY_MS, False)}, now - 20 * DAY_MS, expires_ms=now + DAY_MS, signer=b)
     core.handle(TOPICS.snapshot, site.snapshot({"ann": (now - 2 * DAY_MS, False)}, now - DAY_MS, signer=a), 0.0)
     ann = site.enrollment("ann", now - 25 * DAY_MS, signer=b)

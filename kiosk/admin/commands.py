@@ -14,6 +14,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.admin.factor import add_factor_args, factor_fields, taken_codes
+from kiosk.admin.rollback import (
+    SiteRolledBackError,
+    accept_override,
+    check_not_rolled_back,
+    rolled_back,
+    rolled_back_message,
+    site_revisions,
+)
 from kiosk.admin.site import (
     AckReport,
     Broker,
@@ -22,8 +30,6 @@ from kiosk.admin.site import (
     next_revision,
     publish_snapshot,
     read_site,
-    rolled_back,
-    site_revisions,
 )
 from kiosk.admin.state import AdminState, private_file
 from kiosk.errors import ConfigError, KioskError
@@ -39,39 +45,6 @@ from kiosk.mqtt.keys import (
 )
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, Signer, decode_embedding, decode_json, validate
 from kiosk.records import Enrollment, Tombstone
-
-
-class SiteRolledBackError(KioskError):
-    """The broker's snapshot is older than what the kiosks hold: nothing was signed."""
-
-    exit_code = 18
-
-
-def check_not_rolled_back(broker: Broker, view: SiteView, state: AdminState, args: argparse.Namespace,
-                          exclude: set[str] | None = None) -> None:
-    """Raise ``SiteRolledBackError`` when the snapshot this administrator would sign is older, for someone
-    other than ``exclude``, than what kiosks ack or the broker's records say (unless ``--force``)."""
-    behind = {pid: v for pid, v in rolled_back(broker, view, state).items() if not exclude or pid not in exclude}
-    if behind and getattr(args, "force", False):
-        accept_override(state, behind)
-    elif behind:
-        raise SiteRolledBackError(rolled_back_message(behind))
-
-
-def accept_override(state: AdminState, behind: dict[str, tuple[int, int]]) -> None:
-    """--force: sign anyway, and remember the evidence overridden so that it holds no later run back."""
-    state.override({pid: seen for pid, (_, seen) in behind.items()}, time.time())
-    print(f"warning: --force: signing over what kiosks' acks or records say for {len(behind)} people "
-          f"({', '.join(sorted(behind)[:10])}); later runs ignore these revisions")
-
-
-def rolled_back_message(behind: dict[str, tuple[int, int]]) -> str:
-    detail = ", ".join(f"{pid} (snapshot {old}, seen {new})" for pid, (old, new) in sorted(behind.items())[:10])
-    return (f"not signed: the site's retained snapshot is older than what kiosks hold or the broker's records say "
-            f"for {len(behind)} people: {detail}. Someone may have put an old snapshot back on the broker; signing it "
-            "again would hand their old state to new kiosks. Sign from the state file of the administrator who made "
-            "those changes (kiosk admin sync --state ...); if no administrator made them, the acks or records are "
-            "forged (they are not signed): check, then run again with --force")
 
 
 class SyncIncompleteError(KioskError, TimeoutError):

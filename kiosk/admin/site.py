@@ -23,7 +23,6 @@ from kiosk.mqtt.keys import (
     public_from_raw,
 )
 from kiosk.mqtt.protocol import (
-    MAX_AHEAD_MS,
     MAX_PAYLOAD,
     ProtocolError,
     Signer,
@@ -177,55 +176,6 @@ def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, person: 
 def next_revision(now_ms: int, *seen: int | None) -> int:
     """This change's revision: its issue time in ms, but above anything already published for the person."""
     return max([now_ms, *[s + 1 for s in seen if s is not None]])
-
-
-def site_revisions(broker: Broker, view: SiteView, snapshot: bool = True) -> dict[str, tuple[int, bool]]:
-    """Each person's newest known change on the broker, (revision, deleted): the retained records, the
-    kiosks' retained acks (what they hold, which an older record put back on the broker does not undo) and
-    (``snapshot``) the retained snapshot, read without checking their signatures: they only ever hold a
-    publication back (a record signed by a key rotated out since must still stop an older one being
-    re-signed), never go into what is signed."""
-    newest: dict[str, tuple[int, bool]] = dict(view.people) if snapshot else {}
-
-    horizon = int(time.time() * 1000) + MAX_AHEAD_MS  # kiosks refuse records issued further ahead: so is this
-
-    def see(pid: str, rev: object, deleted: object) -> None:
-        if (isinstance(rev, int) and not isinstance(rev, bool) and rev <= horizon
-                and (pid not in newest or newest[pid][0] < rev)):
-            newest[pid] = (rev, bool(deleted))
-
-    root = view.topic("enrollments/")
-    patterns = [view.topic("enrollments/+"), view.topic("+/acks/+")] + ([view.topic("snapshot")] if snapshot else [])
-    for topic, payload in broker.retained(*patterns):
-        try:
-            body = decode_json(payload, MAX_SNAPSHOT) if payload else None
-        except ProtocolError:
-            continue
-        if not isinstance(body, dict):
-            continue
-        parts = topic.split("/")
-        if topic.startswith(root) and isinstance(body.get("person_id"), str):
-            see(body["person_id"], body.get("issued_at_ms"), body.get("type") == "tombstone")
-        elif len(parts) == 5 and parts[3] == "acks" and body.get("status") in ("applied", "deleted", "current", "held"):
-            see(parts[4], body.get("revision"), body.get("status") == "deleted")
-        elif topic == view.topic("snapshot") and isinstance(body.get("people"), dict):
-            for pid, entry in body["people"].items():
-                if isinstance(entry, list) and len(entry) == 2:
-                    see(pid, entry[0], entry[1] is True)
-    return newest
-
-
-def rolled_back(broker: Broker, view: SiteView, state: AdminState) -> dict[str, tuple[int, int]]:
-    """People whose entry in the snapshot this administrator would sign now is older than what a kiosk
-    acknowledges holding, or than their retained record: person -> (revision to be signed, newer one seen).
-    Someone put an older snapshot back on the broker (and maybe the person's older record): signing it
-    again would give kiosks that start afresh the person's old state."""
-    people = site_people(view, state)
-    seen = site_revisions(broker, view, snapshot=False)
-    overridden = state.overridden()
-    signed = {pid: people[pid][0] if pid in people else 0 for pid in seen}  # absent: the snapshot says nothing
-    return {pid: (signed[pid], rev) for pid, (rev, _) in seen.items()
-            if rev > signed[pid] and rev > overridden.get(pid, 0)}
 
 
 def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:
