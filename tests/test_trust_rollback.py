@@ -415,3 +415,12 @@ def test_a_store_of_another_site_starts_without_its_snapshot(tmp_path: Path) -> 
     store = Store(tmp_path / "k.db", key, FP)
     trust = SiteTrust(store, "other", k.clock, root_key=site.root.private.public_key())
     assert trust.status()["snapshot_missing"] and trust.status()["key_list_issued_at_ms"] is None
+
+
+def test_turning_the_snapshot_requirement_off_is_said_at_start(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    Kiosk(Site(), tmp_path / "off.db", os.urandom(32), require_snapshot=False)
+    assert any("trust.require_snapshot = false" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    Kiosk(Site(), tmp_path / "on.db", os.urandom(32), require_snapshot=True)
+    assert not any("require_snapshot" in r.getMessage() for r in caplog.records)

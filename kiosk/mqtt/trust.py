@@ -81,6 +81,9 @@ class SiteTrust:
         self.root_key = root_key
         self._static = dict(static_keys or {})
         self.require_snapshot = require_snapshot and root_key is not None
+        if root_key is not None and not require_snapshot:
+            logger.warning("trust.require_snapshot = false: a kiosk that holds no current site snapshot admits "
+                           "records put back on the broker, a deleted person's old one among them")
         if root_key is not None and self._static:
             logger.warning("a site root key is pinned: the %d administrator key files are ignored; administrator "
                            "keys come from the root-signed key list", len(self._static))
