@@ -18,6 +18,7 @@ validity windows are shut.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
-FRESH = "snapshot_fresh"  # this kiosk has held a snapshot that had not expired, by a synchronised clock
+FRESH = "snapshot_fresh"  # this kiosk has held a snapshot of its site that had not expired, by a synchronised clock
 
 
 class Trust(Protocol):
@@ -138,7 +139,7 @@ class SiteTrust:
                 self._key_list = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
-        self._fresh = self.store.load_state(FRESH) is not None
+        self._fresh = self._earned_here(self.store.load_state(FRESH))
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
@@ -146,6 +147,30 @@ class SiteTrust:
                 self._snapshot = self._unverified(payload) if exc.reason == "unknown_key" else None
                 if self._snapshot is None:
                     logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
+
+    def _standing(self, issued_at_ms: int) -> bytes:
+        """The record of having held a current snapshot, naming the site and root key it was earned under."""
+        root = key_id(self.root_key) if self.root_key is not None else None
+        return json.dumps({"site": self.site, "root": root, "issued_at_ms": issued_at_ms}).encode()
+
+    def _earned_here(self, payload: bytes | None) -> bool:
+        """Whether the stored record of a current snapshot was earned under this site and root key: a store
+        kept across a change of site name or root key is, for the new one, a kiosk without history."""
+        if payload is None:
+            return False
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            root = key_id(self.root_key) if self.root_key is not None else None
+            earned = data.get("site") == self.site and data.get("root") == root
+        else:  # written before it named them: earned here only if the stored key list is this site's, by this root
+            earned = self.root_key is None or self._key_list is not None
+        if not earned:
+            logger.warning("the store held a current snapshot of another site or under another root key: nobody "
+                           "is admitted until it holds a current snapshot of site %r", self.site)
+        return earned
 
     def _unverified(self, payload: bytes) -> Snapshot | None:
         """The stored snapshot whose signer was dropped since it was verified: its refusals still hold (read
@@ -232,7 +257,7 @@ class SiteTrust:
         fresh = now_ms is not None and not got.expired(now_ms)
         self._save(SNAPSHOT, payload)  # kept before it is used, as the key list
         if fresh and not self._fresh:
-            self._save(FRESH, str(got.issued_at_ms).encode())
+            self._save(FRESH, self._standing(got.issued_at_ms))
         with self._lock:
             if self._snapshot_held(got, payload):
                 return []
@@ -264,7 +289,7 @@ class SiteTrust:
         except ProtocolError as exc:
             logger.warning("the snapshot held is not counted as current: %s", exc)
             return False
-        self._save(FRESH, str(snap.issued_at_ms).encode())
+        self._save(FRESH, self._standing(snap.issued_at_ms))
         with self._lock:
             self._fresh = True
         logger.info("site snapshot of %d is current: records waiting for it are admitted", snap.issued_at_ms)
