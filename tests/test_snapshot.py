@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.mqtt.protocol import ProtocolError
+from kiosk.mqtt.protocol import ProtocolError, Signer
 from tests.site import DAY_MS, Kiosk, Site
 
 
@@ -126,6 +127,33 @@ def test_a_snapshot_from_the_future_is_refused_only_by_a_synchronised_clock(tmp_
     k.synced = False
     k.wall.advance(1)
     assert k.trust.on_snapshot(ahead) == []
+
+
+def test_a_person_cannot_be_made_undeletable_by_a_snapshot_revision_from_the_future(tmp_path: Path) -> None:
+    """A revision in a snapshot is a record's issue time, refused more than a day ahead as the record is: a key
+    that is later revoked cannot leave a deletion behind that no record an administrator signs can pass."""
+    site = Site()
+    stolen = Signer(Ed25519PrivateKey.generate())
+    site.admins.append(stolen)
+    k = _kiosk(tmp_path, site)
+    now = k.now_ms()
+    k.snapshot(site.snapshot({"bob": (now - 5 * DAY_MS, False)}, now - DAY_MS))
+    k.receive(site.enrollment("bob", now - 5 * DAY_MS), "bob")
+    for far in (2**53 - 1, now + 2 * DAY_MS):
+        with pytest.raises(ProtocolError) as err:
+            k.trust.on_snapshot(site.snapshot({"bob": (far, True)}, now - 1000, signer=stolen))
+        assert err.value.reason == "from_the_future" and "'bob'" in str(err.value)
+    assert k.admitted() == {"bob"} and k.store.revision("bob") == now - 5 * DAY_MS
+    within_a_day = {"bob": (now - 5 * DAY_MS, False), "cy": (now + DAY_MS - 1, True)}
+    assert k.snapshot(site.snapshot(within_a_day, now - 1000)) == ["cy"]
+    # the stolen key is revoked; bob is enrolled again, and the next snapshot says so
+    site.admins.remove(stolen)
+    k.trust.on_key_list(site.key_list(now - 500, revoked={stolen.key_id}))
+    k.wall.advance(DAY_MS / 1000)
+    later = k.now_ms()
+    k.snapshot(site.snapshot({"bob": (later - 10, False)}, later - 5))
+    assert k.receive(site.enrollment("bob", later - 10), "bob").applied  # type: ignore[attr-defined]
+    assert k.admitted() == {"bob"}
 
 
 def test_expiry_raises_the_alarm_and_an_unknown_clock_fails_closed(tmp_path: Path, site: Site) -> None:

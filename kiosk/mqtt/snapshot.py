@@ -11,6 +11,8 @@ issue time and an expiry. It is re-signed on every change and on a timer.
 A kiosk refuses any enrollment older than the snapshot's revision for that
 person, erases people the snapshot marks deleted, refuses a snapshot older
 than the one it holds, and raises an alarm when the one it holds expired.
+A revision in a snapshot is a record's issue time: a synchronised kiosk
+refuses a snapshot with one more than a day ahead, as it refuses the record.
 
     {"v":1,"type":"snapshot","site":"hq","issued_at_ms":...,"expires_at_ms":...,
      "people":{"ann":[1795375999000,false],"bob":[1795376999000,true]},
@@ -97,7 +99,9 @@ def sign_snapshot(signer: Signer, site: str, people: dict[str, tuple[int, bool]]
 
 def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey] | None, site: str,
                    now_ms: int | None = None, max_bytes: int = MAX_SNAPSHOT) -> Snapshot:
-    """Verify a snapshot against the administrator keys valid now; ``ProtocolError`` when refused.
+    """Verify a snapshot against the administrator keys valid now; ``ProtocolError`` when refused, also
+    (``from_the_future``) when its issue time or a person's revision is more than a day after ``now_ms``, a
+    synchronised clock.
     ``max_bytes``: the largest payload taken (``sync.max_snapshot_bytes``). ``keys`` None: read a snapshot
     the kiosk verified when it came, whose signer has been dropped since, without its signature (only
     for what it refuses, never to admit anyone)."""
@@ -118,5 +122,6 @@ def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey] | None, sit
         if not (PERSON.fullmatch(person) and len(entry) == 2 and type(entry[0]) is int and type(entry[1]) is bool
                 and 1 <= entry[0] <= MAX_MS):
             raise ProtocolError("schema", f"snapshot entry {person[:64]!r}: expected [revision, deleted]")
+        check_not_ahead(entry[0], now_ms, f"snapshot entry {person!r}")  # as the record itself would be
         people[person] = (entry[0], entry[1])
     return Snapshot(msg.issued_at_ms, msg.expires_at_ms, people, frozenset(msg.keys), msg.key_id, bytes(payload))
