@@ -260,6 +260,47 @@ def test_a_rotation_opens_no_way_back_to_an_older_snapshot(tmp_path: Path) -> No
     assert again.admitted() == {"ann"} and not again.trust.expired()
 
 
+def test_a_snapshot_dated_ahead_that_gives_way_keeps_its_refusals(tmp_path: Path) -> None:
+    """a's clock runs two days fast: its snapshot, taken before the clock was synchronised, refuses bob's older
+    record. a is rotated out, so the snapshot gives way to one b signs; b's older snapshot put back on the
+    broker is taken, but does not undo what a's said, also after a restart."""
+    key = os.urandom(32)
+    site, k, core, now = _two_admins(tmp_path, key, 30)
+    a, b = site.admins
+    r1 = now - 20 * DAY_MS
+    old_b = site.snapshot({"bob": (r1, False)}, now - 10 * DAY_MS, expires_ms=now + 3 * DAY_MS, signer=b)
+    core.handle(TOPICS.snapshot, old_b, 0.0)
+    bob_r1 = site.enrollment("bob", r1, signer=b)
+    core.handle(TOPICS.enrollment("bob"), bob_r1, 0.0)
+    assert k.admitted() == {"bob"}
+    k.store.close()
+    k = Kiosk(site, tmp_path / "k.db", key, synced=False, require_snapshot=True)  # a reboot, before NTP
+    core = SyncCore(TOPICS, k.store, k.trust)
+    r2 = now + 2 * DAY_MS  # bob re-enrolled by a (that record withheld)
+    core.handle(TOPICS.snapshot, site.snapshot({"bob": (r2, False)}, r2 + 1, signer=a), 0.0)
+    assert k.admitted() == set()
+    k.synced = True
+    k.wall.advance(60)
+    core.handle(TOPICS.keys, site.key_list(k.now_ms() - 1000, admins=[b], revoked={a.key_id}), 1.0)
+    assert acks(core.handle(TOPICS.snapshot, old_b, 2.0))[0]["status"] == "applied"
+    [ack] = acks(core.handle(TOPICS.enrollment("bob"), bob_r1, 2.0))
+    assert ack["reason"] == "older_than_snapshot" and k.admitted() == set()
+    assert k.trust.status()["snapshot_refusals_kept"] == 1
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    assert again.trust.admits("bob", r1) == "older_than_snapshot" and again.admitted() == set()
+    # bob's revision is kept up to a day ahead of the clock when a's snapshot gave way: a record of bob after
+    # that is admitted (here, a's own, once it is no longer ahead of the clock, signed by a's new key)
+    again.wall.advance(DAY_MS / 1000)
+    a_new = Signer(Ed25519PrivateKey.generate())
+    site.admins = [a_new, b]
+    core = SyncCore(TOPICS, again.store, again.trust)
+    core.handle(TOPICS.keys, site.key_list(again.now_ms() - 1000), 3.0)
+    assert acks(core.handle(TOPICS.enrollment("bob"), site.enrollment("bob", r2, signer=a_new), 3.0))[0]["status"] \
+        == "applied"
+    assert again.admitted() == {"bob"}
+
+
 def test_held_records_survive_a_restart_and_wait_for_the_snapshot(tmp_path: Path) -> None:
     site = Site()
     key = os.urandom(32)

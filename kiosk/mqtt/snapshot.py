@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -69,15 +70,12 @@ class Snapshot:
 
     def refusal(self, person_id: str, revision: int) -> str | None:
         """Why a record of this person at this revision must not be used, or ``None``."""
-        entry = self.people.get(person_id)
-        if entry is None:
-            return None  # enrolled after this snapshot was signed
-        held, deleted = entry
-        if deleted and revision <= held:
-            return "deleted_in_snapshot"
-        if revision < held:
-            return "older_than_snapshot"
-        return None
+        return entry_refusal(self.people.get(person_id), revision)
+
+    @cached_property
+    def latest_ms(self) -> int:
+        """Its latest time: the issue time, or a person's revision (a record's issue time) after it."""
+        return max([self.issued_at_ms, *(rev for rev, _ in self.people.values())])
 
     def deleted(self) -> dict[str, int]:
         return {p: rev for p, (rev, gone) in self.people.items() if gone}
@@ -85,6 +83,18 @@ class Snapshot:
     def expired(self, now_ms: int | None) -> bool:
         """Past its expiry; an unknown clock (``None``) counts as expired (fail closed)."""
         return now_ms is None or now_ms >= self.expires_at_ms
+
+
+def entry_refusal(entry: tuple[int, bool] | None, revision: int) -> str | None:
+    """Why a record at ``revision`` must not be used, given a snapshot's (revision, deleted) of the person."""
+    if entry is None:
+        return None  # enrolled after the snapshot was signed
+    held, deleted = entry
+    if deleted and revision <= held:
+        return "deleted_in_snapshot"
+    if revision < held:
+        return "older_than_snapshot"
+    return None
 
 
 def sign_snapshot(signer: Signer, site: str, people: dict[str, tuple[int, bool]], keys: set[str] | frozenset[str],

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kiosk.clock import ClockSettings, TrustedClock
 from kiosk.errors import ConfigError
+from kiosk.mqtt.floor import Floor
 from kiosk.mqtt.keys import MAX_KEY_LIST, KeyList, load_public_key, load_public_keys, parse_key_list
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT, Snapshot, parse_snapshot
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
+FLOOR = "snapshot_floor"  # refusals kept from snapshots that gave way while dated ahead (kiosk.mqtt.floor)
 FRESH = "snapshot_fresh"  # this kiosk has held a snapshot of its site that had not expired, by a synchronised clock
 
 
@@ -94,6 +96,7 @@ class SiteTrust:
         self._lock = threading.RLock()
         self._key_list: KeyList | None = None
         self._snapshot: Snapshot | None = None
+        self._floor = Floor(site)
         self._fresh = False
         self._restore()
         if pinned_key_list is not None:
@@ -140,6 +143,7 @@ class SiteTrust:
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
         self._fresh = self._earned_here(self.store.load_state(FRESH))
+        self._floor = Floor.decode(self.store.load_state(FLOOR), self.site)
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
                 self._snapshot = parse_snapshot(payload, self.keys(), self.site, max_bytes=len(payload))
@@ -202,13 +206,13 @@ class SiteTrust:
         if now_ms is not None and revision > now_ms + MAX_AHEAD_MS:
             return "from_the_future"
         with self._lock:
-            snap = self._snapshot
+            snap, floor = self._snapshot, self._floor
         if self.require_snapshot and not self._fresh:
             # With a root key pinned the site is managed: records wait for a current snapshot, so that a kiosk
             # that never held one (a new one, a reset store) cannot be handed back a deleted person's old
             # record, nor an old snapshot that still lists them.
             return "no_snapshot"
-        return None if snap is None else snap.refusal(person_id, revision)
+        return (snap.refusal(person_id, revision) if snap is not None else None) or floor.refusal(person_id, revision)
 
     def deleted_revision(self, person_id: str) -> int | None:
         with self._lock:
@@ -235,7 +239,7 @@ class SiteTrust:
             if snap is not None and snap.key_id not in got.keys:
                 # Signed by a key this list drops: its deletions and refusals stay in force (they can only keep
                 # people out), but it no longer counts as current (``refresh``, ``expired``); a newer snapshot a
-                # current key signs replaces it, and so does any if it claims a future (``_snapshot_held``).
+                # current key signs replaces it (any, if it is dated ahead: ``_snapshot_held``).
                 logger.warning("the site snapshot held was signed by %s, which the new key list drops: a newer "
                                "one a current administrator signs replaces it", snap.key_id)
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
@@ -246,10 +250,20 @@ class SiteTrust:
         now_ms = self.clock.now_ms()
         got = parse_snapshot(payload, self.keys(), self.site, now_ms, max_bytes)
         with self._lock:
-            held = self._snapshot_held(got, payload)
+            held, replaced = self._snapshot_held(got, payload), self._snapshot
         if held:  # the one held, again (a reconnection): the clock may have been synchronised since it came
             self.refresh()
             return []
+        if replaced is not None and replaced.key_id not in self.keys() and _ahead(replaced, now_ms):
+            # it gives way (``_snapshot_held``), its deletions and revisions kept: kept first
+            assert now_ms is not None
+            floor = self._floor.raised(replaced, now_ms + MAX_AHEAD_MS)
+            self._save(FLOOR, floor.encode())
+            with self._lock:
+                self._floor = floor
+            logger.warning("the site snapshot held, of %d, is dated ahead of the synchronised clock: replaced by "
+                           "the one of %d, its deletions and revisions kept (up to a day ahead)",
+                           replaced.issued_at_ms, got.issued_at_ms)
         # An expired snapshot still holds: its deletions and revisions are true, only maybe not all there is
         # (it raises the alarm). But it is no evidence of the site's state now: it may be one put back on the
         # broker to undo the deletions made since. So only one that had not expired when it arrived, by a
@@ -312,10 +326,8 @@ class SiteTrust:
         held = self._snapshot
         if held is None:
             return False
-        if held.key_id not in self.keys():  # its signer was dropped since: only a newer one replaces it ...
-            now_ms = self.clock.now_ms()
-            if now_ms is not None and held.issued_at_ms > now_ms + MAX_AHEAD_MS:
-                return False  # ... unless it claims a future no synchronised clock takes (a stolen key's)
+        if held.key_id not in self.keys() and _ahead(held, self.clock.now_ms()):  # its signer was dropped, and it
+            return False  # claims a future no synchronised clock takes: its refusals are kept (``kiosk.mqtt.floor``)
         return _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload, "snapshot")
 
     # status
@@ -345,9 +357,15 @@ class SiteTrust:
                 "snapshot_issued_at_ms": snap.issued_at_ms if snap else None,
                 "snapshot_expires_at_ms": snap.expires_at_ms if snap else None,
                 "snapshot_people": len(snap.people) if snap else 0,
+                "snapshot_refusals_kept": len(self._floor.people),
                 "snapshot_expired": self.expired(), "snapshot_missing": snap is None,
                 "snapshot_current_seen": self._fresh,
                 "clock_synchronised": self.clock.synchronised()}
+
+
+def _ahead(snap: Snapshot, now_ms: int | None) -> bool:
+    """Dated, or giving a person a revision, more than a day ahead of a synchronised clock."""
+    return now_ms is not None and snap.latest_ms > now_ms + MAX_AHEAD_MS
 
 
 def _same_or_older(issued: int, payload: bytes, held_issued: int, held_payload: bytes, what: str) -> bool:
