@@ -301,6 +301,36 @@ def test_a_snapshot_dated_ahead_that_gives_way_keeps_its_refusals(tmp_path: Path
     assert again.admitted() == {"bob"}
 
 
+def test_a_snapshot_dated_ahead_by_a_current_key_gives_way_once_the_clock_is_known(tmp_path: Path) -> None:
+    """A new kiosk's first boot, before NTP: it takes a snapshot a dated ten days ahead (a's clock is fast).
+    Once the clock is synchronised that snapshot counts as nothing current (the alarm is on, nobody admitted)
+    and does not hold back b's correct one until the wall clock reaches its date."""
+    site = Site(admins=2)
+    a, b = site.admins
+    k, core = fresh(tmp_path, site, synced=False)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 30 * DAY_MS), 0.0)
+    core.handle(TOPICS.enrollment("bob"), site.enrollment("bob", now - 20 * DAY_MS, signer=b), 0.0)
+    core.handle(TOPICS.enrollment("cy"), site.enrollment("cy", now - 20 * DAY_MS, seed=3, signer=b), 0.0)
+    ahead = site.snapshot({"bob": (now - 20 * DAY_MS, False), "cy": (now + 10 * DAY_MS, True)}, now + 10 * DAY_MS,
+                          signer=a)
+    assert acks(core.handle(TOPICS.snapshot, ahead, 0.0))[0]["status"] == "applied"
+    k.synced = True
+    k.wall.advance(60)
+    assert not k.trust.refresh() and k.trust.expired() and k.admitted() == set()
+    good = site.snapshot({"bob": (now - 20 * DAY_MS, False)}, k.now_ms() - 1000, signer=b)  # cy's deletion missing
+    [ack] = acks(core.handle(TOPICS.snapshot, good, 1.0))
+    assert ack["status"] == "applied" and k.admitted() == {"bob"} and not k.trust.expired()
+    # cy's deletion is kept, but only up to a day ahead of the clock when a's snapshot gave way
+    cap = now + 60_000 + DAY_MS
+    k.wall.advance(60)  # (cap + 1 is not ahead of the clock any more)
+    assert k.trust.admits("cy", cap) == "deleted_in_snapshot" and k.trust.admits("cy", cap + 1) is None
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", os.urandom(32), require_snapshot=True)  # trust state kept, and so is that
+    again.wall.advance(120)
+    assert again.trust.admits("cy", cap) == "deleted_in_snapshot" and again.trust.admits("bob", now) is None
+
+
 def test_held_records_survive_a_restart_and_wait_for_the_snapshot(tmp_path: Path) -> None:
     site = Site()
     key = os.urandom(32)

@@ -254,7 +254,7 @@ class SiteTrust:
         if held:  # the one held, again (a reconnection): the clock may have been synchronised since it came
             self.refresh()
             return []
-        if replaced is not None and replaced.key_id not in self.keys() and _ahead(replaced, now_ms):
+        if replaced is not None and _ahead(replaced, now_ms):
             # it gives way (``_snapshot_held``), its deletions and revisions kept: kept first
             assert now_ms is not None
             floor = self._floor.raised(replaced, now_ms + MAX_AHEAD_MS)
@@ -326,8 +326,8 @@ class SiteTrust:
         held = self._snapshot
         if held is None:
             return False
-        if held.key_id not in self.keys() and _ahead(held, self.clock.now_ms()):  # its signer was dropped, and it
-            return False  # claims a future no synchronised clock takes: its refusals are kept (``kiosk.mqtt.floor``)
+        if _ahead(held, self.clock.now_ms()):  # taken while the clock was unknown: it binds nothing now, its
+            return False  # refusals are kept (``on_snapshot``, ``kiosk.mqtt.floor``)
         return _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload, "snapshot")
 
     # status
@@ -345,7 +345,7 @@ class SiteTrust:
         if self.root_key is not None and snap.key_id not in self.keys():
             return True  # signed by a key dropped since: it refuses, but says nothing current
         now_ms = int(now * 1000) if now is not None else self.clock.now_ms()
-        return snap.expired(now_ms)
+        return snap.expired(now_ms) or _ahead(snap, now_ms)  # dated ahead: it says nothing current either
 
     def status(self) -> dict[str, Any]:
         """For stats and ``kiosk doctor``."""
