@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.admin.factor import add_factor_args, factor_fields, taken_codes
+from kiosk.admin.keylist import KEY_LIST_BYTES, read_key_list
 from kiosk.admin.rollback import (
     SiteRolledBackError,
     accept_override,
@@ -34,12 +35,10 @@ from kiosk.admin.site import (
 from kiosk.admin.state import AdminState, private_file
 from kiosk.errors import ConfigError, KioskError
 from kiosk.mqtt.keys import (
-    MAX_KEY_LIST,
     KeyListMsg,
     load_private_key,
     load_public_key,
     load_public_keys,
-    parse_key_list,
     sign_key_list,
     write_private_key,
 )
@@ -327,7 +326,7 @@ def cmd_keys_sign(args: argparse.Namespace) -> int:
     revoked = set(args.revoke or ())
     issued = int(time.time() * 1000)
     if args.previous is not None:
-        prev = parse_key_list(args.previous.read_bytes(), root.private.public_key(), args.site)
+        prev = read_key_list(args.previous.read_bytes(), root.private.public_key(), args.site)
         revoked |= set(prev.revoked) | (set(prev.keys) - set(admins))
         issued = next_revision(issued, prev.issued_at_ms)
     revoked -= set(admins)
@@ -342,9 +341,9 @@ def cmd_keys_sign(args: argparse.Namespace) -> int:
 
 def cmd_keys_publish(args: argparse.Namespace) -> int:
     payload = args.file.read_bytes()
-    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, MAX_KEY_LIST))
+    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, KEY_LIST_BYTES))
     if args.root_pub:
-        parse_key_list(payload, load_public_key(args.root_pub), args.site)
+        read_key_list(payload, load_public_key(args.root_pub), args.site)
     if msg.site != args.site:
         raise ConfigError(f"{args.file} is the key list of site {msg.site!r}, not {args.site!r}")
     topic = f"{args.prefix}/{args.site}/keys"
@@ -352,7 +351,7 @@ def cmd_keys_publish(args: argparse.Namespace) -> int:
     try:
         held = dict(broker.retained(topic)).get(topic)
         if held:
-            held_ms = decode_json(held, MAX_KEY_LIST).get("issued_at_ms")
+            held_ms = decode_json(held, KEY_LIST_BYTES).get("issued_at_ms")
             if isinstance(held_ms, int) and held_ms >= msg.issued_at_ms:
                 raise ConfigError(f"the broker holds a key list issued at {held_ms}, not older than {args.file} "
                                   f"({msg.issued_at_ms}); kiosks would refuse it: sign a new one")

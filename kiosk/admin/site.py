@@ -13,15 +13,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk.admin.keylist import KEY_LIST_BYTES, read_key_list
 from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError, KioskError
-from kiosk.mqtt.keys import (
-    MAX_KEY_LIST,
-    KeyListMsg,
-    load_public_key,
-    parse_key_list,
-    public_from_raw,
-)
+from kiosk.mqtt.keys import KeyListMsg, load_public_key, public_from_raw
 from kiosk.mqtt.protocol import (
     MAX_PAYLOAD,
     ProtocolError,
@@ -128,9 +123,9 @@ class SiteView:
 def _listed_keys(payload: bytes, args: argparse.Namespace, view: SiteView) -> dict[str, Ed25519PublicKey]:
     """Administrator keys of the retained key list, verified against ``--root-pub`` when given."""
     if args.root_pub:
-        return parse_key_list(payload, load_public_key(args.root_pub), args.site).keys
+        return read_key_list(payload, load_public_key(args.root_pub), args.site).keys
     view.warnings.append("the retained key list is read without checking the root's signature (pass --root-pub)")
-    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, MAX_KEY_LIST))
+    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, KEY_LIST_BYTES))
     return {e.key_id: public_from_raw(e.public_key) for e in msg.keys}
 
 

@@ -1,0 +1,57 @@
+"""The administrator's tool and the site's root-signed key list: publishing it, signing over it, reading it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from kiosk.admin import AdminState, cmd_sync, publish_change
+from kiosk.admin.commands import cmd_keys_publish, cmd_keys_sign
+from kiosk.mqtt.keys import write_private_key
+from kiosk.records import Enrollment
+from tests import retained_broker
+from tests.site import DAY_MS, FP, SITE, Site, emb
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Site:
+    s = Site(admins=2)
+    write_private_key(tmp_path / "root.key", s.root.private)
+    return s
+
+
+def _publish_args(tmp_path: Path, file: Path, root_pub: bool = True) -> argparse.Namespace:
+    return argparse.Namespace(file=file, root_pub=tmp_path / "root.key.pub" if root_pub else None, site=SITE,
+                              prefix="kiosk", host="127.0.0.1", port=1883)
+
+
+def test_a_key_list_as_large_as_kiosks_take_is_published_signed_over_and_read(
+        tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived site's revocations take the key list over 64 KiB; kiosks take it (sync.max_snapshot_bytes)."""
+    broker = retained_broker.install(monkeypatch)
+    alice, bert = site.admins
+    now = int(time.time() * 1000)
+    big = site.key_list(now - DAY_MS, revoked={f"{i:016x}" for i in range(4000)})
+    assert len(big) > 64 * 1024
+    (tmp_path / "keys.json").write_bytes(big)
+    assert cmd_keys_publish(_publish_args(tmp_path, tmp_path / "keys.json")) == 0
+    assert broker.topics["kiosk/hq/keys"] == big
+    for name, admin in (("alice", alice), ("bert", bert)):
+        retained_broker.admin_args(tmp_path, name, admin, None)  # writes NAME.key and NAME.key.pub
+    args = argparse.Namespace(root_key=tmp_path / "root.key", site=SITE, admin=[tmp_path / "alice.key.pub"],
+                              revoke=None, previous=tmp_path / "keys.json", out=tmp_path / "keys2.json")
+    assert cmd_keys_sign(args) == 0  # the next list carries the revocations forward
+    assert bert.key_id in json.loads((tmp_path / "keys2.json").read_bytes())["revoked"]
+
+    # the other administrator's snapshot verifies against it, so the sync timer keeps their people
+    root_pub = tmp_path / "root.key.pub"
+    b_args = retained_broker.admin_args(tmp_path, "bert", bert, root_pub)
+    publish_change(b_args, bert, AdminState(b_args.state), "zed",
+                   lambda r: (bert.enrollment(SITE, Enrollment("zed", "Zed", r, FP, emb(1))), "Zed"))
+    assert cmd_sync(retained_broker.admin_args(tmp_path, "alice", alice, root_pub)) == 0
+    signed = json.loads(broker.topics["kiosk/hq/snapshot"])
+    assert signed["key_id"] == alice.key_id and "zed" in signed["people"]
