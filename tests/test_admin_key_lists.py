@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -11,10 +12,15 @@ import pytest
 
 from kiosk.admin import AdminState, cmd_sync, publish_change
 from kiosk.admin.commands import cmd_keys_publish, cmd_keys_sign
+from kiosk.errors import ConfigError
+from kiosk.mqtt.core import SyncCore
 from kiosk.mqtt.keys import write_private_key
+from kiosk.mqtt.topics import Topics
 from kiosk.records import Enrollment
 from tests import retained_broker
-from tests.site import DAY_MS, FP, SITE, Site, emb
+from tests.site import DAY_MS, FP, SITE, Kiosk, Site, emb
+
+TOPICS = Topics("kiosk", SITE, "door1")
 
 
 @pytest.fixture()
@@ -55,3 +61,44 @@ def test_a_key_list_as_large_as_kiosks_take_is_published_signed_over_and_read(
     assert cmd_sync(retained_broker.admin_args(tmp_path, "alice", alice, root_pub)) == 0
     signed = json.loads(broker.topics["kiosk/hq/snapshot"])
     assert signed["key_id"] == alice.key_id and "zed" in signed["people"]
+
+
+def test_junk_on_the_key_list_topic_never_stops_a_revocation(
+        tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Someone holding a stolen administrator key and broker credentials leaves an unsigned "key list" dated
+    far ahead on the topic: the root holder still publishes the list revoking that key, and kiosks take it."""
+    broker = retained_broker.install(monkeypatch)
+    alice, stolen = site.admins
+    now = int(time.time() * 1000)
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32))
+    k.wall.now = time.time()
+    core = SyncCore(TOPICS, k.store, k.trust)
+    core.handle(TOPICS.keys, site.key_list(now - 10 * DAY_MS), 0.0)
+    junk = json.dumps({"issued_at_ms": 2**53}).encode()
+    broker.topics["kiosk/hq/keys"] = junk
+    core.handle(TOPICS.keys, junk, 1.0)  # refused: the kiosk keeps the list it holds
+    revoking = site.key_list(now, admins=[alice], revoked={stolen.key_id})
+    (tmp_path / "keys2.json").write_bytes(revoking)
+    assert cmd_keys_publish(_publish_args(tmp_path, tmp_path / "keys2.json")) == 0
+    assert "does not verify against the root key" in capsys.readouterr().out
+    core.handle(TOPICS.keys, broker.topics["kiosk/hq/keys"], 2.0)
+    assert stolen.key_id in k.trust.revoked()
+
+    # what is not even JSON is no key list either, with or without --root-pub: said, and overwritten
+    broker.topics["kiosk/hq/keys"] = b"\xff not json"
+    assert cmd_keys_publish(_publish_args(tmp_path, tmp_path / "keys2.json", root_pub=False)) == 0
+    assert "not a key list" in capsys.readouterr().out and broker.topics["kiosk/hq/keys"] == revoking
+
+
+def test_a_key_list_on_the_broker_as_new_as_the_one_published_is_kept(
+        tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kiosks holding it would refuse an older one: signed by the root, it stays; unchecked, --root-pub is named."""
+    broker = retained_broker.install(monkeypatch)
+    now = int(time.time() * 1000)
+    (tmp_path / "old.json").write_bytes(site.key_list(now - DAY_MS))
+    broker.topics["kiosk/hq/keys"] = newer = site.key_list(now)
+    with pytest.raises(ConfigError, match=r"root signed at .* sign a new one"):
+        cmd_keys_publish(_publish_args(tmp_path, tmp_path / "old.json"))
+    with pytest.raises(ConfigError, match="pass --root-pub to check it"):
+        cmd_keys_publish(_publish_args(tmp_path, tmp_path / "old.json", root_pub=False))
+    assert broker.topics["kiosk/hq/keys"] == newer

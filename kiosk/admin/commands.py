@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.admin.factor import add_factor_args, factor_fields, taken_codes
-from kiosk.admin.keylist import KEY_LIST_BYTES, read_key_list
+from kiosk.admin.keylist import KEY_LIST_BYTES, check_replaces, read_key_list
 from kiosk.admin.rollback import (
     SiteRolledBackError,
     accept_override,
@@ -342,22 +342,21 @@ def cmd_keys_sign(args: argparse.Namespace) -> int:
 def cmd_keys_publish(args: argparse.Namespace) -> int:
     payload = args.file.read_bytes()
     msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, KEY_LIST_BYTES))
-    if args.root_pub:
-        read_key_list(payload, load_public_key(args.root_pub), args.site)
+    root = load_public_key(args.root_pub) if args.root_pub else None
+    if root is not None:
+        read_key_list(payload, root, args.site)
     if msg.site != args.site:
         raise ConfigError(f"{args.file} is the key list of site {msg.site!r}, not {args.site!r}")
     topic = f"{args.prefix}/{args.site}/keys"
     broker = Broker(args)
     try:
         held = dict(broker.retained(topic)).get(topic)
-        if held:
-            held_ms = decode_json(held, KEY_LIST_BYTES).get("issued_at_ms")
-            if isinstance(held_ms, int) and held_ms >= msg.issued_at_ms:
-                raise ConfigError(f"the broker holds a key list issued at {held_ms}, not older than {args.file} "
-                                  f"({msg.issued_at_ms}); kiosks would refuse it: sign a new one")
+        warning = check_replaces(held, msg.issued_at_ms, root, args.site, str(args.file)) if held else None
         broker.publish(topic, payload)
     finally:
         broker.close()
+    if warning:
+        print(f"warning: {warning}")
     print(f"published the key list of {msg.issued_at_ms}: {len(msg.keys)} admin keys, {len(msg.revoked)} revoked")
     return 0
 
