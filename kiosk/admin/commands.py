@@ -67,7 +67,7 @@ def publish_change(args: argparse.Namespace, signer: Signer, state: AdminState, 
     """Read the site, sign at a fresh revision, publish the record then the snapshot, wait for the kiosks."""
     broker = Broker(args)
     try:
-        view = read_site(broker, args, signer, person)
+        view = read_site(broker, args, signer, state, person)
         check_not_rolled_back(broker, view, state, args, exclude={person})
         now_ms = int(now() * 1000)
         revision = next_revision(now_ms, view.enrollments.get(person), view.people.get(person, (None, False))[0],
@@ -197,7 +197,7 @@ def cmd_republish(args: argparse.Namespace) -> int:
     state = AdminState(args.state)
     broker = Broker(args)
     try:
-        view = read_site(broker, args, signer)
+        view = read_site(broker, args, signer, state)
         check_not_rolled_back(broker, view, state, args)
         newer = site_revisions(broker, view)
         now_ms = int(time.time() * 1000)
@@ -241,7 +241,7 @@ def cmd_sync(args: argparse.Namespace, stop: threading.Event | None = None) -> i
     while True:
         broker = Broker(args)
         try:
-            view = read_site(broker, args, signer)
+            view = read_site(broker, args, signer, state)
             behind = rolled_back(broker, view, state)
             if behind and getattr(args, "force", False):
                 accept_override(state, behind)

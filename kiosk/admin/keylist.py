@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError
 from kiosk.mqtt.keys import KeyList, parse_key_list
-from kiosk.mqtt.protocol import ProtocolError, decode_json
+from kiosk.mqtt.protocol import ProtocolError, Signer, decode_json
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT
 
 # The kiosks take a key list as large as a snapshot (sync.max_snapshot_bytes, MAX_SNAPSHOT by default): a
@@ -49,3 +52,66 @@ def check_replaces(held: bytes, issued_at_ms: int, root: Ed25519PublicKey | None
                           f"({issued_at_ms}); pass --root-pub to check it: one the root signed means kiosks would "
                           "refuse this one (sign a new one), one it did not is overwritten")
     return None
+
+
+@dataclass
+class SiteKeys:
+    """The administrator keys a retained snapshot must be signed by to be merged into the next one."""
+
+    keys: dict[str, Ed25519PublicKey]
+    listed: set[str] = field(default_factory=set)  # the newest verified key list's; empty: none verified
+    warnings: list[str] = field(default_factory=list)
+
+
+def site_keys(retained: bytes | None, root: Ed25519PublicKey | None, site: str, state: AdminState,
+              signer: Signer) -> SiteKeys:
+    """The keys of the newest key list verified against ``root`` (the retained one, or the newest this
+    administrator saw before, kept in ``state``), and this administrator's own key unless that list revokes it.
+
+    A key list is only ever taken from the root: an old one put back on the broker, still naming a key revoked
+    since, does not let that key's snapshot in (kiosks refuse both). Without ``root`` no key list can be
+    checked: only this administrator's own key is, and another's snapshot is not merged."""
+    own = {signer.key_id: signer.private.public_key()}
+    if root is None:
+        return SiteKeys(own, warnings=[
+            "without the site's root key (--root-pub) no key list is checked: only a snapshot this administrator's "
+            "own key signed is merged, and other administrators' changes hold the signature back (exit 18) rather "
+            "than go into it"] if retained else [])
+    newest, warnings = _newest_key_list(retained, root, site, state)
+    if newest is None:
+        return SiteKeys(own, warnings=warnings)
+    keys = dict(newest.keys)
+    if signer.key_id not in newest.keys:
+        warnings.append(f"this signing key {signer.key_id} is not in the site's key list: kiosks that pin the root "
+                        "key refuse what it signs")
+        if signer.key_id not in newest.revoked:
+            keys.update(own)
+    return SiteKeys(keys, set(newest.keys), warnings)
+
+
+def _newest_key_list(retained: bytes | None, root: Ed25519PublicKey, site: str,
+                     state: AdminState) -> tuple[KeyList | None, list[str]]:
+    warnings: list[str] = []
+    seen = None
+    if (stored := state.key_list()) is not None:
+        try:
+            seen = read_key_list(stored, root, site)
+        except ProtocolError as exc:
+            warnings.append(f"the key list kept in the state file does not verify against --root-pub ({exc}): "
+                            "not used")
+    if not retained:
+        return seen, warnings
+    try:
+        got = read_key_list(retained, root, site)
+    except ProtocolError as exc:
+        warnings.append(f"the retained key list does not verify: {exc}")
+        return seen, warnings
+    if seen is None or got.issued_at_ms > seen.issued_at_ms:
+        state.record_key_list(got.issued_at_ms, retained)
+        return got, warnings
+    if got.payload != seen.payload:
+        warnings.append(f"the retained key list (issued {got.issued_at_ms}) is not the newest this administrator "
+                        f"has verified ({seen.issued_at_ms}): someone put an old one back on the broker (kiosks "
+                        "holding the newer refuse it); snapshots are verified against the newer one, publish it "
+                        "again with `kiosk admin keys publish`")
+    return seen, warnings

@@ -11,19 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from kiosk.admin.keylist import KEY_LIST_BYTES, read_key_list
+from kiosk.admin.keylist import site_keys
 from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError, KioskError
-from kiosk.mqtt.keys import KeyListMsg, load_public_key, public_from_raw
-from kiosk.mqtt.protocol import (
-    MAX_PAYLOAD,
-    ProtocolError,
-    Signer,
-    decode_json,
-    validate,
-)
+from kiosk.mqtt.keys import load_public_key
+from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, Signer, decode_json
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT, parse_snapshot, sign_snapshot
 
 HOUR_MS = 3_600_000
@@ -111,7 +103,7 @@ class SiteView:
     site: str
     people: dict[str, tuple[int, bool]] = field(default_factory=dict)  # from the retained snapshot
     snapshot_ms: int = 0
-    admin_keys: set[str] = field(default_factory=set)  # from the retained key list
+    admin_keys: set[str] = field(default_factory=set)  # of the newest key list verified (site_keys)
     kiosks: dict[str, str] = field(default_factory=dict)  # device -> online | offline
     enrollments: dict[str, int] = field(default_factory=dict)  # person -> retained revision (when read)
     warnings: list[str] = field(default_factory=list)
@@ -120,40 +112,27 @@ class SiteView:
         return f"{self.prefix}/{self.site}/{leaf}"
 
 
-def _listed_keys(payload: bytes, args: argparse.Namespace, view: SiteView) -> dict[str, Ed25519PublicKey]:
-    """Administrator keys of the retained key list, verified against ``--root-pub`` when given."""
-    if args.root_pub:
-        return read_key_list(payload, load_public_key(args.root_pub), args.site).keys
-    view.warnings.append("the retained key list is read without checking the root's signature (pass --root-pub)")
-    msg: KeyListMsg = validate(KeyListMsg, decode_json(payload, KEY_LIST_BYTES))
-    return {e.key_id: public_from_raw(e.public_key) for e in msg.keys}
-
-
-def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, person: str | None = None) -> SiteView:
-    """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing."""
+def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState,
+              person: str | None = None) -> SiteView:
+    """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing. The
+    snapshot counts only when a key of the newest key list this administrator verified signed it
+    (``site_keys``): its entries go into what this administrator signs next."""
     view = SiteView(args.prefix, args.site)
     patterns = [view.topic("keys"), view.topic("snapshot"), view.topic("+/availability")]
     if person is not None:
         patterns.append(view.topic(f"enrollments/{person}"))
     got = dict(broker.retained(*patterns))
-    keys = {signer.key_id: signer.private.public_key()}
-    if payload := got.get(view.topic("keys")):
-        try:
-            listed = _listed_keys(payload, args, view)
-            keys.update(listed)
-            view.admin_keys = set(listed)
-            if signer.key_id not in listed:
-                view.warnings.append(f"this signing key {signer.key_id} is not in the site's key list: kiosks that "
-                                     "pin the root key refuse what it signs")
-        except (ProtocolError, ConfigError) as exc:
-            view.warnings.append(f"the retained key list does not verify: {exc}")
+    root = load_public_key(args.root_pub) if args.root_pub else None
+    trusted = site_keys(got.get(view.topic("keys")), root, args.site, state, signer)
+    view.admin_keys = trusted.listed
+    view.warnings += trusted.warnings
     if payload := got.get(view.topic("snapshot")):
         try:
-            snap = parse_snapshot(payload, keys, args.site)
+            snap = parse_snapshot(payload, trusted.keys, args.site)
             view.people, view.snapshot_ms = dict(snap.people), snap.issued_at_ms
         except ProtocolError as exc:
-            view.warnings.append(f"the retained snapshot does not verify ({exc}); starting from this administrator's "
-                                 "own record")
+            view.warnings.append(f"the retained snapshot does not verify ({exc}): its entries are not merged; "
+                                 "starting from this administrator's own record")
     for topic, payload in got.items():
         parts = topic.split("/")
         if topic.endswith("/availability") and len(parts) == 4 and payload:

@@ -22,7 +22,8 @@ def private_file(path: Path) -> None:
 
 
 class AdminState:
-    """What this administrator published: the signed payload per person, and the last snapshot."""
+    """What this administrator published: the signed payload per person, and the last snapshot; the newest
+    key list it verified; the unsigned evidence it overrode."""
 
     def __init__(self, path: Path) -> None:
         private_file(path)
@@ -31,6 +32,10 @@ class AdminState:
         self._db.execute("CREATE TABLE IF NOT EXISTS published (person_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, "
                          "name TEXT, deleted INTEGER NOT NULL, payload BLOB NOT NULL, published_at REAL NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                         "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
+        # the newest root-signed key list this administrator has verified: an older one put back on the broker
+        # (still naming a key revoked since) does not decide whose snapshot is merged
+        self._db.execute("CREATE TABLE IF NOT EXISTS key_list (id INTEGER PRIMARY KEY CHECK (id = 1), "
                          "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
         # revisions seen in unsigned evidence (kiosk acks, retained records) that an administrator checked
         # and overrode with --force: the same evidence does not hold the next run back
@@ -51,6 +56,15 @@ class AdminState:
     def record_snapshot(self, issued_at_ms: int, payload: bytes) -> None:
         self._db.execute("INSERT INTO snapshot VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                          "issued_at_ms=excluded.issued_at_ms, payload=excluded.payload", (issued_at_ms, payload))
+
+    def record_key_list(self, issued_at_ms: int, payload: bytes) -> None:
+        self._db.execute("INSERT INTO key_list VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                         "issued_at_ms=excluded.issued_at_ms, payload=excluded.payload", (issued_at_ms, payload))
+
+    def key_list(self) -> bytes | None:
+        """The newest key list this administrator verified against the root key (to verify again), if any."""
+        row = self._db.execute("SELECT payload FROM key_list").fetchone()
+        return None if row is None else bytes(row[0])
 
     def override(self, seen: dict[str, int], now: float) -> None:
         """Record evidence an administrator checked and overrode (person -> the revision seen)."""

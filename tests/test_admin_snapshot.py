@@ -1,0 +1,98 @@
+"""What an administrator signs into the site snapshot from what the broker holds: only what verifies."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.admin import AdminState, cmd_sync
+from kiosk.mqtt.core import Publish, SyncCore
+from kiosk.mqtt.keys import sign_key_list, write_private_key
+from kiosk.mqtt.protocol import Signer
+from kiosk.mqtt.snapshot import sign_snapshot
+from kiosk.mqtt.topics import Topics
+from tests import retained_broker
+from tests.retained_broker import RetainedBroker
+from tests.site import DAY_MS, SITE, Kiosk, Site
+
+TOPICS = Topics("kiosk", SITE, "door1")
+
+
+def acks(actions: list[object]) -> list[dict[str, object]]:
+    return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
+
+
+class BobEnrolled:
+    """A site where bob is enrolled, the good administrator's timer has signed a snapshot, and a kiosk holds it."""
+
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, root_pub: bool) -> None:
+        self.broker: RetainedBroker = retained_broker.install(monkeypatch)
+        self.site = site = Site()
+        self.good, self.lost = site.admin, Signer(Ed25519PrivateKey.generate())
+        write_private_key(tmp / "root.key", site.root.private)
+        self.now = now = int(time.time() * 1000)
+        self.first_list = site.key_list(now - 10 * DAY_MS, admins=[self.good, self.lost])
+        revoking = site.key_list(now - 5 * DAY_MS, admins=[self.good], revoked={self.lost.key_id})
+        bob = site.enrollment("bob", now - 20 * DAY_MS)
+        self.broker.topics.update({"kiosk/hq/keys": revoking, "kiosk/hq/enrollments/bob": bob})
+        self.args = retained_broker.admin_args(tmp, "good", self.good, tmp / "root.key.pub" if root_pub else None)
+        AdminState(self.args.state).record("bob", now - 20 * DAY_MS, "Bob", False, bob, time.time())
+        assert cmd_sync(self.args) == 0
+        self.kiosk = Kiosk(site, tmp / "k.db", os.urandom(32), require_snapshot=True)
+        self.kiosk.wall.now = time.time()
+        self.core = SyncCore(TOPICS, self.kiosk.store, self.kiosk.trust)
+        for topic in ("kiosk/hq/keys", "kiosk/hq/snapshot", "kiosk/hq/enrollments/bob"):
+            self.core.handle(topic, self.broker.topics[topic], 0.0)
+        assert self.kiosk.admitted() == {"bob"}
+
+    def deleting_bob(self, signer: Signer) -> bytes:
+        return sign_snapshot(signer, SITE, {"bob": (self.now - 60_000, True)}, {signer.key_id}, self.now + 5000,
+                             self.now + DAY_MS)
+
+    def signed(self) -> dict[str, object]:
+        payload = self.broker.topics["kiosk/hq/snapshot"]
+        self.core.handle("kiosk/hq/snapshot", payload, 2.0)
+        body: dict[str, object] = json.loads(payload)
+        return body
+
+
+def test_a_revoked_keys_snapshot_put_back_with_the_old_key_list_is_never_signed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whoever holds a revoked key (a lost laptop, with its broker credentials) puts back the old root-signed
+    key list that still names it, and a snapshot it signed deleting bob: kiosks refuse both, and so does the
+    good administrator's timer, which verifies against the newest key list it has seen."""
+    s = BobEnrolled(tmp_path, monkeypatch, root_pub=True)
+    evil = s.deleting_bob(s.lost)
+    s.broker.topics.update({"kiosk/hq/keys": s.first_list, "kiosk/hq/snapshot": evil})
+    refused = [a["reason"] for t, p in (("kiosk/hq/keys", s.first_list), ("kiosk/hq/snapshot", evil))
+               for a in acks(s.core.handle(t, p, 1.0))]
+    assert refused == ["stale_key_list", "unknown_key"]
+    capsys.readouterr()
+    assert cmd_sync(s.args) == 0
+    out = capsys.readouterr().out
+    assert "someone put an old one back" in out and "its entries are not merged" in out
+    signed = s.signed()
+    assert signed["key_id"] == s.good.key_id and signed["people"] == {"bob": [s.now - 20 * DAY_MS, False]}
+    assert signed["keys"] == [s.good.key_id]  # the newest list's keys, not the old one's
+    assert s.kiosk.admitted() == {"bob"}
+
+
+def test_without_the_root_key_only_this_administrators_own_snapshot_is_merged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --root-pub no key list can be checked: one of anybody's own making, naming their key, lets
+    nothing they sign into the snapshot; and the administrator is told why."""
+    s = BobEnrolled(tmp_path, monkeypatch, root_pub=False)
+    mallory, fake_root = Signer(Ed25519PrivateKey.generate()), Signer(Ed25519PrivateKey.generate())
+    s.broker.topics["kiosk/hq/keys"] = sign_key_list(fake_root, SITE, {
+        k.key_id: k.private.public_key() for k in (s.good, mallory)}, s.now)
+    s.broker.topics["kiosk/hq/snapshot"] = s.deleting_bob(mallory)
+    capsys.readouterr()
+    assert cmd_sync(s.args) == 0
+    assert "without the site's root key (--root-pub) no key list is checked" in capsys.readouterr().out
+    assert s.signed()["people"] == {"bob": [s.now - 20 * DAY_MS, False]}
+    assert s.kiosk.admitted() == {"bob"}
