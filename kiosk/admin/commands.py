@@ -67,9 +67,9 @@ def publish_change(args: argparse.Namespace, signer: Signer, state: AdminState, 
     """Read the site, sign at a fresh revision, publish the record then the snapshot, wait for the kiosks."""
     broker = Broker(args)
     try:
-        view = read_site(broker, args, signer, state, person)
-        check_not_rolled_back(broker, view, state, args, exclude={person})
         now_ms = int(now() * 1000)
+        view = read_site(broker, args, signer, state, person, now_ms)
+        check_not_rolled_back(broker, view, state, args, exclude={person})
         revision = next_revision(now_ms, view.enrollments.get(person), view.people.get(person, (None, False))[0],
                                  state.revision(person))
         if revision > now_ms + MAX_AHEAD_MS:

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from kiosk.admin.keylist import site_keys
 from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError, KioskError
 from kiosk.mqtt.keys import load_public_key
-from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, Signer, decode_json
+from kiosk.mqtt.protocol import MAX_AHEAD_MS, MAX_PAYLOAD, ProtocolError, Signer, decode_json, parse
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT, parse_snapshot, sign_snapshot
 
 HOUR_MS = 3_600_000
@@ -113,11 +115,12 @@ class SiteView:
 
 
 def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState,
-              person: str | None = None) -> SiteView:
+              person: str | None = None, now_ms: int | None = None) -> SiteView:
     """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing. The
     snapshot counts only when a key of the newest key list this administrator verified signed it
     (``site_keys``): its entries go into what this administrator signs next."""
     view = SiteView(args.prefix, args.site)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     patterns = [view.topic("keys"), view.topic("snapshot"), view.topic("+/availability")]
     if person is not None:
         patterns.append(view.topic(f"enrollments/{person}"))
@@ -138,13 +141,31 @@ def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: A
         if topic.endswith("/availability") and len(parts) == 4 and payload:
             view.kiosks[parts[2]] = payload.decode(errors="replace")
         elif person is not None and topic == view.topic(f"enrollments/{person}") and payload:
-            try:
-                rev = decode_json(payload, MAX_PAYLOAD).get("issued_at_ms")
-            except ProtocolError:
-                rev = None
-            if isinstance(rev, int) and not isinstance(rev, bool):
+            rev = _record_revision(payload, person, trusted.keys, args.site, now_ms + MAX_AHEAD_MS, view.warnings)
+            if rev is not None:
                 view.enrollments[person] = rev
     return view
+
+
+def _record_revision(payload: bytes, person: str, keys: dict[str, Ed25519PublicKey], site: str, horizon: int,
+                     warnings: list[str]) -> int | None:
+    """The retained record's revision, read without its signature (one signed by a key rotated out since still
+    counts, so that no revision is reused), unless it is beyond ``horizon`` (now + MAX_AHEAD_MS) and does not
+    verify: kiosks refuse such a record, and it must not stop a change either."""
+    try:
+        rev = decode_json(payload, MAX_PAYLOAD).get("issued_at_ms")
+    except ProtocolError:
+        return None
+    if not isinstance(rev, int) or isinstance(rev, bool):
+        return None
+    if rev > horizon:
+        try:
+            parse(payload, keys, site, topic_person=person)
+        except ProtocolError as exc:
+            warnings.append(f"the retained record of {person} claims revision {rev}, more than a day ahead of this "
+                            f"clock, and does not verify ({exc}): kiosks refuse it; ignored")
+            return None
+    return rev
 
 
 def next_revision(now_ms: int, *seen: int | None) -> int:
