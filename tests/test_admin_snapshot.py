@@ -96,3 +96,37 @@ def test_without_the_root_key_only_this_administrators_own_snapshot_is_merged(
     assert "without the site's root key (--root-pub) no key list is checked" in capsys.readouterr().out
     assert s.signed()["people"] == {"bob": [s.now - 20 * DAY_MS, False]}
     assert s.kiosk.admitted() == {"bob"}
+
+
+def test_one_administrators_fast_clock_never_dates_the_others_snapshots_ahead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bert's laptop runs three days fast once: his snapshot is refused by kiosks with a synchronised clock.
+    Alice's timer, and Bert's own once his clock is right again, sign by their clock, not above his."""
+    broker = retained_broker.install(monkeypatch)
+    site = Site(admins=2)
+    alice, bert = site.admins
+    write_private_key(tmp_path / "root.key", site.root.private)
+    now = int(time.time() * 1000)
+    broker.topics["kiosk/hq/keys"] = site.key_list(now - 10 * DAY_MS)
+    a_args = retained_broker.admin_args(tmp_path, "alice", alice, tmp_path / "root.key.pub")
+    b_args = retained_broker.admin_args(tmp_path, "bert", bert, tmp_path / "root.key.pub")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3 * 86400)
+    assert cmd_sync(b_args) == 0
+    monkeypatch.setattr(time, "time", real)
+
+    def kiosk_takes(name: str) -> None:
+        k = Kiosk(site, tmp_path / f"{name}.db", os.urandom(32), require_snapshot=True)
+        k.wall.now = time.time()
+        core = SyncCore(TOPICS, k.store, k.trust)
+        core.handle(TOPICS.keys, broker.topics["kiosk/hq/keys"], 0.0)
+        [ack] = acks(core.handle(TOPICS.snapshot, broker.topics["kiosk/hq/snapshot"], 0.0))
+        assert ack["status"] == "applied", ack
+
+    capsys.readouterr()
+    assert cmd_sync(a_args) == 0
+    assert "the retained snapshot is issued at" in capsys.readouterr().out
+    kiosk_takes("after-alice")
+    assert cmd_sync(b_args) == 0  # Bert's state file remembers his snapshot from the future: not signed above
+    assert "the last snapshot this administrator signed is issued at" in capsys.readouterr().out
+    kiosk_takes("after-bert")

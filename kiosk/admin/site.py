@@ -191,15 +191,35 @@ def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = No
     return people
 
 
+def _issue_times(view: SiteView, state: AdminState, now_ms: int) -> tuple[int, int]:
+    """The retained snapshot's and this administrator's last snapshot's issue times, a new one is signed above;
+    0 for one dated beyond what kiosks take (an administrator's clock ran fast): signing above it would date
+    every snapshot from now on as far ahead, and kiosks with a synchronised clock refuse them."""
+    horizon = now_ms + MAX_AHEAD_MS
+    times = []
+    for ms, what in ((view.snapshot_ms, "the retained snapshot"),
+                     (state.last_snapshot_ms(), "the last snapshot this administrator signed")):
+        if ms > horizon:
+            view.warnings.append(f"{what} is issued at {ms}, more than a day ahead of this clock ({now_ms}): an "
+                                 "administrator's clock ran fast, and kiosks refuse it; the new snapshot is dated by "
+                                 "this clock")
+        times.append(ms if ms <= horizon else 0)
+    return times[0], times[1]
+
+
 def publish_snapshot(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState, view: SiteView,
                      now_ms: int, exclude: set[str] | None = None) -> int:
     """Re-sign and publish, retained, the site snapshot; returns its issue time."""
-    if view.snapshot_ms and view.snapshot_ms < state.last_snapshot_ms():
-        view.warnings.append(f"the retained snapshot (issued {view.snapshot_ms}) is older than the one this "
-                             f"administrator signed last ({state.last_snapshot_ms()}): someone put an old one back on "
+    retained, last = _issue_times(view, state, now_ms)
+    if retained and retained < last:
+        view.warnings.append(f"the retained snapshot (issued {retained}) is older than the one this "
+                             f"administrator signed last ({last}): someone put an old one back on "
                              "the broker; the new snapshot keeps what the last one held")
     people = site_people(view, state, exclude)
-    issued = next_revision(now_ms, view.snapshot_ms, state.last_snapshot_ms())
+    issued = next_revision(now_ms, retained or None, last or None)
+    if issued > now_ms + MAX_AHEAD_MS:
+        raise ConfigError(f"the site snapshot would be issued at {issued}, more than a day ahead of this clock: kiosks "
+                          "would refuse it; check the clocks of the administrators' machines")
     keys = view.admin_keys or {signer.key_id}
     payload = sign_snapshot(signer, args.site, people, keys, issued, issued + int(args.snapshot_valid_h * HOUR_MS))
     if len(payload) > MAX_SNAPSHOT:
