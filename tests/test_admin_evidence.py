@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.admin import AdminState
+from kiosk.admin import AdminState, cmd_sync, publish_change
 from kiosk.admin.commands import cmd_delete
+from kiosk.admin.rollback import SiteRolledBackError
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore
 from kiosk.mqtt.keys import write_private_key
 from kiosk.mqtt.topics import Topics
+from kiosk.records import Enrollment, Tombstone
 from tests import retained_broker
-from tests.site import DAY_MS, SITE, Kiosk, Site
+from tests.site import DAY_MS, FP, SITE, Kiosk, Site, emb
 
 TOPICS = Topics("kiosk", SITE, "door1")
 
@@ -73,3 +75,74 @@ def test_a_signed_record_dated_far_ahead_asks_for_the_clocks_to_be_checked(
     with pytest.raises(ConfigError, match="check the clocks"):
         cmd_delete(args)
     assert json.loads(broker.topics["kiosk/hq/enrollments/bob"])["type"] == "enrollment"
+
+
+def _ack(pid: str, device: str, status: str, revision: int) -> bytes:
+    return json.dumps({"person_id": pid, "device": device, "status": status, "revision": revision}).encode()
+
+
+def test_forcing_past_a_forged_ack_does_not_hide_a_later_genuine_deletion(
+        tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alice forces once past a forged ack (ann deleted, 20 h ahead). An hour later Bert really deletes ann and
+    door1 acknowledges it; then someone puts Alice's old snapshot and ann's old record back on the broker.
+    Door1's ack is other evidence than the one Alice overrode: her timer signs nothing."""
+    broker = retained_broker.install(monkeypatch)
+    alice, bert = site.admins
+    root_pub = tmp_path / "root.key.pub"
+    now = int(time.time() * 1000)
+    broker.topics["kiosk/hq/keys"] = site.key_list(now - 10 * DAY_MS)
+    a_args = retained_broker.admin_args(tmp_path, "alice", alice, root_pub)
+    b_args = retained_broker.admin_args(tmp_path, "bert", bert, root_pub)
+    short = retained_broker.admin_args(tmp_path, "alice", alice, root_pub, snapshot_valid_h=0.001)
+    publish_change(short, alice, AdminState(a_args.state), "ann",
+                   lambda r: (alice.enrollment(SITE, Enrollment("ann", "Ann", r, FP, emb(1))), "Ann"))
+    old_snapshot, old_ann = broker.topics["kiosk/hq/snapshot"], broker.topics["kiosk/hq/enrollments/ann"]
+
+    broker.topics["kiosk/hq/ghost/acks/ann"] = _ack("ann", "ghost", "deleted", now + 20 * 3_600_000)
+    with pytest.raises(SiteRolledBackError, match="ann"):
+        cmd_sync(a_args)
+    assert cmd_sync(retained_broker.admin_args(tmp_path, "alice", alice, root_pub, force=True)) == 0
+    assert cmd_sync(a_args) == 0  # the same forged ack holds nothing back any more
+    del broker.topics["kiosk/hq/ghost/acks/ann"]
+
+    publish_change(b_args, bert, AdminState(b_args.state), "ann",
+                   lambda r: (bert.tombstone(SITE, Tombstone("ann", r)), None), now=lambda: time.time() + 3600)
+    deleted = json.loads(broker.topics["kiosk/hq/enrollments/ann"])["issued_at_ms"]
+    broker.topics["kiosk/hq/door1/acks/ann"] = _ack("ann", "door1", "deleted", deleted)
+    broker.topics.update({"kiosk/hq/snapshot": old_snapshot, "kiosk/hq/enrollments/ann": old_ann})
+    with pytest.raises(SiteRolledBackError, match="ann"):
+        cmd_sync(a_args)
+    assert broker.topics["kiosk/hq/snapshot"] == old_snapshot
+
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32), require_snapshot=True)
+    k.wall.now = time.time() + 10  # the old snapshot put back has expired: alone, it admits nobody
+    core = SyncCore(TOPICS, k.store, k.trust)
+    for topic in ("kiosk/hq/keys", "kiosk/hq/snapshot", "kiosk/hq/enrollments/ann"):
+        core.handle(topic, broker.topics[topic], 0.0)
+    assert k.admitted() == set()
+
+
+def test_an_override_is_of_that_ack_only_and_a_new_forgery_holds_back_again(
+        tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What --force remembers is the ack as it was (topic, revision, status): the same ghost publishing
+    another revision, or another device the same one, holds the administrators back again."""
+    broker = retained_broker.install(monkeypatch)
+    root_pub = tmp_path / "root.key.pub"
+    now = int(time.time() * 1000)
+    broker.topics["kiosk/hq/keys"] = site.key_list(now - 10 * DAY_MS)
+    args = retained_broker.admin_args(tmp_path, "alice", site.admin, root_pub)
+    publish_change(args, site.admin, AdminState(args.state), "ann",
+                   lambda r: (site.admin.enrollment(SITE, Enrollment("ann", "Ann", r, FP, emb(1))), "Ann"))
+    forged = now + 3_600_000
+    broker.topics["kiosk/hq/ghost/acks/ann"] = _ack("ann", "ghost", "deleted", forged)
+    assert cmd_sync(retained_broker.admin_args(tmp_path, "alice", site.admin, root_pub, force=True)) == 0
+    assert cmd_sync(args) == 0
+    overridden = broker.topics["kiosk/hq/ghost/acks/ann"]
+    for topic, payload in (("kiosk/hq/ghost/acks/ann", _ack("ann", "ghost", "deleted", forged - 1)),
+                           ("kiosk/hq/ghost/acks/ann", _ack("ann", "ghost", "applied", forged)),
+                           ("kiosk/hq/door2/acks/ann", _ack("ann", "door2", "deleted", forged))):
+        broker.topics.pop("kiosk/hq/door2/acks/ann", None)
+        broker.topics["kiosk/hq/ghost/acks/ann"] = overridden
+        broker.topics[topic] = payload  # one ack other than the one overridden
+        with pytest.raises(SiteRolledBackError, match="ann"):
+            cmd_sync(args)

@@ -19,7 +19,7 @@ from kiosk.admin.rollback import (
     SiteRolledBackError,
     accept_override,
     check_not_rolled_back,
-    rolled_back,
+    find_behind,
     rolled_back_message,
     site_revisions,
 )
@@ -242,10 +242,10 @@ def cmd_sync(args: argparse.Namespace, stop: threading.Event | None = None) -> i
         broker = Broker(args)
         try:
             view = read_site(broker, args, signer, state)
-            behind = rolled_back(broker, view, state)
-            if behind and getattr(args, "force", False):
-                accept_override(state, behind)
-                behind = {}
+            found = find_behind(broker, view, state)
+            if found.people and getattr(args, "force", False):
+                accept_override(state, found)
+            behind = {} if getattr(args, "force", False) else found.people
             issued = None if behind else publish_snapshot(broker, args, signer, state, view, int(time.time() * 1000))
         finally:
             broker.close()

@@ -37,10 +37,13 @@ class AdminState:
         # (still naming a key revoked since) does not decide whose snapshot is merged
         self._db.execute("CREATE TABLE IF NOT EXISTS key_list (id INTEGER PRIMARY KEY CHECK (id = 1), "
                          "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
-        # revisions seen in unsigned evidence (kiosk acks, retained records) that an administrator checked
-        # and overrode with --force: the same evidence does not hold the next run back
-        self._db.execute("CREATE TABLE IF NOT EXISTS overridden (person_id TEXT PRIMARY KEY, "
-                         "revision INTEGER NOT NULL, at REAL NOT NULL)")
+        # unsigned evidence (a kiosk's ack, a retained record) that an administrator checked and overrode with
+        # --force, exactly as it was: that same evidence does not hold the next run back, any other does. (The
+        # table "overridden" kept one ceiling revision per person, which hid genuine later changes: dropped.)
+        self._db.execute("CREATE TABLE IF NOT EXISTS overrides (person_id TEXT NOT NULL, source TEXT NOT NULL, "
+                         "revision INTEGER NOT NULL, status TEXT NOT NULL, at REAL NOT NULL, "
+                         "PRIMARY KEY (person_id, source, revision, status))")
+        self._db.execute("DROP TABLE IF EXISTS overridden")
         private_file(path)
 
     def revision(self, person_id: str) -> int | None:
@@ -66,14 +69,14 @@ class AdminState:
         row = self._db.execute("SELECT payload FROM key_list").fetchone()
         return None if row is None else bytes(row[0])
 
-    def override(self, seen: dict[str, int], now: float) -> None:
-        """Record evidence an administrator checked and overrode (person -> the revision seen)."""
-        for pid, rev in seen.items():
-            self._db.execute("INSERT INTO overridden VALUES (?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
-                             "revision=max(revision, excluded.revision), at=excluded.at", (pid, rev, now))
+    def override(self, seen: list[tuple[str, str, int, str]], now: float) -> None:
+        """Record evidence an administrator checked and overrode: (person, topic, revision, status) each."""
+        self._db.executemany("INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?)",
+                             [(*item, now) for item in seen])
 
-    def overridden(self) -> dict[str, int]:
-        return {str(r[0]): int(r[1]) for r in self._db.execute("SELECT person_id, revision FROM overridden")}
+    def overridden(self) -> set[tuple[str, str, int, str]]:
+        return {(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in
+                self._db.execute("SELECT person_id, source, revision, status FROM overrides")}
 
     def last_snapshot_ms(self) -> int:
         row = self._db.execute("SELECT issued_at_ms FROM snapshot").fetchone()
