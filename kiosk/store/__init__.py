@@ -25,11 +25,17 @@ is not a kiosk store, is refused when it is opened or first read with a
 is read before anything is written, and the kiosk never deletes or rewrites
 it.
 
-``keys``: the store key file; ``erasure``: the erasures still pending and
-their retries; ``schema``: the tables and the migration of an older
-database; ``trust``: what the store asks of the site's trust, and the
-policy that sets a verified row aside; ``sealed``: a row's signed payload,
-encrypted at rest and verified when read; ``store``: the ``Store`` itself.
+``keys``: the store key file; ``connection``: the file opened, read before
+anything is written, and SQLite's errors as a ``StoreError``; ``schema``: the
+tables and the migration of an older database; ``writes``: a row written, one
+transaction each (a deletion with its pending erasure); ``erasure``: the
+erasures still pending and their retries; ``trust``: what the store asks of
+the site's trust, and the policy that sets a verified row aside; ``sealed``:
+a row's signed payload, encrypted at rest and verified when read;
+``standing``: what a stored row is worth once verified, and whether a change
+of trust brings it back; ``admitted``: the people admitted now (gallery,
+validity windows, second factors); ``report``: ``kiosk doctor``'s health and
+the people listing; ``store``: the ``Store`` itself.
 """
 
 from kiosk.records import EMBEDDING_SIZE, MAX_EMBEDDINGS, Enrollment, Tombstone
