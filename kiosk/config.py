@@ -27,7 +27,7 @@ from kiosk.errors import ConfigError
 from kiosk.events import AuditRotation
 from kiosk.factor.settings import SecondFactorSettings
 from kiosk.liveness.settings import GpioPrompterSettings, LivenessSettings
-from kiosk.mqtt.core import SyncSettings
+from kiosk.mqtt.settings import SyncSettings
 from kiosk.mqtt.trust import TrustSettings
 from kiosk.policy.config import PolicyConfig
 

@@ -21,7 +21,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.events import EventSink
-from kiosk.mqtt.core import Action, Changed, Emit, Publish, StaticTrust, SyncCore, SyncSettings, SyncStore, Trust
+from kiosk.mqtt.actions import Action, Changed, Emit, Publish
+from kiosk.mqtt.core import SyncCore
+from kiosk.mqtt.seams import SyncStore, Trust
+from kiosk.mqtt.settings import SyncSettings
+from kiosk.mqtt.statictrust import StaticTrust
 from kiosk.mqtt.topics import Topics
 from kiosk.outbox import Outbox, priority_of
 

@@ -8,6 +8,11 @@ signed site snapshot says) is delegated to an injected ``Trust``. Refusals
 are counted; only those within the per-topic and total budgets are reported
 one by one (a non-retained ack, a ``sync_error`` event, a log line); the
 rest are summarised in one ``sync_refusals`` event per interval by ``tick``.
+
+Beside it: the actions it returns (``actions``), what it asks of the trust
+and the store (``seams``; ``statictrust`` is the trust of fixed keys), its
+settings (``settings``) and the strict decoding every payload goes through
+first (``strictjson``).
 """
 
 from __future__ import annotations
@@ -15,201 +20,37 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
-
+from kiosk.mqtt.actions import Action, Changed, Emit, Publish
 from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, parse
+from kiosk.mqtt.seams import ApplyOutcome, SyncStore, Trust
+from kiosk.mqtt.settings import SyncSettings
+from kiosk.mqtt.statictrust import StaticTrust
+from kiosk.mqtt.strictjson import MAX_DEPTH, check_nesting, decode_json
 from kiosk.mqtt.topics import Topics
-from kiosk.ratelimit import Limits, RefusalLimiter
+from kiosk.ratelimit import RefusalLimiter
 from kiosk.records import Enrollment, Tombstone
 from kiosk.store.trust import HELD
+
+# the actions, seams, settings and strict decoding the core is built from, importable from here as before
+__all__ = ["MAX_DEPTH", "SNAPSHOT_RULES", "Action", "ApplyOutcome", "Changed", "Emit", "Publish", "StaticTrust",
+           "SyncCore", "SyncSettings", "SyncStore", "Trust", "check_nesting", "decode_json"]
 
 # What the site snapshot refuses a record for (``Snapshot.refusal``), and the wait for one.
 SNAPSHOT_RULES = ("deleted_in_snapshot", "older_than_snapshot", HELD)
 
 logger = logging.getLogger(__name__)
 
-MAX_DEPTH = 32  # enrollments nest 2 deep; snapshots and key lists a few more
 PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
-_BRACKET = re.compile(rb"[\[\]{}]")
 _DETAIL = 300
 _TOPIC_SHOWN = 200
 _WINDOW_TOPICS = 256
 
-
-# actions the transport carries out
-
-@dataclass(frozen=True)
-class Publish:
-    topic: str
-    payload: bytes
-    retain: bool
-    qos: int = 1
-
-
-@dataclass(frozen=True)
-class Emit:
-    kind: str
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Changed:
-    """The store changed for this person (the gallery should follow)."""
-
-    person_id: str
-    deleted: bool
-
-
-Action = Publish | Emit | Changed
-
-
-class Trust(Protocol):
-    def keys(self) -> dict[str, Ed25519PublicKey]: ...
-    def on_key_list(self, payload: bytes, max_bytes: int = ...) -> None: ...
-    def on_snapshot(self, payload: bytes, max_bytes: int = ...) -> Sequence[str | Tombstone]: ...
-    def admits(self, person_id: str, revision: int) -> str | None: ...
-
-
-class ApplyOutcome(Protocol):
-    @property
-    def applied(self) -> bool: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def revision(self) -> int: ...
-
-
-class SyncStore(Protocol):
-    @property
-    def model_fingerprint(self) -> str: ...
-    def revision(self, person_id: str) -> int | None: ...
-    def apply(self, record: Enrollment | Tombstone) -> ApplyOutcome: ...
-
-
-class StaticTrust:
-    """Fixed administrator keys and no snapshot: key lists and snapshots are refused, every revision admitted.
-
-    Also what the store asks of the site's trust (``site``, ``revoked``, ``now``, ``deleted_revision``).
-    ``now`` is the synchronised wall clock (e.g. ``kiosk.clock``'s), or ``None`` when it is not known: then
-    nothing is refused as issued in the future, and the store fails validity windows closed.
-    """
-
-    def __init__(self, keys: dict[str, Ed25519PublicKey], site: str = "",
-                 now: Callable[[], float | None] | None = None) -> None:
-        self._keys = dict(keys)
-        self.site = site
-        self._now = now
-
-    def keys(self) -> dict[str, Ed25519PublicKey]:
-        return self._keys
-
-    def revoked(self) -> frozenset[str]:
-        return frozenset()
-
-    def now(self) -> float | None:
-        return self._now() if self._now is not None else None
-
-    def deleted_revision(self, person_id: str) -> int | None:
-        return None
-
-    def on_key_list(self, payload: bytes, max_bytes: int = 0) -> None:
-        raise ProtocolError("unsupported", "this kiosk pins fixed administrator keys and pins no site root key: "
-                                           "configure a root key to use signed key lists")
-
-    def on_snapshot(self, payload: bytes, max_bytes: int = 0) -> list[str]:
-        raise ProtocolError("unsupported", "this kiosk pins fixed administrator keys and pins no site root key: "
-                                           "configure a root key to use signed snapshots")
-
-    def admits(self, person_id: str, revision: int) -> str | None:
-        return None
-
-
-class SyncSettings(BaseModel):
-    """How refusals are reported and how the MQTT network thread is watched."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    refusal_topic_burst: int = Field(3, ge=1, le=1000,
-                                     description="refusals reported one by one per topic before the rate applies")
-    refusal_topic_per_min: float = Field(1.0, ge=0, le=600,
-                                         description="refusals reported per topic per minute after the burst")
-    refusal_total_burst: int = Field(20, ge=1, le=10_000,
-                                     description="refusals reported one by one, all topics together, before the rate")
-    refusal_total_per_s: float = Field(1.0, ge=0, le=1000,
-                                       description="refusals reported per second, all topics together, after the burst")
-    refusal_topics_tracked: int = Field(1024, ge=16, le=100_000,
-                                        description="topics with their own refusal budget (least recent forgotten)")
-    summary_interval_s: float = Field(60.0, ge=1, le=3600,
-                                      description="one sync_refusals event sums up each interval with refusals")
-    max_snapshot_bytes: int = Field(8 * 2**20, ge=64 * 1024, le=256 * 2**20,
-                                    description="largest snapshot or key list payload accepted")
-    heartbeat_s: float = Field(15.0, ge=1, le=600,
-                               description="the kiosk sends itself a probe this often to prove the network thread works")
-    stall_s: float = Field(90.0, ge=10, le=3600,
-                           description="no callback for this long (probe included) means the network thread is stalled")
-
-    def limits(self) -> Limits:
-        return Limits(topic_rate=self.refusal_topic_per_min / 60.0, topic_burst=self.refusal_topic_burst,
-                      total_rate=self.refusal_total_per_s, total_burst=self.refusal_total_burst,
-                      max_topics=self.refusal_topics_tracked)
-
-
-# strict JSON decoding (pure)
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} does not fit a 64-bit float")
-    return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k[:40]!r}")
-        out[k] = v
-    return out
-
-
-def check_nesting(payload: bytes, max_depth: int = MAX_DEPTH) -> None:
-    """Refuse arrays/objects nested deeper than ``max_depth`` before any recursive parser sees them."""
-    depth = 0
-    for m in _BRACKET.finditer(_STRING.sub(b"", payload)):
-        depth += 1 if m.group() in (b"[", b"{") else -1
-        if depth > max_depth:
-            raise ProtocolError("malformed_json", f"nested deeper than {max_depth} levels")
-
-
-def decode_json(payload: bytes, max_bytes: int) -> Any:
-    """Size, UTF-8, nesting, then a strict decode: no NaN, no infinity, no duplicate keys."""
-    if len(payload) > max_bytes:
-        raise ProtocolError("oversized", f"{len(payload)} bytes; at most {max_bytes}")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError("malformed_json", f"not UTF-8: {exc}") from exc
-    check_nesting(payload)
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("malformed_json", str(exc)[:200]) from exc
-
-
-# the core
 
 @dataclass
 class _Window:

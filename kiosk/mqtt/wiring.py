@@ -10,8 +10,10 @@ from typing import Any
 from kiosk.config import Settings
 from kiosk.events import EventSink
 from kiosk.mqtt.client import KioskMqtt, load_admin_keys, make_client
-from kiosk.mqtt.core import StaticTrust, SyncSettings, SyncStore, Trust
 from kiosk.mqtt.homeassistant import discovery, event_updates, state_updates
+from kiosk.mqtt.seams import SyncStore, Trust
+from kiosk.mqtt.settings import SyncSettings
+from kiosk.mqtt.statictrust import StaticTrust
 from kiosk.mqtt.topics import Topics
 from kiosk.outbox import Outbox
 

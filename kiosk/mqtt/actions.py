@@ -1,0 +1,33 @@
+"""What the sync core asks the transport to carry out: publish, emit an event, follow a store change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Action", "Changed", "Emit", "Publish"]
+
+
+@dataclass(frozen=True)
+class Publish:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int = 1
+
+
+@dataclass(frozen=True)
+class Emit:
+    kind: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The store changed for this person (the gallery should follow)."""
+
+    person_id: str
+    deleted: bool
+
+
+Action = Publish | Emit | Changed
