@@ -20,7 +20,8 @@ from kiosk.config import Settings
 def enroll_signed(settings: Settings, signing_key: Path, person: str, name: str, rows: npt.NDArray[np.float32],
                   fingerprint: str, *, valid_until: float | None = None) -> Any:
     """Sign ``rows`` (one fused template, or photos' rows) for ``person`` and apply them; returns the store's result."""
-    from kiosk.admin.commands import load_signer, sign_enrollment
+    from kiosk.admin.keys import load_signer
+    from kiosk.admin.publish import sign_enrollment
     from kiosk.mqtt.protocol import parse
     from kiosk.service import open_store
 

@@ -13,18 +13,11 @@ every known kiosk's ack and name the silent ones. The site root key
 
 from __future__ import annotations
 
-from kiosk.admin.commands import (
-    SyncIncompleteError,
-    add_broker_args,
-    add_parser,
-    cmd_sync,
-    keygen,
-    load_signer,
-    publish_change,
-    resign,
-    sign_enrollment,
-    status,
-)
+from kiosk.admin.commands import add_broker_args, add_parser
+from kiosk.admin.keys import keygen, load_signer
+from kiosk.admin.overview import status
+from kiosk.admin.publish import SyncIncompleteError, publish_change, sign_enrollment
+from kiosk.admin.republish import cmd_sync, resign
 from kiosk.admin.site import Broker, BrokerError, SiteView, collect_acks, next_revision, read_site
 from kiosk.admin.state import AdminState
 
