@@ -26,8 +26,8 @@ from kiosk.mqtt.topics import Topics
 from kiosk.outbox import Outbox
 from kiosk.records import Enrollment
 from tests.broker import Mosquitto
+from tests.mqtt_kiosk import TIMEOUT, Collector
 from tests.site import FP, SITE, Kiosk, Site, emb
-from tests.test_mqtt import TIMEOUT, Collector
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -16,7 +16,7 @@ from kiosk.mqtt.topics import Topics
 from kiosk.service import run_service
 from tests.broker import Mosquitto
 from tests.kiosk_config import write_replay_config
-from tests.test_mqtt import TIMEOUT, Collector
+from tests.mqtt_kiosk import TIMEOUT, Collector
 
 pytestmark = pytest.mark.models
 Run = Callable[..., tuple[int, str, str]]

@@ -21,7 +21,7 @@ from kiosk.mqtt.protocol import Signer
 from kiosk.mqtt.snapshot import sign_snapshot
 from tests.broker import Mosquitto
 from tests.clock import FakeClock
-from tests.test_mqtt import SITE, TIMEOUT, Collector, Kiosk
+from tests.mqtt_kiosk import SITE, TIMEOUT, Collector, Kiosk
 from tests.test_sync_core import ADMIN, JSON_VALUES, KEYS, POISON, T0, SnapshotTrust, enroll_msg
 
 APPLY_CEILING_S = 60.0  # a ceiling, not the target (1 s): room for slow and emulated machines (tools/pi/check.sh);
