@@ -2,7 +2,7 @@
 
 The administrator's commands only read what is retained on a set of topic filters and publish retained
 messages; this holds those messages per topic, matches MQTT filters (``+``, ``#``) as the broker does, and
-is installed in place of ``kiosk.admin.commands.Broker``. Tests that need the network path use the real
+is installed in place of ``kiosk.admin.site.Broker``. Tests that need the network path use the real
 mosquitto (tests/test_admin.py).
 """
 
@@ -68,10 +68,10 @@ class _Connection:
 
 def install(monkeypatch: pytest.MonkeyPatch) -> RetainedBroker:
     """A fresh retained store that every admin command of this test connects to."""
-    import kiosk.admin.commands as commands
+    import kiosk.admin.site as site
 
     broker = RetainedBroker()
-    monkeypatch.setattr(commands, "Broker", broker.connect)
+    monkeypatch.setattr(site, "Broker", broker.connect)
     return broker
 
 

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kiosk.admin import site
 from kiosk.admin.factor import factor_fields, taken_codes
 from kiosk.admin.keys import load_signer
 from kiosk.admin.rollback import check_not_rolled_back
-from kiosk.admin.site import AckReport, Broker, SiteView, collect_acks, next_revision, publish_snapshot, read_site
+from kiosk.admin.site import AckReport, SiteView, collect_acks, next_revision, publish_snapshot, read_site
 from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError, KioskError
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, Signer
@@ -35,7 +36,7 @@ def publish_change(args: argparse.Namespace, signer: Signer, state: AdminState, 
                    make: Callable[[int], tuple[bytes, str | None]], now: Callable[[], float] = time.time) -> tuple[
                        int, AckReport, SiteView]:
     """Read the site, sign at a fresh revision, publish the record then the snapshot, wait for the kiosks."""
-    broker = Broker(args)
+    broker = site.Broker(args)  # looked up at call time: the seam tests replace
     try:
         now_ms = int(now() * 1000)
         view = read_site(broker, args, signer, state, person, now_ms)
