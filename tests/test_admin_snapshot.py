@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.admin import AdminState, cmd_sync
+from kiosk.admin import AdminState, cmd_sync, publish_change
 from kiosk.mqtt.core import Publish, SyncCore
 from kiosk.mqtt.keys import sign_key_list, write_private_key
 from kiosk.mqtt.protocol import Signer
 from kiosk.mqtt.snapshot import sign_snapshot
 from kiosk.mqtt.topics import Topics
+from kiosk.records import Enrollment, Tombstone
 from tests import retained_broker
 from tests.retained_broker import RetainedBroker
-from tests.site import DAY_MS, SITE, Kiosk, Site
+from tests.site import DAY_MS, FP, SITE, Kiosk, Site, emb
 
 TOPICS = Topics("kiosk", SITE, "door1")
 
@@ -115,18 +116,64 @@ def test_one_administrators_fast_clock_never_dates_the_others_snapshots_ahead(
     assert cmd_sync(b_args) == 0
     monkeypatch.setattr(time, "time", real)
 
-    def kiosk_takes(name: str) -> None:
-        k = Kiosk(site, tmp_path / f"{name}.db", os.urandom(32), require_snapshot=True)
-        k.wall.now = time.time()
-        core = SyncCore(TOPICS, k.store, k.trust)
-        core.handle(TOPICS.keys, broker.topics["kiosk/hq/keys"], 0.0)
-        [ack] = acks(core.handle(TOPICS.snapshot, broker.topics["kiosk/hq/snapshot"], 0.0))
-        assert ack["status"] == "applied", ack
-
     capsys.readouterr()
     assert cmd_sync(a_args) == 0
     assert "the retained snapshot is issued at" in capsys.readouterr().out
-    kiosk_takes("after-alice")
+    kiosk_takes(site, broker, tmp_path / "after-alice.db")
     assert cmd_sync(b_args) == 0  # Bert's state file remembers his snapshot from the future: not signed above
     assert "the last snapshot this administrator signed is issued at" in capsys.readouterr().out
-    kiosk_takes("after-bert")
+    kiosk_takes(site, broker, tmp_path / "after-bert.db")
+
+
+def test_one_administrators_fast_clock_never_puts_a_revision_kiosks_refuse_in_the_others_snapshots(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bert's laptop runs three days fast once while he deletes carol and enrols dan: kiosks with a
+    synchronised clock refuse a whole snapshot giving anybody a revision that far ahead. Alice's timer keeps
+    carol's deletion, dated by her clock, leaves dan's entry out, and says so; nothing that far ahead stays in
+    her state file either, so her snapshots are taken after Bert's key is revoked too."""
+    broker = retained_broker.install(monkeypatch)
+    site = Site(admins=2)
+    alice, bert = site.admins
+    write_private_key(tmp_path / "root.key", site.root.private)
+    now = int(time.time() * 1000)
+    carol = site.enrollment("carol", now - 20 * DAY_MS, signer=alice)
+    broker.topics.update({"kiosk/hq/keys": site.key_list(now - 10 * DAY_MS), "kiosk/hq/enrollments/carol": carol})
+    a_args = retained_broker.admin_args(tmp_path, "alice", alice, tmp_path / "root.key.pub")
+    b_args = retained_broker.admin_args(tmp_path, "bert", bert, tmp_path / "root.key.pub")
+    AdminState(a_args.state).record("carol", now - 20 * DAY_MS, "Carol", False, carol, time.time())
+    assert cmd_sync(a_args) == 0
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3 * 86400)
+    publish_change(b_args, bert, AdminState(b_args.state), "carol",
+                   lambda rev: (bert.tombstone(SITE, Tombstone("carol", rev)), None), now=time.time)
+    publish_change(b_args, bert, AdminState(b_args.state), "dan",
+                   lambda rev: (bert.enrollment(SITE, Enrollment("dan", "Dan", rev, FP, emb(2))), "Dan"),
+                   now=time.time)
+    monkeypatch.setattr(time, "time", real)
+
+    capsys.readouterr()
+    assert cmd_sync(a_args) == 0
+    out = capsys.readouterr().out
+    assert "the retained snapshot deletes carol at revision" in out and "the retained snapshot gives dan" in out
+    people = kiosk_takes(site, broker, tmp_path / "k1.db")
+    assert people["carol"][1] is True and now <= people["carol"][0] <= time.time() * 1000
+    assert "dan" not in people
+
+    broker.topics["kiosk/hq/keys"] = site.key_list(now - DAY_MS, admins=[alice], revoked={bert.key_id})
+    assert cmd_sync(a_args) == 0
+    assert kiosk_takes(site, broker, tmp_path / "k2.db")["carol"][1] is True
+    horizon = time.time() * 1000 + DAY_MS
+    assert all(rev <= horizon for rev, _ in AdminState(a_args.state).last_snapshot_people().values())
+
+
+def kiosk_takes(site: Site, broker: RetainedBroker, path: Path) -> dict[str, list[object]]:
+    """A new kiosk with a synchronised clock applies the retained snapshot: its people."""
+    k = Kiosk(site, path, os.urandom(32), require_snapshot=True)
+    k.wall.now = time.time()
+    core = SyncCore(TOPICS, k.store, k.trust)
+    core.handle(TOPICS.keys, broker.topics["kiosk/hq/keys"], 0.0)
+    [ack] = [json.loads(a.payload) for a in core.handle(TOPICS.snapshot, broker.topics["kiosk/hq/snapshot"], 0.0)
+             if isinstance(a, Publish) and a.topic == TOPICS.snapshot_ack]
+    assert ack["status"] == "applied", ack
+    people: dict[str, list[object]] = json.loads(broker.topics["kiosk/hq/snapshot"])["people"]
+    return people

@@ -109,9 +109,14 @@ class SiteView:
     kiosks: dict[str, str] = field(default_factory=dict)  # device -> online | offline
     enrollments: dict[str, int] = field(default_factory=dict)  # person -> retained revision (when read)
     warnings: list[str] = field(default_factory=list)
+    now_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # this clock, when the site was read
 
     def topic(self, leaf: str) -> str:
         return f"{self.prefix}/{self.site}/{leaf}"
+
+    def warn(self, warning: str) -> None:
+        if warning not in self.warnings:
+            self.warnings.append(warning)
 
 
 def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: AdminState,
@@ -119,8 +124,8 @@ def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: A
     """Retained key list, snapshot, kiosk availability (and one person's enrollment) before publishing. The
     snapshot counts only when a key of the newest key list this administrator verified signed it
     (``site_keys``): its entries go into what this administrator signs next."""
-    view = SiteView(args.prefix, args.site)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    view = SiteView(args.prefix, args.site, now_ms=now_ms)
     patterns = [view.topic("keys"), view.topic("snapshot"), view.topic("+/availability")]
     if person is not None:
         patterns.append(view.topic(f"enrollments/{person}"))
@@ -132,7 +137,8 @@ def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: A
     if payload := got.get(view.topic("snapshot")):
         try:
             snap = parse_snapshot(payload, trusted.keys, args.site)
-            view.people, view.snapshot_ms = dict(snap.people), snap.issued_at_ms
+            view.people = within_horizon(snap.people, now_ms, "the retained snapshot", view.warn)
+            view.snapshot_ms = snap.issued_at_ms
         except ProtocolError as exc:
             view.warnings.append(f"the retained snapshot does not verify ({exc}): its entries are not merged; "
                                  "starting from this administrator's own record")
@@ -173,14 +179,39 @@ def next_revision(now_ms: int, *seen: int | None) -> int:
     return max([now_ms, *[s + 1 for s in seen if s is not None]])
 
 
+def within_horizon(people: dict[str, tuple[int, bool]], now_ms: int, what: str,
+                   warn: Callable[[str], None]) -> dict[str, tuple[int, bool]]:
+    """``people`` (person -> (revision, deleted)) without a revision more than a day ahead of ``now_ms``: a
+    kiosk with a synchronised clock refuses a whole snapshot giving anybody such a revision (an administrator's
+    clock ran fast once), so none is ever signed. A deletion dated that far ahead is kept, at ``now_ms``: a
+    deletion is never lost; an enrollment's entry is left out, and the person's other entries decide. Both are
+    said (``warn``)."""
+    kept: dict[str, tuple[int, bool]] = {}
+    for pid, (rev, deleted) in people.items():
+        if rev <= now_ms + MAX_AHEAD_MS:
+            kept[pid] = (rev, deleted)
+        elif deleted:
+            kept[pid] = (now_ms, True)
+            warn(f"{what} deletes {pid} at revision {rev}, more than a day ahead of this clock ({now_ms}): an "
+                 "administrator's clock ran fast, and kiosks refuse a snapshot giving that revision; the deletion "
+                 "is kept, at this clock's time")
+        else:
+            warn(f"{what} gives {pid} revision {rev}, more than a day ahead of this clock ({now_ms}): an "
+                 "administrator's clock ran fast, and kiosks refuse a snapshot giving that revision (and the "
+                 "record); left out: the person's older entry, if any, is signed")
+    return kept
+
+
 def site_people(view: SiteView, state: AdminState, exclude: set[str] | None = None) -> dict[str, tuple[int, bool]]:
     """The site's people: the retained snapshot merged with the last snapshot this administrator signed
     and with this administrator's records, newest wins (``exclude``: people whose record here is not to
     be used). An older snapshot put back on the broker thus cannot make this administrator sign away a
-    change the last snapshot held."""
+    change the last snapshot held. No revision beyond what kiosks take goes in (``within_horizon``)."""
     people = dict(view.people)
-    own = state.people()
-    for pid, entry in state.last_snapshot_people().items():
+    last = within_horizon(state.last_snapshot_people(), view.now_ms, "the last snapshot this administrator signed",
+                          view.warn)
+    own = within_horizon(state.people(), view.now_ms, "this administrator's own record", view.warn)
+    for pid, entry in last.items():
         if pid not in people or people[pid][0] < entry[0]:
             people[pid] = entry
     for pid, (rev, deleted) in own.items():
