@@ -102,3 +102,41 @@ def test_a_key_list_on_the_broker_as_new_as_the_one_published_is_kept(
     with pytest.raises(ConfigError, match="pass --root-pub to check it"):
         cmd_keys_publish(_publish_args(tmp_path, tmp_path / "old.json", root_pub=False))
     assert broker.topics["kiosk/hq/keys"] == newer
+
+
+def test_a_root_signed_list_dated_ahead_never_stops_a_revocation(
+        tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The root's offline machine ran 30 days fast once: kiosks with a synchronised clock refuse the list it
+    signed. It is not published; put on the broker anyway, it stops neither the next list signed over it
+    (dated by the clock, with its revocations) nor that list's publication, and kiosks take the revocation."""
+    broker = retained_broker.install(monkeypatch)
+    alice, stolen = site.admins
+    now = int(time.time() * 1000)
+    k = Kiosk(site, tmp_path / "k.db", os.urandom(32))
+    k.wall.now = time.time()
+    core = SyncCore(TOPICS, k.store, k.trust)
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    ahead = site.key_list(now + 30 * DAY_MS, revoked={"00000000000000aa"})
+    (tmp_path / "ahead.json").write_bytes(ahead)
+    with pytest.raises(ConfigError, match="more than a day ahead of this clock"):
+        cmd_keys_publish(_publish_args(tmp_path, tmp_path / "ahead.json"))
+    broker.topics["kiosk/hq/keys"] = ahead  # someone holding the stolen key's broker credentials puts it there
+    core.handle(TOPICS.keys, ahead, 1.0)  # refused: from_the_future
+
+    for name, admin in (("alice", alice), ("stolen", stolen)):
+        retained_broker.admin_args(tmp_path, name, admin, None)  # writes NAME.key.pub
+    sign = argparse.Namespace(root_key=tmp_path / "root.key", site=SITE, admin=[tmp_path / "alice.key.pub"],
+                              revoke=None, previous=tmp_path / "ahead.json", out=tmp_path / "keys2.json")
+    assert cmd_keys_sign(sign) == 0
+    assert "more than a day ahead of this clock" in capsys.readouterr().out
+    signed = json.loads((tmp_path / "keys2.json").read_bytes())
+    assert now <= signed["issued_at_ms"] <= time.time() * 1000
+    assert set(signed["revoked"]) == {stolen.key_id, "00000000000000aa"}
+    assert cmd_keys_publish(_publish_args(tmp_path, tmp_path / "keys2.json")) == 0
+    assert "the root signed at" in capsys.readouterr().out and broker.topics["kiosk/hq/keys"] != ahead
+    core.handle(TOPICS.keys, broker.topics["kiosk/hq/keys"], 2.0)
+    assert stolen.key_id in k.trust.revoked()
+
+    broker.topics["kiosk/hq/keys"] = ahead  # and without --root-pub, what claims that date is no obstacle either
+    assert cmd_keys_publish(_publish_args(tmp_path, tmp_path / "keys2.json", root_pub=False)) == 0
+    assert "more than a day ahead" in capsys.readouterr().out and broker.topics["kiosk/hq/keys"] != ahead

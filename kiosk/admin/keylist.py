@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError
 from kiosk.mqtt.keys import KeyList, parse_key_list
-from kiosk.mqtt.protocol import ProtocolError, Signer, decode_json
+from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, Signer, decode_json
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT
 
 # The kiosks take a key list as large as a snapshot (sync.max_snapshot_bytes, MAX_SNAPSHOT by default): a
@@ -23,20 +23,32 @@ def read_key_list(payload: bytes, root: Ed25519PublicKey, site: str) -> KeyList:
     return parse_key_list(payload, root, site, max_bytes=KEY_LIST_BYTES)
 
 
-def check_replaces(held: bytes, issued_at_ms: int, root: Ed25519PublicKey | None, site: str, name: str) -> str | None:
+def ahead(issued_at_ms: int, now_ms: int) -> bool:
+    """Dated more than a day after ``now_ms``: what kiosks with a synchronised clock refuse (from_the_future)."""
+    return issued_at_ms > now_ms + MAX_AHEAD_MS
+
+
+def check_replaces(held: bytes, issued_at_ms: int, root: Ed25519PublicKey | None, site: str, name: str,
+                   now_ms: int) -> str | None:
     """Whether the key list ``name``, issued at ``issued_at_ms``, may replace ``held``, the one retained on the
     broker: ``ConfigError`` when kiosks holding ``held`` would refuse it, else a warning to print (or None).
 
-    Only a retained list that verifies against the root key (``root``) can be what kiosks hold: anything else
-    there (junk, a list another root signed) was refused by every kiosk and is overwritten, so that nobody who
-    can write on the broker can stop a revocation. Without ``root`` nothing can be verified: a well-formed list
-    claiming to be as new is refused, naming --root-pub, which tells the two apart."""
+    Only a retained list that verifies against the root key (``root``), dated no more than a day ahead of this
+    clock (``now_ms``), can be what kiosks hold: anything else there (junk, a list another root signed, one
+    the root signed while its clock ran fast) was refused by every kiosk with a synchronised clock and is
+    overwritten, so that nobody who can write on the broker can stop a revocation. Without ``root`` nothing can
+    be verified: a well-formed list claiming to be as new is refused, naming --root-pub, which tells the two
+    apart."""
     if root is not None:
         try:
             got = read_key_list(held, root, site)
         except ProtocolError as exc:
             return (f"the broker holds a key list that does not verify against the root key ({exc}): kiosks refused "
                     "it; overwriting it")
+        if ahead(got.issued_at_ms, now_ms):
+            return (f"the broker holds a key list the root signed at {got.issued_at_ms}, more than a day ahead of this "
+                    f"clock ({now_ms}): the root's clock ran fast, and kiosks with a synchronised clock refuse it; "
+                    "overwriting it")
         if got.issued_at_ms >= issued_at_ms:
             raise ConfigError(f"the broker holds a key list the root signed at {got.issued_at_ms}, not older than {name} "
                               f"({issued_at_ms}); kiosks would refuse it: sign a new one")
@@ -47,6 +59,9 @@ def check_replaces(held: bytes, issued_at_ms: int, root: Ed25519PublicKey | None
         return f"the broker holds something that is not a key list ({exc}): kiosks refused it; overwriting it"
     if not isinstance(held_ms, int) or isinstance(held_ms, bool):
         return "the broker holds something that is not a key list (no issue time): kiosks refused it; overwriting it"
+    if ahead(held_ms, now_ms):
+        return (f"the broker holds a key list claiming issue time {held_ms}, more than a day ahead of this clock "
+                f"({now_ms}): kiosks with a synchronised clock refuse it, whoever signed it; overwriting it")
     if held_ms >= issued_at_ms:
         raise ConfigError(f"the broker holds a key list claiming issue time {held_ms}, not older than {name} "
                           f"({issued_at_ms}); pass --root-pub to check it: one the root signed means kiosks would "
