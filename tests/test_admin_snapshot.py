@@ -177,3 +177,42 @@ def kiosk_takes(site: Site, broker: RetainedBroker, path: Path) -> dict[str, lis
     assert ack["status"] == "applied", ack
     people: dict[str, list[object]] = json.loads(broker.topics["kiosk/hq/snapshot"])["people"]
     return people
+
+
+def test_a_key_list_dated_ahead_decides_nothing_but_its_revocations_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The root's machine ran 30 days fast while it signed the list revoking bert's stolen key: kiosks with a
+    synchronised clock refuse it, and so does alice's timer, which keeps the list it had (the correct list
+    signed next is then not taken for an old one put back). Bert's key stays revoked for her all the same: his
+    snapshot deleting bob is not merged, with the old list put back or with the correct one."""
+    broker = retained_broker.install(monkeypatch)
+    site = Site(admins=2)
+    alice, bert = site.admins
+    write_private_key(tmp_path / "root.key", site.root.private)
+    now = int(time.time() * 1000)
+    args = retained_broker.admin_args(tmp_path, "alice", alice, tmp_path / "root.key.pub")
+    first = site.key_list(now - 40 * DAY_MS)
+    bob = site.enrollment("bob", now - 20 * DAY_MS, signer=alice)
+    broker.topics.update({"kiosk/hq/keys": first, "kiosk/hq/enrollments/bob": bob})
+    AdminState(args.state).record("bob", now - 20 * DAY_MS, "Bob", False, bob, time.time())
+    assert cmd_sync(args) == 0
+
+    broker.topics["kiosk/hq/keys"] = site.key_list(now + 30 * DAY_MS, admins=[alice], revoked={bert.key_id})
+    capsys.readouterr()
+    assert cmd_sync(args) == 0
+    assert "the retained key list is issued at" in capsys.readouterr().out
+    assert AdminState(args.state).key_list() == first
+
+    evil = sign_snapshot(bert, SITE, {"bob": (now - 60_000, True)}, {bert.key_id}, now - 30_000, now + DAY_MS)
+    for i, keys in enumerate((first, site.key_list(now - 3600_000, admins=[alice], revoked={bert.key_id}))):
+        broker.topics.update({"kiosk/hq/keys": keys, "kiosk/hq/snapshot": evil})
+        assert cmd_sync(args) == 0
+        out = capsys.readouterr().out
+        assert "its entries are not merged" in out and "put an old one back" not in out
+        assert AdminState(args.state).key_list() == keys
+        k = Kiosk(site, tmp_path / f"k{i}.db", os.urandom(32))
+        k.wall.now = time.time()
+        core = SyncCore(TOPICS, k.store, k.trust)
+        for topic in ("kiosk/hq/keys", "kiosk/hq/snapshot", "kiosk/hq/enrollments/bob"):
+            core.handle(topic, broker.topics[topic], 0.0)
+        assert k.admitted() == {"bob"}

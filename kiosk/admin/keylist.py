@@ -79,12 +79,15 @@ class SiteKeys:
 
 
 def site_keys(retained: bytes | None, root: Ed25519PublicKey | None, site: str, state: AdminState,
-              signer: Signer) -> SiteKeys:
+              signer: Signer, now_ms: int) -> SiteKeys:
     """The keys of the newest key list verified against ``root`` (the retained one, or the newest this
-    administrator saw before, kept in ``state``), and this administrator's own key unless that list revokes it.
+    administrator saw before, kept in ``state``), and this administrator's own key unless that list revokes it;
+    never a key any list the root signed revoked (``AdminState.revoked_keys``).
 
-    A key list is only ever taken from the root: an old one put back on the broker, still naming a key revoked
-    since, does not let that key's snapshot in (kiosks refuse both). Without ``root`` no key list can be
+    A key list is only ever taken from the root, and only dated no more than a day ahead of this clock
+    (``now_ms``), as kiosks with a synchronised clock take it: an old one put back on the broker, still naming a
+    key revoked since, does not let that key's snapshot in (kiosks refuse both), nor does a list dated ahead
+    make every correct list after it look like an old one put back. Without ``root`` no key list can be
     checked: only this administrator's own key is, and another's snapshot is not merged."""
     own = {signer.key_id: signer.private.public_key()}
     if root is None:
@@ -92,34 +95,48 @@ def site_keys(retained: bytes | None, root: Ed25519PublicKey | None, site: str, 
             "without the site's root key (--root-pub) no key list is checked: only a snapshot this administrator's "
             "own key signed is merged, and other administrators' changes hold the signature back (exit 18) rather "
             "than go into it"] if retained else [])
-    newest, warnings = _newest_key_list(retained, root, site, state)
+    newest, warnings = _newest_key_list(retained, root, site, state, now_ms)
+    revoked = state.revoked_keys()
     if newest is None:
-        return SiteKeys(own, warnings=warnings)
-    keys = dict(newest.keys)
+        return SiteKeys({} if signer.key_id in revoked else own, warnings=warnings)
+    keys = {kid: public for kid, public in newest.keys.items() if kid not in revoked}
+    if relisted := sorted(set(newest.keys) & revoked):
+        warnings.append(f"the key list of {newest.issued_at_ms} lists {', '.join(relisted)}, revoked by another "
+                        "list the root signed: a revoked key stays revoked here, and what it signs is not merged "
+                        "(give that administrator a new key)")
     if signer.key_id not in newest.keys:
         warnings.append(f"this signing key {signer.key_id} is not in the site's key list: kiosks that pin the root "
                         "key refuse what it signs")
-        if signer.key_id not in newest.revoked:
+        if signer.key_id not in revoked:
             keys.update(own)
     return SiteKeys(keys, set(newest.keys), warnings)
 
 
-def _newest_key_list(retained: bytes | None, root: Ed25519PublicKey, site: str,
-                     state: AdminState) -> tuple[KeyList | None, list[str]]:
+def _newest_key_list(retained: bytes | None, root: Ed25519PublicKey, site: str, state: AdminState,
+                     now_ms: int) -> tuple[KeyList | None, list[str]]:
     warnings: list[str] = []
     seen = None
     if (stored := state.key_list()) is not None:
         try:
-            seen = read_key_list(stored, root, site)
+            kept = read_key_list(stored, root, site)
         except ProtocolError as exc:
             warnings.append(f"the key list kept in the state file does not verify against --root-pub ({exc}): "
                             "not used")
+        else:
+            seen = _current(kept, now_ms, state, warnings, "the key list kept in the state file",
+                            "dropped from the state file")
+            if seen is None:
+                state.forget_key_list()
     if not retained:
         return seen, warnings
     try:
-        got = read_key_list(retained, root, site)
+        got = _current(read_key_list(retained, root, site), now_ms, state, warnings, "the retained key list",
+                       "sign a new one by a correct clock (`kiosk admin keys sign --previous` takes its revocations) "
+                       "and publish it")
     except ProtocolError as exc:
         warnings.append(f"the retained key list does not verify: {exc}")
+        return seen, warnings
+    if got is None:
         return seen, warnings
     if seen is None or got.issued_at_ms > seen.issued_at_ms:
         state.record_key_list(got.issued_at_ms, retained)
@@ -130,3 +147,16 @@ def _newest_key_list(retained: bytes | None, root: Ed25519PublicKey, site: str,
                         "holding the newer refuse it); snapshots are verified against the newer one, publish it "
                         "again with `kiosk admin keys publish`")
     return seen, warnings
+
+
+def _current(got: KeyList, now_ms: int, state: AdminState, warnings: list[str], what: str, then: str) -> KeyList | None:
+    """A verified key list, unless it is dated more than a day ahead of this clock (the root's clock ran fast):
+    kiosks with a synchronised clock refuse it, so it decides nothing here either (``then`` says what next).
+    The keys it revokes stay revoked, as those of every list verified (``AdminState.record_revoked``)."""
+    state.record_revoked(got.revoked, got.issued_at_ms)
+    if not ahead(got.issued_at_ms, now_ms):
+        return got
+    warnings.append(f"{what} is issued at {got.issued_at_ms}, more than a day ahead of this clock ({now_ms}): the "
+                    "root's clock ran fast, and kiosks with a synchronised clock refuse it; not used, the keys it "
+                    f"revokes stay revoked here; {then}")
+    return None

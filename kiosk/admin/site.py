@@ -131,7 +131,7 @@ def read_site(broker: Broker, args: argparse.Namespace, signer: Signer, state: A
         patterns.append(view.topic(f"enrollments/{person}"))
     got = dict(broker.retained(*patterns))
     root = load_public_key(args.root_pub) if args.root_pub else None
-    trusted = site_keys(got.get(view.topic("keys")), root, args.site, state, signer)
+    trusted = site_keys(got.get(view.topic("keys")), root, args.site, state, signer, now_ms)
     view.admin_keys = trusted.listed
     view.warnings += trusted.warnings
     if payload := got.get(view.topic("snapshot")):

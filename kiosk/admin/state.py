@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def private_file(path: Path) -> None:
 
 class AdminState:
     """What this administrator published: the signed payload per person, and the last snapshot; the newest
-    key list it verified; the unsigned evidence it overrode."""
+    key list it verified and every key a verified list revoked; the unsigned evidence it overrode."""
 
     def __init__(self, path: Path) -> None:
         private_file(path)
@@ -37,6 +38,10 @@ class AdminState:
         # (still naming a key revoked since) does not decide whose snapshot is merged
         self._db.execute("CREATE TABLE IF NOT EXISTS key_list (id INTEGER PRIMARY KEY CHECK (id = 1), "
                          "issued_at_ms INTEGER NOT NULL, payload BLOB NOT NULL)")
+        # every key a root-signed list this administrator verified revoked (also one dated ahead, never used):
+        # none of them is trusted again for what is merged, whatever list names it later
+        self._db.execute("CREATE TABLE IF NOT EXISTS revoked_keys (key_id TEXT PRIMARY KEY, "
+                         "issued_at_ms INTEGER NOT NULL)")
         # unsigned evidence (a kiosk's ack, a retained record) that an administrator checked and overrode with
         # --force, exactly as it was: that same evidence does not hold the next run back, any other does. (The
         # table "overridden" kept one ceiling revision per person, which hid genuine later changes: dropped.)
@@ -68,6 +73,17 @@ class AdminState:
         """The newest key list this administrator verified against the root key (to verify again), if any."""
         row = self._db.execute("SELECT payload FROM key_list").fetchone()
         return None if row is None else bytes(row[0])
+
+    def forget_key_list(self) -> None:
+        self._db.execute("DELETE FROM key_list")
+
+    def record_revoked(self, key_ids: Iterable[str], issued_at_ms: int) -> None:
+        """Keys a root-signed list issued at ``issued_at_ms`` revokes (the first list seen revoking each is kept)."""
+        self._db.executemany("INSERT OR IGNORE INTO revoked_keys VALUES (?, ?)", [(k, issued_at_ms) for k in key_ids])
+
+    def revoked_keys(self) -> set[str]:
+        """Every key a root-signed list this administrator verified revoked."""
+        return {str(r[0]) for r in self._db.execute("SELECT key_id FROM revoked_keys")}
 
     def override(self, seen: list[tuple[str, str, int, str]], now: float) -> None:
         """Record evidence an administrator checked and overrode: (person, topic, revision, status) each."""
