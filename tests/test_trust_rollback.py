@@ -544,6 +544,50 @@ def test_a_new_root_key_starts_without_the_standing_the_old_one_gave(tmp_path: P
     assert not again.trust.status()["snapshot_current_seen"] and again.trust.expired() and again.admitted() == set()
 
 
+def test_a_standing_written_before_it_named_its_root_is_dropped_not_earned_again_by_a_new_roots_key_list(
+        tmp_path: Path) -> None:
+    """A kiosk upgraded from before the standing named its root: its root key is replaced at the same time.
+    The old record does not count under the new root, at the first start nor at any later one, once the new
+    root's key list is stored: ann, deleted under the new root, has her old record put back with the new
+    snapshot withheld, and is held across restarts until that snapshot comes."""
+    site, key = Site(), os.urandom(32)
+    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now - DAY_MS, expires_ms=now + 2 * DAY_MS), 0.0)
+    k.store.save_state("snapshot_fresh", str(now - DAY_MS).encode())  # as written before it named them
+    k.store.close()
+    renewed = Site()
+    renewed.admins, renewed.admin = site.admins, site.admin
+    h = Deleted(renewed, now)
+    for start in range(2):
+        again = Kiosk(renewed, tmp_path / "k.db", key, require_snapshot=True)
+        core = SyncCore(TOPICS, again.store, again.trust)
+        assert not again.trust.status()["snapshot_current_seen"], f"start {start}"
+        assert again.store.load_state("snapshot_fresh") is None
+        core.handle(TOPICS.keys, h.keys, 0.0)  # the new root's list is stored
+        core.handle(TOPICS.enrollment("ann"), h.ann, 0.0)
+        assert again.trust.admits("ann", h.enrolled) == "no_snapshot" and again.admitted() == set()
+        again.store.close()
+
+
+def test_a_standing_written_before_it_named_its_root_is_rewritten_when_the_stored_key_list_verifies(
+        tmp_path: Path) -> None:
+    site, key = Site(), os.urandom(32)
+    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    h = Deleted(site, k.now_ms())
+    core.handle(TOPICS.keys, h.keys, 0.0)
+    core.handle(TOPICS.snapshot, h.current, 0.0)
+    core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+    k.store.save_state("snapshot_fresh", str(k.now_ms() - DAY_MS).encode())
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+    assert again.trust.status()["snapshot_current_seen"] and again.admitted() == {"bob"}
+    assert json.loads(again.store.load_state("snapshot_fresh") or b"")["root"] == site.root.key_id
+
+
 def test_turning_the_snapshot_requirement_off_is_said_at_start(tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     Kiosk(Site(), tmp_path / "off.db", os.urandom(32), require_snapshot=False)

@@ -18,7 +18,6 @@ validity windows are shut.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
@@ -29,10 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kiosk.clock import ClockSettings, TrustedClock
 from kiosk.errors import ConfigError
+from kiosk.mqtt import standing
 from kiosk.mqtt.floor import Floor
 from kiosk.mqtt.keys import MAX_KEY_LIST, KeyList, load_public_key, load_public_keys, parse_key_list
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT, Snapshot, parse_snapshot
+from kiosk.mqtt.standing import FRESH
 from kiosk.store import Store
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
 FLOOR = "snapshot_floor"  # refusals kept from snapshots that gave way while dated ahead (kiosk.mqtt.floor)
-FRESH = "snapshot_fresh"  # this kiosk has held a snapshot of its site that had not expired, by a synchronised clock
 
 
 class Trust(Protocol):
@@ -142,7 +142,8 @@ class SiteTrust:
                 self._key_list = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
-        self._fresh = self._earned_here(self.store.load_state(FRESH))
+        root = key_id(self.root_key) if self.root_key is not None else None
+        self._fresh = standing.restore(self.store, self.site, root, self._key_list is not None)
         self._floor = Floor.decode(self.store.load_state(FLOOR), self.site)
         if (payload := self.store.load_state(SNAPSHOT)) is not None:
             try:
@@ -154,27 +155,8 @@ class SiteTrust:
 
     def _standing(self, issued_at_ms: int) -> bytes:
         """The record of having held a current snapshot, naming the site and root key it was earned under."""
-        root = key_id(self.root_key) if self.root_key is not None else None
-        return json.dumps({"site": self.site, "root": root, "issued_at_ms": issued_at_ms}).encode()
-
-    def _earned_here(self, payload: bytes | None) -> bool:
-        """Whether the stored record of a current snapshot was earned under this site and root key: a store
-        kept across a change of site name or root key is, for the new one, a kiosk without history."""
-        if payload is None:
-            return False
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            root = key_id(self.root_key) if self.root_key is not None else None
-            earned = data.get("site") == self.site and data.get("root") == root
-        else:  # written before it named them: earned here only if the stored key list is this site's, by this root
-            earned = self.root_key is None or self._key_list is not None
-        if not earned:
-            logger.warning("the store held a current snapshot of another site or under another root key: nobody "
-                           "is admitted until it holds a current snapshot of site %r", self.site)
-        return earned
+        return standing.standing(self.site, key_id(self.root_key) if self.root_key is not None else None,
+                                 issued_at_ms)
 
     def _unverified(self, payload: bytes) -> Snapshot | None:
         """The stored snapshot whose signer was dropped since it was verified: its refusals still hold (read

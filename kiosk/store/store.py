@@ -109,6 +109,11 @@ class Store:
                              "payload=excluded.payload, updated_at=excluded.updated_at",
                              (name, payload, self.wall_clock()))
 
+    def delete_state(self, name: str) -> None:
+        """Drop a trust document the kiosk no longer stands by."""
+        with self._lock:
+            self._db.execute("DELETE FROM trust_state WHERE name = ?", (name,))
+
     def load_state(self, name: str) -> bytes | None:
         with self._lock, readable(self.path):
             row = self._db.execute("SELECT payload FROM trust_state WHERE name = ?", (name,)).fetchone()
