@@ -194,7 +194,9 @@ class SiteTrust:
             # that never held one (a new one, a reset store) cannot be handed back a deleted person's old
             # record, nor an old snapshot that still lists them.
             return "no_snapshot"
-        return (snap.refusal(person_id, revision) if snap is not None else None) or floor.refusal(person_id, revision)
+        cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None  # until ``_cap_floor`` has stored it
+        return (snap.refusal(person_id, revision) if snap is not None else None) or floor.refusal(person_id, revision,
+                                                                                                    cap)
 
     def deleted_revision(self, person_id: str) -> int | None:
         with self._lock:
@@ -236,16 +238,9 @@ class SiteTrust:
         if held:  # the one held, again (a reconnection): the clock may have been synchronised since it came
             self.refresh()
             return []
-        if replaced is not None and _ahead(replaced, now_ms):
-            # it gives way (``_snapshot_held``), its deletions and revisions kept: kept first
-            assert now_ms is not None
-            floor = self._floor.raised(replaced, now_ms + MAX_AHEAD_MS)
-            self._save(FLOOR, floor.encode())
-            with self._lock:
-                self._floor = floor
-            logger.warning("the site snapshot held, of %d, is dated ahead of the synchronised clock: replaced by "
-                           "the one of %d, its deletions and revisions kept (up to a day ahead)",
-                           replaced.issued_at_ms, got.issued_at_ms)
+        self._cap_floor()
+        if replaced is not None and (now_ms is None or _ahead(replaced, now_ms)):
+            self._keep_refusals(replaced, got, now_ms)  # kept first (``kiosk.mqtt.floor``)
         # An expired snapshot still holds: its deletions and revisions are true, only maybe not all there is
         # (it raises the alarm). But it is no evidence of the site's state now: it may be one put back on the
         # broker to undo the deletions made since. So only one that had not expired when it arrived, by a
@@ -261,6 +256,7 @@ class SiteTrust:
             self._fresh = self._fresh or fresh
         logger.info("site snapshot of %d: %d people, %d deleted", got.issued_at_ms, len(got.people),
                     len(got.deleted()))
+        self._set_floor(self._floor.pruned(got), required=False)  # what it refuses as well, it keeps now
         self.store.trust_changed()
         erase = []
         for person, revision in got.deleted().items():
@@ -269,10 +265,44 @@ class SiteTrust:
                 erase.append(person)
         return sorted(erase)
 
+    def _keep_refusals(self, replaced: Snapshot, got: Snapshot, now_ms: int | None) -> None:
+        """Before ``got`` replaces ``replaced``: keep what ``replaced`` refused that ``got`` does not. Taken
+        while the clock is unknown, ``got`` may be one dated ahead put back on the broker; dated ahead of
+        the synchronised clock, ``replaced`` gives way (``_snapshot_held``): neither undoes its refusals.
+        (With the clock synchronised, a newer snapshot, not dated ahead, is the administrators' word.)"""
+        cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None
+        if self._set_floor(self._floor.folded(replaced, got, cap)) and _ahead(replaced, now_ms):
+            logger.warning("the site snapshot held, of %d, is dated ahead of the synchronised clock: replaced by "
+                           "the one of %d, its deletions and revisions kept (up to a day ahead)",
+                           replaced.issued_at_ms, got.issued_at_ms)
+
+    def _set_floor(self, floor: Floor, required: bool = True) -> bool:
+        """Store and hold ``floor`` when it changed; True then. ``required`` False: one that could not be
+        stored is held anyway (it only refuses less than the one stored, which a restart applies again)."""
+        if floor == self._floor:
+            return False
+        try:
+            self._save(FLOOR, floor.encode())
+        except ProtocolError as exc:
+            if required:
+                raise
+            logger.warning("%s", exc)
+        with self._lock:
+            self._floor = floor
+        return True
+
+    def _cap_floor(self) -> None:
+        """Lower to a day after the synchronised clock the refusals kept while it was unknown."""
+        now_ms = self.clock.now_ms()
+        if now_ms is not None and self._floor.ahead_of(now_ms + MAX_AHEAD_MS):
+            self._set_floor(self._floor.capped(now_ms + MAX_AHEAD_MS))
+            logger.info("refusals kept while the clock was unknown capped at a day ahead of it")
+
     def refresh(self) -> bool:
         """Count the snapshot held as current once it is, by a synchronised clock (it came while the clock
         was not, or the store kept it from before a restart): a kiosk that waits for a current snapshot
         then admits the records it set aside. True when that happened now."""
+        self._cap_floor()
         with self._lock:
             snap, fresh = self._snapshot, self._fresh
         if fresh or snap is None:

@@ -1,0 +1,100 @@
+"""What a kiosk takes while its clock is not synchronised (a Raspberry Pi boots without a real-time clock).
+
+Someone who can publish on the broker may put back, before NTP, a snapshot or a key list that was once
+dated ahead (an administrator's or the root's fast clock): it is newer, by its date, than the one held.
+Once the clock is known it gives way; nothing it replaced in the meantime may be undone by it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from kiosk.mqtt.core import Publish, SyncCore
+from kiosk.mqtt.topics import Topics
+from tests.site import DAY_MS, SITE, Kiosk, Site
+
+TOPICS = Topics("kiosk", SITE, "door1")
+HOUR_MS = 3_600_000
+
+
+def acks(actions: list[object]) -> list[dict[str, object]]:
+    return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
+
+
+def _reboot(k: Kiosk, key: bytes, path: Path) -> tuple[Kiosk, SyncCore]:
+    """The same kiosk after a reboot, before NTP."""
+    k.store.close()
+    again = Kiosk(k.site, path, key, synced=False, require_snapshot=True)
+    return again, SyncCore(TOPICS, again.store, again.trust)
+
+
+def _ntp(k: Kiosk) -> None:
+    k.synced = True
+    k.wall.advance(60)
+
+
+def test_a_snapshot_dated_ahead_put_back_before_ntp_keeps_the_refusals_of_the_one_it_replaced(
+        tmp_path: Path) -> None:
+    """carol was re-enrolled an hour ago (that record withheld): the current snapshot refuses her old one.
+    Before NTP, bert's snapshot from his laptop ten days fast (carol at her old revision) replaces it; once
+    the clock is known it gives way to any, an older one put back among them. carol stays refused, across a
+    restart too, until a snapshot taken with the clock known says as much."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    old_rev, new_rev = now - 30 * DAY_MS, now - 2 * HOUR_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    old = site.snapshot({"carol": (old_rev, False)}, now - 20 * DAY_MS, expires_ms=now + DAY_MS, signer=alice)
+    core.handle(TOPICS.snapshot, old, 0.0)
+    carol = site.enrollment("carol", old_rev, signer=alice)
+    core.handle(TOPICS.enrollment("carol"), carol, 0.0)
+    ahead = site.snapshot({"carol": (old_rev, False)}, now + 3 * DAY_MS, signer=bert)
+    current = site.snapshot({"carol": (new_rev, False)}, now - HOUR_MS, expires_ms=now + 2 * DAY_MS, signer=alice)
+    core.handle(TOPICS.snapshot, current, 1.0)
+    assert k.admitted() == set()
+
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.snapshot, ahead, 2.0))[0]["status"] == "applied"
+    assert k.trust.admits("carol", old_rev) == "older_than_snapshot"  # no clock: refused meanwhile too
+    _ntp(k)
+    assert acks(core.handle(TOPICS.snapshot, old, 3.0))[0]["status"] == "applied"  # the one dated ahead gives way
+    [ack] = acks(core.handle(TOPICS.enrollment("carol"), carol, 3.0))
+    assert ack["reason"] == "older_than_snapshot" and k.admitted() == set()
+    assert k.trust.status()["snapshot_refusals_kept"] == 1
+    k.store.close()
+    again = Kiosk(site, path, key, require_snapshot=True)
+    assert again.trust.admits("carol", old_rev) == "older_than_snapshot" and again.admitted() == set()
+    # the administrators' next snapshot says as much: the floor has nothing left to keep
+    core = SyncCore(TOPICS, again.store, again.trust)
+    core.handle(TOPICS.snapshot, site.snapshot({"carol": (new_rev, False)}, again.now_ms() - 1000), 4.0)
+    assert again.trust.status()["snapshot_refusals_kept"] == 0
+    assert again.trust.admits("carol", old_rev) == "older_than_snapshot"
+
+
+def test_refusals_kept_before_ntp_are_capped_a_day_ahead_of_the_clock_once_it_is_known(tmp_path: Path) -> None:
+    """Two snapshots dated ahead, one replacing the other before NTP: what the first gave cy (a revision
+    twenty days ahead) is kept, but once the clock is known only up to a day after it, so cy is not locked
+    out until the wall clock reaches that date."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site()
+    k = Kiosk(site, path, key, synced=False)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 30 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"cy": (now + 20 * DAY_MS, True)}, now + 20 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({}, now + 25 * DAY_MS), 1.0)
+    assert k.trust.admits("cy", now + 10 * DAY_MS) == "deleted_in_snapshot"
+    _ntp(k)
+    cap = k.now_ms() + DAY_MS
+    k.trust.refresh()  # the trust watch, once the clock is synchronised: the cap is stored
+    k.wall.advance(60)  # (cap + 1 is no longer ahead of the clock)
+    assert k.trust.admits("cy", cap) == "deleted_in_snapshot" and k.trust.admits("cy", cap + 1) is None
+    k.store.close()
+    again = Kiosk(site, path, key)
+    again.wall.advance(7200)
+    assert again.trust.admits("cy", cap) == "deleted_in_snapshot" and again.trust.admits("cy", cap + 1) is None
