@@ -27,8 +27,7 @@ from kiosk.errors import ConfigError
 from kiosk.events import AuditRotation
 from kiosk.factor.settings import SecondFactorSettings
 from kiosk.liveness.settings import GpioPrompterSettings, LivenessSettings
-from kiosk.mqtt.settings import SyncSettings
-from kiosk.mqtt.trust import TrustSettings
+from kiosk.mqtt.settings import SyncSettings, TrustSettings
 from kiosk.policy.config import PolicyConfig
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")

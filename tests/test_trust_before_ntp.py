@@ -98,3 +98,56 @@ def test_refusals_kept_before_ntp_are_capped_a_day_ahead_of_the_clock_once_it_is
     again = Kiosk(site, path, key)
     again.wall.advance(7200)
     assert again.trust.admits("cy", cap) == "deleted_in_snapshot" and again.trust.admits("cy", cap + 1) is None
+
+
+def _revoked_then_rebooted(tmp_path: Path, key: bytes) -> tuple[Site, Kiosk, SyncCore, dict[str, bytes]]:
+    """The root's laptop once ran thirty days fast: its list (still naming bert) was refused as from the
+    future; bert's laptop was stolen since and a list revoking his key taken. The kiosk then reboots."""
+    path = tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    lists = {"old": site.key_list(now - 40 * DAY_MS), "ahead": site.key_list(now + 30 * DAY_MS),
+             "current": site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})}
+    core.handle(TOPICS.keys, lists["old"], 0.0)
+    assert acks(core.handle(TOPICS.keys, lists["ahead"], 0.5))[0]["reason"] == "from_the_future"
+    assert acks(core.handle(TOPICS.keys, lists["current"], 1.0))[0]["status"] == "applied"
+    k.store.close()
+    k = Kiosk(site, path, key, synced=False)
+    return site, k, SyncCore(TOPICS, k.store, k.trust), lists
+
+
+def test_a_key_list_dated_ahead_put_back_before_ntp_does_not_undo_a_revocation(tmp_path: Path) -> None:
+    """bert puts the root's list dated ahead back on the broker before NTP: it is taken, but his key stays
+    revoked; once the clock is known it gives way to the current list, or to the old one put back, and his
+    key stays revoked through all of it, across a restart too."""
+    key = os.urandom(32)
+    site, k, core, lists = _revoked_then_rebooted(tmp_path, key)
+    alice, bert = site.admins
+    assert acks(core.handle(TOPICS.keys, lists["ahead"], 2.0))[0]["status"] == "applied"
+    assert bert.key_id not in set(k.trust.keys()) and bert.key_id in k.trust.revoked()
+    _ntp(k)
+    [ack] = acks(core.handle(TOPICS.keys, lists["old"], 3.0))  # it gives way, to any list the root signed
+    assert ack["status"] == "applied" and bert.key_id not in set(k.trust.keys())
+    forged = site.enrollment("mallory", k.now_ms() - 1000, signer=bert)
+    assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 4.0))[0]["reason"] == "revoked_key"
+    k.store.close()
+    again = Kiosk(site, tmp_path / "k.db", key)
+    assert set(again.trust.keys()) == {alice.key_id} and bert.key_id in again.trust.revoked()
+
+
+def test_the_root_re_admits_a_key_kept_revoked_only_with_a_list_taken_with_the_clock_known(tmp_path: Path) -> None:
+    """A key kept revoked is admitted again by a list the root signs after the revocation, listing it,
+    once the kiosk takes it with its clock synchronised (before that, it may be one put back)."""
+    site, k, core, lists = _revoked_then_rebooted(tmp_path, os.urandom(32))
+    alice, bert = site.admins
+    core.handle(TOPICS.keys, lists["ahead"], 2.0)
+    _ntp(k)
+    [ack] = acks(core.handle(TOPICS.keys, lists["current"], 3.0))
+    assert ack["status"] == "applied"  # not stale: the list dated ahead gave way
+    assert bert.key_id not in set(k.trust.keys()) and k.trust.status()["key_revocations_kept"] == 1
+    readmitted = site.key_list(k.now_ms() - 1000, admins=[alice, bert])
+    assert acks(core.handle(TOPICS.keys, readmitted, 4.0))[0]["status"] == "applied"
+    assert set(k.trust.keys()) == {alice.key_id, bert.key_id} and k.trust.status()["key_revocations_kept"] == 0

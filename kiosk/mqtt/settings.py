@@ -1,12 +1,16 @@
-"""The ``[sync]`` configuration section: how refusals are reported and how the MQTT network thread is watched."""
+"""The ``[sync]`` and ``[trust]`` configuration sections: how refusals are reported and how the MQTT network
+thread is watched; the site root key, the installed key list and the clock checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from kiosk.clock import ClockSettings
 from kiosk.ratelimit import Limits
 
-__all__ = ["SyncSettings"]
+__all__ = ["SyncSettings", "TrustSettings"]
 
 
 class SyncSettings(BaseModel):
@@ -37,3 +41,19 @@ class SyncSettings(BaseModel):
         return Limits(topic_rate=self.refusal_topic_per_min / 60.0, topic_burst=self.refusal_topic_burst,
                       total_rate=self.refusal_total_per_s, total_burst=self.refusal_total_burst,
                       max_topics=self.refusal_topics_tracked)
+
+
+class TrustSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root_key: Path | None = Field(None, description="the site root's Ed25519 public key (*.pub or *.pem); when set, "
+                                                    "administrator keys come only from the root-signed key list")
+    clock: ClockSettings = Field(default_factory=ClockSettings, description="how the kiosk tells its clock is right")
+    key_list: Path | None = Field(None, description="the site's current root-signed key list, installed with the "
+                                                    "kiosk: a key list older than it is refused, so a new kiosk (or "
+                                                    "a reset store) cannot be handed an old list that still names a "
+                                                    "revoked key")
+    require_snapshot: bool = Field(True, description="with a root key pinned, admit nobody until a current site "
+                                                     "snapshot is held (records are kept meanwhile, set aside): a "
+                                                     "kiosk with none cannot tell a deleted person's old record "
+                                                     "from a current one")

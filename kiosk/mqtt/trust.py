@@ -3,10 +3,12 @@
 ``SiteTrust`` is the one object the sync core and the store ask:
 
 - ``keys()``: the administrator keys valid now: those of the newest key list
-  the pinned root signed (or, with no root key configured, the public keys
-  in the admin-keys folder: no rotation, no revocation);
+  the pinned root signed, less those kept revoked (``kiosk.mqtt.revocations``)
+  (or, with no root key configured, the public keys in the admin-keys
+  folder: no rotation, no revocation);
 - ``on_key_list(payload)`` / ``on_snapshot(payload)``: verify, refuse
-  anything older than what is held (``ProtocolError``), persist in the store
+  anything older than what is held (``ProtocolError``; one held dated ahead of
+  the synchronised clock gives way to any), persist in the store
   (a restart works offline) and make the store re-apply its policy;
   ``on_snapshot`` returns the people to erase;
 - ``admits(person, revision)``: ``None``, or why a record must not be used.
@@ -21,17 +23,18 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
 
-from kiosk.clock import ClockSettings, TrustedClock
+from kiosk.clock import TrustedClock
 from kiosk.errors import ConfigError
 from kiosk.mqtt import standing
 from kiosk.mqtt.floor import Floor
 from kiosk.mqtt.keys import MAX_KEY_LIST, KeyList, load_public_key, load_public_keys, parse_key_list
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id
+from kiosk.mqtt.revocations import Revocations
+from kiosk.mqtt.settings import TrustSettings
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT, Snapshot, parse_snapshot
 from kiosk.mqtt.standing import FRESH
 from kiosk.store import Store
@@ -40,33 +43,8 @@ logger = logging.getLogger(__name__)
 
 KEY_LIST = "key_list"
 SNAPSHOT = "snapshot"
-FLOOR = "snapshot_floor"  # refusals kept from snapshots that gave way while dated ahead (kiosk.mqtt.floor)
-
-
-class Trust(Protocol):
-    def keys(self) -> dict[str, Ed25519PublicKey]: ...
-
-    def on_key_list(self, payload: bytes, max_bytes: int = ...) -> None: ...
-
-    def on_snapshot(self, payload: bytes, max_bytes: int = ...) -> list[str]: ...
-
-    def admits(self, person_id: str, revision: int) -> str | None: ...
-
-
-class TrustSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    root_key: Path | None = Field(None, description="the site root's Ed25519 public key (*.pub or *.pem); when set, "
-                                                    "administrator keys come only from the root-signed key list")
-    clock: ClockSettings = Field(default_factory=ClockSettings, description="how the kiosk tells its clock is right")
-    key_list: Path | None = Field(None, description="the site's current root-signed key list, installed with the "
-                                                    "kiosk: a key list older than it is refused, so a new kiosk (or "
-                                                    "a reset store) cannot be handed an old list that still names a "
-                                                    "revoked key")
-    require_snapshot: bool = Field(True, description="with a root key pinned, admit nobody until a current site "
-                                                     "snapshot is held (records are kept meanwhile, set aside): a "
-                                                     "kiosk with none cannot tell a deleted person's old record "
-                                                     "from a current one")
+FLOOR = "snapshot_floor"  # refusals kept from snapshots that gave way (kiosk.mqtt.floor)
+REVOKED = "key_revocations_kept"  # revocations kept from key lists that gave way (kiosk.mqtt.revocations)
 
 
 class SiteTrust:
@@ -97,6 +75,7 @@ class SiteTrust:
         self._key_list: KeyList | None = None
         self._snapshot: Snapshot | None = None
         self._floor = Floor(site)
+        self._revocations = Revocations(site)
         self._fresh = False
         self._restore()
         if pinned_key_list is not None:
@@ -129,6 +108,7 @@ class SiteTrust:
                               f"{exc}") from exc
         held = self._key_list
         if held is None or got.issued_at_ms > held.issued_at_ms:
+            self._keep_revocations(held, self.clock.now_ms())
             self.store.save_state(KEY_LIST, payload)
             self._key_list = got
             logger.info("administrator key list of %d from trust.key_list: %d keys, %d revoked", got.issued_at_ms,
@@ -142,6 +122,7 @@ class SiteTrust:
                 self._key_list = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
+        self._revocations = Revocations.decode(self.store.load_state(REVOKED), self.site)
         root = key_id(self.root_key) if self.root_key is not None else None
         self._fresh = standing.restore(self.store, self.site, root, self._key_list is not None)
         self._floor = Floor.decode(self.store.load_state(FLOOR), self.site)
@@ -174,11 +155,12 @@ class SiteTrust:
         with self._lock:
             if self.root_key is None:
                 return dict(self._static)
-            return dict(self._key_list.keys) if self._key_list is not None else {}
+            kl, kept = self._key_list, self._revocations.kept
+            return {kid: key for kid, key in kl.keys.items() if kid not in kept} if kl is not None else {}
 
     def revoked(self) -> frozenset[str]:
         with self._lock:
-            return self._key_list.revoked if self._key_list is not None else frozenset()
+            return (self._key_list.revoked if self._key_list is not None else frozenset()) | self._revocations.ids()
 
     def now(self) -> float | None:
         return self.clock.now()
@@ -194,7 +176,7 @@ class SiteTrust:
             # that never held one (a new one, a reset store) cannot be handed back a deleted person's old
             # record, nor an old snapshot that still lists them.
             return "no_snapshot"
-        cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None  # until ``_cap_floor`` has stored it
+        cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None  # until ``_cap_kept`` has stored it
         return (snap.refusal(person_id, revision) if snap is not None else None) or floor.refusal(person_id, revision,
                                                                                                     cap)
 
@@ -208,10 +190,14 @@ class SiteTrust:
         if self.root_key is None:
             raise ProtocolError("no_root_key", "this kiosk pins no site root key (trust.root_key); it uses its "
                                                "administrator key files and ignores key lists")
-        got = parse_key_list(payload, self.root_key, self.site, self.clock.now_ms(), max_bytes)
+        now_ms = self.clock.now_ms()
+        got = parse_key_list(payload, self.root_key, self.site, now_ms, max_bytes)
+        self._cap_kept()
         with self._lock:
             if self._key_list_held(got, payload):
                 return
+            replaced = self._key_list
+        self._keep_revocations(replaced, now_ms)  # kept before the list replacing it is
         # Kept before it is used: a list that could not be stored is not held either, so the next copy of it
         # (a reconnection's retained message) is applied afresh rather than seen as the one already held.
         self._save(KEY_LIST, payload)  # outside our lock: the store calls back into keys()
@@ -228,7 +214,19 @@ class SiteTrust:
                                "one a current administrator signs replaces it", snap.key_id)
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
+        if now_ms is not None:  # judged by a synchronised clock: the root may re-admit a key kept revoked
+            self._hold(REVOKED, self._revocations.released_by(got), required=False)
         self.store.trust_changed()
+
+    def _keep_revocations(self, replaced: KeyList | None, now_ms: int | None) -> None:
+        """Keep the revocations of a key list that gives way (``kiosk.mqtt.revocations``): replaced while the
+        clock is unknown (by one that may be dated ahead, put back on the broker), or dated ahead of it."""
+        cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None
+        if replaced is None or (cap is not None and replaced.issued_at_ms <= cap):
+            return
+        if self._hold(REVOKED, self._revocations.kept_from(replaced, cap)):
+            logger.warning("the key list of %d gives way (the clock is unknown, or it is dated ahead of it): the "
+                           "keys it revoked stay revoked", replaced.issued_at_ms)
 
     def on_snapshot(self, payload: bytes, max_bytes: int = MAX_SNAPSHOT) -> list[str]:
         now_ms = self.clock.now_ms()
@@ -238,7 +236,7 @@ class SiteTrust:
         if held:  # the one held, again (a reconnection): the clock may have been synchronised since it came
             self.refresh()
             return []
-        self._cap_floor()
+        self._cap_kept()
         if replaced is not None and (now_ms is None or _ahead(replaced, now_ms)):
             self._keep_refusals(replaced, got, now_ms)  # kept first (``kiosk.mqtt.floor``)
         # An expired snapshot still holds: its deletions and revisions are true, only maybe not all there is
@@ -256,7 +254,7 @@ class SiteTrust:
             self._fresh = self._fresh or fresh
         logger.info("site snapshot of %d: %d people, %d deleted", got.issued_at_ms, len(got.people),
                     len(got.deleted()))
-        self._set_floor(self._floor.pruned(got), required=False)  # what it refuses as well, it keeps now
+        self._hold(FLOOR, self._floor.pruned(got), required=False)  # what it refuses as well, it keeps now
         self.store.trust_changed()
         erase = []
         for person, revision in got.deleted().items():
@@ -271,38 +269,41 @@ class SiteTrust:
         the synchronised clock, ``replaced`` gives way (``_snapshot_held``): neither undoes its refusals.
         (With the clock synchronised, a newer snapshot, not dated ahead, is the administrators' word.)"""
         cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None
-        if self._set_floor(self._floor.folded(replaced, got, cap)) and _ahead(replaced, now_ms):
+        if self._hold(FLOOR, self._floor.folded(replaced, got, cap)) and _ahead(replaced, now_ms):
             logger.warning("the site snapshot held, of %d, is dated ahead of the synchronised clock: replaced by "
                            "the one of %d, its deletions and revisions kept (up to a day ahead)",
                            replaced.issued_at_ms, got.issued_at_ms)
 
-    def _set_floor(self, floor: Floor, required: bool = True) -> bool:
-        """Store and hold ``floor`` when it changed; True then. ``required`` False: one that could not be
-        stored is held anyway (it only refuses less than the one stored, which a restart applies again)."""
-        if floor == self._floor:
+    def _hold(self, name: str, kept: Floor | Revocations, required: bool = True) -> bool:
+        """Store and hold the floor or the revocations kept when they changed; True then. ``required`` False:
+        held even if they could not be stored (they only refuse less than those stored, which a restart
+        applies again)."""
+        attr = "_floor" if name == FLOOR else "_revocations"
+        if kept == getattr(self, attr):
             return False
         try:
-            self._save(FLOOR, floor.encode())
+            self._save(name, kept.encode())
         except ProtocolError as exc:
             if required:
                 raise
             logger.warning("%s", exc)
         with self._lock:
-            self._floor = floor
+            setattr(self, attr, kept)
         return True
 
-    def _cap_floor(self) -> None:
-        """Lower to a day after the synchronised clock the refusals kept while it was unknown."""
+    def _cap_kept(self) -> None:
+        """Lower to a day after the synchronised clock what was kept while it was unknown."""
         now_ms = self.clock.now_ms()
         if now_ms is not None and self._floor.ahead_of(now_ms + MAX_AHEAD_MS):
-            self._set_floor(self._floor.capped(now_ms + MAX_AHEAD_MS))
-            logger.info("refusals kept while the clock was unknown capped at a day ahead of it")
+            self._hold(FLOOR, self._floor.capped(now_ms + MAX_AHEAD_MS))
+        if now_ms is not None and self._revocations.ahead_of(now_ms + MAX_AHEAD_MS):
+            self._hold(REVOKED, self._revocations.capped(now_ms + MAX_AHEAD_MS))
 
     def refresh(self) -> bool:
         """Count the snapshot held as current once it is, by a synchronised clock (it came while the clock
         was not, or the store kept it from before a restart): a kiosk that waits for a current snapshot
         then admits the records it set aside. True when that happened now."""
-        self._cap_floor()
+        self._cap_kept()
         with self._lock:
             snap, fresh = self._snapshot, self._fresh
         if fresh or snap is None:
@@ -330,7 +331,9 @@ class SiteTrust:
                                                "not in force, and its next copy is applied afresh") from exc
 
     def _key_list_held(self, got: KeyList, payload: bytes) -> bool:
-        held = self._key_list
+        held, now_ms = self._key_list, self.clock.now_ms()
+        if held is not None and now_ms is not None and held.issued_at_ms > now_ms + MAX_AHEAD_MS:
+            return False  # dated ahead of the synchronised clock: it gives way, its revocations kept
         return held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
                                                    "key_list")
 
@@ -366,6 +369,7 @@ class SiteTrust:
         return {"root_key": key_id(self.root_key) if self.root_key is not None else None,
                 "key_list_issued_at_ms": kl.issued_at_ms if kl else None,
                 "admin_keys": sorted(self.keys()), "revoked_keys": sorted(self.revoked()),
+                "key_revocations_kept": len(self._revocations.kept),
                 "snapshot_issued_at_ms": snap.issued_at_ms if snap else None,
                 "snapshot_expires_at_ms": snap.expires_at_ms if snap else None,
                 "snapshot_people": len(snap.people) if snap else 0,

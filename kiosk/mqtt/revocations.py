@@ -1,0 +1,73 @@
+"""Administrator keys kept revoked: revocations of key lists that gave way, which no replay may undo.
+
+A kiosk takes the retained key list even while its clock is unknown (a Raspberry Pi boots without a
+real-time clock). A list the root once signed with its clock fast is newer, by its date, than the current
+one: put back on the broker before NTP, it replaces it, and with it a revocation made since (a lost
+laptop's key listed again). Once the clock is synchronised, a list held that is dated more than a day
+ahead of it cannot be told from a future nobody reached, so it gives way to any list the root signed for
+the site, older ones included, rather than refuse the current one as stale until the wall clock reaches
+its date; and a list older than the revocation may be what replaces it.
+
+So a revocation is kept here, with the issue time of the list that made it, whenever its list gives way:
+replaced while the clock is unknown, or dated ahead of the synchronised clock. A key kept revoked is no
+administrator key whatever list is held (``SiteTrust.keys``) and its records are refused as revoked.
+Only the root can re-admit it: a list taken while the clock is synchronised (never one taken before, nor
+one dated ahead of it), issued after the list that revoked it, that lists the key again (or revokes it
+itself, which then holds). Each issue time kept is capped at a day after the synchronised clock (at once,
+or at the first moment it is known), so a list the root signs later always can.
+
+Bounded by the keys the site's root revoked (at most 4096 a list), one entry a key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from kiosk.mqtt.keys import KeyList
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Revocations:
+    site: str
+    kept: dict[str, int] = field(default_factory=dict)  # key id -> issue time of the list that revoked it
+
+    def ids(self) -> frozenset[str]:
+        return frozenset(self.kept)
+
+    def kept_from(self, given_way: KeyList, cap_ms: int | None) -> Revocations:
+        """With the revocations of ``given_way``; ``cap_ms`` None: the clock is unknown (``capped`` later)."""
+        issued = given_way.issued_at_ms if cap_ms is None else min(given_way.issued_at_ms, cap_ms)
+        kept = dict(self.kept)
+        for kid in given_way.revoked:
+            kept[kid] = max(kept.get(kid, 0), issued)
+        return Revocations(self.site, kept)
+
+    def released_by(self, got: KeyList) -> Revocations:
+        """Without the keys ``got``, taken with the clock synchronised, lists or revokes after they were kept."""
+        return Revocations(self.site, {kid: at for kid, at in self.kept.items()
+                                       if not (got.issued_at_ms > at and (kid in got.keys or kid in got.revoked))})
+
+    def capped(self, cap_ms: int) -> Revocations:
+        return Revocations(self.site, {kid: min(at, cap_ms) for kid, at in self.kept.items()})
+
+    def ahead_of(self, cap_ms: int) -> bool:
+        return any(at > cap_ms for at in self.kept.values())
+
+    def encode(self) -> bytes:
+        return json.dumps({"site": self.site, "kept": dict(sorted(self.kept.items()))}, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, payload: bytes | None, site: str) -> Revocations:
+        """The stored revocations of ``site``; none when there are none, or they are another site's."""
+        try:
+            data = json.loads(payload) if payload is not None else None
+            if not isinstance(data, dict) or data.get("site") != site:
+                return cls(site)
+            return cls(site, {str(kid): int(at) for kid, at in data["kept"].items()})
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by this kiosk: a damaged store
+            logger.error("the administrator key revocations kept are not readable (%s): dropped", exc)
+            return cls(site)
