@@ -56,12 +56,12 @@ def _still(flat: bool, n: int, seed: int = 5) -> list[np.ndarray | None]:
 
 
 def _turn(flat: bool, yaw_to: float, n: int = 15, pitch_to: float = 0.0, start: float = 0.0,
-          hold: int = 6) -> list[np.ndarray | None]:
+          hold: int = 6, noise_px: float = 0.15) -> list[np.ndarray | None]:
     """A turn over ``n`` frames, then held for ``hold`` frames."""
     m = synth.model(flat)
     rng = np.random.default_rng(9)
     steps = [min(k, n - 1) / (n - 1) for k in range(n + hold)]
-    return [synth.pose(m, start + (yaw_to - start) * s, pitch_to * s, noise_px=0.3, rng=rng) for s in steps]
+    return [synth.pose(m, start + (yaw_to - start) * s, pitch_to * s, noise_px=noise_px, rng=rng) for s in steps]
 
 
 def _direction_of(seed: int) -> str:

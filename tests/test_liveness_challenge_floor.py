@@ -107,6 +107,31 @@ def _prompted(frames: list[np.ndarray | None], **kw: object) -> list[LivenessRes
     return _feed(judge, clock, frames)
 
 
+def test_parallax_nobody_asked_for_must_stand_further_above_the_jitter() -> None:
+    """A turn whose landmarks jitter (about 13 times under its parallax, like a phone photo FaceMesh
+    reads depth into) gives no verdict unprompted, and is live when it answers the prompt."""
+    turn = _turn(False, 30, noise_px=0.3, hold=20)
+    judge, clock, _ = _judge("passive")
+    results = _feed(judge, clock, turn)
+    measured = [r.values["residual"] / r.values["noise"] for r in results
+                if r.values.get("noise") and r.values.get("residual", 0.0) >= LivenessSettings().min_live_residual]
+    assert measured and max(measured) < LivenessSettings().passive_noise_factor
+    assert min(measured) >= LivenessSettings().noise_factor * 0.9
+    assert all(r.verdict is Verdict.PENDING for r in results)
+    # the same turn with the passive bar as low as a prompted turn's is live: the factor is what held it
+    judge, clock, _ = _judge("passive", passive_noise_factor=LivenessSettings().noise_factor)
+    assert _feed(judge, clock, turn)[-1].verdict is Verdict.LIVE
+    # and made the prompted way, the same jitter is enough
+    prompted = _prompted(_turn(False, 30 * turn_sign("left"), noise_px=0.3, hold=int(4.0 / DT)))
+    assert prompted[-1].verdict is Verdict.LIVE and prompted[-1].reason == "challenge_parallax"
+
+
+def test_noise_factor_zero_turns_the_passive_factor_off_too() -> None:
+    assert LivenessSettings(noise_factor=0).passive_factor == 0.0
+    assert LivenessSettings().passive_factor == LivenessSettings().passive_noise_factor
+    assert LivenessSettings(passive_noise_factor=0).passive_factor == LivenessSettings().noise_factor
+
+
 def test_a_picture_swapped_for_a_picture_of_the_turned_head_is_no_turn() -> None:
     """Two still photos, frontal then turned 18 degrees the prompted way: the pose jumps with nothing
     in between, which a head cannot do; the same poses reached gradually are a turn."""
@@ -157,7 +182,8 @@ def test_turning_a_noise_guard_off_is_valid_but_never_silent() -> None:
 @pytest.mark.parametrize(("key", "value"), [("min_live_residual", 0.05), ("challenge_live_residual", 0.04),
                                             ("evidence_frames", 2), ("min_turn", 0.05), ("sample_hz", 0.0),
                                             ("challenge_timeout_s", 8.0), ("noise_factor", 6.0),
-                                            ("live_ratio", 0.4), ("max_live_ratio", 0.99)])
+                                            ("passive_noise_factor", 12.0), ("live_ratio", 0.4),
+                                            ("max_live_ratio", 0.99)])
 def test_a_threshold_under_what_the_attacks_were_measured_at_is_valid_but_never_silent(key: str, value: float) -> None:
     warned = LivenessSettings(**{key: value}).weakened()  # type: ignore[arg-type]
     assert len(warned) == 1 and f"liveness.{key} = {value:g}" in warned[0]

@@ -297,17 +297,22 @@ class FlatnessCue:
             floor = self.s.min_live_residual if track.min_live is None else track.min_live
             if (noise is not None and pair.residual >= max(floor, self.s.noise_factor * noise)
                     and self.s.live_ratio <= pair.ratio <= self.s.max_live_ratio):
-                self._parallax(track, ref_crop, crop)
+                # Unprompted, a pair may count as live only further above the noise; it may always deny.
+                may_live = track.min_live is not None or pair.residual >= self.s.passive_factor * noise
+                self._parallax(track, ref_crop, crop, may_live)
             elif pair.motion >= self.s.min_motion and pair.ratio <= self.s.flat_ratio:
                 track.flat += 1
             if track.best is None or pair.motion > track.best.motion:
                 track.best = pair
         return self._result(track, pair)
 
-    def _parallax(self, track: _Track, ref: regions.CropSource | None, cur: regions.CropSource | None) -> None:
-        """A pair with parallax in the landmarks: live if the eye band's pixels show it too."""
+    def _parallax(self, track: _Track, ref: regions.CropSource | None, cur: regions.CropSource | None,
+                  may_live: bool = True) -> None:
+        """A pair with parallax in the landmarks: live if the eye band's pixels show it too (and
+        ``may_live``: it stands far enough above the track's noise for its kind), planar if they
+        show a plane."""
         if self.s.planar_band_max <= 0:
-            track.live += 1
+            track.live += may_live
             return
         band = None if ref is None or cur is None else regions.misalignment(ref.crop(), cur.crop(),
                                                                               self.s.planar_band_max)
@@ -316,7 +321,7 @@ class FlatnessCue:
         track.band = band
         if band < self.s.planar_band_max:
             track.planar += 1
-        else:
+        elif may_live:
             track.live += 1
 
     def _result(self, track: _Track, pair: PairScore | None) -> LivenessResult:

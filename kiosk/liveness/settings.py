@@ -79,6 +79,11 @@ class LivenessSettings(_Section):
     noise_factor: float = Field(12.0, ge=0, le=100,
                                 description="the parallax residual must be at least this many times the track's own "
                                             "landmark jitter (a screen's moire makes landmarks jitter; 0: no check)")
+    passive_noise_factor: float = Field(18.0, ge=0, le=100,
+                                        description="before a prompted turn is seen, the parallax residual must be "
+                                                    "at least this many times the track's jitter (the larger of this "
+                                                    "and noise_factor; none when noise_factor is 0): motion nobody "
+                                                    "asked for proves less than a turn made on request")
     planar_band_max: float = Field(0.015, ge=0, le=0.1,
                                    description="a pair with parallax counts as live only if neither half of the eye "
                                                "band's pixels can be aligned by one homography to within this (IOD): "
@@ -112,6 +117,12 @@ class LivenessSettings(_Section):
     camera_mirrored: bool = Field(False, description="the frames are mirrored (the person's left is the image's left)")
     prompter: PrompterSettings = Field(default_factory=LogPrompterSettings,  # type: ignore[arg-type]
                                        description="how a head turn is asked for: log, gpio or mqtt")
+
+    @property
+    def passive_factor(self) -> float:
+        """How far above its own jitter a track's parallax must stand before a prompted turn is seen:
+        the larger of the two factors, none when ``noise_factor`` turns the check off."""
+        return max(self.noise_factor, self.passive_noise_factor) if self.noise_factor > 0 else 0.0
 
     @property
     def rate_floor(self) -> float:
@@ -172,6 +183,8 @@ CALIBRATED_FLOORS = {
     "evidence_frames": "fewer pairs decide, so one lucky pair of an artefact weighs more",
     "min_turn": "a picture tilted or turned a little can pass for the prompted turn",
     "noise_factor": "a phone screen's moire passed at 9.4 times its own jitter in calibration",
+    "passive_noise_factor": "a phone photo and folded prints opened the door without a prompt at 12-17 times "
+                            "their own jitter",
     "live_ratio": "changes a homography explains better can count as parallax",
 }
 # ... and those that let more through set higher (with their own warning at the value that turns them off).
