@@ -1,4 +1,5 @@
-"""Administrators and running kiosks of one site, on a real mosquitto: what the ``kiosk admin`` tests share."""
+"""Administrators and running kiosks of one site, on a real mosquitto: what the ``kiosk admin`` tests share
+(the fixtures ``broker``, ``site`` and ``admins``, made available to every test by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import argparse
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from kiosk.admin import AdminState, publish_change
 from kiosk.events import EventSink
@@ -99,21 +101,31 @@ def publish_raw(port: int, topic: str, payload: bytes) -> None:
     c.loop_stop()
 
 
-def site_with_root_key(tmp_path: Path) -> Site:
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real mosquitto on a free loopback port."""
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Site:
     """A site of two administrators whose root key is written to ``tmp_path/root.key``."""
     s = Site(admins=2)
     write_private_key(tmp_path / "root.key", s.root.private)
     return s
 
 
-def signed_admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[Admin]:
+@pytest.fixture()
+def admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[Admin]:
     """The site's two administrators, their key list signed by the root and published on ``broker``."""
     out = [Admin(tmp_path, f"admin{i}", broker, a, tmp_path / "root.key.pub") for i, a in enumerate(site.admins)]
     code, _, err = run_cli("admin", "keys", "sign", "--root-key", tmp_path / "root.key", "--site", SITE,
-                              "--admin", out[0].key.with_name("admin0.key.pub"),
-                              "--admin", out[1].key.with_name("admin1.key.pub"), "--out", tmp_path / "keys.json")
+                           "--admin", out[0].key.with_name("admin0.key.pub"),
+                           "--admin", out[1].key.with_name("admin1.key.pub"), "--out", tmp_path / "keys.json")
     assert code == 0, err
     code, _text, err = run_cli("admin", "keys", "publish", tmp_path / "keys.json", *out[0].opts[:6],
-                              "--root-pub", tmp_path / "root.key.pub")
+                               "--root-pub", tmp_path / "root.key.pub")
     assert code == 0, err
     return out

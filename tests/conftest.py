@@ -9,6 +9,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
+from tests.admin_site import admins, broker, site  # noqa: F401  (the administrators' site, shared by the admin tests)
+
 # Property tests check results, not speed: hypothesis' 200 ms deadline per example fails them at random on a
 # shared machine (a quantisation round trip did, under load).
 settings.register_profile("kiosk", deadline=None)

@@ -15,20 +15,12 @@ from kiosk.admin.commands import cmd_delete
 from kiosk.admin.rollback import SiteRolledBackError
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore
-from kiosk.mqtt.keys import write_private_key
 from kiosk.mqtt.topics import Topics
 from kiosk.records import Enrollment, Tombstone
 from tests import retained_broker
 from tests.site import DAY_MS, FP, SITE, Kiosk, Site, emb
 
 TOPICS = Topics("kiosk", SITE, "door1")
-
-
-@pytest.fixture()
-def site(tmp_path: Path) -> Site:
-    s = Site(admins=2)
-    write_private_key(tmp_path / "root.key", s.root.private)
-    return s
 
 
 def test_an_unsigned_record_dated_far_ahead_does_not_stop_a_deletion(

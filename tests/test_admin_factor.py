@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kiosk.records import Enrollment
-from tests.admin_site import Admin, Run, retained, signed_admins, site_with_root_key
+from tests.admin_site import Admin, Run, retained
 from tests.broker import Mosquitto
-from tests.site import FP, SITE, Site, emb
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "broker").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture()
-def site(tmp_path: Path) -> Site:
-    return site_with_root_key(tmp_path)
-
-
-@pytest.fixture()
-def admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[Admin]:
-    return signed_admins(tmp_path, broker, site, run_cli)
-
+from tests.site import FP, SITE, emb
 
 PIN_SECRET = bytes(range(32))
 

@@ -14,20 +14,12 @@ from kiosk.admin import AdminState, cmd_sync, publish_change
 from kiosk.admin.commands import cmd_keys_publish, cmd_keys_sign
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore
-from kiosk.mqtt.keys import write_private_key
 from kiosk.mqtt.topics import Topics
 from kiosk.records import Enrollment
 from tests import retained_broker
 from tests.site import DAY_MS, FP, SITE, Kiosk, Site, emb
 
 TOPICS = Topics("kiosk", SITE, "door1")
-
-
-@pytest.fixture()
-def site(tmp_path: Path) -> Site:
-    s = Site(admins=2)
-    write_private_key(tmp_path / "root.key", s.root.private)
-    return s
 
 
 def _publish_args(tmp_path: Path, file: Path, root_pub: bool = True) -> argparse.Namespace:

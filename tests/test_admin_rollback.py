@@ -5,34 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kiosk.admin import AdminState, cmd_sync
 from kiosk.admin.rollback import SiteRolledBackError
-from tests.admin_site import Admin, Run, RunningKiosk, publish_raw, retained, signed_admins, site_with_root_key
+from tests.admin_site import Admin, Run, RunningKiosk, publish_raw, retained
 from tests.broker import Mosquitto
 from tests.mqtt_kiosk import Collector
 from tests.site import SITE, Site
-
-
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "broker").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture()
-def site(tmp_path: Path) -> Site:
-    return site_with_root_key(tmp_path)
-
-
-@pytest.fixture()
-def admins(tmp_path: Path, broker: Mosquitto, site: Site, run_cli: Run) -> list[Admin]:
-    return signed_admins(tmp_path, broker, site, run_cli)
 
 
 def test_sync_never_signs_away_a_deletion_when_an_older_snapshot_is_put_back(
