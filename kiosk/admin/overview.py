@@ -29,15 +29,8 @@ def status(rows: list[dict[str, Any]], acks: list[tuple[str, bytes]]) -> dict[st
     """Per kiosk: which people it acknowledged at the published revision, and which it is behind on."""
     published = {r["person_id"]: r["revision"] for r in rows}
     kiosks: dict[str, dict[str, Any]] = {}
-    for topic, payload in acks:
-        parts = topic.split("/")
+    for parts, body in site.read_acks(acks):
         device, person = parts[-3], parts[-1]
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(body, dict):
-            continue
         k = kiosks.setdefault(device, {"current": [], "behind": [], "refused": []})
         if body.get("status") == "refused":
             k["refused"].append({"person": person, "reason": body.get("reason")})

@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,18 +268,23 @@ class AckReport:
     silent: list[str] = field(default_factory=list)
 
 
-def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, person: str, revision: int) -> AckReport:
-    """Per kiosk, its answer to this revision of this person (older retained acks do not count)."""
-    report = AckReport()
+def read_acks(messages: list[tuple[str, bytes]]) -> Iterator[tuple[list[str], dict[str, Any]]]:
+    """Each retained ack as its topic's levels and its JSON object. Acks are unsigned, whatever was left on
+    the broker: one that is not a JSON object is skipped."""
     for topic, payload in messages:
-        parts = topic.split("/")
-        if len(parts) != 5 or parts[:2] != [prefix, site] or parts[3] != "acks" or parts[4] != person:
-            continue
         try:
             body = json.loads(payload)
         except ValueError:
             continue
-        if not isinstance(body, dict):
+        if isinstance(body, dict):
+            yield topic.split("/"), body
+
+
+def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, person: str, revision: int) -> AckReport:
+    """Per kiosk, its answer to this revision of this person (older retained acks do not count)."""
+    report = AckReport()
+    for parts, body in read_acks(messages):
+        if len(parts) != 5 or parts[:2] != [prefix, site] or parts[3] != "acks" or parts[4] != person:
             continue
         if body.get("status") == "refused" and body.get("received_revision") in (revision, None):
             report.refused[parts[2]] = str(body.get("reason"))
