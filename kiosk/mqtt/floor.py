@@ -84,10 +84,21 @@ class Floor:
             data = json.loads(payload) if payload is not None else None
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)
-            return cls(site, {str(p): (int(r), bool(d)) for p, (r, d) in data["people"].items()})
+            people = {}
+            for person, entry in data["people"].items():
+                if isinstance(entry, list) and len(entry) == 2 and _is_int(entry[0]) and isinstance(entry[1], bool):
+                    people[str(person)] = (entry[0], entry[1])
+                else:  # 1e400 reads as a float (inf): each damaged entry goes, the readable ones stay
+                    logger.error("the refusal kept for %r is not readable (%r): dropped", person, entry)
+            return cls(site, people)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by this kiosk: a damaged store
             logger.error("the refusals kept from a snapshot dated ahead are not readable (%s): dropped", exc)
             return cls(site)
+
+
+def _is_int(value: object) -> bool:
+    """A JSON integer (not a boolean, nor a number such as 1e400 that reads as a float)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _covers(held: tuple[int, bool] | None, kept: tuple[int, bool]) -> bool:

@@ -67,7 +67,13 @@ class Revocations:
             data = json.loads(payload) if payload is not None else None
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)
-            return cls(site, {str(kid): int(at) for kid, at in data["kept"].items()})
+            kept = {}
+            for kid, at in data["kept"].items():
+                if isinstance(at, int) and not isinstance(at, bool):
+                    kept[str(kid)] = at
+                else:  # 1e400 reads as a float (inf): each damaged entry goes, the readable ones stay
+                    logger.error("the revocation kept of key %s is not readable (%r): dropped", kid, at)
+            return cls(site, kept)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by this kiosk: a damaged store
             logger.error("the administrator key revocations kept are not readable (%s): dropped", exc)
             return cls(site)

@@ -8,7 +8,8 @@ new one, a kiosk without history.
 A row written before it named them holds the bare issue time. It counts only on the first start that
 reads it, when the stored key list verifies for this site under this root, and is rewritten at once
 naming them; otherwise it is deleted. It is never judged again later, when a key list stored since (the
-new root's, or the new site's) would pass that test for a snapshot the kiosk never held under it.
+new root's, or the new site's) would pass that test for a snapshot the kiosk never held under it. Only
+a bare integer is that format: a row that is neither (``true``, ``[]``, text) is damaged, and deleted.
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ def restore(store: _Store, site: str, root: str | None, key_list_verifies: bool)
         data = None
     if isinstance(data, dict):
         earned = data.get("site") == site and data.get("root") == root
-    else:
+    elif isinstance(data, int) and not isinstance(data, bool):  # the format before it named them
         earned = root is None or key_list_verifies
         if earned:
-            issued = data if isinstance(data, int) and not isinstance(data, bool) else 0
-            store.save_state(FRESH, standing(site, root, issued))
+            store.save_state(FRESH, standing(site, root, data))
             logger.info("the record of a current snapshot held, from before it named its site and root key, "
                         "now names them (site %r)", site)
+    else:  # neither format (``true``, ``[]``, text): a damaged row, earned nowhere
+        store.delete_state(FRESH)
+        logger.error("the record of a current snapshot held is not readable (%r): dropped; nobody is admitted "
+                     "until this kiosk holds a current snapshot of site %r", payload[:64], site)
+        return False
     if not earned:
         store.delete_state(FRESH)
         logger.warning("the store held a current snapshot of another site or under another root key: dropped; "
