@@ -151,3 +151,47 @@ def test_the_root_re_admits_a_key_kept_revoked_only_with_a_list_taken_with_the_c
     readmitted = site.key_list(k.now_ms() - 1000, admins=[alice, bert])
     assert acks(core.handle(TOPICS.keys, readmitted, 4.0))[0]["status"] == "applied"
     assert set(k.trust.keys()) == {alice.key_id, bert.key_id} and k.trust.status()["key_revocations_kept"] == 0
+
+
+def test_the_roots_next_list_re_admits_a_key_that_only_a_list_dated_ahead_revoked(tmp_path: Path) -> None:
+    """The root's laptop, thirty days fast, once signed a list revoking carl by mistake; put back before
+    NTP it is taken, and once the clock is known gives way, carl's key kept revoked from then on: the
+    current list, older, does not re-admit him (it could be one put back), the root's next one does."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, carl = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    current = site.key_list(now - DAY_MS)
+    core.handle(TOPICS.keys, current, 0.0)
+    ahead = site.key_list(now + 30 * DAY_MS, admins=[alice], revoked={carl.key_id})
+    k, core = _reboot(k, key, path)
+    core.handle(TOPICS.keys, ahead, 1.0)
+    _ntp(k)
+    assert acks(core.handle(TOPICS.keys, current, 2.0))[0]["status"] == "applied"  # it gives way
+    assert carl.key_id not in set(k.trust.keys())
+    k.wall.advance(60)
+    following = site.key_list(k.now_ms() - 1000)
+    assert acks(core.handle(TOPICS.keys, following, 3.0))[0]["status"] == "applied"
+    assert set(k.trust.keys()) == {alice.key_id, carl.key_id} and k.trust.status()["key_revocations_kept"] == 0
+
+
+def test_a_revocation_kept_before_ntp_is_dated_no_later_than_the_clock_once_it_is_known(tmp_path: Path) -> None:
+    """Two lists dated ahead, the second replacing the first before NTP: carl's revocation in the first is
+    kept, dated, once the clock is known, by the clock: the root's next list re-admits him."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, carl = site.admins
+    k = Kiosk(site, path, key, synced=False)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now + 20 * DAY_MS, admins=[alice], revoked={carl.key_id}), 0.0)
+    core.handle(TOPICS.keys, site.key_list(now + 25 * DAY_MS), 1.0)
+    assert carl.key_id not in set(k.trust.keys())
+    _ntp(k)
+    k.trust.refresh()  # the trust watch, once the clock is synchronised: the date kept is lowered
+    k.wall.advance(60)
+    following = site.key_list(k.now_ms() - 1000)
+    assert acks(core.handle(TOPICS.keys, following, 2.0))[0]["status"] == "applied"
+    assert set(k.trust.keys()) == {alice.key_id, carl.key_id}

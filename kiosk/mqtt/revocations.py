@@ -11,10 +11,12 @@ its date; and a list older than the revocation may be what replaces it.
 So a revocation is kept here, with the issue time of the list that made it, whenever its list gives way:
 replaced while the clock is unknown, or dated ahead of the synchronised clock. A key kept revoked is no
 administrator key whatever list is held (``SiteTrust.keys``) and its records are refused as revoked.
-Only the root can re-admit it: a list taken while the clock is synchronised (never one taken before, nor
-one dated ahead of it), issued after the list that revoked it, that lists the key again (or revokes it
-itself, which then holds). Each issue time kept is capped at a day after the synchronised clock (at once,
-or at the first moment it is known), so a list the root signs later always can.
+Only the root can re-admit it: a list taken while the clock is synchronised (never one taken before),
+issued after the date kept, that lists the key again (or revokes it itself, which then holds). The date
+kept is the issue time of the list that revoked it, but never later than the synchronised clock: capped
+at the clock's time when the list gives way, or, kept while the clock was unknown, at the first moment it
+is known. So the root's next list, signed after that by a correct clock, re-admits the key; a list put
+back, issued before, never does.
 
 Bounded by the keys the site's root revoked (at most 4096 a list), one entry a key.
 """
@@ -38,9 +40,10 @@ class Revocations:
     def ids(self) -> frozenset[str]:
         return frozenset(self.kept)
 
-    def kept_from(self, given_way: KeyList, cap_ms: int | None) -> Revocations:
-        """With the revocations of ``given_way``; ``cap_ms`` None: the clock is unknown (``capped`` later)."""
-        issued = given_way.issued_at_ms if cap_ms is None else min(given_way.issued_at_ms, cap_ms)
+    def kept_from(self, given_way: KeyList, now_ms: int | None) -> Revocations:
+        """With the revocations of ``given_way``, dated no later than the synchronised clock ``now_ms`` (None:
+        the clock is unknown; ``capped`` lowers them once it is known)."""
+        issued = given_way.issued_at_ms if now_ms is None else min(given_way.issued_at_ms, now_ms)
         kept = dict(self.kept)
         for kid in given_way.revoked:
             kept[kid] = max(kept.get(kid, 0), issued)
@@ -51,11 +54,12 @@ class Revocations:
         return Revocations(self.site, {kid: at for kid, at in self.kept.items()
                                        if not (got.issued_at_ms > at and (kid in got.keys or kid in got.revoked))})
 
-    def capped(self, cap_ms: int) -> Revocations:
-        return Revocations(self.site, {kid: min(at, cap_ms) for kid, at in self.kept.items()})
+    def capped(self, now_ms: int) -> Revocations:
+        """Each date lowered to the synchronised clock ``now_ms``."""
+        return Revocations(self.site, {kid: min(at, now_ms) for kid, at in self.kept.items()})
 
-    def ahead_of(self, cap_ms: int) -> bool:
-        return any(at > cap_ms for at in self.kept.values())
+    def ahead_of(self, now_ms: int) -> bool:
+        return any(at > now_ms for at in self.kept.values())
 
     def encode(self) -> bytes:
         return json.dumps({"site": self.site, "kept": dict(sorted(self.kept.items()))}, separators=(",", ":")).encode()

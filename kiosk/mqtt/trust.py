@@ -224,7 +224,7 @@ class SiteTrust:
         cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None
         if replaced is None or (cap is not None and replaced.issued_at_ms <= cap):
             return
-        if self._hold(REVOKED, self._revocations.kept_from(replaced, cap)):
+        if self._hold(REVOKED, self._revocations.kept_from(replaced, now_ms)):
             logger.warning("the key list of %d gives way (the clock is unknown, or it is dated ahead of it): the "
                            "keys it revoked stay revoked", replaced.issued_at_ms)
 
@@ -292,12 +292,13 @@ class SiteTrust:
         return True
 
     def _cap_kept(self) -> None:
-        """Lower to a day after the synchronised clock what was kept while it was unknown."""
+        """Lower what was kept while the clock was unknown: revisions to a day after the synchronised
+        clock, the dates of revocations to the clock itself (the root's next list is issued after)."""
         now_ms = self.clock.now_ms()
         if now_ms is not None and self._floor.ahead_of(now_ms + MAX_AHEAD_MS):
             self._hold(FLOOR, self._floor.capped(now_ms + MAX_AHEAD_MS))
-        if now_ms is not None and self._revocations.ahead_of(now_ms + MAX_AHEAD_MS):
-            self._hold(REVOKED, self._revocations.capped(now_ms + MAX_AHEAD_MS))
+        if now_ms is not None and self._revocations.ahead_of(now_ms):
+            self._hold(REVOKED, self._revocations.capped(now_ms))
 
     def refresh(self) -> bool:
         """Count the snapshot held as current once it is, by a synchronised clock (it came while the clock
