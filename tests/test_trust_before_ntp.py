@@ -195,3 +195,55 @@ def test_a_revocation_kept_before_ntp_is_dated_no_later_than_the_clock_once_it_i
     following = site.key_list(k.now_ms() - 1000)
     assert acks(core.handle(TOPICS.keys, following, 2.0))[0]["status"] == "applied"
     assert set(k.trust.keys()) == {alice.key_id, carl.key_id}
+
+
+def test_a_revoking_key_list_refused_before_ntp_is_taken_once_the_clock_is_known(tmp_path: Path) -> None:
+    """The kiosk took the root's list dated thirty days ahead (alice, bert) before NTP on an earlier boot;
+    bert's laptop was stolen since and the root, its clock fixed, revoked him. On the next boot the current
+    list comes before NTP: the one held looks newer, so it is refused as stale, but it is kept, bert's key
+    is no administrator key meanwhile, and once the clock is known it replaces the one dated ahead, across
+    a restart too."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, site.key_list(now + 30 * DAY_MS), 1.0))[0]["status"] == "applied"
+    revoking = site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, revoking, 2.0))[0]["reason"] == "stale_key_list"
+    assert set(k.trust.keys()) == {alice.key_id} and bert.key_id in k.trust.revoked()
+    k, core = _reboot(k, key, path)  # kept in the store
+    assert set(k.trust.keys()) == {alice.key_id}
+    _ntp(k)
+    k.trust.refresh()  # the trust watch's next check
+    assert k.trust.status()["key_list_issued_at_ms"] == now - HOUR_MS
+    forged = site.enrollment("mallory", k.now_ms() - 1000, signer=bert)
+    assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 3.0))[0]["reason"] == "revoked_key"
+
+
+def test_a_key_list_refused_before_ntp_that_proves_stale_once_the_clock_is_known_is_dropped(
+        tmp_path: Path) -> None:
+    """An old list put back before NTP, revoking bert whom the current list admits again: refused as stale
+    and kept, bert's key out meanwhile; the one held is not dated ahead, so once the clock is known the old
+    one is dropped and bert's key is an administrator key again."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    old = site.key_list(now - 40 * DAY_MS, admins=[alice], revoked={bert.key_id})
+    core.handle(TOPICS.keys, site.key_list(now - DAY_MS), 0.0)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, old, 1.0))[0]["reason"] == "stale_key_list"
+    assert bert.key_id not in set(k.trust.keys())
+    _ntp(k)
+    k.trust.refresh()
+    assert set(k.trust.keys()) == {alice.key_id, bert.key_id} and k.trust.status()["key_list_issued_at_ms"] == \
+        now - DAY_MS
+    k, core = _reboot(k, key, path)
+    assert set(k.trust.keys()) == {alice.key_id, bert.key_id}

@@ -255,6 +255,17 @@ def check_not_ahead(issued_ms: int, now_ms: int | None, what: str) -> None:
                                                f"synchronised clock ({now_ms} ms); check the administrator's clock")
 
 
+def same_or_older(issued: int, payload: bytes, held_issued: int, held_payload: bytes, what: str) -> bool:
+    """True for the key list or snapshot held (seen again after a reconnect); raises for an older or a
+    conflicting one (``stale_key_list``, ``stale_snapshot``)."""
+    if issued == held_issued and payload == held_payload:
+        return True
+    if issued <= held_issued:
+        raise ProtocolError(f"stale_{what}", f"{what} issued at {issued} ms; this kiosk holds one issued at "
+                                             f"{held_issued} ms")
+    return False
+
+
 def parse(payload: bytes, keys: dict[str, Ed25519PublicKey], site: str, topic_person: str | None = None, *,
           revoked: Collection[str] = (), now_ms: int | None = None) -> Enrollment | Tombstone:
     """Verify and decode one message; raises ``ProtocolError`` with the reason it was refused.

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from kiosk.mqtt.protocol import (
     KEY_ID,
+    MAX_AHEAD_MS,
     MAX_MS,
     SITE,
     ProtocolError,
@@ -76,6 +77,10 @@ class Snapshot:
     def latest_ms(self) -> int:
         """Its latest time: the issue time, or a person's revision (a record's issue time) after it."""
         return max([self.issued_at_ms, *(rev for rev, _ in self.people.values())])
+
+    def dated_ahead(self, now_ms: int | None) -> bool:
+        """Dated, or giving a person a revision, more than a day ahead of a synchronised clock."""
+        return now_ms is not None and self.latest_ms > now_ms + MAX_AHEAD_MS
 
     def deleted(self) -> dict[str, int]:
         return {p: rev for p, (rev, gone) in self.people.items() if gone}
@@ -135,3 +140,12 @@ def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey] | None, sit
         check_not_ahead(entry[0], now_ms, f"snapshot entry {person!r}")  # as the record itself would be
         people[person] = (entry[0], entry[1])
     return Snapshot(msg.issued_at_ms, msg.expires_at_ms, people, frozenset(msg.keys), msg.key_id, bytes(payload))
+
+
+def read_unverified(payload: bytes, site: str) -> Snapshot | None:
+    """A stored snapshot whose signer was dropped since it was verified, read without its signature for
+    what it refuses only; None when it is not ``site``'s or not readable."""
+    try:
+        return parse_snapshot(payload, None, site, max_bytes=len(payload))
+    except ProtocolError:
+        return None

@@ -8,7 +8,9 @@
   folder: no rotation, no revocation);
 - ``on_key_list(payload)`` / ``on_snapshot(payload)``: verify, refuse
   anything older than what is held (``ProtocolError``; one held dated ahead of
-  the synchronised clock gives way to any), persist in the store
+  the synchronised clock gives way to any; one refused so while the clock is
+  unknown is kept and judged again once it is known: ``kiosk.mqtt.deferred``,
+  ``refresh``), persist in the store
   (a restart works offline) and make the store re-apply its policy;
   ``on_snapshot`` returns the people to erase;
 - ``admits(person, revision)``: ``None``, or why a record must not be used.
@@ -30,12 +32,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kiosk.clock import TrustedClock
 from kiosk.errors import ConfigError
 from kiosk.mqtt import standing
+from kiosk.mqtt.deferred import Deferred
 from kiosk.mqtt.floor import Floor
 from kiosk.mqtt.keys import MAX_KEY_LIST, KeyList, load_public_key, load_public_keys, parse_key_list
-from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id
+from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, key_id, same_or_older
 from kiosk.mqtt.revocations import Revocations
 from kiosk.mqtt.settings import TrustSettings
-from kiosk.mqtt.snapshot import MAX_SNAPSHOT, Snapshot, parse_snapshot
+from kiosk.mqtt.snapshot import MAX_SNAPSHOT, Snapshot, parse_snapshot, read_unverified
 from kiosk.mqtt.standing import FRESH
 from kiosk.store import Store
 
@@ -76,6 +79,7 @@ class SiteTrust:
         self._snapshot: Snapshot | None = None
         self._floor = Floor(site)
         self._revocations = Revocations(site)
+        self._deferred = Deferred(store, site)  # refused as stale while the clock is unknown
         self._fresh = False
         self._restore()
         if pinned_key_list is not None:
@@ -122,6 +126,7 @@ class SiteTrust:
                 self._key_list = parse_key_list(payload, self.root_key, self.site, max_bytes=len(payload))
             except ProtocolError as exc:
                 logger.error("the stored key list does not verify (%s): waiting for the retained one", exc)
+            self._deferred.restore_key_list(self.root_key)
         self._revocations = Revocations.decode(self.store.load_state(REVOKED), self.site)
         root = key_id(self.root_key) if self.root_key is not None else None
         self._fresh = standing.restore(self.store, self.site, root, self._key_list is not None)
@@ -140,14 +145,10 @@ class SiteTrust:
                                  issued_at_ms)
 
     def _unverified(self, payload: bytes) -> Snapshot | None:
-        """The stored snapshot whose signer was dropped since it was verified: its refusals still hold (read
-        without its signature, for what it refuses only); None when it is not this site's or not readable."""
-        try:
-            snap = parse_snapshot(payload, None, self.site, max_bytes=len(payload))
-        except ProtocolError:
-            return None
-        logger.warning("the stored snapshot was signed by %s, no longer a current key: its deletions and refusals "
-                       "hold until a newer one a current key signs", snap.key_id)
+        """The stored snapshot whose signer was dropped since it was verified: its refusals still hold."""
+        if (snap := read_unverified(payload, self.site)) is not None:
+            logger.warning("the stored snapshot was signed by %s, no longer a current key: its deletions and "
+                           "refusals hold until a newer one a current key signs", snap.key_id)
         return snap
 
     # what the store and the sync core ask
@@ -155,12 +156,13 @@ class SiteTrust:
         with self._lock:
             if self.root_key is None:
                 return dict(self._static)
-            kl, kept = self._key_list, self._revocations.kept
+            kl, kept = self._key_list, self._revocations.ids() | self._deferred.revoked()
             return {kid: key for kid, key in kl.keys.items() if kid not in kept} if kl is not None else {}
 
     def revoked(self) -> frozenset[str]:
         with self._lock:
-            return (self._key_list.revoked if self._key_list is not None else frozenset()) | self._revocations.ids()
+            held = self._key_list.revoked if self._key_list is not None else frozenset()
+            return held | self._revocations.ids() | self._deferred.revoked()
 
     def now(self) -> float | None:
         return self.clock.now()
@@ -193,10 +195,16 @@ class SiteTrust:
         now_ms = self.clock.now_ms()
         got = parse_key_list(payload, self.root_key, self.site, now_ms, max_bytes)
         self._cap_kept()
-        with self._lock:
-            if self._key_list_held(got, payload):
-                return
-            replaced = self._key_list
+        try:
+            with self._lock:
+                if self._key_list_held(got, payload):
+                    return
+                replaced = self._key_list
+        except ProtocolError as exc:
+            if exc.reason == "stale_key_list" and now_ms is None:  # the one held may be dated ahead
+                self._deferred.keep_key_list(got)  # judged again once the clock is known (``refresh``)
+                self.store.trust_changed()
+            raise
         self._keep_revocations(replaced, now_ms)  # kept before the list replacing it is
         # Kept before it is used: a list that could not be stored is not held either, so the next copy of it
         # (a reconnection's retained message) is applied afresh rather than seen as the one already held.
@@ -237,7 +245,7 @@ class SiteTrust:
             self.refresh()
             return []
         self._cap_kept()
-        if replaced is not None and (now_ms is None or _ahead(replaced, now_ms)):
+        if replaced is not None and (now_ms is None or replaced.dated_ahead(now_ms)):
             self._keep_refusals(replaced, got, now_ms)  # kept first (``kiosk.mqtt.floor``)
         # An expired snapshot still holds: its deletions and revisions are true, only maybe not all there is
         # (it raises the alarm). But it is no evidence of the site's state now: it may be one put back on the
@@ -269,7 +277,7 @@ class SiteTrust:
         the synchronised clock, ``replaced`` gives way (``_snapshot_held``): neither undoes its refusals.
         (With the clock synchronised, a newer snapshot, not dated ahead, is the administrators' word.)"""
         cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None
-        if self._hold(FLOOR, self._floor.folded(replaced, got, cap)) and _ahead(replaced, now_ms):
+        if self._hold(FLOOR, self._floor.folded(replaced, got, cap)) and replaced.dated_ahead(now_ms):
             logger.warning("the site snapshot held, of %d, is dated ahead of the synchronised clock: replaced by "
                            "the one of %d, its deletions and revisions kept (up to a day ahead)",
                            replaced.issued_at_ms, got.issued_at_ms)
@@ -303,8 +311,11 @@ class SiteTrust:
     def refresh(self) -> bool:
         """Count the snapshot held as current once it is, by a synchronised clock (it came while the clock
         was not, or the store kept it from before a restart): a kiosk that waits for a current snapshot
-        then admits the records it set aside. True when that happened now."""
+        then admits the records it set aside. True when that happened now. First, once the clock is known,
+        what was refused as stale before it was is judged again (``kiosk.mqtt.deferred``)."""
         self._cap_kept()
+        if self.clock.now_ms() is not None:
+            self._deferred.retake(self.on_key_list)
         with self._lock:
             snap, fresh = self._snapshot, self._fresh
         if fresh or snap is None:
@@ -335,16 +346,16 @@ class SiteTrust:
         held, now_ms = self._key_list, self.clock.now_ms()
         if held is not None and now_ms is not None and held.issued_at_ms > now_ms + MAX_AHEAD_MS:
             return False  # dated ahead of the synchronised clock: it gives way, its revocations kept
-        return held is not None and _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
+        return held is not None and same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload,
                                                    "key_list")
 
     def _snapshot_held(self, got: Snapshot, payload: bytes) -> bool:
         held = self._snapshot
         if held is None:
             return False
-        if _ahead(held, self.clock.now_ms()):  # taken while the clock was unknown: it binds nothing now, its
+        if held.dated_ahead(self.clock.now_ms()):  # taken while the clock was unknown: it binds nothing now, its
             return False  # refusals are kept (``on_snapshot``, ``kiosk.mqtt.floor``)
-        return _same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload, "snapshot")
+        return same_or_older(got.issued_at_ms, payload, held.issued_at_ms, held.payload, "snapshot")
 
     # status
     def expired(self, now: float | None = None) -> bool:
@@ -361,7 +372,7 @@ class SiteTrust:
         if self.root_key is not None and snap.key_id not in self.keys():
             return True  # signed by a key dropped since: it refuses, but says nothing current
         now_ms = int(now * 1000) if now is not None else self.clock.now_ms()
-        return snap.expired(now_ms) or _ahead(snap, now_ms)  # dated ahead: it says nothing current either
+        return snap.expired(now_ms) or snap.dated_ahead(now_ms)  # dated ahead: it says nothing current either
 
     def status(self) -> dict[str, Any]:
         """For stats and ``kiosk doctor``."""
@@ -378,18 +389,3 @@ class SiteTrust:
                 "snapshot_expired": self.expired(), "snapshot_missing": snap is None,
                 "snapshot_current_seen": self._fresh,
                 "clock_synchronised": self.clock.synchronised()}
-
-
-def _ahead(snap: Snapshot, now_ms: int | None) -> bool:
-    """Dated, or giving a person a revision, more than a day ahead of a synchronised clock."""
-    return now_ms is not None and snap.latest_ms > now_ms + MAX_AHEAD_MS
-
-
-def _same_or_older(issued: int, payload: bytes, held_issued: int, held_payload: bytes, what: str) -> bool:
-    """True for the one held (seen again after a reconnect); raises for an older or a conflicting one."""
-    if issued == held_issued and payload == held_payload:
-        return True
-    if issued <= held_issued:
-        raise ProtocolError(f"stale_{what}", f"{what} issued at {issued} ms; this kiosk holds one issued at "
-                                             f"{held_issued} ms")
-    return False

@@ -1,0 +1,95 @@
+"""Key lists refused as stale while the clock is unknown, kept until it is known.
+
+A kiosk that took a key list or snapshot dated ahead (the root's or an administrator's fast clock) holds
+it across a reboot. On the next boot the broker delivers the retained, current one before NTP; without a
+clock the one held dated ahead looks newer, so the current one is refused as stale. It is not sent again
+on a timer (only on a reconnection), so it would never be taken once the clock is known, and the one dated
+ahead, though it gives way then to any the root signs, would stay in force meanwhile: a key the current
+list revokes still valid.
+
+So the newest key list refused as stale while the clock is unknown (verified: the root signed it for the
+site) is kept here, stored (a restart keeps it), and judged again as if it had just arrived once the clock
+is known (``SiteTrust.refresh``, the trust watch's next check): taken if the one held proves dated ahead,
+else dropped as the stale one it then is. Meanwhile it keeps people out, never lets them in: the keys it
+revokes are no administrator keys (``SiteTrust.keys``). One at most, a key list in size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kiosk.mqtt.keys import KeyList, parse_key_list
+from kiosk.mqtt.protocol import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+KEY_LIST_KEPT = "key_list_refused_before_ntp"
+
+
+class _Store(Protocol):
+    def load_state(self, name: str) -> bytes | None: ...
+    def save_state(self, name: str, payload: bytes) -> None: ...
+    def delete_state(self, name: str) -> None: ...
+
+
+class Deferred:
+    def __init__(self, store: _Store, site: str) -> None:
+        self.store = store
+        self.site = site
+        self.key_list: KeyList | None = None
+
+    def revoked(self) -> frozenset[str]:
+        """The keys the key list kept revokes: none of them is an administrator key until it is judged."""
+        kl = self.key_list
+        return kl.revoked if kl is not None else frozenset()
+
+    def restore_key_list(self, root: Ed25519PublicKey) -> None:
+        if (payload := self.store.load_state(KEY_LIST_KEPT)) is not None:
+            try:
+                self.key_list = parse_key_list(payload, root, self.site, max_bytes=len(payload))
+            except ProtocolError as exc:
+                logger.error("the key list kept until the clock is known does not verify (%s): dropped", exc)
+                self.store.delete_state(KEY_LIST_KEPT)
+
+    def keep_key_list(self, got: KeyList) -> None:
+        """Keep ``got``, refused as stale while the clock is unknown, unless a newer one is kept already."""
+        if self.key_list is None or got.issued_at_ms > self.key_list.issued_at_ms:
+            self._save(KEY_LIST_KEPT, got.payload)
+            self.key_list = got
+            logger.warning("the key list of %d is refused as older than the one held, with the clock unknown: "
+                           "kept, its revocations in force, and judged again once the clock is known",
+                           got.issued_at_ms)
+
+    def _save(self, name: str, payload: bytes) -> None:
+        try:
+            self.store.save_state(name, payload)
+        except Exception as exc:  # held all the same: it only keeps people out, and is judged at the next check
+            logger.warning("the %s could not be stored (%s): held until a restart", name.replace("_", " "), exc)
+
+    def retake(self, on_key_list: Callable[[bytes, int], None]) -> None:
+        """With the clock known: judge again what was kept, as if it had just arrived. What could not be
+        stored is tried again later."""
+        if (kl := self.key_list) is not None:
+            self.key_list = None  # before: judging it may come back here (``SiteTrust.refresh``)
+            if not self._judged(KEY_LIST_KEPT, kl.issued_at_ms, lambda: on_key_list(kl.payload, len(kl.payload))):
+                self.key_list = kl
+
+    def _judged(self, name: str, issued_at_ms: int, take: Callable[[], None]) -> bool:
+        what = name.split("_refused")[0].replace("_", " ")
+        try:
+            take()
+        except ProtocolError as exc:
+            if exc.reason == "store_error":
+                logger.warning("%s", exc)
+                return False
+            logger.info("the %s of %d kept until the clock is known is not taken (%s): dropped", what,
+                        issued_at_ms, exc.reason)
+        else:
+            logger.warning("the %s of %d, refused before the clock was known, is taken now: the one held was "
+                           "dated ahead", what, issued_at_ms)
+        self.store.delete_state(name)
+        return True
