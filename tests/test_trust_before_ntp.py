@@ -247,3 +247,59 @@ def test_a_key_list_refused_before_ntp_that_proves_stale_once_the_clock_is_known
         now - DAY_MS
     k, core = _reboot(k, key, path)
     assert set(k.trust.keys()) == {alice.key_id, bert.key_id}
+
+
+def test_the_current_snapshot_refused_before_ntp_refuses_at_once_and_is_taken_once_the_clock_is_known(
+        tmp_path: Path) -> None:
+    """The kiosk took bert's snapshot dated three days ahead before NTP on an earlier boot; dan has left
+    since, and alice's current snapshot deletes him. On the next boot it comes before NTP and is refused as
+    stale (the one held looks newer), but what it refuses holds at once: dan's old record, put back on his
+    topic, is refused. Once the clock is known it replaces the one dated ahead and erases dan."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    dan_rev = now - 10 * DAY_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"dan": (dan_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
+    dan = site.enrollment("dan", dan_rev, signer=alice)
+    assert acks(core.handle(TOPICS.enrollment("dan"), dan, 0.0))[0]["status"] == "applied"
+    ahead = site.snapshot({"dan": (dan_rev, False)}, now + 3 * DAY_MS, signer=bert)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.snapshot, ahead, 1.0))[0]["status"] == "applied"
+    current = site.snapshot({"dan": (now - HOUR_MS, True)}, now - HOUR_MS + 1, signer=alice)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.snapshot, current, 2.0))[0]["reason"] == "stale_snapshot"
+    assert k.trust.admits("dan", dan_rev) == "deleted_in_snapshot" and "dan" not in k.admitted()
+    core.handle(TOPICS.enrollment("dan"), dan, 2.0)  # his topic holds his old record again
+    assert "dan" not in k.admitted()
+    _ntp(k)
+    k.trust.refresh()  # the trust watch's next check
+    assert k.trust.status()["snapshot_issued_at_ms"] == now - HOUR_MS + 1
+    assert k.store.revision("dan") == now - HOUR_MS and "dan" not in k.admitted()  # erased
+    k.store.close()
+    again = Kiosk(site, path, key, require_snapshot=True)
+    assert again.trust.admits("dan", dan_rev) == "deleted_in_snapshot" and "dan" not in again.admitted()
+
+
+def test_an_old_snapshot_refused_before_ntp_is_dropped_once_the_clock_is_known(tmp_path: Path) -> None:
+    """An old snapshot put back before NTP is refused as stale and kept; the one held is not dated ahead,
+    so once the clock is known the old one is dropped, and ann, whom it predates, is still admitted."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site()
+    k = Kiosk(site, path, key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    ann_rev = now - 2 * DAY_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    old = site.snapshot({"ann": (now - 9 * DAY_MS, False)}, now - 8 * DAY_MS)
+    core.handle(TOPICS.snapshot, site.snapshot({"ann": (ann_rev, False)}, now - DAY_MS), 0.0)
+    core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", ann_rev), 0.0)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.snapshot, old, 1.0))[0]["reason"] == "stale_snapshot"
+    _ntp(k)
+    k.trust.refresh()
+    assert k.trust.status()["snapshot_issued_at_ms"] == now - DAY_MS and k.admitted() == {"ann"}
+    assert k.store.load_state("snapshot_refused_before_ntp") is None

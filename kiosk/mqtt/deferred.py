@@ -1,33 +1,38 @@
-"""Key lists refused as stale while the clock is unknown, kept until it is known.
+"""Key lists and snapshots refused as stale while the clock is unknown, kept until it is known.
 
 A kiosk that took a key list or snapshot dated ahead (the root's or an administrator's fast clock) holds
 it across a reboot. On the next boot the broker delivers the retained, current one before NTP; without a
 clock the one held dated ahead looks newer, so the current one is refused as stale. It is not sent again
 on a timer (only on a reconnection), so it would never be taken once the clock is known, and the one dated
-ahead, though it gives way then to any the root signs, would stay in force meanwhile: a key the current
-list revokes still valid.
+ahead, though it gives way then to any the root or a current key signs, would stay in force meanwhile: a
+key the current list revokes still valid, a person the current snapshot deletes admitted again.
 
-So the newest key list refused as stale while the clock is unknown (verified: the root signed it for the
-site) is kept here, stored (a restart keeps it), and judged again as if it had just arrived once the clock
-is known (``SiteTrust.refresh``, the trust watch's next check): taken if the one held proves dated ahead,
-else dropped as the stale one it then is. Meanwhile it keeps people out, never lets them in: the keys it
-revokes are no administrator keys (``SiteTrust.keys``). One at most, a key list in size.
+So the newest key list and the newest snapshot refused as stale while the clock is unknown (verified: the
+root signed the list for the site, a current key the snapshot) are kept here, stored (a restart keeps
+them), and judged again as if they had just arrived once the clock is known (``SiteTrust.refresh``, the
+trust watch's next check): taken if the one held proves dated ahead, else dropped as the stale ones they
+then are. Meanwhile they keep people out, never let them in: the keys the list kept revokes are no
+administrator keys (``SiteTrust.keys``), and what the snapshot kept refuses is folded into the floor at
+once (``kiosk.mqtt.floor``). One of each at most, a key list or snapshot in size.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.mqtt.keys import KeyList, parse_key_list
 from kiosk.mqtt.protocol import ProtocolError
+from kiosk.mqtt.snapshot import Snapshot, parse_snapshot
+from kiosk.records import Tombstone
 
 logger = logging.getLogger(__name__)
 
 KEY_LIST_KEPT = "key_list_refused_before_ntp"
+SNAPSHOT_KEPT = "snapshot_refused_before_ntp"
 
 
 class _Store(Protocol):
@@ -41,6 +46,7 @@ class Deferred:
         self.store = store
         self.site = site
         self.key_list: KeyList | None = None
+        self.snapshot: Snapshot | None = None
 
     def revoked(self) -> frozenset[str]:
         """The keys the key list kept revokes: none of them is an administrator key until it is judged."""
@@ -55,6 +61,14 @@ class Deferred:
                 logger.error("the key list kept until the clock is known does not verify (%s): dropped", exc)
                 self.store.delete_state(KEY_LIST_KEPT)
 
+    def restore_snapshot(self, keys: dict[str, Ed25519PublicKey]) -> None:
+        if (payload := self.store.load_state(SNAPSHOT_KEPT)) is not None:
+            try:
+                self.snapshot = parse_snapshot(payload, keys, self.site, max_bytes=len(payload))
+            except ProtocolError as exc:  # its refusals are in the floor already
+                logger.warning("the snapshot kept until the clock is known no longer verifies (%s): dropped", exc)
+                self.store.delete_state(SNAPSHOT_KEPT)
+
     def keep_key_list(self, got: KeyList) -> None:
         """Keep ``got``, refused as stale while the clock is unknown, unless a newer one is kept already."""
         if self.key_list is None or got.issued_at_ms > self.key_list.issued_at_ms:
@@ -64,19 +78,40 @@ class Deferred:
                            "kept, its revocations in force, and judged again once the clock is known",
                            got.issued_at_ms)
 
+    def keep_snapshot(self, got: Snapshot) -> None:
+        if self.snapshot is None or got.issued_at_ms > self.snapshot.issued_at_ms:
+            self._save(SNAPSHOT_KEPT, got.payload)
+            self.snapshot = got
+            logger.warning("the site snapshot of %d is refused as older than the one held, with the clock "
+                           "unknown: kept, its refusals in force, and judged again once the clock is known",
+                           got.issued_at_ms)
+
     def _save(self, name: str, payload: bytes) -> None:
         try:
             self.store.save_state(name, payload)
         except Exception as exc:  # held all the same: it only keeps people out, and is judged at the next check
             logger.warning("the %s could not be stored (%s): held until a restart", name.replace("_", " "), exc)
 
-    def retake(self, on_key_list: Callable[[bytes, int], None]) -> None:
-        """With the clock known: judge again what was kept, as if it had just arrived. What could not be
-        stored is tried again later."""
+    def retake(self, on_key_list: Callable[[bytes, int], None],
+               on_snapshot: Callable[[bytes, int], Sequence[str | Tombstone]],
+               erase: Callable[[str], object]) -> None:
+        """With the clock known: judge again what was kept, as if it had just arrived (the key list first: the
+        snapshot is verified against the keys it leaves). What could not be stored is tried again later."""
         if (kl := self.key_list) is not None:
             self.key_list = None  # before: judging it may come back here (``SiteTrust.refresh``)
             if not self._judged(KEY_LIST_KEPT, kl.issued_at_ms, lambda: on_key_list(kl.payload, len(kl.payload))):
                 self.key_list = kl
+        if (snap := self.snapshot) is not None:
+            self.snapshot = None
+            erasures: list[str | Tombstone] = []
+
+            def take() -> None:
+                erasures.extend(on_snapshot(snap.payload, len(snap.payload)))
+
+            if not self._judged(SNAPSHOT_KEPT, snap.issued_at_ms, take):
+                self.snapshot = snap
+            for person in erasures:
+                erase(person.person_id if isinstance(person, Tombstone) else person)
 
     def _judged(self, name: str, issued_at_ms: int, take: Callable[[], None]) -> bool:
         what = name.split("_refused")[0].replace("_", " ")

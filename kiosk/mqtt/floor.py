@@ -12,7 +12,9 @@ while the clock is unknown, or the one held gives way for being dated ahead, the
 replaced that the new one does not make at least as well are kept here, and a record older than the
 floor's revision of its person is refused as it would be by the snapshot held (per person the higher
 revision wins, and at the same revision a deletion). A newer snapshot, not dated ahead, that replaces the
-one held while the clock is synchronised is the administrators' word, as it ever was.
+one held while the clock is synchronised is the administrators' word, as it ever was. A snapshot refused
+as stale while the clock is unknown (the one held may be dated ahead) has its refusals kept here at once,
+the same way, until it is judged again once the clock is known (``kiosk.mqtt.deferred``).
 
 Each revision kept is capped at a day after the synchronised clock (no record past that is taken either,
 so none can be refused for good): at once when the clock is known, else at the first moment it is.

@@ -9,8 +9,8 @@
 - ``on_key_list(payload)`` / ``on_snapshot(payload)``: verify, refuse
   anything older than what is held (``ProtocolError``; one held dated ahead of
   the synchronised clock gives way to any; one refused so while the clock is
-  unknown is kept and judged again once it is known: ``kiosk.mqtt.deferred``,
-  ``refresh``), persist in the store
+  unknown is kept (what it refuses holds at once) and judged again once it
+  is known: ``kiosk.mqtt.deferred``, ``refresh``), persist in the store
   (a restart works offline) and make the store re-apply its policy;
   ``on_snapshot`` returns the people to erase;
 - ``admits(person, revision)``: ``None``, or why a record must not be used.
@@ -138,11 +138,11 @@ class SiteTrust:
                 self._snapshot = self._unverified(payload) if exc.reason == "unknown_key" else None
                 if self._snapshot is None:
                     logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
+        self._deferred.restore_snapshot(self.keys())
 
     def _standing(self, issued_at_ms: int) -> bytes:
         """The record of having held a current snapshot, naming the site and root key it was earned under."""
-        return standing.standing(self.site, key_id(self.root_key) if self.root_key is not None else None,
-                                 issued_at_ms)
+        return standing.standing(self.site, key_id(self.root_key) if self.root_key is not None else None, issued_at_ms)
 
     def _unverified(self, payload: bytes) -> Snapshot | None:
         """The stored snapshot whose signer was dropped since it was verified: its refusals still hold."""
@@ -239,8 +239,16 @@ class SiteTrust:
     def on_snapshot(self, payload: bytes, max_bytes: int = MAX_SNAPSHOT) -> list[str]:
         now_ms = self.clock.now_ms()
         got = parse_snapshot(payload, self.keys(), self.site, now_ms, max_bytes)
-        with self._lock:
-            held, replaced = self._snapshot_held(got, payload), self._snapshot
+        try:
+            with self._lock:
+                held, replaced = self._snapshot_held(got, payload), self._snapshot
+        except ProtocolError as exc:
+            if exc.reason == "stale_snapshot" and now_ms is None and self._snapshot is not None:
+                # the one held may be dated ahead: what ``got`` refuses holds now, and it is judged again later
+                self._hold(FLOOR, self._floor.folded(got, self._snapshot, None), required=False)
+                self._deferred.keep_snapshot(got)
+                self.store.trust_changed()
+            raise
         if held:  # the one held, again (a reconnection): the clock may have been synchronised since it came
             self.refresh()
             return []
@@ -315,7 +323,7 @@ class SiteTrust:
         what was refused as stale before it was is judged again (``kiosk.mqtt.deferred``)."""
         self._cap_kept()
         if self.clock.now_ms() is not None:
-            self._deferred.retake(self.on_key_list)
+            self._deferred.retake(self.on_key_list, self.on_snapshot, self.store.erase)
         with self._lock:
             snap, fresh = self._snapshot, self._fresh
         if fresh or snap is None:
