@@ -71,3 +71,14 @@ def test_a_standing_row_of_the_old_format_still_counts_once_and_is_rewritten(tmp
     assert k.trust.status()["snapshot_current_seen"]
     assert k.store.load_state("snapshot_fresh") == (b'{"site": "hq", "root": "%s", "issued_at_ms": 1733400000000}'
                                                     % k.trust.status()["root_key"].encode())
+
+
+@pytest.mark.parametrize("name", ["snapshot_floor", "key_revocations_kept", "snapshot_fresh"])
+def test_a_row_nested_too_deep_to_decode_is_dropped_and_the_kiosk_starts(
+        tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """100,000 '[' would raise RecursionError in a recursive decoder: the nesting is counted first."""
+    site, key, path = _current(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        k = _with_row(site, key, path, name, b"[" * 100_000)
+    assert "not readable" in caplog.text
+    assert k.trust.status()["snapshot_current_seen"] == (name != "snapshot_fresh")

@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass, field
 
 from kiosk.mqtt.snapshot import Snapshot, entry_refusal
+from kiosk.mqtt.strictjson import check_nesting
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class Floor:
     def decode(cls, payload: bytes | None, site: str) -> Floor:
         """The stored floor of ``site``; an empty one when there is none, or it is another site's."""
         try:
+            if payload is not None:  # 100,000 '[' would raise RecursionError, which no decoder catches
+                check_nesting(payload)
             data = json.loads(payload) if payload is not None else None
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)

@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass, field
 
 from kiosk.mqtt.keys import KeyList
+from kiosk.mqtt.strictjson import check_nesting
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Revocations:
     def decode(cls, payload: bytes | None, site: str) -> Revocations:
         """The stored revocations of ``site``; none when there are none, or they are another site's."""
         try:
+            if payload is not None:  # 100,000 '[' would raise RecursionError, which no decoder catches
+                check_nesting(payload)
             data = json.loads(payload) if payload is not None else None
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)

@@ -18,6 +18,8 @@ import json
 import logging
 from typing import Protocol
 
+from kiosk.mqtt.strictjson import check_nesting
+
 logger = logging.getLogger(__name__)
 
 FRESH = "snapshot_fresh"
@@ -42,6 +44,7 @@ def restore(store: _Store, site: str, root: str | None, key_list_verifies: bool)
     if payload is None:
         return False
     try:
+        check_nesting(payload)  # 100,000 '[' would raise RecursionError, which no decoder catches
         data = json.loads(payload)
     except ValueError:
         data = None
