@@ -303,3 +303,27 @@ def test_an_old_snapshot_refused_before_ntp_is_dropped_once_the_clock_is_known(t
     k.trust.refresh()
     assert k.trust.status()["snapshot_issued_at_ms"] == now - DAY_MS and k.admitted() == {"ann"}
     assert k.store.load_state("snapshot_refused_before_ntp") is None
+
+
+def test_records_a_key_list_kept_before_ntp_set_aside_are_admitted_again_when_it_is_dropped(
+        tmp_path: Path) -> None:
+    """The old list put back before NTP revokes bert while it is kept: ann, whose record he signed, is set
+    aside. Once the clock is known it is dropped as stale, and ann is admitted again at once, not at the
+    next change of trust."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    old = site.key_list(now - 40 * DAY_MS, admins=[alice], revoked={bert.key_id})
+    core.handle(TOPICS.keys, site.key_list(now - DAY_MS), 0.0)
+    core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 2 * DAY_MS, signer=bert), 0.0)
+    k.store.close()
+    k = Kiosk(site, path, key, synced=False)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    assert acks(core.handle(TOPICS.keys, old, 1.0))[0]["reason"] == "stale_key_list"
+    assert k.admitted() == set()
+    _ntp(k)
+    k.trust.refresh()
+    assert bert.key_id in set(k.trust.keys()) and k.admitted() == {"ann"}

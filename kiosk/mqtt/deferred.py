@@ -94,13 +94,17 @@ class Deferred:
 
     def retake(self, on_key_list: Callable[[bytes, int], None],
                on_snapshot: Callable[[bytes, int], Sequence[str | Tombstone]],
-               erase: Callable[[str], object]) -> None:
+               erase: Callable[[str], object]) -> bool:
         """With the clock known: judge again what was kept, as if it had just arrived (the key list first: the
-        snapshot is verified against the keys it leaves). What could not be stored is tried again later."""
+        snapshot is verified against the keys it leaves). What could not be stored is tried again later.
+        True when the key list kept was judged, taken or dropped: the keys it revoked are administrator keys
+        again unless the list held revokes them, so the records they signed must be judged again too."""
+        judged = False
         if (kl := self.key_list) is not None:
             self.key_list = None  # before: judging it may come back here (``SiteTrust.refresh``)
             if not self._judged(KEY_LIST_KEPT, kl.issued_at_ms, lambda: on_key_list(kl.payload, len(kl.payload))):
                 self.key_list = kl
+            judged = self.key_list is None
         if (snap := self.snapshot) is not None:
             self.snapshot = None
             erasures: list[str | Tombstone] = []
@@ -112,6 +116,7 @@ class Deferred:
                 self.snapshot = snap
             for person in erasures:
                 erase(person.person_id if isinstance(person, Tombstone) else person)
+        return judged
 
     def _judged(self, name: str, issued_at_ms: int, take: Callable[[], None]) -> bool:
         what = name.split("_refused")[0].replace("_", " ")

@@ -322,8 +322,9 @@ class SiteTrust:
         then admits the records it set aside. True when that happened now. First, once the clock is known,
         what was refused as stale before it was is judged again (``kiosk.mqtt.deferred``)."""
         self._cap_kept()
-        if self.clock.now_ms() is not None:
-            self._deferred.retake(self.on_key_list, self.on_snapshot, self.store.erase)
+        if self.clock.now_ms() is not None and self._deferred.retake(self.on_key_list, self.on_snapshot,
+                                                                     self.store.erase):
+            self.store.trust_changed()  # a list dropped as stale set records aside while kept: nothing else tells
         with self._lock:
             snap, fresh = self._snapshot, self._fresh
         if fresh or snap is None:
