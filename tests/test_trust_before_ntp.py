@@ -327,3 +327,34 @@ def test_records_a_key_list_kept_before_ntp_set_aside_are_admitted_again_when_it
     _ntp(k)
     k.trust.refresh()
     assert bert.key_id in set(k.trust.keys()) and k.admitted() == {"ann"}
+
+
+def test_a_list_put_back_before_ntp_that_pushes_the_revoking_one_out_keeps_its_revocations(
+        tmp_path: Path) -> None:
+    """The kiosk took the root's list dated thirty days ahead; the current list, revoking bert, comes before
+    NTP and is kept. bert puts back another list of the root's fast-clock days (listing him, dated twelve
+    hours ahead): it is dated later, so it takes the place of the kept one, but bert's key stays revoked,
+    before NTP, once the clock is known (it is taken then, dated ahead of the clock: it re-admits nobody),
+    and across a restart."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    earlier_ahead, ahead = site.key_list(now + 12 * HOUR_MS), site.key_list(now + 30 * DAY_MS)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, ahead, 1.0))[0]["status"] == "applied"
+    revoking = site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, revoking, 2.0))[0]["reason"] == "stale_key_list"
+    assert acks(core.handle(TOPICS.keys, earlier_ahead, 2.5))[0]["reason"] == "stale_key_list"
+    assert bert.key_id not in set(k.trust.keys())
+    _ntp(k)
+    k.trust.refresh()
+    assert k.trust.status()["key_list_issued_at_ms"] == now + 12 * HOUR_MS
+    forged = site.enrollment("mallory", k.now_ms() - 1000, signer=bert)
+    assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 3.0))[0]["reason"] == "revoked_key"
+    k, core = _reboot(k, key, path)
+    assert bert.key_id not in set(k.trust.keys())

@@ -69,14 +69,22 @@ class Deferred:
                 logger.warning("the snapshot kept until the clock is known no longer verifies (%s): dropped", exc)
                 self.store.delete_state(SNAPSHOT_KEPT)
 
-    def keep_key_list(self, got: KeyList) -> None:
-        """Keep ``got``, refused as stale while the clock is unknown, unless a newer one is kept already."""
-        if self.key_list is None or got.issued_at_ms > self.key_list.issued_at_ms:
+    def keep_key_list(self, got: KeyList) -> KeyList | None:
+        """Keep ``got``, refused as stale while the clock is unknown, unless a newer one is kept already. The
+        one that loses the place, ``got`` or the one it pushes out, is returned: its revocations are kept by
+        the caller (``kiosk.mqtt.revocations``), since either may be a list put back on the broker, dated
+        later than the one that revoked a key since (the root's clock ran fast)."""
+        held = self.key_list
+        if held is not None and got.payload == held.payload:
+            return None
+        if held is None or got.issued_at_ms > held.issued_at_ms:
             self._save(KEY_LIST_KEPT, got.payload)
             self.key_list = got
             logger.warning("the key list of %d is refused as older than the one held, with the clock unknown: "
                            "kept, its revocations in force, and judged again once the clock is known",
                            got.issued_at_ms)
+            return held
+        return got
 
     def keep_snapshot(self, got: Snapshot) -> None:
         if self.snapshot is None or got.issued_at_ms > self.snapshot.issued_at_ms:

@@ -12,7 +12,9 @@ So a revocation is kept here, with the issue time of the list that made it, when
 replaced while the clock is unknown, or dated ahead of the synchronised clock. A key kept revoked is no
 administrator key whatever list is held (``SiteTrust.keys``) and its records are refused as revoked.
 Only the root can re-admit it: a list taken while the clock is synchronised (never one taken before),
-issued after the date kept, that lists the key again (or revokes it itself, which then holds). The date
+issued after the date kept but not dated ahead of that clock (the root's fast clock may have dated it
+after a revocation it predates), that lists the key again (or revokes it itself, which then holds). A key
+list refused as stale before NTP that loses its place to another (``kiosk.mqtt.deferred``) gives way too. The date
 kept is the issue time of the list that revoked it, but never later than the synchronised clock: capped
 at the clock's time when the list gives way, or, kept while the clock was unknown, at the first moment it
 is known. So the root's next list, signed after that by a correct clock, re-admits the key; a list put
@@ -50,8 +52,12 @@ class Revocations:
             kept[kid] = max(kept.get(kid, 0), issued)
         return Revocations(self.site, kept)
 
-    def released_by(self, got: KeyList) -> Revocations:
-        """Without the keys ``got``, taken with the clock synchronised, lists or revokes after they were kept."""
+    def released_by(self, got: KeyList, now_ms: int) -> Revocations:
+        """Without the keys ``got``, taken with the clock synchronised at ``now_ms``, lists or revokes after
+        they were kept. Not ``got`` dated ahead of that clock: the root's fast clock may have dated it, so it
+        may have been issued before the list that revoked them, though dated after."""
+        if got.issued_at_ms > now_ms:
+            return self
         return Revocations(self.site, {kid: at for kid, at in self.kept.items()
                                        if not (got.issued_at_ms > at and (kid in got.keys or kid in got.revoked))})
 

@@ -202,7 +202,10 @@ class SiteTrust:
                 replaced = self._key_list
         except ProtocolError as exc:
             if exc.reason == "stale_key_list" and now_ms is None:  # the one held may be dated ahead
-                self._deferred.keep_key_list(got)  # judged again once the clock is known (``refresh``)
+                # judged again once the clock is known (``refresh``); the revocations of the one that loses
+                # the place are kept: the one kept may be a list put back, dated ahead of a revoking one
+                if (lost := self._deferred.keep_key_list(got)) is not None:
+                    self._hold(REVOKED, self._revocations.kept_from(lost, None), required=False)
                 self.store.trust_changed()
             raise
         self._keep_revocations(replaced, now_ms)  # kept before the list replacing it is
@@ -223,7 +226,7 @@ class SiteTrust:
         logger.info("administrator key list of %d: %d keys, %d revoked", got.issued_at_ms, len(got.keys),
                     len(got.revoked))
         if now_ms is not None:  # judged by a synchronised clock: the root may re-admit a key kept revoked
-            self._hold(REVOKED, self._revocations.released_by(got), required=False)
+            self._hold(REVOKED, self._revocations.released_by(got, now_ms), required=False)
         self.store.trust_changed()
 
     def _keep_revocations(self, replaced: KeyList | None, now_ms: int | None) -> None:
