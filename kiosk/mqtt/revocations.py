@@ -14,11 +14,14 @@ administrator key whatever list is held (``SiteTrust.keys``) and its records are
 Only the root can re-admit it: a list taken while the clock is synchronised (never one taken before),
 issued after the date kept but not dated ahead of that clock (the root's fast clock may have dated it
 after a revocation it predates), that lists the key again (or revokes it itself, which then holds). A key
-list refused as stale before NTP that loses its place to another (``kiosk.mqtt.deferred``) gives way too. The date
-kept is the issue time of the list that revoked it, but never later than the synchronised clock: capped
-at the clock's time when the list gives way, or, kept while the clock was unknown, at the first moment it
-is known. So the root's next list, signed after that by a correct clock, re-admits the key; a list put
-back, issued before, never does.
+list refused as stale before NTP that loses its place to another (``kiosk.mqtt.deferred``) gives way too.
+
+The date kept is the issue time of the list that revoked it, even when the root's fast clock dated it
+ahead: lowered to the clock, the root's other lists of those days, older but dated ahead of the clock
+too, would re-admit the key once put back, and nothing tells them from the root's next list by a correct
+clock. So a key that only a list dated ahead revoked stays revoked until the root lists it in one dated
+after that list (which kiosks take once their clock is within a day of its date); to re-admit its holder
+sooner, list a new key for them. A list put back, issued before the revoking one, never re-admits it.
 
 Bounded by the keys the site's root revoked (at most 4096 a list), one entry a key.
 """
@@ -43,13 +46,12 @@ class Revocations:
     def ids(self) -> frozenset[str]:
         return frozenset(self.kept)
 
-    def kept_from(self, given_way: KeyList, now_ms: int | None) -> Revocations:
-        """With the revocations of ``given_way``, dated no later than the synchronised clock ``now_ms`` (None:
-        the clock is unknown; ``capped`` lowers them once it is known)."""
-        issued = given_way.issued_at_ms if now_ms is None else min(given_way.issued_at_ms, now_ms)
+    def kept_from(self, given_way: KeyList) -> Revocations:
+        """With the revocations of ``given_way``, dated by its own issue time, even one dated ahead of the
+        clock: lowered, a list the root signed before it, dated between, would re-admit its keys."""
         kept = dict(self.kept)
         for kid in given_way.revoked:
-            kept[kid] = max(kept.get(kid, 0), issued)
+            kept[kid] = max(kept.get(kid, 0), given_way.issued_at_ms)
         return Revocations(self.site, kept)
 
     def released_by(self, got: KeyList, now_ms: int) -> Revocations:
@@ -60,13 +62,6 @@ class Revocations:
             return self
         return Revocations(self.site, {kid: at for kid, at in self.kept.items()
                                        if not (got.issued_at_ms > at and (kid in got.keys or kid in got.revoked))})
-
-    def capped(self, now_ms: int) -> Revocations:
-        """Each date lowered to the synchronised clock ``now_ms``."""
-        return Revocations(self.site, {kid: min(at, now_ms) for kid, at in self.kept.items()})
-
-    def ahead_of(self, now_ms: int) -> bool:
-        return any(at > now_ms for at in self.kept.values())
 
     def encode(self) -> bytes:
         return json.dumps({"site": self.site, "kept": dict(sorted(self.kept.items()))}, separators=(",", ":")).encode()

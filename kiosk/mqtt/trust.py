@@ -205,7 +205,7 @@ class SiteTrust:
                 # judged again once the clock is known (``refresh``); the revocations of the one that loses
                 # the place are kept: the one kept may be a list put back, dated ahead of a revoking one
                 if (lost := self._deferred.keep_key_list(got)) is not None:
-                    self._hold(REVOKED, self._revocations.kept_from(lost, None), required=False)
+                    self._hold(REVOKED, self._revocations.kept_from(lost), required=False)
                 self.store.trust_changed()
             raise
         self._keep_revocations(replaced, now_ms)  # kept before the list replacing it is
@@ -235,7 +235,7 @@ class SiteTrust:
         cap = now_ms + MAX_AHEAD_MS if now_ms is not None else None
         if replaced is None or (cap is not None and replaced.issued_at_ms <= cap):
             return
-        if self._hold(REVOKED, self._revocations.kept_from(replaced, now_ms)):
+        if self._hold(REVOKED, self._revocations.kept_from(replaced)):
             logger.warning("the key list of %d gives way (the clock is unknown, or it is dated ahead of it): the "
                            "keys it revoked stay revoked", replaced.issued_at_ms)
 
@@ -311,13 +311,11 @@ class SiteTrust:
         return True
 
     def _cap_kept(self) -> None:
-        """Lower what was kept while the clock was unknown: revisions to a day after the synchronised
-        clock, the dates of revocations to the clock itself (the root's next list is issued after)."""
+        """Lower the revisions kept while the clock was unknown to a day after the synchronised clock (the
+        dates of revocations are kept as they are: ``kiosk.mqtt.revocations``)."""
         now_ms = self.clock.now_ms()
         if now_ms is not None and self._floor.ahead_of(now_ms + MAX_AHEAD_MS):
             self._hold(FLOOR, self._floor.capped(now_ms + MAX_AHEAD_MS))
-        if now_ms is not None and self._revocations.ahead_of(now_ms):
-            self._hold(REVOKED, self._revocations.capped(now_ms))
 
     def refresh(self) -> bool:
         """Count the snapshot held as current once it is, by a synchronised clock (it came while the clock
