@@ -369,3 +369,34 @@ def test_a_list_put_back_before_ntp_that_pushes_the_revoking_one_out_keeps_its_r
     assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 3.0))[0]["reason"] == "revoked_key"
     k, core = _reboot(k, key, path)
     assert bert.key_id not in set(k.trust.keys())
+
+
+def test_a_snapshot_signed_by_a_key_only_the_list_kept_before_ntp_adds_is_judged_with_it(
+        tmp_path: Path) -> None:
+    """The kiosk took the root's list dated thirty days ahead on an earlier boot; since, the root listed a
+    new administrator, dave, and dave's snapshot deletes eve. On the next boot both come before NTP: the
+    list is refused as stale and kept, dave's snapshot refused `unknown_key` but kept with it, across a
+    restart too; once the clock is known the list is taken, then the snapshot, and eve is erased."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, dave = site.admins
+    k = Kiosk(site, path, key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    eve_rev = now - 10 * DAY_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
+    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+    k, core = _reboot(k, key, path)
+    core.handle(TOPICS.keys, site.key_list(now + 30 * DAY_MS, admins=[alice]), 1.0)
+    current = site.key_list(now - 2 * HOUR_MS, admins=[alice, dave])
+    snap = site.snapshot({"eve": (now - HOUR_MS, True)}, now - HOUR_MS + 1, signer=dave)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, current, 2.0))[0]["reason"] == "stale_key_list"
+    assert acks(core.handle(TOPICS.snapshot, snap, 2.1))[0]["reason"] == "unknown_key"
+    k, core = _reboot(k, key, path)  # both kept in the store
+    _ntp(k)
+    k.trust.refresh()
+    assert k.trust.status()["key_list_issued_at_ms"] == now - 2 * HOUR_MS
+    assert k.trust.status()["snapshot_issued_at_ms"] == now - HOUR_MS + 1
+    assert k.store.revision("eve") == now - HOUR_MS and "eve" not in k.admitted()

@@ -13,7 +13,9 @@ them), and judged again as if they had just arrived once the clock is known (``S
 trust watch's next check): taken if the one held proves dated ahead, else dropped as the stale ones they
 then are. Meanwhile they keep people out, never let them in: the keys the list kept revokes are no
 administrator keys (``SiteTrust.keys``), and what the snapshot kept refuses is folded into the floor at
-once (``kiosk.mqtt.floor``). One of each at most, a key list or snapshot in size.
+once (``kiosk.mqtt.floor``). A snapshot refused as signed by a key only the key list kept adds (a new
+administrator, ``SiteTrust._keep_for_the_deferred_list``) is kept too, not in force until judged, right
+after that list. One of each at most, a key list or snapshot in size.
 """
 
 from __future__ import annotations
@@ -90,9 +92,9 @@ class Deferred:
         if self.snapshot is None or got.issued_at_ms > self.snapshot.issued_at_ms:
             self._save(SNAPSHOT_KEPT, got.payload)
             self.snapshot = got
-            logger.warning("the site snapshot of %d is refused as older than the one held, with the clock "
-                           "unknown: kept, its refusals in force, and judged again once the clock is known",
-                           got.issued_at_ms)
+            logger.warning("the site snapshot of %d is refused with the clock unknown (older than the one "
+                           "held, or signed by a key only the key list kept adds): kept, and judged again once "
+                           "the clock is known", got.issued_at_ms)
 
     def _save(self, name: str, payload: bytes) -> None:
         try:
@@ -113,7 +115,7 @@ class Deferred:
             if not self._judged(KEY_LIST_KEPT, kl.issued_at_ms, lambda: on_key_list(kl.payload, len(kl.payload))):
                 self.key_list = kl
             judged = self.key_list is None
-        if (snap := self.snapshot) is not None:
+        if (snap := self.snapshot) is not None and self.key_list is None:  # it may need the keys that list adds
             self.snapshot = None
             erasures: list[str | Tombstone] = []
 

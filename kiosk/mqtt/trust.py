@@ -138,7 +138,7 @@ class SiteTrust:
                 self._snapshot = self._unverified(payload) if exc.reason == "unknown_key" else None
                 if self._snapshot is None:
                     logger.error("the stored snapshot does not verify (%s): waiting for the retained one", exc)
-        self._deferred.restore_snapshot(self.keys())
+        self._deferred.restore_snapshot({**self._deferred_keys(), **self.keys()})
 
     def _standing(self, issued_at_ms: int) -> bytes:
         """The record of having held a current snapshot, naming the site and root key it was earned under."""
@@ -241,7 +241,12 @@ class SiteTrust:
 
     def on_snapshot(self, payload: bytes, max_bytes: int = MAX_SNAPSHOT) -> list[str]:
         now_ms = self.clock.now_ms()
-        got = parse_snapshot(payload, self.keys(), self.site, now_ms, max_bytes)
+        try:
+            got = parse_snapshot(payload, self.keys(), self.site, now_ms, max_bytes)
+        except ProtocolError as exc:
+            if exc.reason == "unknown_key" and now_ms is None:
+                self._keep_for_the_deferred_list(payload, max_bytes)
+            raise
         try:
             with self._lock:
                 held, replaced = self._snapshot_held(got, payload), self._snapshot
@@ -281,6 +286,24 @@ class SiteTrust:
             if held_rev is None or held_rev < revision:
                 erase.append(person)
         return sorted(erase)
+
+    def _keep_for_the_deferred_list(self, payload: bytes, max_bytes: int) -> None:
+        """A snapshot signed by a key that only the key list kept until the clock is known lists (a new
+        administrator): kept with it, and judged again once that list is (``kiosk.mqtt.deferred``). Not in
+        force meanwhile: that list may be an old one put back, its key revoked since."""
+        if (keys := self._deferred_keys()) and (got := self._verified(payload, keys, max_bytes)) is not None:
+            self._deferred.keep_snapshot(got)
+
+    def _deferred_keys(self) -> dict[str, Ed25519PublicKey]:
+        with self._lock:
+            kl, kept = self._deferred.key_list, self._revocations.ids()
+        return {kid: key for kid, key in kl.keys.items() if kid not in kept} if kl is not None else {}
+
+    def _verified(self, payload: bytes, keys: dict[str, Ed25519PublicKey], max_bytes: int) -> Snapshot | None:
+        try:
+            return parse_snapshot(payload, keys, self.site, None, max_bytes)
+        except ProtocolError:
+            return None
 
     def _keep_refusals(self, replaced: Snapshot, got: Snapshot, now_ms: int | None) -> None:
         """Before ``got`` replaces ``replaced``: keep what ``replaced`` refused that ``got`` does not. Taken
