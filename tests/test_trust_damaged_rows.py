@@ -74,11 +74,15 @@ def test_a_standing_row_of_the_old_format_still_counts_once_and_is_rewritten(tmp
 
 
 @pytest.mark.parametrize("name", ["snapshot_floor", "key_revocations_kept", "snapshot_fresh"])
+@pytest.mark.parametrize("row", [b"[" * 100_000, ('["\u2241",' + "[" * 100_000 + '"\u2241"' + "]" * 100_001)
+                                 .encode("utf-16-le")], ids=["utf8", "utf16"])  # U+2241 is the bytes 41 22: a quote
 def test_a_row_nested_too_deep_to_decode_is_dropped_and_the_kiosk_starts(
-        tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture) -> None:
-    """100,000 '[' would raise RecursionError in a recursive decoder: the nesting is counted first."""
+        tmp_path: Path, name: str, row: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """100,000 '[' would raise RecursionError in a recursive decoder: the nesting is counted first. In
+    UTF-16 (which json.loads would guess from the bytes) a quote byte inside a character hid the brackets
+    from that count: rows are read as the UTF-8 they are written in."""
     site, key, path = _current(tmp_path)
     with caplog.at_level(logging.ERROR):
-        k = _with_row(site, key, path, name, b"[" * 100_000)
+        k = _with_row(site, key, path, name, row)
     assert "not readable" in caplog.text
     assert k.trust.status()["snapshot_current_seen"] == (name != "snapshot_fresh")

@@ -86,7 +86,7 @@ class Floor:
         try:
             if payload is not None:  # 100,000 '[' would raise RecursionError, which no decoder catches
                 check_nesting(payload)
-            data = json.loads(payload) if payload is not None else None
+            data = json.loads(payload.decode("utf-8")) if payload is not None else None  # UTF-8 only, as written
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)
             people = {}
@@ -96,7 +96,7 @@ class Floor:
                 else:  # 1e400 reads as a float (inf): each damaged entry goes, the readable ones stay
                     logger.error("the refusal kept for %r is not readable (%r): dropped", person, entry)
             return cls(site, people)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by this kiosk: a damaged store
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # a damaged store
             logger.error("the refusals kept from a snapshot dated ahead are not readable (%s): dropped", exc)
             return cls(site)
 

@@ -72,7 +72,7 @@ class Revocations:
         try:
             if payload is not None:  # 100,000 '[' would raise RecursionError, which no decoder catches
                 check_nesting(payload)
-            data = json.loads(payload) if payload is not None else None
+            data = json.loads(payload.decode("utf-8")) if payload is not None else None  # UTF-8 only, as written
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)
             kept = {}
@@ -82,6 +82,6 @@ class Revocations:
                 else:  # 1e400 reads as a float (inf): each damaged entry goes, the readable ones stay
                     logger.error("the revocation kept of key %s is not readable (%r): dropped", kid, at)
             return cls(site, kept)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # written by this kiosk: a damaged store
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # a damaged store
             logger.error("the administrator key revocations kept are not readable (%s): dropped", exc)
             return cls(site)

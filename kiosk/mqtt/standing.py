@@ -45,8 +45,8 @@ def restore(store: _Store, site: str, root: str | None, key_list_verifies: bool)
         return False
     try:
         check_nesting(payload)  # 100,000 '[' would raise RecursionError, which no decoder catches
-        data = json.loads(payload)
-    except ValueError:
+        data = json.loads(payload.decode("utf-8"))  # UTF-8 only, as written: json.loads would guess UTF-16
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         earned = data.get("site") == site and data.get("root") == root
