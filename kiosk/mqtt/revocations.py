@@ -20,7 +20,8 @@ The date kept is the issue time of the list that revoked it, even when the root'
 ahead: lowered to the clock, the root's other lists of those days, older but dated ahead of the clock
 too, would re-admit the key once put back, and nothing tells them from the root's next list by a correct
 clock. So a key that only a list dated ahead revoked stays revoked until the root lists it in one dated
-after that list (which kiosks take once their clock is within a day of its date); to re-admit its holder
+after that list, published once that date has passed (a list taken ahead of the clock, beyond
+``RELEASE_SKEW_MS``, re-admits nothing, and is not judged again); to re-admit its holder
 sooner, list a new key for them. A list put back, issued before the revoking one, never re-admits it.
 
 Bounded by the keys the site's root revoked (at most 4096 a list), one entry a key.
@@ -36,6 +37,9 @@ from kiosk.mqtt.keys import KeyList
 from kiosk.mqtt.strictjson import check_nesting
 
 logger = logging.getLogger(__name__)
+
+
+RELEASE_SKEW_MS = 5 * 60_000  # how far ahead of a synchronised clock a list may be dated and still re-admit
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,10 @@ class Revocations:
 
     def released_by(self, got: KeyList, now_ms: int) -> Revocations:
         """Without the keys ``got``, taken with the clock synchronised at ``now_ms``, lists or revokes after
-        they were kept. Not ``got`` dated ahead of that clock: the root's fast clock may have dated it, so it
-        may have been issued before the list that revoked them, though dated after."""
-        if got.issued_at_ms > now_ms:
+        they were kept. Not ``got`` dated ahead of that clock (beyond ``RELEASE_SKEW_MS``, the drift of an
+        offline root's clock): the root's fast clock may have dated it, so it may have been issued before
+        the list that revoked them, though dated after. It is judged when taken, never again."""
+        if got.issued_at_ms > now_ms + RELEASE_SKEW_MS:
             return self
         return Revocations(self.site, {kid: at for kid, at in self.kept.items()
                                        if not (got.issued_at_ms > at and (kid in got.keys or kid in got.revoked))})
