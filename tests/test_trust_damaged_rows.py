@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -85,4 +86,21 @@ def test_a_row_nested_too_deep_to_decode_is_dropped_and_the_kiosk_starts(
     with caplog.at_level(logging.ERROR):
         k = _with_row(site, key, path, name, row)
     assert "not readable" in caplog.text
+    assert k.trust.status()["snapshot_current_seen"] == (name != "snapshot_fresh")
+
+
+@pytest.mark.parametrize("name", ["snapshot_floor", "key_revocations_kept", "snapshot_fresh"])
+@pytest.mark.parametrize("value", ['{"site": "hq"}', 1.5])
+def test_a_row_stored_as_text_or_a_number_is_ignored_and_the_kiosk_starts(
+        tmp_path: Path, name: str, value: object, caplog: pytest.LogCaptureFixture) -> None:
+    """A hand edit (UPDATE trust_state SET payload = '...') stores text, not the bytes the kiosk writes."""
+    site, key, path = _current(tmp_path)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM trust_state WHERE name = ?", (name,))
+    db.execute("INSERT INTO trust_state VALUES (?, ?, 0)", (name, value))
+    db.commit()
+    db.close()
+    with caplog.at_level(logging.ERROR):
+        k = Kiosk(site, path, key, require_snapshot=True)
+    assert "not the bytes this kiosk writes" in caplog.text
     assert k.trust.status()["snapshot_current_seen"] == (name != "snapshot_fresh")

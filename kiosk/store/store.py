@@ -117,7 +117,12 @@ class Store:
     def load_state(self, name: str) -> bytes | None:
         with self._lock, readable(self.path):
             row = self._db.execute("SELECT payload FROM trust_state WHERE name = ?", (name,)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        if not isinstance(row[0], bytes):  # written by hand as text or a number: no document of this kiosk's
+            logger.error("the stored %s is not the bytes this kiosk writes: ignored", name)
+            return None
+        return row[0]
 
     # writes
     def revision(self, person_id: str) -> int | None:
