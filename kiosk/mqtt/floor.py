@@ -34,7 +34,7 @@ import logging
 from dataclasses import dataclass, field
 
 from kiosk.mqtt.snapshot import Snapshot, entry_refusal
-from kiosk.mqtt.strictjson import check_nesting
+from kiosk.mqtt.strictjson import is_json_int, read_stored
 
 logger = logging.getLogger(__name__)
 
@@ -84,26 +84,20 @@ class Floor:
     def decode(cls, payload: bytes | None, site: str) -> Floor:
         """The stored floor of ``site``; an empty one when there is none, or it is another site's."""
         try:
-            if payload is not None:  # 100,000 '[' would raise RecursionError, which no decoder catches
-                check_nesting(payload)
-            data = json.loads(payload.decode("utf-8")) if payload is not None else None  # UTF-8 only, as written
+            data = read_stored(payload)
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)
             people = {}
             for person, entry in data["people"].items():
-                if isinstance(entry, list) and len(entry) == 2 and _is_int(entry[0]) and isinstance(entry[1], bool):
+                if isinstance(entry, list) and len(entry) == 2 and is_json_int(entry[0]) and isinstance(entry[1], bool):
                     people[str(person)] = (entry[0], entry[1])
                 else:  # 1e400 reads as a float (inf): each damaged entry goes, the readable ones stay
                     logger.error("the refusal kept for %r is not readable (%r): dropped", person, entry)
             return cls(site, people)
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # a damaged store
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a damaged store
             logger.error("the refusals kept from a snapshot dated ahead are not readable (%s): dropped", exc)
             return cls(site)
 
-
-def _is_int(value: object) -> bool:
-    """A JSON integer (not a boolean, nor a number such as 1e400 that reads as a float)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _covers(held: tuple[int, bool] | None, kept: tuple[int, bool]) -> bool:

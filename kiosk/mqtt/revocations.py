@@ -34,7 +34,7 @@ import logging
 from dataclasses import dataclass, field
 
 from kiosk.mqtt.keys import KeyList
-from kiosk.mqtt.strictjson import check_nesting
+from kiosk.mqtt.strictjson import is_json_int, read_stored
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +75,16 @@ class Revocations:
     def decode(cls, payload: bytes | None, site: str) -> Revocations:
         """The stored revocations of ``site``; none when there are none, or they are another site's."""
         try:
-            if payload is not None:  # 100,000 '[' would raise RecursionError, which no decoder catches
-                check_nesting(payload)
-            data = json.loads(payload.decode("utf-8")) if payload is not None else None  # UTF-8 only, as written
+            data = read_stored(payload)
             if not isinstance(data, dict) or data.get("site") != site:
                 return cls(site)
             kept = {}
             for kid, at in data["kept"].items():
-                if isinstance(at, int) and not isinstance(at, bool):
+                if is_json_int(at):
                     kept[str(kid)] = at
                 else:  # 1e400 reads as a float (inf): each damaged entry goes, the readable ones stay
                     logger.error("the revocation kept of key %s is not readable (%r): dropped", kid, at)
             return cls(site, kept)
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # a damaged store
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a damaged store
             logger.error("the administrator key revocations kept are not readable (%s): dropped", exc)
             return cls(site)

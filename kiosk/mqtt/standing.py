@@ -18,7 +18,7 @@ import json
 import logging
 from typing import Protocol
 
-from kiosk.mqtt.strictjson import check_nesting
+from kiosk.mqtt.strictjson import read_stored
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,8 @@ def restore(store: _Store, site: str, root: str | None, key_list_verifies: bool)
     if payload is None:
         return False
     try:
-        check_nesting(payload)  # 100,000 '[' would raise RecursionError, which no decoder catches
-        data = json.loads(payload.decode("utf-8"))  # UTF-8 only, as written: json.loads would guess UTF-16
-    except (ValueError, RecursionError):
+        data = read_stored(payload)
+    except ValueError:
         data = None
     if isinstance(data, dict):
         earned = data.get("site") == site and data.get("root") == root

@@ -64,3 +64,21 @@ def decode_json(payload: bytes, max_bytes: int) -> Any:
         return json.loads(text, parse_constant=_reject_constant, parse_float=_finite, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("malformed_json", str(exc)[:200]) from exc
+
+
+def read_stored(payload: bytes | None) -> Any:
+    """A JSON document this kiosk wrote to its own store (None when there is none): read as the UTF-8 it was
+    written in (``json.loads`` would guess UTF-16 from the bytes), its nesting counted first. A damaged one
+    raises ``ValueError`` (or ``ProtocolError``, one), never ``RecursionError``."""
+    if payload is None:
+        return None
+    check_nesting(payload)
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except RecursionError as exc:
+        raise ValueError("nested too deep") from exc
+
+
+def is_json_int(value: object) -> bool:
+    """A JSON integer (not a boolean, nor a number such as 1e400 that reads as a float)."""
+    return isinstance(value, int) and not isinstance(value, bool)
