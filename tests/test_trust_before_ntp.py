@@ -24,6 +24,15 @@ def acks(actions: list[object]) -> list[dict[str, object]]:
     return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
 
 
+def _started(tmp_path: Path, admins: int) -> tuple[bytes, Path, Site, Kiosk, SyncCore, int]:
+    """A kiosk of a site of ``admins`` administrators, its clock synchronised: store key, path, site, kiosk,
+    its sync core and the time."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=admins)
+    k = Kiosk(site, path, key)
+    return key, path, site, k, SyncCore(TOPICS, k.store, k.trust), k.now_ms()
+
+
 def _reboot(k: Kiosk, key: bytes, path: Path) -> tuple[Kiosk, SyncCore]:
     """The same kiosk after a reboot, before NTP."""
     k.store.close()
@@ -179,12 +188,8 @@ def test_a_key_that_only_a_list_dated_ahead_revoked_stays_revoked_until_a_list_d
     root's next list by a correct clock does not re-admit him (nothing tells it from one of the root's
     older lists of those days, dated ahead too), a new key of his does, and so does a list dated after
     the bad one, taken once the clock has reached its date (within five minutes)."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=3)
+    key, path, site, k, core, now = _started(tmp_path, 3)
     alice, carl, carl_new = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     current = site.key_list(now - DAY_MS, admins=[alice, carl])
     core.handle(TOPICS.keys, current, 0.0)
     ahead = site.key_list(now + 30 * DAY_MS, admins=[alice], revoked={carl.key_id})
@@ -208,12 +213,8 @@ def test_an_older_list_of_the_roots_fast_clock_days_does_not_re_admit_a_key_a_la
     dated thirty days ahead revoking carl, taken before NTP. Once the clock is known it gives way to the
     current list, carl kept revoked under its own date; put back once the wall clock has passed its date,
     the older list, dated after the clock at that moment, does not re-admit him."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2)
     alice, carl = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     current = site.key_list(now - DAY_MS)
     core.handle(TOPICS.keys, current, 0.0)
     older = site.key_list(now + 20 * HOUR_MS)
@@ -233,12 +234,8 @@ def test_a_revoking_key_list_refused_before_ntp_is_taken_once_the_clock_is_known
     list comes before NTP: the one held looks newer, so it is refused as stale, but it is kept, bert's key
     is no administrator key meanwhile, and once the clock is known it replaces the one dated ahead, across
     a restart too."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2)
     alice, bert = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
     k, core = _reboot(k, key, path)
     assert acks(core.handle(TOPICS.keys, site.key_list(now + 30 * DAY_MS), 1.0))[0]["status"] == "applied"
@@ -260,12 +257,8 @@ def test_a_key_list_refused_before_ntp_that_proves_stale_once_the_clock_is_known
     """An old list put back before NTP, revoking bert whom the current list admits again: refused as stale
     and kept, bert's key out meanwhile; the one held is not dated ahead, so once the clock is known the old
     one is dropped and bert's key is an administrator key again."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2)
     alice, bert = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     old = site.key_list(now - 40 * DAY_MS, admins=[alice], revoked={bert.key_id})
     core.handle(TOPICS.keys, site.key_list(now - DAY_MS), 0.0)
     k, core = _reboot(k, key, path)
@@ -340,12 +333,8 @@ def test_records_a_key_list_kept_before_ntp_set_aside_are_admitted_again_when_it
     """The old list put back before NTP revokes bert while it is kept: ann, whose record he signed, is set
     aside. Once the clock is known it is dropped as stale, and ann is admitted again at once, not at the
     next change of trust."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2)
     alice, bert = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     old = site.key_list(now - 40 * DAY_MS, admins=[alice], revoked={bert.key_id})
     core.handle(TOPICS.keys, site.key_list(now - DAY_MS), 0.0)
     core.handle(TOPICS.enrollment("ann"), site.enrollment("ann", now - 2 * DAY_MS, signer=bert), 0.0)
@@ -366,12 +355,8 @@ def test_a_list_put_back_before_ntp_that_pushes_the_revoking_one_out_keeps_its_r
     hours ahead): it is dated later, so it takes the place of the kept one, but bert's key stays revoked,
     before NTP, once the clock is known (it is taken then, dated ahead of the clock: it re-admits nobody),
     and across a restart."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2)
     alice, bert = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
     earlier_ahead, ahead = site.key_list(now + 12 * HOUR_MS), site.key_list(now + 30 * DAY_MS)
     k, core = _reboot(k, key, path)
