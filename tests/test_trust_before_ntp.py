@@ -24,12 +24,13 @@ def acks(actions: list[object]) -> list[dict[str, object]]:
     return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
 
 
-def _started(tmp_path: Path, admins: int) -> tuple[bytes, Path, Site, Kiosk, SyncCore, int]:
+def _started(tmp_path: Path, admins: int, require_snapshot: bool = False) -> tuple[
+        bytes, Path, Site, Kiosk, SyncCore, int]:
     """A kiosk of a site of ``admins`` administrators, its clock synchronised: store key, path, site, kiosk,
     its sync core and the time."""
     key, path = os.urandom(32), tmp_path / "k.db"
     site = Site(admins=admins)
-    k = Kiosk(site, path, key)
+    k = Kiosk(site, path, key, require_snapshot=require_snapshot)
     return key, path, site, k, SyncCore(TOPICS, k.store, k.trust), k.now_ms()
 
 
@@ -51,12 +52,8 @@ def test_a_snapshot_dated_ahead_put_back_before_ntp_keeps_the_refusals_of_the_on
     Before NTP, bert's snapshot from his laptop ten days fast (carol at her old revision) replaces it; once
     the clock is known it gives way to any, an older one put back among them. carol stays refused, across a
     restart too, until a snapshot taken with the clock known says as much."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
     alice, bert = site.admins
-    k = Kiosk(site, path, key, require_snapshot=True)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     old_rev, new_rev = now - 30 * DAY_MS, now - 2 * HOUR_MS
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
     old = site.snapshot({"carol": (old_rev, False)}, now - 20 * DAY_MS, expires_ms=now + DAY_MS, signer=alice)
@@ -278,12 +275,8 @@ def test_the_current_snapshot_refused_before_ntp_refuses_at_once_and_is_taken_on
     since, and alice's current snapshot deletes him. On the next boot it comes before NTP and is refused as
     stale (the one held looks newer), but what it refuses holds at once: dan's old record, put back on his
     topic, is refused. Once the clock is known it replaces the one dated ahead and erases dan."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
     alice, bert = site.admins
-    k = Kiosk(site, path, key, require_snapshot=True)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     dan_rev = now - 10 * DAY_MS
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
     core.handle(TOPICS.snapshot, site.snapshot({"dan": (dan_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
@@ -381,12 +374,8 @@ def test_a_snapshot_signed_by_a_key_only_the_list_kept_before_ntp_adds_is_judged
     new administrator, dave, and dave's snapshot deletes eve. On the next boot both come before NTP: the
     list is refused as stale and kept, dave's snapshot refused `unknown_key` but kept with it, across a
     restart too; once the clock is known the list is taken, then the snapshot, and eve is erased."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
+    key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
     alice, dave = site.admins
-    k = Kiosk(site, path, key, require_snapshot=True)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
     eve_rev = now - 10 * DAY_MS
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
     core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 from kiosk.mqtt.core import Publish, SyncCore
@@ -36,3 +37,17 @@ class Deleted:
                                  expires_ms=self.enrolled + 3 * DAY_MS)
         self.current = site.snapshot({"ann": (self.deleted, True), "bob": (self.enrolled, False)}, now - DAY_MS,
                                      expires_ms=now + 2 * DAY_MS)
+
+
+def fail_first_save(k: Kiosk) -> list[str]:
+    """The kiosk's next store write of a trust document fails (a full disk); the names that failed."""
+    real, failed = k.store.save_state, []
+
+    def save_state(name: str, payload: bytes) -> None:
+        if not failed:
+            failed.append(name)
+            raise sqlite3.OperationalError("database or disk is full")
+        real(name, payload)
+
+    k.store.save_state = save_state  # type: ignore[method-assign]
+    return failed
