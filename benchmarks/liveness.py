@@ -20,7 +20,8 @@ interpreters' worker threads fall asleep; a door on this kind of machine).
 The judge gets each frame's pixels as in the loop (it keeps a copy of the pixels under the face's
 canonical crop on every sampled frame); the eye-band check, cutting the two crops included, runs only
 on a pair the landmarks count as parallax, so it is timed apart, per pair, on pairs of the clip one
-second apart. Last, FaceMesh before the embedder
+second apart: as the flatness cue runs it (the band's two halves aligned at once, one on a worker
+thread) and, as the baseline, the halves one after the other, alternating. Last, FaceMesh before the embedder
 (the loop's order) against after it, alternating over three passes: FaceMesh's cost and the whole
 frame's, so that what FaceMesh saves is not merely moved to the embedder.
 """
@@ -34,6 +35,7 @@ import random
 import statistics
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -148,15 +150,21 @@ def run(quick: bool, threads: int, clip: Path, mesh_threads: int | None = None) 
     # The eye-band check runs only on a pair the landmarks count as parallax (a handful per approach):
     # its cost per pair, on pairs one second apart, cutting the two crops from what the judge keeps of
     # each sampled frame (``regions.CropSource``) included.
-    band = []
-    for i in range(0, len(marks) - 15, 5):
+    band: list[float] = []
+    band_serial: list[float] = []
+    pool = ThreadPoolExecutor(max_workers=1)  # as the flatness cue runs it: one half on a second core
+    bar = LivenessSettings().planar_band_max
+    for n, i in enumerate(range(0, len(marks) - 15, 5)):
         la, lb = marks[i], marks[i + 15]
         a = None if la is None else regions.crop_source(shown[i], la)
         b = None if lb is None else regions.crop_source(shown[i + 15], lb)
         if a is not None and b is not None:
-            t = time.perf_counter()
-            regions.misalignment(a.crop(), b.crop(), LivenessSettings().planar_band_max)
-            band.append((time.perf_counter() - t) * 1000)
+            # the halves in parallel (the loop's way) and one after the other (the baseline), alternating
+            for run_pool in ((pool, None) if n % 2 == 0 else (None, pool)):
+                t = time.perf_counter()
+                regions.misalignment(a.crop(), b.crop(), bar, pool=run_pool)
+                (band if run_pool is not None else band_serial).append((time.perf_counter() - t) * 1000)
+    pool.shutdown()
     worst = [m + p for m, p in zip(mesh, pending)]
     # The floor under all of it: FaceMesh's inference alone, back to back on one input (no crop, no other
     # model in between), which no change to the code around the model can go below.
@@ -178,6 +186,7 @@ def run(quick: bool, threads: int, clip: Path, mesh_threads: int | None = None) 
                                       "judge_observe": stats(judged), "judge_observe_no_verdict": stats(pending),
                                       "liveness_total": stats(both), "liveness_total_no_verdict": stats(worst),
                                       "eye_band_check_per_parallax_pair": stats(band),
+                                      "eye_band_check_per_parallax_pair_halves_in_turn": stats(band_serial),
                                       "facemesh_inference_alone_back_to_back": stats(floor)},
                            "verdict_frames": verdicts, "camera": camera, "camera_paced": paced, "orders": orders,
                            "mesh_threads": mesh_threads}
@@ -278,6 +287,9 @@ def table(res: dict[str, Any]) -> str:
     lines.append(f"liveness (no verdict, worst case) / pipeline per frame: {res['ratio_liveness_over_pipeline']}x; "
                  f"verdicts per frame: "
                  f"{res['verdict_frames']}")
+    at_once = res["stages"]["eye_band_check_per_parallax_pair"]["median_ms"]
+    in_turn = res["stages"]["eye_band_check_per_parallax_pair_halves_in_turn"]["median_ms"]
+    lines.append(f"eye band per parallax pair, halves at once / in turn: {at_once / in_turn:.2f}x (medians)")
     lines.append(f"load average at start {res['load_avg_1m_at_start']} (commit {res['commit']}); "
                  f"FaceMesh at {res['mesh_threads']} thread(s)")
     for key, how in (("camera", "back to back"), ("camera_paced", "paced at the camera's rate")):

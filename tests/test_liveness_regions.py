@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -235,7 +236,7 @@ def test_planar_pairs_survive_the_prompt_and_cancel_live_ones(monkeypatch: pytes
     """A track whose eye band moved as a plane needs two live pairs more for each such pair, and a
     prompted turn, which starts the evidence afresh, does not wipe them."""
     readings = iter([0.005] * 3 + [0.05] * 200)  # three planar pairs, then relief from then on
-    monkeypatch.setattr(regions, "misalignment", lambda a, b, plane_below=0.0: next(readings))
+    monkeypatch.setattr(regions, "misalignment", lambda a, b, plane_below=0.0, pool=None: next(readings))
     head = synth.model(False)
     rng = np.random.default_rng(4)
     settings = LivenessSettings(mode="passive", evidence_frames=4)
@@ -362,3 +363,33 @@ def test_a_band_without_the_eyes_keeps_the_rest_and_misalignment_reads_the_band_
     assert regions.misalignment(crop, later, band=lambda c: np.zeros_like(regions.eye_band(c))) is None
     m = regions.misalignment(crop, later, band=band_without_eyes(1.6))
     assert m is not None and m < BAND_MAX / 3
+
+
+class _CountingPool(ThreadPoolExecutor):
+    """A real worker thread that counts what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="eye-band-test")
+        self.submitted = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("relief_sides", [(), (0,), (1,), (0, 1)])
+def test_the_two_halves_aligned_at_once_give_the_value_of_one_after_the_other(relief_sides: tuple[int, ...]) -> None:
+    """The flatness cue aligns the band's image-left half on a worker thread while it aligns the other:
+    the halves share nothing, so a plane, relief on either side and on both read exactly as in turn."""
+    img, pts = px.texture(), px.landmarks()
+    h = _homography(15.0)
+    shown = _relief(img, pts, 20.0, sides=relief_sides) if relief_sides else img
+    moved = np.asarray(cv2.warpPerspective(shown, h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, px.warp_points(h, pts))
+    assert a is not None and b is not None
+    with _CountingPool() as pool:
+        at_once = regions.misalignment(a, b, BAND_MAX, pool=pool)
+        assert pool.submitted == 1
+    in_turn = regions.misalignment(a, b, BAND_MAX)
+    assert in_turn is not None
+    assert at_once == in_turn
