@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk.mqtt.core import Publish, SyncCore
@@ -14,7 +15,7 @@ from tests.site import DAY_MS, SITE, Kiosk, Site
 TOPICS = Topics("kiosk", SITE, "door1")
 
 
-def acks(actions: list[object]) -> list[dict[str, object]]:
+def acks(actions: Sequence[object]) -> list[dict[str, object]]:
     return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
 
 
