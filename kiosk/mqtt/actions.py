@@ -1,11 +1,12 @@
-"""What the sync core asks the transport to carry out: publish, emit an event, follow a store change."""
+"""What the sync core asks the transport to carry out: publish, emit an event, follow a store change, have the
+retained messages of a topic delivered again."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Action", "Changed", "Emit", "Publish"]
+__all__ = ["Action", "Changed", "Emit", "Publish", "Resubscribe"]
 
 
 @dataclass(frozen=True)
@@ -30,4 +31,12 @@ class Changed:
     deleted: bool
 
 
-Action = Publish | Emit | Changed
+@dataclass(frozen=True)
+class Resubscribe:
+    """Subscribe to ``topic`` again: the broker sends its retained messages anew (a subscription to the same
+    filter replaces the one held, and retained messages are sent on every subscribe)."""
+
+    topic: str
+
+
+Action = Publish | Emit | Changed | Resubscribe

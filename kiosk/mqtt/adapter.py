@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.events import EventSink
-from kiosk.mqtt.actions import Action, Changed, Emit, Publish
+from kiosk.mqtt.actions import Action, Changed, Emit, Publish, Resubscribe
 from kiosk.mqtt.core import SyncCore
 from kiosk.mqtt.seams import SyncStore, Trust
 from kiosk.mqtt.settings import SyncSettings
@@ -177,9 +177,22 @@ class KioskMqtt:
                         self.on_change(action.person_id, action.deleted)
                     if self.on_applied is not None:
                         self.on_applied()
+                elif isinstance(action, Resubscribe):
+                    self._resubscribe(action.topic)
             except Exception:
                 self._count("action_errors")
                 logger.exception("MQTT sync could not carry out %s", type(action).__name__)
+
+    def _resubscribe(self, topic: str) -> None:
+        """Subscribe to ``topic`` again, for its retained messages. Not connected: the next connection
+        subscribes to every topic, with the same effect."""
+        if not self.connected.is_set():
+            return
+        with self._lock:  # the SUBACK (network thread) waits until its topic is known
+            _rc, mid = self.client.subscribe(topic, qos=1)
+            if mid is not None:
+                self._suback_topics[mid] = topic
+        logger.info("subscribed to %s again: the broker delivers its retained messages anew", topic)
 
     # events
 

@@ -8,6 +8,8 @@ signed site snapshot says) is delegated to an injected ``Trust``. Refusals
 are counted; only those within the per-topic and total budgets are reported
 one by one (a non-retained ack, a ``sync_error`` event, a log line); the
 rest are summarised in one ``sync_refusals`` event per interval by ``tick``.
+``tick`` also asks for the retained records to be delivered again when the
+trust says records it refused meanwhile may verify now (``redeliveries``).
 
 Beside it: the actions it returns (``actions``), what it asks of the trust
 and the store (``seams``; ``statictrust`` is the trust of fixed keys), its
@@ -26,7 +28,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiosk.mqtt.actions import Action, Changed, Emit, Publish
+from kiosk.mqtt.actions import Action, Changed, Emit, Publish, Resubscribe
 from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, parse
 from kiosk.mqtt.seams import ApplyOutcome, SyncStore, Trust
 from kiosk.mqtt.settings import SyncSettings
@@ -38,8 +40,8 @@ from kiosk.records import Enrollment, Tombstone
 from kiosk.store.trust import HELD
 
 # the actions, seams, settings and strict decoding the core is built from, importable from here as before
-__all__ = ["MAX_DEPTH", "SNAPSHOT_RULES", "Action", "ApplyOutcome", "Changed", "Emit", "Publish", "StaticTrust",
-           "SyncCore", "SyncSettings", "SyncStore", "Trust", "check_nesting", "decode_json"]
+__all__ = ["MAX_DEPTH", "SNAPSHOT_RULES", "Action", "ApplyOutcome", "Changed", "Emit", "Publish", "Resubscribe",
+           "StaticTrust", "SyncCore", "SyncSettings", "SyncStore", "Trust", "check_nesting", "decode_json"]
 
 # What the site snapshot refuses a record for (``Snapshot.refusal``), and the wait for one.
 SNAPSHOT_RULES = ("deleted_in_snapshot", "older_than_snapshot", HELD)
@@ -76,6 +78,7 @@ class SyncCore:
         self.refused_by_reason: dict[str, int] = {}
         self._window = _Window()
         self._lock = threading.Lock()
+        self._redelivered = self._redeliveries()
 
     def subscriptions(self) -> list[str]:
         """Key list first, then the snapshot, then enrollments: retained messages arrive in that order."""
@@ -276,10 +279,33 @@ class SyncCore:
                                               **body}).encode(), retain=False)
         return [Publish(ack.topic, ack.payload, retain=False, qos=0), Emit("sync_error", event)]
 
-    # the periodic summary
+    # the periodic upkeep
 
     def tick(self, now: float) -> list[Action]:
-        """One ``sync_refusals`` event per ``summary_interval_s`` that saw refusals; nothing otherwise."""
+        """The retained records delivered again when the trust asks for it; one ``sync_refusals`` event per
+        ``summary_interval_s`` that saw refusals."""
+        return self._redelivery() + self._summary(now)
+
+    def _redeliveries(self) -> int:
+        """How many times the trust has asked for the records to be judged again (a trust without that notion
+        never does): a key list kept until the clock was known was judged, so records refused meanwhile,
+        signed by a key only it lists or only it revoked, may verify now."""
+        count = getattr(self.trust, "redeliveries", None)
+        return int(count()) if callable(count) else 0
+
+    def _redelivery(self) -> list[Action]:
+        """Those records were refused, not kept: the broker retains them and sends them again on a new
+        subscription (a connection lost meanwhile subscribes anew anyway)."""
+        count = self._redeliveries()
+        with self._lock:
+            if count == self._redelivered:
+                return []
+            self._redelivered = count
+        logger.info("the key list kept until the clock was known is judged: the retained records are asked for "
+                    "again, those refused meanwhile are judged against the keys now held")
+        return [Resubscribe(self.topics.enrollments)]
+
+    def _summary(self, now: float) -> list[Action]:
         with self._lock:
             w = self._window
             if w.start is None or now - w.start < self.settings.summary_interval_s:

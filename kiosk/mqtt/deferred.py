@@ -15,7 +15,9 @@ then are. Meanwhile they keep people out, never let them in: the keys the list k
 administrator keys (``SiteTrust.keys``), and what the snapshot kept refuses is folded into the floor at
 once (``kiosk.mqtt.floor``). A snapshot refused as signed by a key only the key list kept adds (a new
 administrator, ``SiteTrust._keep_for_the_deferred_list``) is kept too, not in force until judged, right
-after that list. One of each at most, a key list or snapshot in size.
+after that list. One of each at most, a key list or snapshot in size. A record (enrollment, tombstone) refused
+meanwhile for its key is not kept: each time a key list kept is judged (``lists_judged``), the sync core has the
+broker deliver the retained records again (``SyncCore.tick``), and they are judged against the keys then held.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Deferred:
         self.site = site
         self.key_list: KeyList | None = None
         self.snapshot: Snapshot | None = None
+        self.lists_judged = 0  # key lists kept that were judged, taken or dropped, since the start
 
     def revoked(self) -> frozenset[str]:
         """The keys the key list kept revokes: none of them is an administrator key until it is judged."""
@@ -115,6 +118,8 @@ class Deferred:
             if not self._judged(KEY_LIST_KEPT, kl.issued_at_ms, lambda: on_key_list(kl.payload, len(kl.payload))):
                 self.key_list = kl
             judged = self.key_list is None
+            if judged:
+                self.lists_judged += 1
         if (snap := self.snapshot) is not None and self.key_list is None:  # it may need the keys that list adds
             self.snapshot = None
             erasures: list[str | Tombstone] = []

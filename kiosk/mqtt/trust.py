@@ -167,6 +167,10 @@ class SiteTrust:
     def now(self) -> float | None:
         return self.clock.now()
 
+    def redeliveries(self) -> int:
+        """Changes when records refused for their key must be judged again (``kiosk.mqtt.deferred``)."""
+        return self._deferred.lists_judged
+
     def admits(self, person_id: str, revision: int) -> str | None:
         now_ms = self.clock.now_ms()
         if now_ms is not None and revision > now_ms + MAX_AHEAD_MS:

@@ -1,0 +1,170 @@
+"""Records signed by a key that only the key list kept before NTP adds, or revokes: judged again once it is.
+
+The kiosk took the root's list dated thirty days ahead on an earlier boot; since, the root listed a new
+administrator, dave. On the next boot the current list comes before NTP and is kept (``kiosk.mqtt.deferred``);
+dave's records come right after it and are refused ``unknown_key``: that list may be an old one put back. Once
+the clock is known the list is taken, and the broker must deliver dave's retained records again: the sync
+core asks for it (``Resubscribe``) and the adapter subscribes again, through a real mosquitto here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk.events import EventSink
+from kiosk.mqtt.adapter import KioskMqtt
+from kiosk.mqtt.client import make_client
+from kiosk.mqtt.core import Resubscribe, SyncCore
+from kiosk.outbox import Outbox
+from tests.admin_site import publish_raw
+from tests.broker import Mosquitto
+from tests.mqtt_kiosk import TIMEOUT
+from tests.site import DAY_MS, Kiosk, Site
+from tests.trust_kiosk import TOPICS, acks
+
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+class Seen:
+    """What the kiosk reports (events) and changes (store), for a test to wait on."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.changes: list[tuple[str, bool]] = []
+        self.cond = threading.Condition()
+
+    def event(self, event: dict[str, Any]) -> None:
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def change(self, person: str, deleted: bool) -> None:
+        with self.cond:
+            self.changes.append((person, deleted))
+            self.cond.notify_all()
+
+    def refused(self, person: str | None, reason: str) -> bool:
+        return any(e["type"] == "sync_error" and e.get("person") == person and e.get("reason") == reason
+                   for e in self.events)
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        with self.cond:
+            assert self.cond.wait_for(done, TIMEOUT), (self.events[-5:], self.changes)
+
+
+def _rebooted_with_the_list_dated_ahead(tmp_path: Path, site: Site, key: bytes) -> tuple[Kiosk, int]:
+    """eve enrolled by alice, a current snapshot held; then, before NTP, the root's list dated ahead taken.
+    The kiosk and the time, after the next reboot (before NTP again)."""
+    path = tmp_path / "k.db"
+    alice = site.admins[0]
+    k = Kiosk(site, path, key, require_snapshot=True)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    eve_rev = now - 10 * DAY_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
+    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+    k.store.close()
+    k = Kiosk(site, path, key, synced=False, require_snapshot=True)
+    SyncCore(TOPICS, k.store, k.trust).handle(TOPICS.keys, site.key_list(now + 30 * DAY_MS, admins=[alice]), 1.0)
+    k.store.close()
+    return Kiosk(site, path, key, synced=False, require_snapshot=True), now
+
+
+def test_records_signed_by_a_key_only_the_list_kept_before_ntp_adds_are_delivered_again_once_it_is_taken(
+        broker: Mosquitto, tmp_path: Path) -> None:
+    """dave deletes eve and enrolls fay; the broker retains both records and the current list. Before NTP
+    both records are refused `unknown_key` and eve is still admitted; once the clock is known the trust
+    watch takes the list, the kiosk subscribes to the records again, the broker delivers them again, and
+    eve's tombstone is in force (erased, refused) and fay's enrollment effective."""
+    site = Site(admins=2)
+    alice, dave = site.admins
+    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
+    publish_raw(broker.port, TOPICS.keys, site.key_list(now - 2 * HOUR_MS, admins=[alice, dave]))
+    publish_raw(broker.port, TOPICS.enrollment("eve"), site.tombstone("eve", now - HOUR_MS, signer=dave))
+    publish_raw(broker.port, TOPICS.enrollment("fay"), site.enrollment("fay", now - HOUR_MS, seed=5, signer=dave))
+
+    seen = Seen()
+    events = EventSink(None, "door1")
+    events.publishers.append(seen.event)
+    outbox = Outbox(tmp_path / "outbox.db")
+    kiosk = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", broker.port, TOPICS, k.store, events, outbox, k.trust)
+    kiosk.on_change = seen.change
+    kiosk.start()
+    try:
+        seen.wait(lambda: seen.refused("eve", "unknown_key") and seen.refused("fay", "unknown_key"))
+        assert seen.refused(None, "stale_key_list")
+        assert k.store.revision("eve") == now - 10 * DAY_MS and k.admitted() == {"eve"}
+
+        k.synced = True  # NTP
+        k.wall.advance(60)
+        k.trust.refresh()  # the trust watch's next check: the list kept is taken
+        assert dave.key_id in set(k.trust.keys())
+        kiosk.tick()  # the adapter's timer
+        seen.wait(lambda: {("eve", True), ("fay", False)} <= set(seen.changes))
+        assert k.store.revision("eve") == now - HOUR_MS and k.admitted() == {"fay"}
+    finally:
+        kiosk.stop(0.5)
+        outbox.close()
+        k.store.close()
+
+
+def test_the_sync_core_asks_once_for_the_records_again_when_the_list_kept_is_taken(tmp_path: Path) -> None:
+    """Before the clock is known, and after it while the list is still kept, nothing is asked for; the
+    trust watch takes it, and the next tick asks once for the retained records, which then verify."""
+    site = Site(admins=2)
+    alice, dave = site.admins
+    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
+    core = SyncCore(TOPICS, k.store, k.trust)
+    tombstone = site.tombstone("eve", now - HOUR_MS, signer=dave)
+    assert acks(core.handle(TOPICS.keys, site.key_list(now - 2 * HOUR_MS, admins=[alice, dave]), 1.0))[0][
+        "reason"] == "stale_key_list"
+    assert acks(core.handle(TOPICS.enrollment("eve"), tombstone, 1.0))[0]["reason"] == "unknown_key"
+    assert core.tick(2.0) == []
+    k.synced = True
+    k.wall.advance(60)
+    assert core.tick(3.0) == []  # the trust watch has not judged it yet
+    k.trust.refresh()
+    assert core.tick(4.0) == [Resubscribe(TOPICS.enrollments)]
+    assert core.tick(5.0) == [] and SyncCore(TOPICS, k.store, k.trust).tick(5.0) == []
+    assert acks(core.handle(TOPICS.enrollment("eve"), tombstone, 6.0))[0]["status"] == "deleted"
+    assert k.admitted() == set()
+
+
+def test_a_record_refused_while_an_old_list_put_back_revoked_its_key_is_judged_again_when_it_is_dropped(
+        tmp_path: Path) -> None:
+    """An old list revoking bert, put back before NTP, is kept: gus, whom bert enrolled, is refused
+    `revoked_key` meanwhile. Once the clock is known it is dropped as stale, bert's key is valid again,
+    and the records are asked for again: gus's, delivered again, is applied."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    now = k.now_ms()
+    SyncCore(TOPICS, k.store, k.trust).handle(TOPICS.keys, site.key_list(now - DAY_MS), 0.0)
+    k.store.close()
+    k = Kiosk(site, path, key, synced=False)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    old = site.key_list(now - 40 * DAY_MS, admins=[alice], revoked={bert.key_id})
+    assert acks(core.handle(TOPICS.keys, old, 1.0))[0]["reason"] == "stale_key_list"
+    gus = site.enrollment("gus", now - HOUR_MS, signer=bert)
+    assert acks(core.handle(TOPICS.enrollment("gus"), gus, 1.0))[0]["reason"] == "revoked_key"
+    k.synced = True
+    k.wall.advance(60)
+    k.trust.refresh()
+    assert core.tick(2.0) == [Resubscribe(TOPICS.enrollments)]
+    assert acks(core.handle(TOPICS.enrollment("gus"), gus, 3.0))[0]["status"] == "applied"
+    assert k.admitted() == {"gus"}
