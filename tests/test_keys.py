@@ -80,6 +80,18 @@ def test_an_older_key_list_is_refused_and_the_same_one_is_a_no_op(kiosk: Kiosk, 
     assert set(kiosk.trust.keys()) == {site.admins[1].key_id}
 
 
+def test_the_list_held_re_encoded_is_the_same_one_and_another_of_its_date_is_stale(kiosk: Kiosk, site: Site) -> None:
+    now = kiosk.now_ms()
+    current = site.key_list(now, admins=[site.admins[1]], revoked={site.admins[0].key_id})
+    kiosk.trust.on_key_list(current)
+    body = json.loads(current)
+    kiosk.trust.on_key_list(json.dumps(dict(reversed(body.items())), indent=1).encode())  # still verifies
+    with pytest.raises(ProtocolError) as err:
+        kiosk.trust.on_key_list(site.key_list(now))  # signed apart, of the same date: another list
+    assert err.value.reason == "stale_key_list"
+    assert set(kiosk.trust.keys()) == {site.admins[1].key_id}
+
+
 def test_rows_signed_by_a_revoked_key_stop_granting_until_re_signed(kiosk: Kiosk, site: Site) -> None:
     now = kiosk.now_ms()
     old, new = site.admins

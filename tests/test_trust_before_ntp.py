@@ -274,7 +274,8 @@ def test_the_current_snapshot_refused_before_ntp_refuses_at_once_and_is_taken_on
     """The kiosk took bert's snapshot dated three days ahead before NTP on an earlier boot; dan has left
     since, and alice's current snapshot deletes him. On the next boot it comes before NTP and is refused as
     stale (the one held looks newer), but what it refuses holds at once: dan's old record, put back on his
-    topic, is refused. Once the clock is known it replaces the one dated ahead and erases dan."""
+    topic, is refused; the one held, put back re-encoded, does not take its kept place. Once the clock is
+    known it replaces the one dated ahead and erases dan."""
     key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
     alice, bert = site.admins
     dan_rev = now - 10 * DAY_MS
@@ -291,6 +292,8 @@ def test_the_current_snapshot_refused_before_ntp_refuses_at_once_and_is_taken_on
     assert k.trust.admits("dan", dan_rev) == "deleted_in_snapshot" and "dan" not in k.admitted()
     core.handle(TOPICS.enrollment("dan"), dan, 2.0)  # his topic holds his old record again
     assert "dan" not in k.admitted()
+    respaced = ahead.replace(b',"', b', "', 1)  # the one held, re-encoded: still that one, not a later one to keep
+    assert respaced != ahead and acks(core.handle(TOPICS.snapshot, respaced, 2.5))[0]["status"] == "applied"
     _ntp(k)
     k.trust.refresh()  # the trust watch's next check
     assert k.trust.status()["snapshot_issued_at_ms"] == now - HOUR_MS + 1
@@ -366,6 +369,37 @@ def test_a_list_put_back_before_ntp_that_pushes_the_revoking_one_out_keeps_its_r
     assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 3.0))[0]["reason"] == "revoked_key"
     k, core = _reboot(k, key, path)
     assert bert.key_id not in set(k.trust.keys())
+
+
+def test_a_copy_of_the_held_list_re_encoded_is_that_list_and_pushes_out_no_kept_one(tmp_path: Path) -> None:
+    """The kiosk took the root's list dated thirty days ahead on an earlier boot; since, the root listed dave,
+    and dave deleted eve (tombstone, then his snapshot). On the next boot, before NTP, the list is kept, and
+    dave's snapshot with it; his tombstone is not. The list held, put back with one space added, still
+    verifies: it is the list held (the signature covers the canonical form), not a later one to take the kept
+    place. Once the clock is known the kept list is taken, then dave's snapshot: eve stays out."""
+    key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
+    alice, dave = site.admins
+    eve_rev = now - 10 * DAY_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
+    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+    ahead = site.key_list(now + 30 * DAY_MS, admins=[alice])
+    k, core = _reboot(k, key, path)
+    core.handle(TOPICS.keys, ahead, 1.0)
+    current = site.key_list(now - 2 * HOUR_MS, admins=[alice, dave])
+    snap = site.snapshot({"eve": (now - HOUR_MS, True)}, now - HOUR_MS + 1, signer=dave)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, current, 2.0))[0]["reason"] == "stale_key_list"
+    assert acks(core.handle(TOPICS.snapshot, snap, 2.1))[0]["reason"] == "unknown_key"
+    tomb = site.tombstone("eve", now - HOUR_MS, signer=dave)
+    assert acks(core.handle(TOPICS.enrollment("eve"), tomb, 2.2))[0]["reason"] == "unknown_key"
+    respaced = ahead.replace(b',"', b', "', 1)
+    assert respaced != ahead and acks(core.handle(TOPICS.keys, respaced, 3.0))[0]["status"] == "applied"
+    _ntp(k)
+    k.trust.refresh()  # the trust watch's next check
+    assert k.trust.status()["key_list_issued_at_ms"] == now - 2 * HOUR_MS
+    assert k.trust.status()["snapshot_issued_at_ms"] == now - HOUR_MS + 1
+    assert k.store.revision("eve") == now - HOUR_MS and "eve" not in k.admitted()
 
 
 def test_a_snapshot_signed_by_a_key_only_the_list_kept_before_ntp_adds_is_judged_with_it(

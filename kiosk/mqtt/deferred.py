@@ -29,7 +29,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.mqtt.keys import KeyList, parse_key_list
-from kiosk.mqtt.protocol import ProtocolError
+from kiosk.mqtt.protocol import ProtocolError, same_signed
 from kiosk.mqtt.snapshot import Snapshot, parse_snapshot
 from kiosk.records import Tombstone
 
@@ -80,7 +80,7 @@ class Deferred:
         the caller (``kiosk.mqtt.revocations``), since either may be a list put back on the broker, dated
         later than the one that revoked a key since (the root's clock ran fast)."""
         held = self.key_list
-        if held is not None and got.payload == held.payload:
+        if held is not None and same_signed(got.payload, held.payload):  # the one kept, however re-encoded
             return None
         if held is None or got.issued_at_ms > held.issued_at_ms:
             self._save(KEY_LIST_KEPT, got.payload)

@@ -255,10 +255,22 @@ def check_not_ahead(issued_ms: int, now_ms: int | None, what: str) -> None:
                                                f"synchronised clock ({now_ms} ms); check the administrator's clock")
 
 
+def same_signed(payload: bytes, other: bytes) -> bool:
+    """Two verified documents are one when what their signatures cover is: a copy re-encoded (spacing, key
+    order, escapes), which verifies as well, is the same document, never another one."""
+    if payload == other:
+        return True
+
+    def body(p: bytes) -> bytes:
+        return canonical({k: v for k, v in decode_json(p, len(p)).items() if k != "signature"})
+
+    return body(payload) == body(other)
+
+
 def same_or_older(issued: int, payload: bytes, held_issued: int, held_payload: bytes, what: str) -> bool:
-    """True for the key list or snapshot held (seen again after a reconnect); raises for an older or a
-    conflicting one (``stale_key_list``, ``stale_snapshot``)."""
-    if issued == held_issued and payload == held_payload:
+    """True for the key list or snapshot held (seen again after a reconnect, however re-encoded); raises for
+    an older or a conflicting one (``stale_key_list``, ``stale_snapshot``)."""
+    if issued == held_issued and same_signed(payload, held_payload):
         return True
     if issued <= held_issued:
         raise ProtocolError(f"stale_{what}", f"{what} issued at {issued} ms; this kiosk holds one issued at "
