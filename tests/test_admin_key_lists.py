@@ -12,6 +12,7 @@ import pytest
 
 from kiosk.admin import AdminState, cmd_sync, publish_change
 from kiosk.admin.commands import cmd_keys_publish, cmd_keys_sign
+from kiosk.admin.keylist import site_keys
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore
 from kiosk.mqtt.topics import Topics
@@ -94,6 +95,21 @@ def test_a_key_list_on_the_broker_as_new_as_the_one_published_is_kept(
     with pytest.raises(ConfigError, match="pass --root-pub to check it"):
         cmd_keys_publish(_publish_args(tmp_path, tmp_path / "old.json", root_pub=False))
     assert broker.topics["kiosk/hq/keys"] == newer
+
+
+def test_the_newest_list_on_the_broker_re_encoded_is_that_list_not_an_old_one_put_back(
+        tmp_path: Path, site: Site) -> None:
+    """Kiosks take a copy re-encoded (it verifies: the signature covers the canonical form) as the list they
+    hold: the administrator's tool says nothing of an old list put back either."""
+    now = int(time.time() * 1000)
+    state = AdminState(tmp_path / "state.db")
+    newest = site.key_list(now - DAY_MS)
+    state.record_key_list(now - DAY_MS, newest)
+    root = site.root.private.public_key()
+    respaced = newest.replace(b',"', b', "', 1)
+    assert site_keys(respaced, root, SITE, state, site.admin, now).warnings == []
+    older = site_keys(site.key_list(now - 2 * DAY_MS), root, SITE, state, site.admin, now)
+    assert any("not the newest" in w for w in older.warnings)
 
 
 def test_a_root_signed_list_dated_ahead_never_stops_a_revocation(

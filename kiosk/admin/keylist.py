@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kiosk.admin.state import AdminState
 from kiosk.errors import ConfigError
 from kiosk.mqtt.keys import KeyList, parse_key_list
-from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, Signer, decode_json
+from kiosk.mqtt.protocol import MAX_AHEAD_MS, ProtocolError, Signer, decode_json, same_signed
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT
 
 # The kiosks take a key list as large as a snapshot (sync.max_snapshot_bytes, MAX_SNAPSHOT by default): a
@@ -141,7 +141,7 @@ def _newest_key_list(retained: bytes | None, root: Ed25519PublicKey, site: str, 
     if seen is None or got.issued_at_ms > seen.issued_at_ms:
         state.record_key_list(got.issued_at_ms, retained)
         return got, warnings
-    if got.payload != seen.payload:
+    if not same_signed(got.payload, seen.payload):  # a copy re-encoded is the same list
         warnings.append(f"the retained key list (issued {got.issued_at_ms}) is not the newest this administrator "
                         f"has verified ({seen.issued_at_ms}): someone put an old one back on the broker (kiosks "
                         "holding the newer refuse it); snapshots are verified against the newer one, publish it "
