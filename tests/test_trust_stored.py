@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore, SyncSettings
 from kiosk.mqtt.protocol import ProtocolError, Signer
-from kiosk.mqtt.trust import SiteTrust, TrustSettings
+from kiosk.mqtt.trust import REVOKED, SiteTrust, TrustSettings
 from tests.site import DAY_MS, SITE, Kiosk, Site
+from tests.test_trust_before_ntp import HOUR_MS, _ntp, _reboot
 from tests.trust_kiosk import TOPICS, acks, fail_first_save
 
 
@@ -85,6 +86,40 @@ def test_a_key_list_that_could_not_be_stored_is_not_held_and_its_next_copy_appli
     assert lost.key_id not in k.trust.revoked()
     core.handle(TOPICS.keys, revoking, 100.0)
     assert lost.key_id in k.trust.revoked() and k.admitted() == set()
+
+
+def test_a_kept_list_pushed_out_stays_kept_until_its_revocations_are_stored(tmp_path: Path) -> None:
+    """The kiosk took the root's list dated thirty days ahead on an earlier boot; the current one, revoking
+    bert, comes before NTP and is kept. bert puts back another list of the root's fast-clock days, listing
+    him and dated later than the kept one: it would take the kept place, but the revocations of the one it
+    pushes out cannot be stored (a full disk). It is refused then, and the current list stays kept, across a
+    restart too; its next copy takes the place, bert's revocation stored first, and a restart keeps it."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    alice, bert = site.admins
+    k = Kiosk(site, path, key)
+    core = SyncCore(TOPICS, k.store, k.trust)
+    now = k.now_ms()
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    earlier_ahead, ahead = site.key_list(now + 12 * HOUR_MS), site.key_list(now + 30 * DAY_MS)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, ahead, 1.0))[0]["status"] == "applied"
+    current = site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, current, 2.0))[0]["reason"] == "stale_key_list"
+    failed = fail_first_save(k)
+    assert acks(core.handle(TOPICS.keys, earlier_ahead, 2.5))[0]["reason"] == "store_error"
+    assert failed == [REVOKED] and bert.key_id not in set(k.trust.keys())
+    k, core = _reboot(k, key, path)
+    assert bert.key_id not in set(k.trust.keys())  # the current list is still the one kept
+    assert acks(core.handle(TOPICS.keys, earlier_ahead, 3.0))[0]["reason"] == "stale_key_list"  # a reconnection
+    k, core = _reboot(k, key, path)
+    assert bert.key_id not in set(k.trust.keys())  # its revocation stored before the list left the store
+    _ntp(k)
+    k.trust.refresh()
+    forged = site.enrollment("mallory", k.now_ms() - 1000, signer=bert)
+    assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 4.0))[0]["reason"] == "revoked_key"
+    assert "mallory" not in k.admitted()
 
 
 def test_sync_max_snapshot_bytes_is_the_limit_for_snapshots_and_key_lists(tmp_path: Path) -> None:

@@ -74,15 +74,19 @@ class Deferred:
                 logger.warning("the snapshot kept until the clock is known no longer verifies (%s): dropped", exc)
                 self.store.delete_state(SNAPSHOT_KEPT)
 
-    def keep_key_list(self, got: KeyList) -> KeyList | None:
+    def keep_key_list(self, got: KeyList, store_revocations: Callable[[KeyList], object]) -> KeyList | None:
         """Keep ``got``, refused as stale while the clock is unknown, unless a newer one is kept already. The
         one that loses the place, ``got`` or the one it pushes out, is returned: its revocations are kept by
         the caller (``kiosk.mqtt.revocations``), since either may be a list put back on the broker, dated
-        later than the one that revoked a key since (the root's clock ran fast)."""
+        later than the one that revoked a key since (the root's clock ran fast). Those of the one pushed out
+        are stored first, by ``store_revocations``, as its row is overwritten next: when they cannot be (it
+        raises), it stays kept and ``got`` is not."""
         held = self.key_list
         if held is not None and same_signed(got.payload, held.payload):  # the one kept, however re-encoded
             return None
         if held is None or got.issued_at_ms > held.issued_at_ms:
+            if held is not None:
+                store_revocations(held)
             self._save(KEY_LIST_KEPT, got.payload)
             self.key_list = got
             logger.warning("the key list of %d is refused as older than the one held, with the clock unknown: "

@@ -207,8 +207,10 @@ class SiteTrust:
         except ProtocolError as exc:
             if exc.reason == "stale_key_list" and now_ms is None:  # the one held may be dated ahead
                 # judged again once the clock is known (``refresh``); the revocations of the one that loses
-                # the place are kept: the one kept may be a list put back, dated ahead of a revoking one
-                if (lost := self._deferred.keep_key_list(got)) is not None:
+                # the place are kept: the one kept may be a list put back, dated ahead of a revoking one. Those
+                # of one pushed out of the store are stored first (else ``store_error``, and it stays kept).
+                if (lost := self._deferred.keep_key_list(
+                        got, lambda out: self._hold(REVOKED, self._revocations.kept_from(out)))) is not None:
                     self._hold(REVOKED, self._revocations.kept_from(lost), required=False)
                 self.store.trust_changed()
             raise
