@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk.mqtt.core import Publish, SyncCore
@@ -20,7 +21,7 @@ TOPICS = Topics("kiosk", SITE, "door1")
 HOUR_MS = 3_600_000
 
 
-def acks(actions: list[object]) -> list[dict[str, object]]:
+def acks(actions: Sequence[object]) -> list[dict[str, object]]:
     return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
 
 

@@ -42,7 +42,7 @@ class Deleted:
 
 def fail_first_save(k: Kiosk) -> list[str]:
     """The kiosk's next store write of a trust document fails (a full disk); the names that failed."""
-    real, failed = k.store.save_state, []
+    real, failed = k.store.save_state, list[str]()
 
     def save_state(name: str, payload: bytes) -> None:
         if not failed:
