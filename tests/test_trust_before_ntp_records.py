@@ -138,7 +138,7 @@ def test_the_sync_core_asks_once_for_the_records_again_when_the_list_kept_is_tak
     k.wall.advance(60)
     assert core.tick(3.0) == []  # the trust watch has not judged it yet
     k.trust.refresh()
-    assert core.tick(4.0) == [Resubscribe(TOPICS.enrollments)]
+    assert core.tick(4.0) == [Resubscribe((TOPICS.keys, TOPICS.snapshot, TOPICS.enrollments))]
     assert core.tick(5.0) == [] and SyncCore(TOPICS, k.store, k.trust).tick(5.0) == []
     assert acks(core.handle(TOPICS.enrollment("eve"), tombstone, 6.0))[0]["status"] == "deleted"
     assert k.admitted() == set()
@@ -165,6 +165,6 @@ def test_a_record_refused_while_an_old_list_put_back_revoked_its_key_is_judged_a
     k.synced = True
     k.wall.advance(60)
     k.trust.refresh()
-    assert core.tick(2.0) == [Resubscribe(TOPICS.enrollments)]
+    assert core.tick(2.0) == [Resubscribe((TOPICS.keys, TOPICS.snapshot, TOPICS.enrollments))]
     assert acks(core.handle(TOPICS.enrollment("gus"), gus, 3.0))[0]["status"] == "applied"
     assert k.admitted() == {"gus"}

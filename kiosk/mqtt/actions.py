@@ -1,5 +1,5 @@
 """What the sync core asks the transport to carry out: publish, emit an event, follow a store change, have the
-retained messages of a topic delivered again."""
+retained messages of some topics delivered again, in order."""
 
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ class Changed:
 
 @dataclass(frozen=True)
 class Resubscribe:
-    """Subscribe to ``topic`` again: the broker sends its retained messages anew (a subscription to the same
-    filter replaces the one held, and retained messages are sent on every subscribe)."""
+    """Subscribe to ``topics`` again, one after the other in this order: the broker sends their retained
+    messages anew, in the order of the subscriptions (a subscription to the same filter replaces the one held,
+    and retained messages are sent on every subscribe)."""
 
-    topic: str
+    topics: tuple[str, ...]
 
 
 Action = Publish | Emit | Changed | Resubscribe

@@ -178,21 +178,28 @@ class KioskMqtt:
                     if self.on_applied is not None:
                         self.on_applied()
                 elif isinstance(action, Resubscribe):
-                    self._resubscribe(action.topic)
+                    self._resubscribe(action.topics)
             except Exception:
                 self._count("action_errors")
                 logger.exception("MQTT sync could not carry out %s", type(action).__name__)
 
-    def _resubscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` again, for its retained messages. Not connected: the next connection
-        subscribes to every topic, with the same effect."""
-        if not self.connected.is_set():
-            return
-        with self._lock:  # the SUBACK (network thread) waits until its topic is known
-            _rc, mid = self.client.subscribe(topic, qos=1)
-            if mid is not None:
-                self._suback_topics[mid] = topic
-        logger.info("subscribed to %s again: the broker delivers its retained messages anew", topic)
+    def _resubscribe(self, topics: tuple[str, ...]) -> None:
+        """Subscribe to ``topics`` again, for their retained messages: one SUBSCRIBE after the other, in order,
+        and the broker sends the retained messages in the order of the SUBSCRIBEs. One that fails stops the
+        rest (a later topic's messages must not come before those of an earlier one). Not connected: the next
+        connection subscribes to every topic, in the same order, with the same effect."""
+        for topic in topics:
+            if not self.connected.is_set():
+                return
+            with self._lock:  # the SUBACK (network thread) waits until its topic is known
+                rc, mid = self.client.subscribe(topic, qos=1)
+                if mid is not None:
+                    self._suback_topics[mid] = topic
+            if rc != 0:  # not sent (the connection just dropped): the next connection subscribes to them all
+                logger.warning("could not subscribe to %s again (%s): the next connection delivers its retained "
+                               "messages and those after it", topic, rc)
+                return
+            logger.info("subscribed to %s again: the broker delivers its retained messages anew", topic)
 
     # events
 

@@ -8,8 +8,9 @@ signed site snapshot says) is delegated to an injected ``Trust``. Refusals
 are counted; only those within the per-topic and total budgets are reported
 one by one (a non-retained ack, a ``sync_error`` event, a log line); the
 rest are summarised in one ``sync_refusals`` event per interval by ``tick``.
-``tick`` also asks for the retained records to be delivered again when the
-trust says records it refused meanwhile may verify now (``redeliveries``).
+``tick`` also asks for every retained sync message to be delivered again, as
+a reconnection has it, when the trust says what it refused meanwhile may
+verify now (``redeliveries``).
 
 Beside it: the actions it returns (``actions``), what it asks of the trust
 and the store (``seams``; ``statictrust`` is the trust of fixed keys), its
@@ -282,28 +283,32 @@ class SyncCore:
     # the periodic upkeep
 
     def tick(self, now: float) -> list[Action]:
-        """The retained records delivered again when the trust asks for it; one ``sync_refusals`` event per
-        ``summary_interval_s`` that saw refusals."""
+        """The retained sync messages delivered again when the trust asks for it; one ``sync_refusals`` event
+        per ``summary_interval_s`` that saw refusals."""
         return self._redelivery() + self._summary(now)
 
     def _redeliveries(self) -> int:
-        """How many times the trust has asked for the records to be judged again (a trust without that notion
-        never does): a key list kept until the clock was known was judged, so records refused meanwhile,
-        signed by a key only it lists or only it revoked, may verify now."""
+        """How many times the trust has asked for what it refused to be judged again (a trust without that
+        notion never does): a key list kept until the clock was known was judged, so records refused meanwhile,
+        signed by a key only it lists or only it revoked, may verify now; and so may the current key list,
+        pushed out of the kept place by another put back, and the snapshot kept with it, dropped then."""
         count = getattr(self.trust, "redeliveries", None)
         return int(count()) if callable(count) else 0
 
     def _redelivery(self) -> list[Action]:
-        """Those records were refused, not kept: the broker retains them and sends them again on a new
-        subscription (a connection lost meanwhile subscribes anew anyway)."""
+        """Those were refused, not kept: the broker retains them and sends them again on a new subscription
+        (a connection lost meanwhile subscribes anew anyway). All of them, in the order of ``subscriptions``,
+        as a reconnection has them: the current key list judged with the clock known, then the snapshot
+        against the keys it leaves, then the records. The key list or snapshot held, sent again, is the one
+        held: acked as before, nothing changes."""
         count = self._redeliveries()
         with self._lock:
             if count == self._redelivered:
                 return []
             self._redelivered = count
-        logger.info("the key list kept until the clock was known is judged: the retained records are asked for "
-                    "again, those refused meanwhile are judged against the keys now held")
-        return [Resubscribe(self.topics.enrollments)]
+        logger.info("the key list kept until the clock was known is judged: the retained key list, snapshot and "
+                    "records are asked for again, those refused meanwhile judged with the clock known")
+        return [Resubscribe(tuple(self.subscriptions()))]
 
     def _summary(self, now: float) -> list[Action]:
         with self._lock:

@@ -17,7 +17,9 @@ once (``kiosk.mqtt.floor``). A snapshot refused as signed by a key only the key 
 administrator, ``SiteTrust._keep_for_the_deferred_list``) is kept too, not in force until judged, right
 after that list. One of each at most, a key list or snapshot in size. A record (enrollment, tombstone) refused
 meanwhile for its key is not kept: each time a key list kept is judged (``lists_judged``), the sync core has the
-broker deliver the retained records again (``SyncCore.tick``), and they are judged against the keys then held.
+broker deliver the retained key list, snapshot and records again, in that order (``SyncCore.tick``), and they are
+judged with the clock known: the records against the keys then held, and the current list too when another list
+put back took its place (and the snapshot kept with it was dropped for want of its keys).
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class SiteTrust:
         return self.clock.now()
 
     def redeliveries(self) -> int:
-        """Changes when records refused for their key must be judged again (``kiosk.mqtt.deferred``)."""
+        """Changes when the retained sync messages must be judged again (``kiosk.mqtt.deferred``)."""
         return self._deferred.lists_judged
 
     def admits(self, person_id: str, revision: int) -> str | None:
