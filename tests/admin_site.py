@@ -88,14 +88,14 @@ def retained(port: int, topic: str) -> bytes:
     return c.messages[0][1]
 
 
-def publish_raw(port: int, topic: str, payload: bytes) -> None:
-    """Put ``payload`` on ``topic``, retained, as anyone with write access to the broker could."""
+def publish_raw(port: int, topic: str, payload: bytes, *, retain: bool = True) -> None:
+    """Put ``payload`` on ``topic``, retained unless told, as anyone with write access to the broker could."""
     done = threading.Event()
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     c.on_publish = lambda *a: done.set()
     c.connect("127.0.0.1", port)
     c.loop_start()
-    c.publish(topic, payload, qos=1, retain=True)
+    c.publish(topic, payload, qos=1, retain=retain)
     assert done.wait(TIMEOUT)
     c.disconnect()
     c.loop_stop()

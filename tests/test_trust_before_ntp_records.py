@@ -4,11 +4,14 @@ The kiosk took the root's list dated thirty days ahead on an earlier boot; since
 administrator, dave. On the next boot the current list comes before NTP and is kept (``kiosk.mqtt.deferred``);
 dave's records come right after it and are refused ``unknown_key``: that list may be an old one put back. Once
 the clock is known the list is taken, and the broker must deliver dave's retained records again: the sync
-core asks for it (``Resubscribe``) and the adapter subscribes again, through a real mosquitto here.
+core asks for it (``Resubscribe``) and the adapter subscribes again, through a real mosquitto here. It asks for
+the key list and the snapshot again too, first: another list put back before NTP may have pushed the current
+one out of the kept place, and dave's snapshot, kept with it, is dropped for want of his key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +24,7 @@ from kiosk.events import EventSink
 from kiosk.mqtt.adapter import KioskMqtt
 from kiosk.mqtt.client import make_client
 from kiosk.mqtt.core import Resubscribe, SyncCore
+from kiosk.mqtt.deferred import KEY_LIST_KEPT, SNAPSHOT_KEPT
 from kiosk.outbox import Outbox
 from tests.admin_site import publish_raw
 from tests.broker import Mosquitto
@@ -168,3 +172,95 @@ def test_a_record_refused_while_an_old_list_put_back_revoked_its_key_is_judged_a
     assert core.tick(2.0) == [Resubscribe((TOPICS.keys, TOPICS.snapshot, TOPICS.enrollments))]
     assert acks(core.handle(TOPICS.enrollment("gus"), gus, 3.0))[0]["status"] == "applied"
     assert k.admitted() == {"gus"}
+
+
+def test_the_current_list_pushed_out_before_ntp_by_one_put_back_is_taken_once_the_clock_is_known(
+        broker: Mosquitto, tmp_path: Path) -> None:
+    """The current list adds dave; dave's snapshot marks eve deleted and dave's tombstone deletes her. Before
+    NTP the list is kept, dave's snapshot kept with it, the tombstone refused; then another of the root's
+    fast-clock lists, without dave, is put back (not retained) and takes the kept place. Once the clock is
+    known that one is dropped, and dave's snapshot with it for want of his key: eve is still admitted. The
+    kiosk asks for every retained sync message again, in order, without reconnecting: the current list is
+    taken, then dave's snapshot, which erases eve, then the tombstone, seen again."""
+    site = Site(admins=2)
+    alice, dave = site.admins
+    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
+    current = site.key_list(now - 2 * HOUR_MS, admins=[alice, dave])
+    put_back = site.key_list(now + 10 * DAY_MS, admins=[alice])  # between the current one and the one held
+    publish_raw(broker.port, TOPICS.keys, current)
+    publish_raw(broker.port, TOPICS.snapshot, site.snapshot({"eve": (now - HOUR_MS, True)}, now - HOUR_MS,
+                                                            signer=dave))
+    publish_raw(broker.port, TOPICS.enrollment("eve"), site.tombstone("eve", now - HOUR_MS, signer=dave))
+
+    seen = Seen()
+    events = EventSink(None, "door1")
+    events.publishers.append(seen.event)
+    outbox = Outbox(tmp_path / "outbox.db")
+    kiosk = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", broker.port, TOPICS, k.store, events, outbox, k.trust)
+    kiosk.on_change = seen.change
+    connections: list[None] = []
+    kiosk.on_connected.append(lambda: connections.append(None))
+
+    def refused_key_lists() -> int:
+        return sum(e["type"] == "sync_error" and e.get("topic") == TOPICS.keys for e in seen.events)
+
+    kiosk.start()
+    try:
+        seen.wait(lambda: seen.refused("eve", "unknown_key"))
+        assert refused_key_lists() == 1 and seen.refused(None, "stale_key_list")
+        assert any(e["type"] == "sync_error" and e.get("topic") == TOPICS.snapshot and e["reason"] == "unknown_key"
+                   for e in seen.events)
+        assert k.store.load_state(KEY_LIST_KEPT) == current and k.store.load_state(SNAPSHOT_KEPT) is not None
+        assert k.admitted() == {"eve"}  # before NTP: dave's deletions are not in force
+
+        publish_raw(broker.port, TOPICS.keys, put_back, retain=False)
+        seen.wait(lambda: refused_key_lists() == 2)
+        assert k.store.load_state(KEY_LIST_KEPT) == put_back
+
+        k.synced = True  # NTP
+        k.wall.advance(60)
+        k.trust.refresh()  # the trust watch's next check: the list put back is dropped, dave's snapshot too
+        assert k.store.load_state(KEY_LIST_KEPT) is None and k.store.load_state(SNAPSHOT_KEPT) is None
+        assert dave.key_id not in set(k.trust.keys()) and k.admitted() == {"eve"}
+        kiosk.tick()  # the adapter's timer
+        seen.wait(lambda: any(e["type"] == "sync" and e.get("status") == "snapshot_applied" for e in seen.events))
+        assert ("eve", True) in seen.changes  # erased by the snapshot, which came after the list
+        assert [e["erased"] for e in seen.events if e.get("status") == "snapshot_applied"] == [["eve"]]
+        status = k.trust.status()
+        assert status["key_list_issued_at_ms"] == now - 2 * HOUR_MS and dave.key_id in status["admin_keys"]
+        assert status["snapshot_issued_at_ms"] == now - HOUR_MS
+        assert k.store.revision("eve") == now - HOUR_MS and k.admitted() == set()
+        assert len(connections) == 1  # no reconnection
+    finally:
+        kiosk.stop(0.5)
+        outbox.close()
+        k.store.close()
+
+
+def test_the_key_list_and_snapshot_held_delivered_again_are_acked_as_before_and_change_nothing(
+        tmp_path: Path) -> None:
+    """Once the list kept is taken, the retained key list, snapshot and records are asked for again: the
+    list and the snapshot held come again, the same documents, and are acked as they were; nothing is
+    erased, dropped or asked for again."""
+    site = Site(admins=2)
+    alice, dave = site.admins
+    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
+    core = SyncCore(TOPICS, k.store, k.trust)
+    current = site.key_list(now - 2 * HOUR_MS, admins=[alice, dave])
+    held_snapshot = site.snapshot({"eve": (now - 10 * DAY_MS, False)}, now - 2 * DAY_MS, signer=alice)
+    core.handle(TOPICS.keys, current, 1.0)
+    k.synced = True
+    k.wall.advance(60)
+    k.trust.refresh()
+    assert core.tick(2.0) == [Resubscribe(tuple(core.subscriptions()))]
+    before = k.trust.status()
+    digest = hashlib.sha256(current).hexdigest()
+    assert acks(core.handle(TOPICS.keys, current, 3.0)) == [{"device": TOPICS.device, "status": "applied",
+                                                             "sha256": digest}]
+    snap_acks = acks(core.handle(TOPICS.snapshot, held_snapshot, 3.0))
+    assert [(a["status"], a["erased"]) for a in snap_acks] == [("applied", 0)]
+    assert acks(core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", now - 10 * DAY_MS, signer=alice),
+                            3.0)) == [{"person_id": "eve", "device": TOPICS.device, "status": "current",
+                                       "revision": now - 10 * DAY_MS}]
+    assert k.trust.status() == before and k.admitted() == {"eve"}
+    assert core.tick(4.0) == []
