@@ -176,7 +176,8 @@ def test_every_json_type_in_every_field_is_refused_with_a_reason_or_decoded_as_s
         return
     # accepted only when the value is a valid one for that field, and then it is what was decoded
     decoded = {"enabled": "enabled", "name": "name", "valid_from": "valid_from", "valid_until": "valid_until",
-               "issued_at_ms": "revision"}  # any issue time from 1 ms up to now is a valid revision
+               "issued_at_ms": "revision",  # any issue time from 1 ms up to now is a valid revision
+               "person_id": "person_id"}  # another valid id ("0") names another person, signed as such
     assert isinstance(got, Enrollment) and field in decoded
     assert getattr(got, decoded[field]) == value
 
