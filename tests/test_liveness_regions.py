@@ -393,3 +393,18 @@ def test_the_two_halves_aligned_at_once_give_the_value_of_one_after_the_other(re
     in_turn = regions.misalignment(a, b, BAND_MAX)
     assert in_turn is not None
     assert at_once == in_turn
+
+
+def test_a_pool_that_cannot_take_the_half_leaves_the_halves_in_turn() -> None:
+    """A worker that cannot start (the service's task limit reached, or the pool shut down) costs time,
+    never the reading: the caller aligns both halves."""
+    img, pts = px.texture(), px.landmarks()
+    h = _homography(15.0)
+    moved = np.asarray(cv2.warpPerspective(_relief(img, pts, 20.0), h, (W, H), flags=cv2.INTER_LINEAR), np.uint8)
+    a, b = regions.face_crop(img, pts), regions.face_crop(moved, px.warp_points(h, pts))
+    assert a is not None and b is not None
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    m = regions.misalignment(a, b, BAND_MAX, pool=pool)
+    assert m is not None and m > BAND_MAX
+    assert m == regions.misalignment(a, b, BAND_MAX)

@@ -245,12 +245,14 @@ def misalignment(src: FaceCrop, dst: FaceCrop, plane_below: float = 0.0,
     def side(s: int) -> float | None:
         return _either(a, b, fa, fb, _half(band_a[r0:r1], s), _half(band_b[r0:r1], s), start, plane_below)
 
-    if pool is None:
-        halves = [side(0), side(1)]
-    else:
-        left = pool.submit(side, 0)
-        right = side(1)
-        halves = [left.result(), right]
+    left = None
+    if pool is not None:
+        try:
+            left = pool.submit(side, 0)
+        except RuntimeError:  # shut down, or no thread could start (a task limit): the halves in turn
+            left = None
+    right = side(1)
+    halves = [side(0) if left is None else left.result(), right]
     aligned = [h for h in halves if h is not None]
     return min(aligned) if aligned else None
 
