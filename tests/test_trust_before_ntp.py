@@ -7,22 +7,15 @@ Once the clock is known it gives way; nothing it replaced in the meantime may be
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-from kiosk.mqtt.core import Publish, SyncCore
+from kiosk.mqtt.core import SyncCore
 from kiosk.mqtt.revocations import RELEASE_SKEW_MS
-from kiosk.mqtt.topics import Topics
-from tests.site import DAY_MS, SITE, Kiosk, Site
+from tests.site import DAY_MS, Kiosk, Site
+from tests.trust_kiosk import TOPICS, acks, eve_enrolled
 
-TOPICS = Topics("kiosk", SITE, "door1")
 HOUR_MS = 3_600_000
-
-
-def acks(actions: Sequence[object]) -> list[dict[str, object]]:
-    return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
 
 
 def _started(tmp_path: Path, admins: int, require_snapshot: bool = False) -> tuple[
@@ -380,10 +373,7 @@ def test_a_copy_of_the_held_list_re_encoded_is_that_list_and_pushes_out_no_kept_
     place. Once the clock is known the kept list is taken, then dave's snapshot: eve stays out."""
     key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
     alice, dave = site.admins
-    eve_rev = now - 10 * DAY_MS
-    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
-    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
-    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+    eve_enrolled(core, site, now)
     ahead = site.key_list(now + 30 * DAY_MS, admins=[alice])
     k, core = _reboot(k, key, path)
     core.handle(TOPICS.keys, ahead, 1.0)
@@ -411,10 +401,7 @@ def test_a_snapshot_signed_by_a_key_only_the_list_kept_before_ntp_adds_is_judged
     restart too; once the clock is known the list is taken, then the snapshot, and eve is erased."""
     key, path, site, k, core, now = _started(tmp_path, 2, require_snapshot=True)
     alice, dave = site.admins
-    eve_rev = now - 10 * DAY_MS
-    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
-    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
-    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+    eve_enrolled(core, site, now)
     k, core = _reboot(k, key, path)
     core.handle(TOPICS.keys, site.key_list(now + 30 * DAY_MS, admins=[alice]), 1.0)
     current = site.key_list(now - 2 * HOUR_MS, admins=[alice, dave])

@@ -30,7 +30,7 @@ from tests.admin_site import publish_raw
 from tests.broker import Mosquitto
 from tests.mqtt_kiosk import TIMEOUT
 from tests.site import DAY_MS, Kiosk, Site
-from tests.trust_kiosk import TOPICS, acks
+from tests.trust_kiosk import TOPICS, acks, eve_enrolled
 
 HOUR_MS = 3_600_000
 
@@ -69,6 +69,17 @@ class Seen:
             assert self.cond.wait_for(done, TIMEOUT), (self.events[-5:], self.changes)
 
 
+def _adapter(tmp_path: Path, broker: Mosquitto, k: Kiosk) -> tuple[KioskMqtt, Seen]:
+    """The kiosk's MQTT adapter on the broker, not started, and what it reports."""
+    seen = Seen()
+    events = EventSink(None, "door1")
+    events.publishers.append(seen.event)
+    outbox = Outbox(tmp_path / "outbox.db")
+    kiosk = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", broker.port, TOPICS, k.store, events, outbox, k.trust)
+    kiosk.on_change = seen.change
+    return kiosk, seen
+
+
 def _rebooted_with_the_list_dated_ahead(tmp_path: Path, site: Site, key: bytes) -> tuple[Kiosk, int]:
     """eve enrolled by alice, a current snapshot held; then, before NTP, the root's list dated ahead taken.
     The kiosk and the time, after the next reboot (before NTP again)."""
@@ -77,10 +88,7 @@ def _rebooted_with_the_list_dated_ahead(tmp_path: Path, site: Site, key: bytes) 
     k = Kiosk(site, path, key, require_snapshot=True)
     core = SyncCore(TOPICS, k.store, k.trust)
     now = k.now_ms()
-    eve_rev = now - 10 * DAY_MS
-    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
-    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
-    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+    eve_enrolled(core, site, now)
     k.store.close()
     k = Kiosk(site, path, key, synced=False, require_snapshot=True)
     SyncCore(TOPICS, k.store, k.trust).handle(TOPICS.keys, site.key_list(now + 30 * DAY_MS, admins=[alice]), 1.0)
@@ -101,12 +109,7 @@ def test_records_signed_by_a_key_only_the_list_kept_before_ntp_adds_are_delivere
     publish_raw(broker.port, TOPICS.enrollment("eve"), site.tombstone("eve", now - HOUR_MS, signer=dave))
     publish_raw(broker.port, TOPICS.enrollment("fay"), site.enrollment("fay", now - HOUR_MS, seed=5, signer=dave))
 
-    seen = Seen()
-    events = EventSink(None, "door1")
-    events.publishers.append(seen.event)
-    outbox = Outbox(tmp_path / "outbox.db")
-    kiosk = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", broker.port, TOPICS, k.store, events, outbox, k.trust)
-    kiosk.on_change = seen.change
+    kiosk, seen = _adapter(tmp_path, broker, k)
     kiosk.start()
     try:
         seen.wait(lambda: seen.refused("eve", "unknown_key") and seen.refused("fay", "unknown_key"))
@@ -122,7 +125,7 @@ def test_records_signed_by_a_key_only_the_list_kept_before_ntp_adds_are_delivere
         assert k.store.revision("eve") == now - HOUR_MS and k.admitted() == {"fay"}
     finally:
         kiosk.stop(0.5)
-        outbox.close()
+        kiosk.outbox.close()
         k.store.close()
 
 
@@ -192,12 +195,7 @@ def test_the_current_list_pushed_out_before_ntp_by_one_put_back_is_taken_once_th
                                                             signer=dave))
     publish_raw(broker.port, TOPICS.enrollment("eve"), site.tombstone("eve", now - HOUR_MS, signer=dave))
 
-    seen = Seen()
-    events = EventSink(None, "door1")
-    events.publishers.append(seen.event)
-    outbox = Outbox(tmp_path / "outbox.db")
-    kiosk = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", broker.port, TOPICS, k.store, events, outbox, k.trust)
-    kiosk.on_change = seen.change
+    kiosk, seen = _adapter(tmp_path, broker, k)
     connections: list[None] = []
     kiosk.on_connected.append(lambda: connections.append(None))
 
@@ -233,7 +231,7 @@ def test_the_current_list_pushed_out_before_ntp_by_one_put_back_is_taken_once_th
         assert len(connections) == 1  # no reconnection
     finally:
         kiosk.stop(0.5)
-        outbox.close()
+        kiosk.outbox.close()
         k.store.close()
 
 

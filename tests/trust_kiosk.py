@@ -19,6 +19,14 @@ def acks(actions: Sequence[object]) -> list[dict[str, object]]:
     return [json.loads(a.payload) for a in actions if isinstance(a, Publish)]
 
 
+def eve_enrolled(core: SyncCore, site: Site, now: int) -> None:
+    """The root lists alice (40 days ago), alice's snapshot holds eve (2 days ago), eve's enrollment (10 days)."""
+    alice, eve_rev = site.admins[0], now - 10 * DAY_MS
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS, admins=[alice]), 0.0)
+    core.handle(TOPICS.snapshot, site.snapshot({"eve": (eve_rev, False)}, now - 2 * DAY_MS, signer=alice), 0.0)
+    core.handle(TOPICS.enrollment("eve"), site.enrollment("eve", eve_rev, signer=alice), 0.0)
+
+
 def fresh(tmp_path: Path, site: Site, **kw: object) -> tuple[Kiosk, SyncCore]:
     k = Kiosk(site, tmp_path / "k.db", os.urandom(32), require_snapshot=True, **kw)  # type: ignore[arg-type]
     return k, SyncCore(TOPICS, k.store, k.trust)
