@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,10 +27,12 @@ from kiosk.mqtt.client import make_client
 from kiosk.mqtt.core import Resubscribe, SyncCore
 from kiosk.mqtt.deferred import KEY_LIST_KEPT, SNAPSHOT_KEPT
 from kiosk.outbox import Outbox
+from kiosk.trustwatch import TrustWatch
 from tests.admin_site import publish_raw
 from tests.broker import Mosquitto
 from tests.mqtt_kiosk import TIMEOUT
 from tests.site import DAY_MS, Kiosk, Site
+from tests.test_trust_before_ntp import _ntp
 from tests.trust_kiosk import TOPICS, acks, eve_enrolled
 
 HOUR_MS = 3_600_000
@@ -262,3 +265,40 @@ def test_the_key_list_and_snapshot_held_delivered_again_are_acked_as_before_and_
                                        "revision": now - 10 * DAY_MS}]
     assert k.trust.status() == before and k.admitted() == {"eve"}
     assert core.tick(4.0) == []
+
+
+@pytest.mark.parametrize("fault", ["delete_state", "trust_changed"])
+def test_a_store_fault_while_the_kept_list_is_judged_still_gets_the_records_delivered_again(
+        tmp_path: Path, fault: str) -> None:
+    """The kept list is judged once the clock is known, and one store call fails on the way (the kept row's
+    removal: "database is locked"; the store's policy applied again after the list is taken: an I/O
+    error). The list is judged again at the watch's next check, and the records are asked for again, so
+    dave's tombstone of eve, refused before NTP, comes back to be judged."""
+    site = Site(admins=2)
+    alice, dave = site.admins
+    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
+    core = SyncCore(TOPICS, k.store, k.trust)
+    tomb = site.tombstone("eve", now - HOUR_MS, signer=dave)
+    assert acks(core.handle(TOPICS.keys, site.key_list(now - 2 * HOUR_MS, admins=[alice, dave]), 1.0))[0][
+        "reason"] == "stale_key_list"
+    assert acks(core.handle(TOPICS.enrollment("eve"), tomb, 1.0))[0]["reason"] == "unknown_key"
+    real = getattr(k.store, fault)
+    failed: list[str] = []
+
+    def once(*args: Any) -> Any:
+        if not failed:
+            failed.append(fault)
+            raise sqlite3.OperationalError("database is locked" if fault == "delete_state" else "disk I/O error")
+        return real(*args)
+
+    setattr(k.store, fault, once)
+    _ntp(k)
+    watch = TrustWatch(k.trust, k.store, lambda *_a: None)
+    asked: list[Resubscribe] = []
+    for i in range(3):  # the trust watch's checks and the adapter's ticks go on
+        watch.check()
+        asked += [a for a in core.tick(2.0 + i) if isinstance(a, Resubscribe)]
+    assert failed == [fault] and dave.key_id in set(k.trust.keys())
+    assert asked == [Resubscribe(tuple(core.subscriptions()))]
+    assert acks(core.handle(TOPICS.enrollment("eve"), tomb, 5.0))[0]["status"] == "deleted"
+    assert "eve" not in k.admitted()

@@ -140,6 +140,9 @@ class Deferred:
         return judged
 
     def _judged(self, name: str, issued_at_ms: int, take: Callable[[], None]) -> bool:
+        """Judge a kept document (``take``); False keeps it, to be judged again at the next check: a store
+        fault, as a ProtocolError or raw (the store may have failed after the document was taken; judged
+        again, it is then the one held, and taken as such)."""
         what = name.split("_refused")[0].replace("_", " ")
         try:
             take()
@@ -149,8 +152,15 @@ class Deferred:
                 return False
             logger.info("the %s of %d kept until the clock is known is not taken (%s): dropped", what,
                         issued_at_ms, exc.reason)
+        except Exception as exc:
+            logger.warning("the %s of %d kept until the clock is known could not be judged (%s): kept, judged "
+                           "again at the next check", what, issued_at_ms, exc)
+            return False
         else:
             logger.warning("the %s of %d, refused before the clock was known, is taken now: the one held was "
                            "dated ahead", what, issued_at_ms)
-        self.store.delete_state(name)
+        try:
+            self.store.delete_state(name)
+        except Exception as exc:  # judged all the same: a restart judges the stored copy again, to the same end
+            logger.warning("the judged %s could not be removed from the store (%s)", what, exc)
         return True
