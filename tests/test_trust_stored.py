@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore, SyncSettings
 from kiosk.mqtt.protocol import ProtocolError, Signer
+from kiosk.mqtt.revocations import Revocations
 from kiosk.mqtt.trust import REVOKED, SiteTrust, TrustSettings
 from tests.site import DAY_MS, SITE, Kiosk, Site
 from tests.test_trust_before_ntp import HOUR_MS, _ntp, _reboot
@@ -139,3 +140,21 @@ def test_sync_max_snapshot_bytes_is_the_limit_for_snapshots_and_key_lists(tmp_pa
     k.trust.on_snapshot(snap, max_bytes=len(snap))  # a limit raised in the settings is the one applied
     with pytest.raises(ProtocolError, match="oversized"):
         k.trust.on_snapshot(site.snapshot(people, now - 4_000), max_bytes=64 * 1024)
+
+
+def test_revocations_held_but_not_stored_are_stored_by_the_next_hold_that_requires_it(tmp_path: Path) -> None:
+    """A kept revocation whose optional write failed (a full disk) is held in memory only. A later hold of the
+    same revocations that must be stored (before a kept list leaves the store) stores them, rather than
+    finding them already held and skipping the write: after a restart bert stays revoked."""
+    key, path = os.urandom(32), tmp_path / "k.db"
+    site = Site(admins=2)
+    k = Kiosk(site, path, key)
+    bert = site.admins[1].key_id
+    kept = Revocations(SITE, {bert: k.now_ms() - HOUR_MS})
+    failed = fail_first_save(k)
+    assert k.trust._hold(REVOKED, kept, required=False)
+    assert failed == [REVOKED] and k.store.load_state(REVOKED) is None
+    assert not k.trust._hold(REVOKED, kept)  # no change to report, but stored now
+    k.store.close()
+    again = Kiosk(site, path, key, synced=False)
+    assert bert in Revocations.decode(again.store.load_state(REVOKED), SITE).kept

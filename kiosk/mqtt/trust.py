@@ -79,6 +79,7 @@ class SiteTrust:
         self._snapshot: Snapshot | None = None
         self._floor = Floor(site)
         self._revocations = Revocations(site)
+        self._unstored: set[str] = set()  # the floor or revocations held that a store write failed to keep
         self._deferred = Deferred(store, site)  # refused as stale while the clock is unknown
         self._fresh = False
         self._restore()
@@ -323,21 +324,25 @@ class SiteTrust:
                            replaced.issued_at_ms, got.issued_at_ms)
 
     def _hold(self, name: str, kept: Floor | Revocations, required: bool = True) -> bool:
-        """Store and hold the floor or the revocations kept when they changed; True then. ``required`` False:
-        held even if they could not be stored (they only refuse less than those stored, which a restart
-        applies again)."""
+        """Store and hold the floor or the revocations kept when they changed, or when those held could not be
+        stored before; True when they changed. ``required`` False: held even if they could not be stored
+        (the next hold of that name stores them, required or not, before it counts as done)."""
         attr = "_floor" if name == FLOOR else "_revocations"
-        if kept == getattr(self, attr):
+        held = getattr(self, attr)
+        if kept == held and name not in self._unstored:
             return False
         try:
-            self._save(name, kept.encode())
+            self._save(name, kept.encode())  # held but not stored before: stored now, or the caller told
         except ProtocolError as exc:
             if required:
                 raise
             logger.warning("%s", exc)
+            self._unstored.add(name)
+        else:
+            self._unstored.discard(name)
         with self._lock:
             setattr(self, attr, kept)
-        return True
+        return kept != held
 
     def _cap_kept(self) -> None:
         """Lower the revisions kept while the clock was unknown to a day after the synchronised clock (the
