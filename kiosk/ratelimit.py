@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+
+_KEY_SHOWN = 64  # a longer topic is kept as its first characters and a digest of the whole
 
 
 class TokenBucket:
@@ -58,8 +61,9 @@ class RefusalLimiter:
 
     A report needs a token from the topic's bucket and from the total bucket; both
     are spent together or not at all. Topic buckets are kept for the ``max_topics``
-    most recently refused topics; a forgotten topic starts again with a full burst,
-    which the total bucket still bounds.
+    most recently refused topics, each under a key of bounded length (``topic_key``):
+    the topic names are the sender's, up to 65,535 bytes each; a forgotten topic
+    starts again with a full burst, which the total bucket still bounds.
     """
 
     def __init__(self, limits: Limits = Limits()) -> None:
@@ -71,14 +75,15 @@ class RefusalLimiter:
         lim = self.limits
         if self._total is None:
             self._total = TokenBucket(lim.total_rate, lim.total_burst, now)
-        bucket = self._topics.get(topic)
+        key = topic_key(topic)
+        bucket = self._topics.get(key)
         if bucket is None:
             bucket = TokenBucket(lim.topic_rate, lim.topic_burst, now)
-            self._topics[topic] = bucket
+            self._topics[key] = bucket
             while len(self._topics) > lim.max_topics:
                 self._topics.popitem(last=False)
         else:
-            self._topics.move_to_end(topic)
+            self._topics.move_to_end(key)
         if bucket.available(now) and self._total.available(now):
             bucket.take(now)
             self._total.take(now)
@@ -88,3 +93,12 @@ class RefusalLimiter:
     @property
     def tracked_topics(self) -> int:
         return len(self._topics)
+
+
+def topic_key(topic: str) -> str:
+    """The key of a topic's bucket: the topic itself when short, else its first characters and a digest of it,
+    so that a budget per topic costs at most about a hundred characters however long the name."""
+    if len(topic) <= 2 * _KEY_SHOWN:
+        return topic
+    digest = hashlib.blake2b(topic.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return f"{topic[:_KEY_SHOWN]}#{digest}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from kiosk.mqtt.core import (
 from kiosk.mqtt.protocol import ProtocolError, Signer
 from kiosk.mqtt.snapshot import Snapshot, parse_snapshot, sign_snapshot
 from kiosk.mqtt.topics import Topics
-from kiosk.ratelimit import Limits, RefusalLimiter, TokenBucket
+from kiosk.ratelimit import Limits, RefusalLimiter, TokenBucket, topic_key
 from kiosk.records import Enrollment, Tombstone
 from kiosk.store import Store
 from kiosk.vision.quant import l2_normalize
@@ -374,3 +375,24 @@ def test_limiter_spends_both_budgets_together_or_neither() -> None:
     lim = RefusalLimiter(Limits(topic_rate=0, topic_burst=2, total_rate=0, total_burst=3, max_topics=10))
     assert [lim.allow("a", 0) for _ in range(3)] == [True, True, False]
     assert [lim.allow("b", 0) for _ in range(2)] == [True, False]  # the total had one token left
+
+
+def test_refusal_budgets_hold_a_bounded_key_not_the_senders_long_topic_names(tmp_path: Path) -> None:
+    core, _ = make(tmp_path)  # 1024 topics tracked; MQTT allows topic names of 65,535 bytes
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1024):  # not a person id: refused bad_topic before the store is asked
+            core.handle(TOPICS.enrollment_root + f"{i:05d}" + "x" * 60_000, b"{}", float(i))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert core.limiter.tracked_topics == 1024
+    assert held < 8 * 2**20, f"{held / 2**20:.0f} MiB held after 1024 refused long topics"
+
+
+def test_long_topics_alike_but_for_their_end_keep_budgets_of_their_own() -> None:
+    lim = RefusalLimiter(Limits(topic_rate=0, topic_burst=1, total_rate=0, total_burst=10, max_topics=10))
+    a, b = "x" * 70_000 + "a", "x" * 70_000 + "b"
+    assert topic_key(a) != topic_key(b) and len(topic_key(a)) < 100 and topic_key("kiosk/hq/keys") == "kiosk/hq/keys"
+    assert [lim.allow(a, 0), lim.allow(a, 0), lim.allow(b, 0)] == [True, False, True]

@@ -99,11 +99,11 @@ class SyncCore:
             # RecursionError from any decoder is a malformed payload; anything else is a defect, refused too
             reason = "malformed_json" if isinstance(exc, RecursionError) else "internal_error"
             if reason == "internal_error":
-                logger.error("sync could not handle a message on %.200s: %r", topic, exc, exc_info=exc)
+                logger.error("sync could not handle a message on %s: %r", topic[:_TOPIC_SHOWN], exc, exc_info=exc)
             try:
                 return self._refuse(topic, now, reason, f"{type(exc).__name__}: {exc}")
             except Exception:
-                logger.exception("sync could not refuse a message on %.200s", topic)
+                logger.exception("sync could not refuse a message on %s", topic[:_TOPIC_SHOWN])
                 return []
 
     def _dispatch(self, topic: str, payload: bytes, now: float) -> list[Action]:
@@ -268,7 +268,7 @@ class SyncCore:
         if not reported:
             return []
         detail = detail[:_DETAIL]
-        logger.warning("refused message on %.200s: %s (%s)", topic, reason, detail)
+        logger.warning("refused message on %s: %s (%s)", topic[:_TOPIC_SHOWN], reason, detail)
         body: dict[str, Any] = {"status": "refused", "reason": reason, "detail": detail, "received_revision": revision}
         event: dict[str, Any] = {"person": person, "reason": reason, "detail": detail, "topic": topic[:_TOPIC_SHOWN]}
         if person is not None:
