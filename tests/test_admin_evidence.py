@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.admin import AdminState, cmd_sync, publish_change
+from kiosk.admin import AdminState, cmd_sync, collect_acks, publish_change
 from kiosk.admin.commands import cmd_delete
+from kiosk.admin.overview import status
 from kiosk.admin.rollback import SiteRolledBackError
 from kiosk.errors import ConfigError
 from kiosk.mqtt.core import SyncCore
@@ -138,3 +139,22 @@ def test_an_override_is_of_that_ack_only_and_a_new_forgery_holds_back_again(
         broker.topics[topic] = payload  # one ack other than the one overridden
         with pytest.raises(SiteRolledBackError, match="ann"):
             cmd_sync(args)
+
+
+NESTED = b"[" * 4_000 + b"]" * 4_000  # small enough for an ack, too deep for a recursive decoder
+
+
+def test_a_nested_or_oversized_ack_left_on_the_broker_is_skipped_and_said_by_status_and_the_ack_wait(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Acks are unsigned: whatever a kiosk's credentials left retained, `kiosk admin status` and the ack wait of
+    enroll/delete report the kiosks that answered, and name what they could not read."""
+    good = ("kiosk/hq/door1/acks/ann", _ack("ann", "door1", "deleted", 5))
+    junk = [("kiosk/hq/door9/acks/ann", NESTED), ("kiosk/hq/door8/acks/ann", b"[" * 100_000 + b"]" * 100_000),
+            ("kiosk/hq/door7/acks/ann", b"[1]")]
+    with caplog.at_level("WARNING", logger="kiosk.admin.site"):
+        assert status([{"person_id": "ann", "revision": 5}], [*junk, good])["door1"]["current"] == ["ann"]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert all(device in said for device in ("door9", "door8", "door7")) and "malformed_json" in said
+    report = collect_acks([*junk, good, ("kiosk/hq/door1/availability", b"online")], "kiosk", SITE, "ann", 5)
+    assert report.acked == {"door1": "deleted"} and not report.refused
+    assert len(report.unreadable) == 3 and "oversized" in report.unreadable[1]  # the availability is no ack

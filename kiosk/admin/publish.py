@@ -66,7 +66,7 @@ def _answered(messages: list[tuple[str, bytes]], args: argparse.Namespace, perso
 
 
 def print_report(what: str, revision: int, report: AckReport, view: SiteView) -> int:
-    for w in view.warnings:
+    for w in [*view.warnings, *report.unreadable]:
         print(f"warning: {w}")
     print(f"published {what}, revision {revision}; snapshot re-signed")
     for device, status in sorted(report.acked.items()):

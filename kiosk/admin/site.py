@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import threading
 import time
@@ -19,8 +19,12 @@ from kiosk.errors import ConfigError, KioskError
 from kiosk.mqtt.keys import load_public_key
 from kiosk.mqtt.protocol import MAX_AHEAD_MS, MAX_PAYLOAD, ProtocolError, Signer, decode_json, parse
 from kiosk.mqtt.snapshot import MAX_SNAPSHOT, parse_snapshot, sign_snapshot
+from kiosk.mqtt.strictjson import decode_json as decode_strict
+
+logger = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
+ACK_MAX_BYTES = 8 * 1024  # a kiosk's ack is a few hundred bytes (a refusal's detail is cut at 300 characters)
 
 
 class BrokerError(KioskError, ConnectionError):
@@ -266,29 +270,41 @@ class AckReport:
     acked: dict[str, str] = field(default_factory=dict)  # device -> status
     refused: dict[str, str] = field(default_factory=dict)  # device -> reason
     silent: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # acks skipped: why, and on which topic
 
 
-def read_acks(messages: list[tuple[str, bytes]]) -> Iterator[tuple[list[str], dict[str, Any]]]:
+def read_acks(messages: list[tuple[str, bytes]],
+              skipped: Callable[[str], None] | None = None) -> Iterator[tuple[list[str], dict[str, Any]]]:
     """Each retained ack as its topic's levels and its JSON object. Acks are unsigned, whatever was left on
-    the broker: one that is not a JSON object is skipped."""
+    the broker (anyone who may write the kiosks' topics, a kiosk's own credentials among them): each is
+    decoded strictly, as a kiosk decodes what it receives (at most ``ACK_MAX_BYTES``, nesting counted
+    first), and one that is refused or is not a JSON object is skipped and said (``skipped``, else a
+    logged warning)."""
+    say = skipped or logger.warning
     for topic, payload in messages:
         try:
-            body = json.loads(payload)
-        except ValueError:
+            body = decode_strict(payload, ACK_MAX_BYTES)
+        except ProtocolError as exc:
+            say(f"the ack on {topic[:200]} is not readable ({exc.reason}): skipped")
             continue
         if isinstance(body, dict):
             yield topic.split("/"), body
+        else:
+            say(f"the ack on {topic[:200]} is not a JSON object: skipped")
 
 
 def collect_acks(messages: list[tuple[str, bytes]], prefix: str, site: str, person: str, revision: int) -> AckReport:
     """Per kiosk, its answer to this revision of this person (older retained acks do not count)."""
     report = AckReport()
-    for parts, body in read_acks(messages):
-        if len(parts) != 5 or parts[:2] != [prefix, site] or parts[3] != "acks" or parts[4] != person:
-            continue
+    ours = [(t, p) for t, p in messages if _is_ack(t.split("/"), prefix, site, person)]
+    for parts, body in read_acks(ours, report.unreadable.append):
         if body.get("status") == "refused" and body.get("received_revision") in (revision, None):
             report.refused[parts[2]] = str(body.get("reason"))
         elif body.get("revision") == revision and body.get("status") in ("applied", "deleted", "current", "held"):
             report.acked[parts[2]] = str(body["status"])
             report.refused.pop(parts[2], None)
     return report
+
+
+def _is_ack(parts: list[str], prefix: str, site: str, person: str) -> bool:
+    return len(parts) == 5 and parts[:2] == [prefix, site] and parts[3] == "acks" and parts[4] == person
