@@ -222,8 +222,23 @@ class SyncCore:
                 "failed": failed[:50]}
         actions.insert(0, Publish(self.topics.snapshot_ack, json.dumps(body).encode(), retain=True))
         actions.append(Emit("sync", {"status": "snapshot_applied", "sha256": digest, "erased": erased[:50],
-                                     "erased_count": len(erased), "failed": failed[:50]}))
+                                     "erased_count": len(erased), "failed": failed[:50],
+                                     **self._snapshot_alarm()}))
         return actions
+
+    def _snapshot_alarm(self) -> dict[str, bool]:
+        """Whether the ``snapshot_expired`` alarm holds with the snapshot now held, as the trust watch judges it
+        (expired, or saying nothing current, by a synchronised clock; an unknown clock is the clock's alarm): a
+        snapshot applied may be the expired one held, delivered again at a reconnection, and Home Assistant's
+        sensor follows this. Nothing when the trust has no such notion or cannot tell."""
+        expired = getattr(self.trust, "expired", None)
+        if not callable(expired):
+            return {}
+        try:
+            return {"snapshot_expired": bool(expired()) and self._now_ms() is not None}
+        except Exception:  # the snapshot is applied: the alarm is the trust watch's to tell
+            logger.exception("could not tell whether the snapshot held has expired")
+            return {}
 
     def _tombstone_for(self, person: str, data: Any) -> Tombstone:
         """A tombstone at the revision the snapshot gives the person (``people[id] = [revision, deleted]``),

@@ -73,8 +73,9 @@ def state_updates(topics: Topics, event: dict[str, Any]) -> list[tuple[str, str 
     if kind in PROBLEMS:
         problem, state = PROBLEMS[kind]
         return [(problem_topic(topics, problem), state)]
-    if kind == "sync" and event.get("status") == "snapshot_applied":  # a snapshot the kiosk accepted is current
-        return [(problem_topic(topics, "snapshot_expired"), "OFF")]
+    if kind == "sync" and event.get("status") == "snapshot_applied":  # as the alarm stands with it (the held
+        # snapshot delivered again at a reconnection, expired, leaves the alarm on)
+        return [(problem_topic(topics, "snapshot_expired"), "ON" if event.get("snapshot_expired") else "OFF")]
     return []
 
 
