@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.mqtt.actions import Emit
+from kiosk.mqtt.core import SyncCore
 from kiosk.mqtt.protocol import ProtocolError, Signer
-from tests.site import DAY_MS, Kiosk, Site
+from tests.site import DAY_MS, SITE, Kiosk, Site
+from tests.trust_kiosk import TOPICS
 
 
 @pytest.fixture()
@@ -178,3 +181,27 @@ def test_a_restarted_kiosk_keeps_refusing_offline(tmp_path: Path, site: Site) ->
     k.store.close()
     again = Kiosk(site, tmp_path / "k.db", os.urandom(32))  # a fresh store key: nothing readable, trust state kept
     assert again.trust.admits("ann", h.enrolled) == "deleted_in_snapshot"
+
+
+def test_a_snapshot_no_current_key_signed_is_refused_by_its_signer_before_its_entries_are_validated(
+        tmp_path: Path, site: Site) -> None:
+    """Anyone may publish on the snapshot topic: what no current key signed is refused for that, after one
+    strict decoding, before a schema validation of however many entries it lists."""
+    k = _kiosk(tmp_path, site)
+    junk = {"v": 1, "type": "snapshot", "site": SITE, "issued_at_ms": 2, "expires_at_ms": 3,
+            "people": {f"p{i}": "not an entry" for i in range(20_000)}, "keys": [],
+            "key_id": site.admin.key_id, "signature": "AAAA"}
+    for signature, reason in (("AAAA", "bad_signature"), ("A" * 86 + "==", "bad_signature"), (7, "bad_signature")):
+        with pytest.raises(ProtocolError) as err:
+            k.trust.on_snapshot(json.dumps({**junk, "signature": signature}).encode())
+        assert err.value.reason == reason
+    for key_id in (Site().admin.key_id, None, ["x"]):
+        with pytest.raises(ProtocolError) as err:
+            k.trust.on_snapshot(json.dumps({**junk, "key_id": key_id}).encode())
+        assert err.value.reason == "unknown_key"
+    core = SyncCore(TOPICS, k.store, k.trust)
+    actions = core.handle(TOPICS.snapshot, json.dumps(junk).encode(), 1.0)
+    assert core.stats()["refused_by_reason"] == {"bad_signature": 1} and not k.trust.status()["snapshot_people"]
+    assert any(isinstance(a, Emit) and a.kind == "sync_error" for a in actions)
+    for duplicate in (b'{"v":1,"v":1}', b"[" * 5000 + b"]" * 5000):  # still refused by the strict decoding first
+        assert core.handle(TOPICS.snapshot, duplicate, 2.0) and core.stats()["refused_by_reason"]["malformed_json"]

@@ -34,7 +34,7 @@ from kiosk.mqtt.protocol import MAX_PAYLOAD, ProtocolError, parse
 from kiosk.mqtt.seams import ApplyOutcome, SyncStore, Trust
 from kiosk.mqtt.settings import SyncSettings
 from kiosk.mqtt.statictrust import StaticTrust
-from kiosk.mqtt.strictjson import MAX_DEPTH, check_nesting, decode_json
+from kiosk.mqtt.strictjson import MAX_DEPTH, check_nesting, decode_json, is_json_int
 from kiosk.mqtt.topics import Topics
 from kiosk.ratelimit import RefusalLimiter
 from kiosk.records import Enrollment, Tombstone
@@ -53,6 +53,24 @@ PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DETAIL = 300
 _TOPIC_SHOWN = 200
 _WINDOW_TOPICS = 256
+
+
+class _Signed:
+    """A snapshot payload the trust verified, decoded only if its entries are asked for."""
+
+    def __init__(self, payload: bytes, max_bytes: int) -> None:
+        self._payload, self._max_bytes = payload, max_bytes
+        self._data: Any = None
+        self._decoded = False
+
+    def data(self) -> Any:
+        if not self._decoded:
+            self._decoded = True
+            try:
+                self._data = decode_json(self._payload, self._max_bytes)
+            except ProtocolError:
+                self._data = None
+        return self._data
 
 
 @dataclass
@@ -192,11 +210,14 @@ class SyncCore:
                 Emit("sync", {"status": "keys_applied", "sha256": digest})]
 
     def _snapshot(self, topic: str, payload: bytes, now: float) -> list[Action]:
-        try:
-            data = decode_json(payload, self.settings.max_snapshot_bytes)
+        if len(payload) > self.settings.max_snapshot_bytes:  # before the trust is asked, whatever it is
+            return self._refuse(topic, now, "oversized", f"{len(payload)} bytes; at most "
+                                                         f"{self.settings.max_snapshot_bytes}")
+        try:  # decoded strictly by the trust's parser, once (``kiosk.mqtt.snapshot``)
             erasures = list(self.trust.on_snapshot(payload, self.settings.max_snapshot_bytes))
         except ProtocolError as exc:
             return self._refuse(topic, now, exc.reason, str(exc))
+        data = _Signed(payload, self.settings.max_snapshot_bytes)
         digest = hashlib.sha256(payload).hexdigest()
         actions: list[Action] = []
         erased: list[str] = []
@@ -240,10 +261,16 @@ class SyncCore:
             logger.exception("could not tell whether the snapshot held has expired")
             return {}
 
-    def _tombstone_for(self, person: str, data: Any) -> Tombstone:
-        """A tombstone at the revision the snapshot gives the person (``people[id] = [revision, deleted]``),
-        else at the snapshot's own revision or issue time in ms, else just above what the store holds."""
+    def _tombstone_for(self, person: str, signed: _Signed) -> Tombstone:
+        """A tombstone at the revision the snapshot gives the person (``people[id] = [revision, deleted]``,
+        as the trust holds it, else as the payload it verified says), else at the snapshot's own revision or
+        issue time in ms, else just above what the store holds."""
+        held = getattr(self.trust, "deleted_revision", None)
+        found = held(person) if callable(held) else None
+        if isinstance(found, int) and is_json_int(found) and found >= 1:
+            return Tombstone(person, found)
         revision: int | None = None
+        data = signed.data()
         if isinstance(data, dict):
             people = data.get("people")
             entry = people.get(person) if isinstance(people, dict) else None

@@ -21,10 +21,11 @@ refuses a snapshot with one more than a day ahead, as it refuses the record.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field
@@ -38,13 +39,14 @@ from kiosk.mqtt.protocol import (
     Signer,
     Strict,
     check_not_ahead,
-    decode_json,
     validate,
     verify,
 )
+from kiosk.mqtt.strictjson import decode_json
 from kiosk.records import PERSON_ID_PATTERN
 
 MAX_SNAPSHOT = 8 * 1024 * 1024  # ~100,000 people
+SIGNATURE_BYTES = 64  # Ed25519
 PERSON = re.compile(PERSON_ID_PATTERN)
 
 
@@ -119,14 +121,15 @@ def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey] | None, sit
     synchronised clock.
     ``max_bytes``: the largest payload taken (``sync.max_snapshot_bytes``). ``keys`` None: read a snapshot
     the kiosk verified when it came, whose signer has been dropped since, without its signature (only
-    for what it refuses, never to admit anyone)."""
+    for what it refuses, never to admit anyone).
+    Decoded once, strictly, then the signer and the signature are checked before the schema is: a payload no
+    current key signed costs no more than its decoding, however many people it lists."""
     data = decode_json(payload, max_bytes)
-    msg: SnapshotMsg = validate(SnapshotMsg, data)
+    if not isinstance(data, dict):
+        raise ProtocolError("schema", "payload is not a JSON object")
     if keys is not None:
-        public = keys.get(msg.key_id)
-        if public is None:
-            raise ProtocolError("unknown_key", f"snapshot signed by {msg.key_id}, not a current administrator key")
-        verify(data, public)
+        check_signed(data, keys)
+    msg: SnapshotMsg = validate(SnapshotMsg, data)
     if msg.site != site:
         raise ProtocolError("wrong_site", f"snapshot for site {msg.site!r}, this kiosk is in {site!r}")
     if msg.expires_at_ms <= msg.issued_at_ms:
@@ -140,6 +143,24 @@ def parse_snapshot(payload: bytes, keys: dict[str, Ed25519PublicKey] | None, sit
         check_not_ahead(entry[0], now_ms, f"snapshot entry {person!r}")  # as the record itself would be
         people[person] = (entry[0], entry[1])
     return Snapshot(msg.issued_at_ms, msg.expires_at_ms, people, frozenset(msg.keys), msg.key_id, bytes(payload))
+
+
+def check_signed(data: dict[str, Any], keys: dict[str, Ed25519PublicKey]) -> None:
+    """``unknown_key`` or ``bad_signature`` unless a key of ``keys`` signed ``data`` (a decoded snapshot, its
+    schema not checked yet: a signer that is not a key id is no current key; the signature is base64 of 64
+    bytes before anything is hashed)."""
+    kid = data.get("key_id")
+    public = keys.get(kid) if isinstance(kid, str) else None
+    if public is None:
+        raise ProtocolError("unknown_key", f"snapshot signed by {str(kid)[:64]}, not a current administrator key")
+    signature = data.get("signature")
+    try:
+        raw = base64.b64decode(signature, validate=True) if isinstance(signature, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != SIGNATURE_BYTES:
+        raise ProtocolError("bad_signature", "the signature is not base64 of an Ed25519 signature")
+    verify(data, public)
 
 
 def read_unverified(payload: bytes, site: str) -> Snapshot | None:
