@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from kiosk.mqtt.client import make_client
+from kiosk.mqtt.homeassistant import discovery, state_updates
+from kiosk.mqtt.topics import Topics
 from tests.broker import Mosquitto, make_tls
 from tests.mqtt_kiosk import SITE, TIMEOUT, Collector, Kiosk, enroll_msg, publish
 
@@ -23,7 +25,8 @@ def secure_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, dict[str, Any]]]:
     pwfile = tmp_path / "passwd"
     pwfile.touch()
     pwfile.chmod(0o600)
-    for user, pw in (("admin", "admin-pw"), ("door1", "door1-pw"), ("door2", "door2-pw")):
+    for user, pw in (("admin", "admin-pw"), ("door1", "door1-pw"), ("door2", "door2-pw"),
+                     ("homeassistant", "homeassistant-pw")):
         subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True, capture_output=True)
     acl = tmp_path / "acl"
     acl.write_text((ROOT / "docs" / "mosquitto" / "acl").read_text().replace("SITE", SITE))
@@ -66,3 +69,31 @@ def test_tls_password_kiosk_syncs_and_the_acl_keeps_it_to_its_own_topics(
     client.loop_start()
     assert refused.wait(TIMEOUT)
     client.loop_stop()
+
+
+def test_home_assistant_reads_a_kiosks_discovery_and_state_and_no_kiosk_writes_anothers_discovery(
+        secure_broker: tuple[Mosquitto, dict[str, Any]], tmp_path: Path) -> None:
+    broker, tls = secure_broker
+    pw = tmp_path / "door1.pw"
+    pw.write_text("door1-pw\n")
+    publish(broker.port, f"kiosk/{SITE}/enrollments/ann", enroll_msg("ann", 1),
+            username="admin", password="admin-pw", ca=tls["ca"])
+    ha = Collector(broker.port, "#", username="homeassistant", password="homeassistant-pw", ca=tls["ca"])
+    kiosk = Kiosk(tmp_path, broker.port, tls=True, ca_file=tls["ca"], username="door1", password_file=pw)
+    try:
+        kiosk.wait_applied(1)
+        configs = discovery(kiosk.topics)  # what `mqtt.homeassistant = true` publishes, the door contact included
+        for topic, payload in configs.items():
+            kiosk.mqtt.publish_state(topic, payload)
+        other = next(t for t in discovery(Topics("kiosk", SITE, "door2")) if "/lock/" in t)
+        kiosk.mqtt.client.publish(other, b'{"name": "Door"}', qos=1, retain=True).wait_for_publish(TIMEOUT)
+        [(lock, locked)] = state_updates(kiosk.topics, {"type": "door_locked"})
+        kiosk.mqtt.publish_state(lock, locked)  # after the others, from the same client: it arrives last
+        ha.wait_for(lambda m: (lock, b"LOCKED") in m)
+        seen = {t for t, _ in ha.messages}
+        assert set(configs) <= seen and kiosk.topics.availability in seen
+        assert other not in seen  # a kiosk cannot redefine another kiosk's entities
+        assert not [t for t in seen if "/enrollments/" in t or "/acks/" in t]  # Home Assistant reads state only
+    finally:
+        kiosk.stop()
+        ha.close()
