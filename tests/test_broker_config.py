@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from kiosk.mqtt.settings import SyncSettings
 from tests.broker import Mosquitto
 from tests.mqtt_kiosk import SITE, TIMEOUT, Kiosk, enroll_msg
 
@@ -49,3 +51,34 @@ def test_a_new_kiosk_gets_every_retained_enrollment_of_a_site_beyond_mosquittos_
         assert kiosk.store.count() == PEOPLE
     finally:
         kiosk.stop()
+
+
+def test_a_snapshot_of_the_kiosks_largest_size_passes_the_shipped_broker(broker: Mosquitto) -> None:
+    """The broker must carry what the kiosk takes: a snapshot (or key list) of ``sync.max_snapshot_bytes``,
+    retained, reaches a subscriber whole (the shipped limit was once 64 KiB: a site of about 1,800 people)."""
+    size = SyncSettings().max_snapshot_bytes
+    topic = f"kiosk/{SITE}/snapshot"
+    got: list[bytes] = []
+    arrived = threading.Event()
+    admin = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    admin.connect("127.0.0.1", broker.port)
+    admin.loop_start()
+    admin.publish(topic, b"x" * size, qos=1, retain=True).wait_for_publish(TIMEOUT)
+    admin.disconnect()
+    admin.loop_stop()
+    reader = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg.payload)
+        arrived.set()
+
+    reader.on_message = on_message
+    reader.connect("127.0.0.1", broker.port)
+    reader.subscribe(topic, qos=1)
+    reader.loop_start()
+    try:
+        arrived.wait(TIMEOUT)
+    finally:
+        reader.disconnect()
+        reader.loop_stop()
+    assert [len(p) for p in got] == [size]
