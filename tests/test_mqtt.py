@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.mqtt.adapter import HANDOFF_WINDOW
+from kiosk.outbox import Outbox
 from kiosk.records import Enrollment, Tombstone
 from tests.broker import Mosquitto
 from tests.mqtt_kiosk import ADMIN, FP, SITE, TIMEOUT, Collector, Kiosk, emb, enroll_msg, publish
@@ -144,6 +146,27 @@ def test_each_event_is_delivered_once_while_the_broker_is_up(broker: Mosquitto, 
         seqs = [json.loads(p)["seq"] for _, p in sub.messages if json.loads(p)["seq"] >= 0]
         assert sorted(seqs) == list(range(300))  # no duplicates, none missing, in order of emission
         assert seqs == list(range(300))
+    finally:
+        kiosk.stop()
+        sub.close()
+
+
+def test_a_backlog_beyond_one_hand_off_window_drains_with_no_further_event(broker: Mosquitto,
+                                                                           tmp_path: Path) -> None:
+    """A long outage leaves more rows than paho is handed at once; the PUBACKs themselves pull the rest, in
+    order, so a quiet kiosk (at night) does not keep a door_forced_open on disk until someone walks by."""
+    backlog = 2 * HANDOFF_WINDOW + HANDOFF_WINDOW // 2
+    box = Outbox(tmp_path / "door1.outbox.db", max_rows=5 * HANDOFF_WINDOW)
+    for i in range(backlog):  # written while the broker was unreachable
+        box.add(f"kiosk/{SITE}/door1/events", json.dumps({"type": "door_forced_open", "seq": i}).encode())
+    box.close()
+    sub = Collector(broker.port, f"kiosk/{SITE}/door1/events")
+    kiosk = Kiosk(tmp_path, broker.port, outbox_max=5 * HANDOFF_WINDOW)
+    try:
+        assert kiosk.mqtt.drained.wait(TIMEOUT), f"{len(kiosk.outbox)} rows still in the outbox"
+        assert len(kiosk.outbox) == 0 and kiosk.mqtt.counters["published"] == backlog
+        sub.wait_for(lambda m: len(m) >= backlog)
+        assert [json.loads(p)["seq"] for _, p in sub.messages] == list(range(backlog))
     finally:
         kiosk.stop()
         sub.close()

@@ -32,6 +32,7 @@ from kiosk.outbox import Outbox, priority_of
 logger = logging.getLogger(__name__)
 
 TICK_S = 1.0
+HANDOFF_WINDOW = 1000  # outbox rows given to paho and not yet acknowledged, at most
 
 
 class KioskMqtt:
@@ -66,6 +67,7 @@ class KioskMqtt:
         self._acked_during_handoff: set[int] = set()
         self._flushing = threading.Lock()
         self._flush_again = threading.Event()
+        self._backlog = False  # rows may be pending beyond the last pass: resumed once the window is half free
         self._last_activity = clock()
         self._last_probe_sent = -float("inf")
         self._started = False
@@ -141,6 +143,9 @@ class KioskMqtt:
                 info.wait_for_publish(timeout=min(flush_timeout, 0.5))
         self.client.disconnect()
         self.client.loop_stop()
+        self.connected.clear()
+        if self._flushing.acquire(timeout=2.0):  # a pass under way ends before the caller closes the outbox
+            self._flushing.release()
         self._started = False
         if self._timer is not None:
             self._timer.join(2 * TICK_S)
@@ -215,7 +220,9 @@ class KioskMqtt:
             self.client.publish(topic, data, qos=1, retain=retain)
 
     def _flush(self) -> None:
-        """Send every pending row not already in flight; one flusher at a time, re-run if asked meanwhile."""
+        """One pass on the caller's thread (an event's, or ``stop``'s): it never waits, and hands over at most
+        a window of rows; one flusher at a time, re-run if asked meanwhile. The rest of a backlog goes from
+        a background thread, as PUBACKs free the window."""
         if not self._flushing.acquire(blocking=False):
             self._flush_again.set()
             return
@@ -224,18 +231,47 @@ class KioskMqtt:
                 self._flush_again.clear()
                 self._flush_once()
                 if not self._flush_again.is_set():
-                    return
+                    break
         finally:
             self._flushing.release()
+        self._resume_if_due()
+
+    def _flush_in_background(self) -> None:
+        """A pass off the network thread (which must go on reading PUBACKs) and off the door's."""
+        def run() -> None:
+            try:
+                with self._flushing:
+                    self._flush_once()
+                self._resume_if_due()
+            except Exception:
+                logger.exception("the outbox could not be sent; the next event or connection tries again")
+
+        threading.Thread(target=run, name="outbox-flush", daemon=True).start()
+
+    def _resume_if_due(self) -> None:
+        with self._lock:
+            due = self._backlog and len(self._inflight) <= HANDOFF_WINDOW // 2
+            if due:
+                self._backlog = False
+        if due and self.connected.is_set():
+            self._flush_in_background()
 
     def _flush_once(self) -> None:
+        """Hand paho the oldest rows not yet handed over, as many as the window has room for. Paho thus holds
+        at most ``HANDOFF_WINDOW`` of them in memory, and a full batch marks a backlog: the PUBACK that frees
+        half the window starts the next pass (``_on_publish``), so a backlog of any size drains by itself."""
         if not self.connected.is_set():
             return
+        with self._lock:
+            room = HANDOFF_WINDOW - len(self._inflight)
+        rows = self.outbox.pending(after=self._handed_up_to, limit=room) if room > 0 else []
+        with self._lock:
+            self._backlog = room <= 0 or len(rows) == room
         # Once paho has given a message id it owns the message: it resends it after
         # a reconnect by itself (even when rc says "not connected"). So each row is
         # handed over once per process, in id order, and only rows above the mark
         # are read; a restarted process starts at 0 and sends whatever is left.
-        for row_id, topic, payload in self.outbox.pending(after=self._handed_up_to):
+        for row_id, topic, payload in rows:
             with self._lock:
                 self._handing_off = True
             info = self.client.publish(topic, payload, qos=1)
@@ -275,7 +311,7 @@ class KioskMqtt:
             except Exception:
                 self._count("callback_errors")
                 logger.exception("MQTT on-connect hook failed")
-        threading.Thread(target=self._flush, name="outbox-flush", daemon=True).start()
+        self._flush_in_background()
 
     def _on_subscribe(self, _client: Any, _ud: Any, mid: int, codes: Any = (), *_rest: Any) -> None:
         refused = any(_failed(c) for c in (codes or ()))
@@ -311,6 +347,7 @@ class KioskMqtt:
                 return
             self.outbox.remove(row_id)
             self._counters["published"] += 1
+        self._resume_if_due()
         if not len(self.outbox):
             self.drained.set()
 
