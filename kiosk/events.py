@@ -8,8 +8,9 @@ of its own).
 
 The audit log is a record, never a gate: a line it cannot take (a full disk,
 an I/O error) is reported and the event still goes to every publisher, so it
-reaches the MQTT outbox and the caller (the door, the loop) never sees the
-error. A line is written whole or not at all (a write that fails part-way is
+reaches MQTT (through the outbox, or, when the outbox's disk is full too,
+directly while connected: ``KioskMqtt.publish_event``) and the caller (the
+door, the loop) never sees the error. A line is written whole or not at all (a write that fails part-way is
 cut back off the file). The first failure of a streak is logged once and
 published as ``audit_log_failed`` (``error``, ``errno``, ``lost``: lines not
 written so far in this streak), again at most every ``alarm_interval_s``

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kiosk.events import EventSink
 from kiosk.mqtt.adapter import HANDOFF_WINDOW
+from kiosk.mqtt.client import KioskMqtt, make_client
+from kiosk.mqtt.topics import Topics
 from kiosk.outbox import Outbox
 from kiosk.records import Enrollment, Tombstone
+from kiosk.store import Store
 from tests.broker import Mosquitto
-from tests.mqtt_kiosk import ADMIN, FP, SITE, TIMEOUT, Collector, Kiosk, emb, enroll_msg, publish
+from tests.mqtt_kiosk import ADMIN, FP, SITE, TIMEOUT, TRUST, Collector, Kiosk, emb, enroll_msg, publish
 
 
 @pytest.fixture()
@@ -180,3 +186,58 @@ def test_availability_is_online_while_connected_and_offline_as_last_will(broker:
     avail.wait_for(lambda m: m[-1][1] == b"offline")
     kiosk.mqtt.stop()
     avail.close()
+
+
+def fill_the_outbox_disk(box: Outbox) -> None:
+    """SQLite's own SQLITE_FULL ("database or disk is full"), as on a full disk: the database may not grow by
+    one page. A row that fits in a page already there still goes in; one larger than a page does not."""
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+LARGER_THAN_A_PAGE = {"door": "front", "detail": "x" * 8192}
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_still_sends_events_to_a_connected_broker_and_counts_them(broker: Mosquitto,
+                                                                             tmp_path: Path) -> None:
+    (tmp_path / "door1.audit.jsonl").symlink_to("/dev/full")  # every audit line fails with ENOSPC
+    sub = Collector(broker.port, f"kiosk/{SITE}/door1/events")
+    kiosk = Kiosk(tmp_path, broker.port)
+    try:
+        fill_the_outbox_disk(kiosk.outbox)
+        kiosk.events.emit("door_forced_open", LARGER_THAN_A_PAGE)  # the outbox cannot take it either
+        sub.wait_for(lambda m: {json.loads(p)["type"] for _, p in m} >= {"door_forced_open", "audit_log_failed"})
+        assert kiosk.mqtt.counters["events_not_queued"] == kiosk.mqtt.counters["events_sent_directly"] == 1
+        assert kiosk.mqtt.counters["events_lost"] == 0
+        [forced] = [e for e in sub.json("events") if e["type"] == "door_forced_open"]
+        assert forced["detail"] == LARGER_THAN_A_PAGE["detail"]
+    finally:
+        kiosk.stop()
+        sub.close()
+
+
+def test_an_event_the_outbox_cannot_take_while_offline_is_counted_as_lost(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    sink = EventSink(tmp_path / "audit.jsonl", device="door1")
+    box = Outbox(tmp_path / "outbox.db")
+    store = Store(tmp_path / "door1.db", b"k" * 32, FP, verifier=TRUST)
+    mqtt_ = KioskMqtt(make_client("kiosk-door1"), "127.0.0.1", 1, Topics("kiosk", SITE, "door1"), store, sink,
+                      box, TRUST)  # never connected
+    sink.publishers.append(mqtt_.publish_event)
+    try:
+        fill_the_outbox_disk(box)
+        with caplog.at_level(logging.WARNING, logger="kiosk.mqtt.adapter"):
+            for _ in range(3):
+                sink.emit("door_forced_open", LARGER_THAN_A_PAGE)
+            sink.emit("door_closed", {"door": "front"})  # fits: the outbox takes events again
+        counters = mqtt_.counters
+        assert (counters["events_not_queued"], counters["events_lost"], counters["events_sent_directly"]) == (3, 3, 0)
+        assert [json.loads(p)["type"] for _, _, p in box.pending()] == ["door_closed"]
+        assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]  # the streak, not every event
+        assert "3 lost" in caplog.records[-1].getMessage()
+        assert sum(json.loads(line)["type"] == "door_forced_open" for line in sink.files()[0].open()) == 3
+    finally:
+        box.close()
+        sink.close()
+        store.close()

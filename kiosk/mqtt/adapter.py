@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -59,7 +60,9 @@ class KioskMqtt:
         self._suback_topics: dict[int, str] = {}  # mid -> topic, to name a subscription the broker refused
         self.refused_subscriptions: set[str] = set()  # of the current connection
         self._counters = {"published": 0, "callback_errors": 0, "action_errors": 0, "probes_sent": 0,
-                          "probes_received": 0, "subscriptions_refused": 0}
+                          "probes_received": 0, "subscriptions_refused": 0, "events_not_queued": 0,
+                          "events_sent_directly": 0, "events_lost": 0}
+        self._outbox_failing = False  # the last event could not be written to the outbox
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> outbox row
         self._handed_up_to = 0  # highest outbox id given to paho by this process
@@ -209,9 +212,39 @@ class KioskMqtt:
     # events
 
     def publish_event(self, event: dict[str, Any]) -> None:
-        self.outbox.add(self.topics.events, json.dumps(event, default=str).encode(),
-                        priority_of(str(event.get("type", ""))))
+        """Into the outbox, then towards the broker. An outbox that cannot take the event (its disk is full)
+        does not hold it back: while connected it is handed to paho directly (QoS 1, not durable: a restart
+        before its PUBACK loses it), otherwise it is lost; both are counted (``events_not_queued``, then
+        ``events_sent_directly`` or ``events_lost``)."""
+        payload = json.dumps(event, default=str).encode()
+        try:
+            self.outbox.add(self.topics.events, payload, priority_of(str(event.get("type", ""))))
+        except sqlite3.Error as exc:
+            self._send_unqueued(payload, exc)
+        else:
+            self._outbox_took_one()
         self._flush()
+
+    def _send_unqueued(self, payload: bytes, exc: sqlite3.Error) -> None:
+        with self._lock:
+            first, self._outbox_failing = not self._outbox_failing, True
+            self._counters["events_not_queued"] += 1
+        if first:
+            logger.error("the outbox cannot take events (%s): while connected they go to the broker directly, "
+                         "not durably; while not, they are lost (counted: events_sent_directly, events_lost)", exc)
+        if self.connected.is_set():
+            self.client.publish(self.topics.events, payload, qos=1)
+            self._count("events_sent_directly")
+        else:
+            self._count("events_lost")
+
+    def _outbox_took_one(self) -> None:
+        with self._lock:
+            was_failing, self._outbox_failing = self._outbox_failing, False
+            counters = dict(self._counters)
+        if was_failing:
+            logger.warning("the outbox takes events again (so far %d sent directly, %d lost)",
+                           counters["events_sent_directly"], counters["events_lost"])
 
     def publish_state(self, topic: str, payload: dict[str, Any] | str, retain: bool = True) -> None:
         """Latest-value topics (stats, door state): not queued, the next value replaces them."""
