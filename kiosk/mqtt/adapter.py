@@ -256,26 +256,33 @@ class KioskMqtt:
         """One pass on the caller's thread (an event's, or ``stop``'s): it never waits, and hands over at most
         a window of rows; one flusher at a time, re-run if asked meanwhile. The rest of a backlog goes from
         a background thread, as PUBACKs free the window."""
-        if not self._flushing.acquire(blocking=False):
-            self._flush_again.set()
-            return
-        try:
-            while True:
-                self._flush_again.clear()
-                self._flush_once()
-                if not self._flush_again.is_set():
-                    break
-        finally:
-            self._flushing.release()
+        self._drain(wait=False)
+
+    def _drain(self, wait: bool) -> None:
+        """Passes until nobody asked for another meanwhile. A caller that finds a pass under way asks for one
+        (``_flush_again``) and leaves; the pass serves it, even when asked just before it let go."""
+        while True:
+            if not self._flushing.acquire(blocking=wait):
+                self._flush_again.set()
+                return
+            try:
+                while True:
+                    self._flush_again.clear()
+                    self._flush_once()
+                    if not self._flush_again.is_set():
+                        break
+            finally:
+                self._flushing.release()
+            if not self._flush_again.is_set():  # asked after the last look, before the release: once more
+                break
+            wait = False
         self._resume_if_due()
 
     def _flush_in_background(self) -> None:
         """A pass off the network thread (which must go on reading PUBACKs) and off the door's."""
         def run() -> None:
             try:
-                with self._flushing:
-                    self._flush_once()
-                self._resume_if_due()
+                self._drain(wait=True)
             except Exception:
                 logger.exception("the outbox could not be sent; the next event or connection tries again")
 
