@@ -7,6 +7,15 @@ out for ``lockout_s``, while everybody else can still be let in. When denied
 approaches of all faces together reach ``ceiling`` within the window, the
 kiosk raises an alarm (somebody is probing the door) once per window;
 nobody is locked out by it.
+
+At most ``max_faces`` faces are remembered. A newly denied face is always
+counted: to make room, records with nothing left to count (no denial within
+the window, no lockout running) are forgotten first, then the unlocked face
+denied least recently. A face locked out right now is never forgotten to make
+room, so when every record is locked the memory grows, up to twice
+``max_faces`` (each locked face took ``attempts`` denials, and the ceiling
+alarm has long been raised); only past that is the lockout that ends soonest
+cut short, with a warning.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ class LockoutConfig:
     lockout_s: float = 60.0
     same_face: float = 0.5
     ceiling: int = 20
-    max_faces: int = 256  # remembered faces; the least recently denied is forgotten first
+    max_faces: int = 256  # remembered faces (up to twice as many while all are locked): see the module doc
 
 
 @dataclass(eq=False)  # identity, not value: its embedding is an array
@@ -65,10 +74,9 @@ class FaceLockout:
         c = self.config
         face = self._find(embedding)
         if face is None:
+            self._make_room(now)  # before the newcomer is added: it is never the one forgotten
             face = _Face(np.asarray(embedding, np.float32).copy())
             self._faces.append(face)
-            if len(self._faces) > c.max_faces:
-                self._faces.remove(min(self._faces, key=lambda f: f.last))
         face.last = now
         face.denials.append(now)
         while face.denials and now - face.denials[0] > c.window_s:
@@ -87,6 +95,24 @@ class FaceLockout:
             self._alarm_until = now + c.window_s
             logger.warning("%d denied approaches within %.0f s: raising the lockout alarm", len(self._all), c.window_s)
         return locked, alarm
+
+    def _make_room(self, now: float) -> None:
+        """Room for one more face: see the module doc for what is forgotten, and in which order."""
+        c = self.config
+        if len(self._faces) < c.max_faces:
+            return
+        self._faces = [f for f in self._faces
+                       if now < f.locked_until or (f.denials and now - f.denials[-1] <= c.window_s)]
+        if len(self._faces) < c.max_faces:
+            return
+        unlocked = [f for f in self._faces if now >= f.locked_until]
+        if unlocked:
+            self._faces.remove(min(unlocked, key=lambda f: f.last))
+        elif len(self._faces) >= 2 * c.max_faces:
+            soonest = min(self._faces, key=lambda f: f.locked_until)
+            self._faces.remove(soonest)
+            logger.warning("%d faces locked out at once: the lockout ending soonest (in %.0f s) is cut short to "
+                           "count a new face", len(self._faces) + 1, soonest.locked_until - now)
 
     def forgive(self, embedding: F32) -> None:
         """A granted approach clears that face's record."""

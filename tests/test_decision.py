@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kiosk.decision import Candidate, Claim, DecisionConfig, DecisionEngine, MultiFacePolicy, Observation, fuse
+from kiosk.lockout import FaceLockout, LockoutConfig
 from kiosk.match import Gallery
 from kiosk.track import Tracker, iou
 from tests.clock import FakeClock
@@ -198,6 +199,45 @@ def test_many_different_denied_faces_raise_the_ceiling_alarm_without_locking_out
     assert [k for k, _ in eng.alarms] == ["lockout_ceiling"]
     d = eng.observe([obs(ANN, track=200)])
     assert d is not None and d.granted
+
+
+def _faces(n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` unrelated faces: random unit vectors, far below ``same_face`` of each other."""
+    x = np.random.default_rng(seed).normal(size=(n, 128)).astype(np.float32)
+    return list(x / np.linalg.norm(x, axis=1, keepdims=True))
+
+
+def test_a_new_face_is_locked_out_however_many_faces_were_denied_before() -> None:
+    cfg = LockoutConfig()
+    lock = FaceLockout(cfg)
+    *strangers, attacker = _faces(cfg.max_faces + 1)
+    t = 0.0
+    for face in strangers:  # a busy week: the memory fills with strangers denied once each
+        lock.deny(face, t)
+        t += 1800.0
+    locked = [lock.deny(attacker, t + k)[0] for k in range(cfg.attempts)]
+    assert locked == [False] * (cfg.attempts - 1) + [True] and lock.locked(attacker, t + cfg.attempts)
+    assert len(lock._faces) <= cfg.max_faces
+
+
+def test_a_locked_out_face_is_not_forgotten_to_make_room_for_others() -> None:
+    cfg = LockoutConfig(attempts=2, max_faces=4)
+    lock = FaceLockout(cfg)
+    attacker, *others = _faces(12, seed=1)
+    lock.deny(attacker, 0.0)
+    assert lock.deny(attacker, 1.0)[0]
+    for k, face in enumerate(others):  # more new faces than the memory holds, within the lockout
+        lock.deny(face, 2.0 + k)
+    assert lock.locked(attacker, 20.0) and len(lock._faces) == cfg.max_faces
+
+
+def test_when_every_remembered_face_is_locked_out_a_new_face_is_still_counted() -> None:
+    cfg = LockoutConfig(attempts=1, max_faces=2)  # every denial locks its face out
+    lock = FaceLockout(cfg)
+    faces = _faces(5, seed=2)
+    assert all(lock.deny(face, float(k))[0] for k, face in enumerate(faces))
+    assert all(lock.locked(face, 5.0) for face in faces[1:])  # the memory grew, up to twice max_faces...
+    assert not lock.locked(faces[0], 5.0) and len(lock._faces) == 2 * cfg.max_faces  # ...then the soonest ends
 
 
 def test_a_granted_person_staying_in_view_is_not_granted_again() -> None:
