@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -324,8 +325,43 @@ def test_a_prompted_face_that_cannot_be_judged_still_times_out_and_its_prompt_go
 def test_the_prompt_can_be_said_again_for_a_display_that_reconnects() -> None:
     judge, clock, prompter = _judge()
     judge.repeat_prompt()
+    assert prompter.shown == []  # said by the loop thread, at its next frame
+    judge.in_view([], clock())
     assert prompter.shown == [None]
     _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
     direction = prompter.shown[-1]
     judge.repeat_prompt()
+    judge.in_view([1], clock())
     assert prompter.shown[-1] == direction and direction in ("left", "right")
+    judge.in_view([1], clock())
+    assert prompter.shown.count(direction) == 2  # said once per reconnection, not on every frame
+
+
+class _ThreadRecordingPrompter(RecordingPrompter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def prompt(self, direction: str) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().prompt(direction)
+
+    def clear(self) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().clear()
+
+
+def test_a_reconnection_never_brings_back_a_prompt_the_loop_withdrew() -> None:
+    """The MQTT network thread asks for the prompt again while the loop withdraws it: only the loop
+    thread drives the prompter, so what it shows last is what the loop asks for now."""
+    clock, prompter = FakeClock(), _ThreadRecordingPrompter()
+    judge = LivenessJudge(LivenessSettings(planar_band_max=0.0), clock, prompter, random.Random(0))
+    _feed(judge, clock, _still(True, int(2.5 / DT)))  # a still print: prompted at 2 s
+    assert prompter.shown[-1] in ("left", "right")
+    network = threading.Thread(target=judge.repeat_prompt, name="mqtt-network")
+    network.start()  # the broker reconnected
+    network.join(5)
+    judge.end(1)  # the loop: the print left, its prompt is withdrawn
+    judge.in_view([], clock())  # the loop's next frame
+    assert prompter.shown[-2:] == [None, None]
+    assert prompter.threads == {threading.current_thread().name}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import statistics
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class LivenessJudge:
         self.extra_cues = list(extra_cues)
         self._tracks: dict[int, _TrackState] = {}
         self._prompting: int | None = None  # the track whose prompt is showing
+        self._repeat = threading.Event()  # a display reconnected: say the prompt again at the next frame
         self.rate = SampleRate(config.rate_floor)  # landmark frames per second per face, as the door runs
 
     def due(self, track_id: int, now: float) -> bool:
@@ -98,6 +100,9 @@ class LivenessJudge:
                     result = LivenessResult(Verdict.FLAT, "challenge_timeout", ch.values(now))
                     self._finish(track_id, state, result)
                     state.last = result
+        if self._repeat.is_set():
+            self._repeat.clear()
+            self._say_again()
 
     def current(self, track_id: int) -> LivenessResult:
         """The track's latest result, for the frames between two samples."""
@@ -161,7 +166,14 @@ class LivenessJudge:
         return abandoned
 
     def repeat_prompt(self) -> None:
-        """Say again what the prompter should show now (after a display or broker reconnects)."""
+        """Ask for what the prompter should show now to be said again (a display or broker reconnected).
+
+        Safe from any thread (the MQTT network thread calls it): it only sets a flag, and the loop thread
+        says it at its next frame (``in_view``). The prompter is driven from that one thread, so a prompt
+        the loop withdraws meanwhile cannot be re-shown after its withdrawal."""
+        self._repeat.set()
+
+    def _say_again(self) -> None:
         state = None if self._prompting is None else self._tracks.get(self._prompting)
         if state is not None and state.challenge is not None and state.final is None:
             self.prompter.prompt(state.challenge.direction)
