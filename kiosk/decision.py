@@ -124,7 +124,12 @@ class _Track:
     frames: deque[tuple[float, F32, float, str | None]] = field(default_factory=deque)  # t, embedding, weight, top-1
     counted: bool = False  # this approach already counted as one denied attempt
     granted_at: float | None = None
-    flat: bool = False
+    flat: bool = False  # a FLAT verdict of this track was denied as presentation_attack
+
+
+def liveness_values(live: Liveness) -> dict[str, Any]:
+    """What a presentation_attack denial reports of a FLAT verdict: its reason and cue values."""
+    return {"liveness_reason": live.reason, **{k: round(float(v), 4) for k, v in live.values.items()}}
 
 
 def fuse(rows: list[tuple[F32, float]]) -> F32:
@@ -175,26 +180,34 @@ class DecisionEngine:
         for t in tracks:
             self._tracks.pop(t, None)
 
-    def abandon(self, track: int, face: F32 | None, values: dict[str, Any] | None = None) -> Decision | None:
+    def abandon(self, track: int, face: F32 | None, values: dict[str, Any] | None = None, *,
+                reason: str = "challenge_abandoned") -> Decision | None:
         """``track`` left the view while its liveness challenge was running: a denied approach
         (``challenge_abandoned``), counted towards its face's lockout like a timeout, so that stepping
-        away and back is no free new draw of the prompted direction. ``face``: the mean of every
+        away and back is no free new draw of the prompted direction. With ``reason``
+        ``presentation_attack`` (``values``: ``liveness_values`` of the verdict), the track left with
+        a FLAT verdict this engine has not denied (reached on frames that failed the gates, beside a
+        second face, during a cooldown): denied and counted the same way. ``face``: the mean of every
         embedding the track showed (the loop's continuity reference), which counts when this engine
-        kept no frames of it (faces that only failed the gates, evidence wiped by a second face, or
-        seen during a cooldown). Nothing for a track that was granted or already denied, or that was
-        never embedded."""
+        kept no frames of it. Nothing for a track that was never embedded, nor for one that was granted
+        or already denied (a FLAT verdict: already denied as ``presentation_attack``); an approach
+        counts once, so a FLAT verdict on an approach already counted is reported, not counted again."""
         st = self._tracks.get(track)
-        if st is not None and (st.counted or st.granted_at is not None):
+        flat = reason == "presentation_attack"
+        if flat and st is not None and st.granted_at is not None:
+            st = None  # judged afresh after the grant spent its verdict: a new approach
+        if st is not None and (st.flat if flat else (st.counted or st.granted_at is not None)):
             return None
         probe = fuse([(e, w) for _, e, w, _ in st.frames]) if st is not None and st.frames else face
         if probe is None:
             return None
         cand = self.match(probe)
         thr = self.threshold()
-        person = cand.person if cand.person is not None and cand.score >= thr else None
+        person = cand.person if cand.person is not None and cand.score >= thr and not flat else None
         fields = {"track": track, "threshold": round(thr, 4), **(values or {})}
-        return self._deny(self.clock(), person, cand.score, "challenge_abandoned", st or _Track(self.clock()),
-                          probe, track, fields)
+        st = st or _Track(self.clock())
+        st.flat = st.flat or flat
+        return self._deny(self.clock(), person, 0.0 if flat else cand.score, reason, st, probe, track, fields)
 
     def claim(self, claim: Claim) -> None:
         """A PIN or card was presented: the next approach is compared 1:1 with this person."""
@@ -227,17 +240,17 @@ class DecisionEngine:
         if len(faces) + extra_faces > 1 and self.config.multi_face is MultiFacePolicy.DENY:
             for f in faces:
                 st = self._tracks.get(f.track)
-                if st is not None and st.granted_at is not None:
-                    st.frames.clear()  # evidence starts over; the grant still counts against a re-grant
-                else:
-                    self._tracks.pop(f.track, None)  # evidence starts over once the other person has gone
+                if st is not None:
+                    # evidence starts over once the other person has gone; a grant still counts against a
+                    # re-grant, and an approach already counted (or denied as FLAT) is not counted again
+                    st.frames.clear()
             return self._deny(now, None, 0.0, "multiple_faces", None)
         face = max(faces, key=lambda f: f.area)
         st = self._tracks.setdefault(face.track, _Track(now))
         if st.granted_at is not None:
             if now - st.granted_at < self.config.regrant_after_s:
                 return None  # let in already and still in view: no loitering re-grants
-            st.granted_at, st.counted = None, False
+            st.granted_at, st.counted, st.flat = None, False, False
             st.frames.clear()
         own = face.candidate if face.candidate is not None else self.match(face.embedding)
         st.frames.append((now, face.embedding, face.weight, own.person))
@@ -249,8 +262,9 @@ class DecisionEngine:
         probe = fuse([(e, w) for _, e, w, _ in st.frames])
         live = face.liveness
         if live is not None and live.verdict == "flat":
-            values = {"liveness_reason": live.reason, **{k: round(float(v), 4) for k, v in live.values.items()}}
-            return self._deny(now, None, 0.0, "presentation_attack", st, probe, face.track, values=values)
+            st.flat = True
+            return self._deny(now, None, 0.0, "presentation_attack", st, probe, face.track,
+                              values=liveness_values(live))
         if self.lockout.locked(probe, now):
             return self._deny(now, None, 0.0, "locked_out", None, track=face.track)
         with self._claim_lock:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from kiosk.camera.base import Frame
 from kiosk.camera.capture import Capture
 from kiosk.continuity import FaceContinuity
-from kiosk.decision import Candidate, Decision, DecisionEngine, Observation
+from kiosk.decision import Candidate, Decision, DecisionEngine, Observation, liveness_values
 from kiosk.door import Door
 from kiosk.events import EventSink
 from kiosk.match import Gallery
@@ -278,16 +278,25 @@ class KioskLoop:
             self._last_watchdog = now
 
     def _end(self, ended: list[int], counted: bool = True) -> None:
-        """These tracks are gone. One that left while prompted, before a verdict, is a denied approach
-        (``DecisionEngine.abandon``), unless ``counted`` is False: the camera, not the face, went away."""
+        """These tracks are gone. What the judge hands back is a denied approach (``DecisionEngine.abandon``,
+        which counts no approach twice): a FLAT verdict, as ``presentation_attack`` (one the decision never
+        saw on a good frame would go uncounted), and a track that left while prompted, before a verdict, as
+        ``challenge_abandoned`` unless ``counted`` is False: the camera, not the face, went away."""
         if self.liveness is not None:
             for t in ended:
-                prompt = self.liveness[1].end(t)
-                if prompt is not None and counted:
-                    # before the engine and the continuity check forget the track's faces
-                    abandoned = self.engine.abandon(t, self.continuity.mean(t), prompt)
-                    if abandoned is not None:
-                        self._act(abandoned, 0.0)
+                left = self.liveness[1].end(t)
+                if left is None:
+                    continue
+                if str(left.verdict) == "flat":
+                    reason, values = "presentation_attack", liveness_values(left)
+                elif counted:
+                    reason, values = "challenge_abandoned", dict(left.values)
+                else:
+                    continue
+                # before the engine and the continuity check forget the track's faces
+                denied = self.engine.abandon(t, self.continuity.mean(t), values, reason=reason)
+                if denied is not None:
+                    self._act(denied, 0.0)
             self._emit_alarms()
         self.engine.end(ended)
         self.continuity.end(ended)

@@ -189,6 +189,27 @@ def test_one_approach_counts_once_however_long_it_stays() -> None:
     assert not eng.lockout.locked(near(EVE, seed=1), clock())
 
 
+def test_a_second_face_restarts_the_evidence_but_the_approach_still_counts_once() -> None:
+    clock = FakeClock()
+    eng = engine(clock, frames_to_grant=1, lockout_attempts=2, deny_event_interval_s=0.0)
+    assert [d.reason for d in feed(eng, clock, [[obs(EVE, track=1)]]) if d] == ["unknown"]
+    feed(eng, clock, [[obs(EVE, track=1, seed=1), obs(BOB, track=2, seed=1)]])  # multiple_faces
+    assert [d.reason for d in feed(eng, clock, [[obs(EVE, track=1, seed=2)]]) if d] == ["unknown"]
+    assert not eng.lockout.locked(near(EVE, seed=3), clock())
+
+
+def test_a_flat_verdict_the_engine_never_denied_is_counted_when_its_track_leaves_and_only_then() -> None:
+    clock = FakeClock()
+    eng = engine(clock, frames_to_grant=1, lockout_attempts=2, deny_event_interval_s=0.0, liveness=True)
+    flat = {"liveness_reason": "challenge_timeout"}
+    assert eng.observe([obs(EVE, track=1, live=FLAT)]).reason == "presentation_attack"  # type: ignore[union-attr]
+    assert eng.abandon(1, near(EVE), flat, reason="presentation_attack") is None  # denied already
+    eng.end([1])
+    d = eng.abandon(2, near(EVE, seed=1), flat, reason="presentation_attack")  # never seen on a good frame
+    assert d is not None and d.reason == "presentation_attack" and d.person is None
+    assert eng.lockout.locked(near(EVE, seed=2), clock())
+
+
 def test_many_different_denied_faces_raise_the_ceiling_alarm_without_locking_out_everyone() -> None:
     clock = FakeClock()
     eng = engine(clock, frames_to_grant=1, lockout_ceiling=5, deny_event_interval_s=0.0)

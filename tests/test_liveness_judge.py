@@ -183,17 +183,32 @@ def test_tracks_are_judged_apart() -> None:
 def test_ending_a_prompted_track_withdraws_the_prompt() -> None:
     judge, clock, prompter = _judge()
     _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
-    assert judge.end(1)  # left while prompted, before a verdict: the loop counts it as a denied approach
-    assert prompter.shown[-1] is None
+    left = judge.end(1)  # left while prompted, before a verdict: the loop counts it as a denied approach
+    assert left is not None and left.verdict is Verdict.PENDING and left.reason == "challenge_abandoned"
+    assert left.values["challenge_left"] in (0.0, 1.0) and prompter.shown[-1] is None
 
 
-def test_only_a_track_that_leaves_while_prompted_and_undecided_has_abandoned_its_challenge() -> None:
+def test_a_track_leaving_hands_back_its_flat_verdict_or_abandoned_challenge_and_nothing_else() -> None:
     judge, clock, _ = _judge()
     _feed(judge, clock, _still(False, int(1.5 / DT)))
-    assert not judge.end(1)  # gone before any prompt
+    assert judge.end(1) is None  # gone before any prompt
     _feed(judge, clock, _still(True, int(8.0 / DT)), track=2)
-    assert judge.current(2).reason == "challenge_timeout" and not judge.end(2)  # denied already
-    assert not judge.end(3)  # never seen
+    left = judge.end(2)  # the loop counts it, unless the decision already denied it
+    assert left is not None and left.verdict is Verdict.FLAT and left.reason == "challenge_timeout"
+    assert judge.end(3) is None  # never seen
+    head = synth.model(False)
+    _feed(judge, clock, [synth.pose(head, 30 * np.sin(np.pi * k / 30)) for k in range(60)], track=4)
+    assert judge.current(4).verdict is Verdict.LIVE and judge.end(4) is None
+
+
+def test_a_prompt_timed_out_on_a_face_too_small_to_judge_is_handed_back_when_it_leaves() -> None:
+    judge, clock, _ = _judge()
+    _feed(judge, clock, _still(True, int(2.5 / DT)))
+    for _ in range(int(5.0 / DT)):  # the print steps back: detected, too small for the cues
+        judge.in_view([], clock())
+        clock.advance(DT)
+    left = judge.end(1)
+    assert left is not None and left.verdict is Verdict.FLAT and left.reason == "challenge_timeout"
 
 
 class _Veto:

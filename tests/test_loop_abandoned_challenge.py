@@ -4,11 +4,15 @@ A replay that shows one turn passes about half the prompts; if leaving before th
 nothing, an attacker would step away until the prompt matched the replay, unseen by the audit log and
 the lockout. Each prompted track that leaves before a verdict is now denied as ``challenge_abandoned``
 and counted towards its face's lockout, like a timeout.
+
+A FLAT verdict is counted the same way when the decision never denied it on a frame that passed the
+gates (reached while the face was too small to judge, or beside a second face), and never twice.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +21,19 @@ from gpiozero.pins.mock import MockFactory
 
 from kiosk.vision.boxes import Face
 from tests import liveness_synth as synth
-from tests.loop_fakes import DT, KP, MAIN, OTHER, PRINT_OF_VICTIM, RELAY, SIDE, VICTIM, Rig
+from tests.loop_fakes import DT, KP, MAIN, OTHER, PRINT_OF_VICTIM, RELAY, SIDE, VICTIM, Rig, Shown
 
 TURNED_KP = KP.copy()
 TURNED_KP[2] = [355, 230]  # the nose 0.44 eye distances off the eyes' midpoint: gated out as turned away
 TURNED = Face(MAIN.box, 0.99, TURNED_KP)  # the liveness cues still sample it (a head turned for a prompt)
+SMALL = Face((560.0, 20.0, 620.0, 80.0), 0.99, (KP - [320, 220]) * 0.3 + [590, 50])  # too small to judge
+
+
+def _shrunk(side: float) -> Face:
+    """MAIN stepped back: the same centre, a smaller box (the tracker keeps it), under min_face_px."""
+    c = np.array([320.0, 220.0])
+    s = side / 200.0
+    return Face((c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2), 0.99, (KP - c) * s + c)
 
 
 def _reasons(tmp: Path, kind: str = "access_denied") -> list[str]:
@@ -116,3 +128,70 @@ def test_tracks_forgotten_because_the_camera_was_lost_are_not_counted(factory: M
     assert d.prompter.shown[-1] is None
     d.events.close()
     assert _reasons(tmp_path) == []
+
+
+def _prompted_print(d: Rig, rng: np.random.Generator, seconds: float, *others: Shown) -> None:
+    flat = synth.model(True)
+    for _ in range(int(seconds / DT)):
+        d.step([(MAIN, synth.pose(flat, noise_px=0.3, rng=rng), PRINT_OF_VICTIM), *others])
+
+
+def _timed_out_out_of_the_gates(d: Rig, rng: np.random.Generator) -> None:
+    """Held still until the prompt, then stepped back under min_face_px until the prompt times out; gone."""
+    asked = len(d.prompter.shown)
+    _prompted_print(d, rng, 3.0)
+    assert {"left", "right"} & set(d.prompter.shown[asked:])
+    for side in (160.0, 125.0, 98.0, 76.0):
+        d.step([(_shrunk(side), None, PRINT_OF_VICTIM)])
+    for _ in range(int(5.5 / DT)):
+        d.step([(_shrunk(76.0), None, PRINT_OF_VICTIM)])
+    assert d.prompter.shown[-1] is None  # the timeout withdrew the prompt
+    for _ in range(int(1.5 / DT)):
+        d.step([])
+
+
+def _timed_out_beside_a_second_face(d: Rig, rng: np.random.Generator) -> None:
+    """Alone until the prompt, then a small second face in view (every decision: multiple_faces) until the
+    prompt times out; gone."""
+    _prompted_print(d, rng, 2.5)
+    _prompted_print(d, rng, 5.5, (SMALL, None, OTHER))
+    assert d.prompter.shown[-1] is None
+    for _ in range(int(1.5 / DT)):
+        d.step([])
+
+
+def _denied_then_a_second_face_flashed(d: Rig, rng: np.random.Generator) -> None:
+    """Timed out and denied on good frames, a second face for a frame (which restarts the decision's
+    evidence), the print alone again, then gone: still one approach."""
+    _prompted_print(d, rng, 7.5)
+    _prompted_print(d, rng, DT, (SIDE, None, OTHER))
+    _prompted_print(d, rng, 1.0)
+    for _ in range(int(1.5 / DT)):
+        d.step([])
+
+
+@pytest.mark.parametrize("attempt", [_timed_out_out_of_the_gates, _timed_out_beside_a_second_face,
+                                     _denied_then_a_second_face_flashed])
+def test_every_flat_verdict_is_denied_and_counted_once(attempt: Callable[[Rig, np.random.Generator], None],
+                                                        factory: MockFactory, tmp_path: Path) -> None:
+    d = Rig(factory, tmp_path)
+    rng = np.random.default_rng(4)
+    for _ in range(d.engine.config.lockout_attempts - 1):
+        attempt(d, rng)
+    assert d.events.counts.get("lockout", 0) == 0  # no verdict counted twice
+    attempt(d, rng)
+    assert d.events.counts.get("lockout", 0) == 1  # nor left uncounted
+    assert d.loop.stats.presentation_attacks >= 1
+    d.events.close()
+    assert "presentation_attack" in _reasons(tmp_path) and _reasons(tmp_path, "presentation_attack")
+    factory.pin(RELAY).assert_states([False])
+
+
+def test_a_flat_verdict_counts_even_when_the_camera_goes(factory: MockFactory, tmp_path: Path) -> None:
+    """Unlike an abandoned prompt, a FLAT verdict is the face's own doing."""
+    d = Rig(factory, tmp_path)
+    _prompted_print(d, np.random.default_rng(4), 2.5)
+    _prompted_print(d, np.random.default_rng(5), 5.5, (SMALL, None, OTHER))
+    d.loop._forget_tracks()
+    d.events.close()
+    assert _reasons(tmp_path) == ["multiple_faces", "presentation_attack"]

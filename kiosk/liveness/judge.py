@@ -151,19 +151,24 @@ class LivenessJudge:
         self._tracks[track_id] = _TrackState(first_seen=until, resting_until=until,
                                              last=LivenessResult(Verdict.PENDING, SPENT, {}))
 
-    def end(self, track_id: int) -> dict[str, float] | None:
-        """The track left the view: forget it and withdraw its prompt. When it left while prompted and
-        before any verdict (an abandoned challenge: leaving must not be a free new draw), the prompt's
-        direction and age, for the loop to count and report; else None."""
+    def end(self, track_id: int) -> LivenessResult | None:
+        """The track left the view: forget it and withdraw its prompt. Returns what the loop counts
+        as a denied approach, else None: the track's FLAT verdict (the decision may never have seen it on
+        a frame that passed the gates: reached while the face was too small, beside a second face, in a
+        cooldown; the decision does not count one twice), or, when it left while prompted and before any
+        verdict (an abandoned challenge: leaving must not be a free new draw), a PENDING result
+        ``challenge_abandoned`` with the prompt's direction and age."""
         state = self._tracks.pop(track_id, None)
-        abandoned = None
-        if state is not None and state.challenge is not None and state.final is None:
-            abandoned = {"challenge_left": float(state.challenge.direction == "left"),
-                         "challenge_s": round(self.clock() - state.challenge.started, 3)}
-        self._forget_cues(track_id)
-        if abandoned is not None:
+        left = None
+        if state is not None and state.final is not None and state.final.verdict is Verdict.FLAT:
+            left = state.final
+        elif state is not None and state.challenge is not None and state.final is None:
+            left = LivenessResult(Verdict.PENDING, "challenge_abandoned",
+                                  {"challenge_left": float(state.challenge.direction == "left"),
+                                   "challenge_s": round(self.clock() - state.challenge.started, 3)})
             logger.info("track %d: left the view while prompted, before a verdict", track_id)
-        return abandoned
+        self._forget_cues(track_id)
+        return left
 
     def repeat_prompt(self) -> None:
         """Ask for what the prompter should show now to be said again (a display or broker reconnected).
