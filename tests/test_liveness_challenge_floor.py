@@ -183,7 +183,7 @@ def test_turning_a_noise_guard_off_is_valid_but_never_silent() -> None:
                                             ("evidence_frames", 2), ("min_turn", 0.05), ("sample_hz", 0.0),
                                             ("challenge_timeout_s", 8.0), ("noise_factor", 6.0),
                                             ("passive_noise_factor", 12.0), ("live_ratio", 0.4),
-                                            ("max_live_ratio", 0.99)])
+                                            ("max_live_ratio", 0.99), ("planar_band_max", 0.012)])
 def test_a_threshold_under_what_the_attacks_were_measured_at_is_valid_but_never_silent(key: str, value: float) -> None:
     warned = LivenessSettings(**{key: value}).weakened()  # type: ignore[arg-type]
     assert len(warned) == 1 and f"liveness.{key} = {value:g}" in warned[0]

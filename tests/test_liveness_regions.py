@@ -185,6 +185,16 @@ def test_a_sheet_over_a_turning_head_is_denied_by_its_pixels_not_its_landmarks()
     assert Verdict.LIVE in blind
 
 
+def test_a_bar_just_above_zero_lets_the_sheet_in_and_is_warned_about_at_start() -> None:
+    """Only 0 turned the check off by name; 0.001 validates and is as blind, so any value under the bar
+    the sheets were measured against is warned about."""
+    assert Verdict.LIVE in _judge_pixels(_sheet_on_a_turning_head(), 0.001)
+    [warning] = LivenessSettings(planar_band_max=0.001).weakened()
+    assert warning.startswith(f"liveness.planar_band_max = 0.001 is under the {BAND_MAX:g}")
+    assert LivenessSettings(planar_band_max=0.0).weakened() == [
+        "liveness.planar_band_max = 0: a print of the upper face worn over a real face can pass as live"]
+
+
 def test_crops_are_cut_only_for_the_frames_of_a_pair_with_parallax(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each sampled frame keeps the pixels under its crop; the crop (a warp) is cut only for a pair the
     landmarks count as parallax."""
