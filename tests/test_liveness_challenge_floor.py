@@ -183,11 +183,22 @@ def test_turning_a_noise_guard_off_is_valid_but_never_silent() -> None:
                                             ("evidence_frames", 2), ("min_turn", 0.05), ("sample_hz", 0.0),
                                             ("challenge_timeout_s", 8.0), ("noise_factor", 6.0),
                                             ("passive_noise_factor", 12.0), ("live_ratio", 0.4),
-                                            ("max_live_ratio", 0.99), ("planar_band_max", 0.012)])
+                                            ("max_live_ratio", 0.99), ("planar_band_max", 0.012),
+                                            ("max_jump", 0.5), ("sample_hz", 120.0), ("sample_hz", 30.0)])
 def test_a_threshold_under_what_the_attacks_were_measured_at_is_valid_but_never_silent(key: str, value: float) -> None:
     warned = LivenessSettings(**{key: value}).weakened()  # type: ignore[arg-type]
     assert len(warned) == 1 and f"liveness.{key} = {value:g}" in warned[0]
     assert LivenessSettings(**{key: value, "mode": "off"}).weakened() == []  # type: ignore[arg-type]
+
+
+def test_sampling_faster_or_keeping_mesh_glitches_is_warned_about_with_its_reason() -> None:
+    """sample_hz 120 samples every frame of a 30 fps camera, as the warned 0 does; a raised max_jump keeps
+    the rendered attacks' mesh glitches (up to 0.139) as evidence."""
+    [fast] = LivenessSettings(sample_hz=120).weakened()
+    assert "over the 15 " in fast and "sample every frame" in fast
+    [jumpy] = LivenessSettings(max_jump=0.5).weakened()
+    assert "over the 0.1 " in jumpy and "glitches up to 0.139" in jumpy
+    assert LivenessSettings(sample_hz=15, max_jump=0.10).weakened() == []
 
 
 def test_a_prompter_that_passive_mode_never_uses_is_warned_about() -> None:

@@ -195,6 +195,11 @@ CALIBRATED_FLOORS = {
 CALIBRATED_CEILINGS = {
     "max_live_ratio": "changes shaped more like landmark noise can count as parallax",
     "challenge_timeout_s": "an artefact turned for longer has more chances to show parallax",
+    "max_jump": "the rendered attacks had single mesh glitches up to 0.139 (real clips never over 0.061 from "
+                "frame to frame); let in, they can add up to a parallax vote",
+    "sample_hz": "a camera faster than 15 fps is sampled faster (at 30 fps, 30 and over sample every frame, as 0 "
+                 "does), and the jitter between neighbouring frames and the evidence frames a second both "
+                 "depend on the rate",
 }
 
 # The judge's configuration is the section itself.
