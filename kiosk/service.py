@@ -248,7 +248,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         try:
             loop.run(stop, until_end=until_end)
         finally:
-            door.close()  # detaches the exit button, then locks: nothing opens the door after this
+            door.close()  # refuses unlocks, locks, then detaches the inputs: nothing opens the door after this
             notifier.stopping()
             events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats(), "peak_rss_mib": peak_rss_mib()}})
         return {"ready_s": ready_s, **loop.stats.as_dict(), **capture.stats()}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 import pytest
+from gpiozero import DigitalInputDevice, OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.door import Door, DoorTiming, Ticker, build_door
 from tests.clock import FakeClock
+from tests.pins import assert_pin_history
 
 RELAY, CONTACT, EXIT = 17, 27, 22
 
@@ -174,23 +177,26 @@ def test_exit_button_pressed_after_close_never_energises_the_relay(factory: Mock
     assert events.kinds == ["door_unlock_refused"]
 
 
-def test_exit_button_is_detached_before_the_final_lock(factory: MockFactory) -> None:
+def test_close_locks_first_and_an_exit_press_at_the_final_lock_is_refused(factory: MockFactory) -> None:
+    """The relay drops before any input is touched (a fault closing one cannot skip it); a press arriving
+    while the inputs are still attached is refused because the door is closing."""
     clock, events = FakeClock(), Events()
     door = _door(factory, clock, events)
     door.unlock("granted")
     seen: dict[str, Any] = {}
 
     def at_final_lock(fields: dict[str, Any]) -> None:
-        # the moment the shutdown lock is reported, the button must already be gone: press it now
         assert door.exit_button is not None
-        seen["closed"] = door.exit_button.closed
-        factory.pin(EXIT).drive_low()
+        seen["relay"], seen["button_closed"] = factory.pin(RELAY).state, door.exit_button.closed
+        factory.pin(EXIT).drive_low()  # pressed through the still-attached callback
         seen["unlock"] = door.unlock("request_to_exit")
 
     events.hooks["door_locked"] = at_final_lock
     door.close()
-    assert seen == {"closed": True, "unlock": False}
-    factory.pin(RELAY).assert_states([False, True, False])
+    assert seen == {"relay": False, "button_closed": False, "unlock": False}
+    assert door.exit_button is not None and door.exit_button.closed
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
+    assert events.kinds == ["door_unlocked", "door_locked", "door_unlock_refused", "door_unlock_refused"]
 
 
 def test_lock_tick_and_close_again_after_close_are_harmless_no_ops(factory: MockFactory) -> None:
@@ -229,6 +235,7 @@ class FlakyRelay:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.states: list[bool] = []
+        self.closed = False
 
     def on(self) -> None:
         self.states.append(True)
@@ -239,7 +246,8 @@ class FlakyRelay:
             raise OSError("gpiochip: I/O error")
         self.states.append(False)
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        self.closed = True
 
 
 def test_a_relock_that_fails_is_retried_on_the_next_tick() -> None:
@@ -253,6 +261,53 @@ def test_a_relock_that_fails_is_retried_on_the_next_tick() -> None:
     assert door.unlocked  # it still says so: nothing pretends the relay dropped
     assert door.tick() is None
     assert not door.unlocked and relay.states == [False, True, False]
+
+
+class FaultyInput:
+    """An input device whose ``close()`` fails (a GPIO library error at shutdown)."""
+
+    def __init__(self) -> None:
+        self.when_activated: Any = None
+        self.when_deactivated: Any = None
+        self.is_active = False
+        self.close_calls = 0
+
+    def close(self) -> None:
+        self.close_calls += 1
+        raise OSError("GPIO: bad handle")
+
+
+def test_a_fault_closing_the_exit_button_still_leaves_the_relay_locked_and_the_pins_released(
+        factory: MockFactory) -> None:
+    clock, events = FakeClock(), Events()
+    relay = OutputDevice(RELAY, initial_value=False, pin_factory=factory)
+    contact = DigitalInputDevice(CONTACT, pull_up=True, pin_factory=factory)
+    button = FaultyInput()
+    door = Door(relay, clock, events, DoorTiming(unlock_s=5), contact=contact, exit_button=button)
+    assert door.unlock("granted")  # somebody was just let in; SIGTERM arrives now
+    with pytest.raises(OSError, match="bad handle"):
+        door.close()  # the service's shutdown path
+    door.close()  # and its exit stack: nothing left to do
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
+    assert not door.unlocked and relay.closed and contact.closed and button.close_calls == 1
+    assert button.when_activated is None and contact.when_activated is None
+    assert events.items[-1] == ("door_locked", {"reason": "shutdown"})
+
+
+def test_a_relay_that_fails_to_drop_at_close_still_has_every_pin_released_and_each_fault_reported(
+        factory: MockFactory, caplog: pytest.LogCaptureFixture) -> None:
+    clock, events = FakeClock(), Events()
+    relay, button = FlakyRelay(failures=1), FaultyInput()
+    contact = DigitalInputDevice(CONTACT, pull_up=True, pin_factory=factory)
+    door = Door(relay, clock, events, DoorTiming(unlock_s=5), contact=contact, exit_button=button)
+    door.unlock("granted")
+    with caplog.at_level(logging.ERROR, logger="kiosk.door.relay"), pytest.raises(OSError, match="gpiochip"):
+        door.close()  # the relay's own fault is the one raised ...
+    assert "bad handle" in caplog.text and "gpiochip" not in caplog.text  # ... the button's is logged, once
+    assert relay.closed and contact.closed and button.close_calls == 1
+    assert door.unlocked  # it still says so: nothing pretends the relay dropped
+    door.lock("watchdog")  # the pins are released: later locks are harmless no-ops
+    assert relay.states == [False, True]
 
 
 def test_contact_chatter_against_a_running_timer_keeps_the_event_sequence_consistent(factory: MockFactory) -> None:

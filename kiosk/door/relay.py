@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -182,30 +183,46 @@ class Door:
         return None if deadline is None else max(0.0, deadline - now)
 
     def close(self) -> None:
-        """Detach the exit button, lock, release the pins (the relay stays de-energised).
+        """Lock, detach the contact and exit button, release the pins (the relay stays de-energised).
 
-        The exit button is detached first, so no press can energise the relay
-        after the final lock. Calling it again does nothing.
+        ``_closing`` refuses every unlock from the start (an exit-button press in flight included), so
+        the relay is de-energised first: nothing that fails afterwards can leave it energised. Every
+        later step is tried whatever failed before it; the first error is raised once all the pins are
+        released, any further one is logged. Calling it again does nothing.
         """
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-        if self.exit_button is not None:
-            self.exit_button.when_activated = None
-            self.exit_button.close()
-        if self.contact is not None:
-            self.contact.when_activated = None
-            self.contact.when_deactivated = None
-        self.lock("shutdown")
+        errors: list[Exception] = []
+
+        def attempt(step: Callable[[], None]) -> None:
+            try:
+                step()
+            except Exception as exc:  # raised (the first) or logged once every pin is released
+                errors.append(exc)
+
+        attempt(lambda: self.lock("shutdown"))
         with self._lock:
             self._released = True  # from here on lock() and tick() leave the relay alone
+        inputs = [device for device in (self.exit_button, self.contact) if device is not None]
+        for device in inputs:
+            attempt(partial(self._detach, device))
         # devices are closed outside the lock: a GPIO callback in flight may be waiting for it
-        if self.contact is not None:
-            self.contact.close()
-        self.relay.close()
+        for device in [*inputs, self.relay]:
+            attempt(device.close)
+        for later in errors[1:]:
+            logger.error("closing the door also failed (the first fault is raised): %s", later, exc_info=later)
+        if errors:
+            raise errors[0]
 
     # -- callbacks and helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _detach(device: Any) -> None:
+        for callback in ("when_activated", "when_deactivated"):
+            if getattr(device, callback) is not None:  # gpiozero warns about clearing one never set
+                setattr(device, callback, None)
 
     def _exit_pressed(self, *_: object) -> None:
         self.unlock("request_to_exit")
