@@ -21,6 +21,7 @@ from kiosk.camera.opencv import OpenCVSource
 from kiosk.camera.watchdog import CameraWatchdogSettings, FrameWatchdog, frame_fingerprint
 from kiosk.door import Door, DoorTiming, build_door
 from tests.clock import FakeClock
+from tests.pins import assert_pin_history
 
 RELAY, EXIT = 17, 22
 SETTINGS = CameraWatchdogSettings(frame_timeout_s=5, frozen_frames_s=20, watchdog_grace_s=30, check_period_s=0.5)
@@ -133,7 +134,7 @@ def test_no_new_frame_raises_camera_lost_locks_the_door_and_starves_the_watchdog
         assert not rig.watchdog.healthy_for_watchdog()
         assert rig.capture.stats()["camera_healthy"] is False
         assert rig.events.kinds("camera") == ["camera_lost"]  # once, not once per check
-    factory.pin(RELAY).assert_states([False, True, False])
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
 
 
 def test_identical_frames_for_the_configured_time_are_a_frozen_camera(factory: MockFactory) -> None:
@@ -151,7 +152,7 @@ def test_identical_frames_for_the_configured_time_are_a_frozen_camera(factory: M
         assert rig.watchdog.healthy_for_watchdog()  # within the grace
         rig.run(1, rgb=stuck)
         assert not rig.watchdog.healthy_for_watchdog()
-    factory.pin(RELAY).assert_states([False])  # never energised while frozen
+    assert_pin_history(factory.pin(RELAY), [False])  # never energised while frozen
 
 
 def test_fresh_frames_restore_the_camera_the_door_and_the_watchdog(factory: MockFactory) -> None:
@@ -162,7 +163,7 @@ def test_fresh_frames_restore_the_camera_the_door_and_the_watchdog(factory: Mock
         assert rig.events.kinds("camera") == ["camera_lost", "camera_restored"]
         assert rig.watchdog.healthy_for_watchdog() and rig.door.holds == frozenset()
         assert rig.door.unlock("granted", "ann")
-    factory.pin(RELAY).assert_states([False, True, False])
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
 
 
 def test_the_exit_button_still_lets_people_out_while_the_camera_is_lost(factory: MockFactory) -> None:
@@ -171,7 +172,7 @@ def test_the_exit_button_still_lets_people_out_while_the_camera_is_lost(factory:
         assert rig.watchdog.lost
         factory.pin(EXIT).drive_low()
         assert rig.door.unlocked
-    factory.pin(RELAY).assert_states([False, True, False])
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
 
 
 def test_a_checker_that_stopped_running_starves_the_watchdog() -> None:

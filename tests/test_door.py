@@ -69,7 +69,7 @@ def test_relay_starts_locked_unlocks_for_the_configured_time_then_relocks(factor
     clock.advance(0.2)
     assert door.tick() is None
     assert not door.unlocked
-    relay.assert_states([False, True, False])
+    assert_pin_history(relay, [False, True, False])
     assert events.kinds == ["door_unlocked", "door_locked"]
     assert events.items[1] == ("door_locked", {"reason": "timeout"})
 
@@ -80,7 +80,7 @@ def test_active_low_relay_is_driven_high_when_locked(factory: MockFactory) -> No
     door.unlock("granted")
     door.lock("test")
     # the first state is the bare pin before the relay claimed it
-    factory.pin(RELAY).assert_states([False, True, False, True])
+    assert_pin_history(factory.pin(RELAY), [False, True, False, True])
 
 
 def test_close_leaves_the_relay_locked(factory: MockFactory) -> None:
@@ -88,7 +88,7 @@ def test_close_leaves_the_relay_locked(factory: MockFactory) -> None:
     door = _door(factory, clock, events)
     door.unlock("granted")
     door.close()
-    factory.pin(RELAY).assert_states([False, True, False])
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
     assert events.items[-1] == ("door_locked", {"reason": "shutdown"})
 
 
@@ -161,7 +161,7 @@ def test_request_to_exit_button_unlocks(factory: MockFactory) -> None:
     factory.pin(EXIT).drive_low()  # pressed (pull-up, active low)
     assert door.unlocked
     assert events.items[0] == ("door_unlocked", {"reason": "request_to_exit", "person": None, "seconds": 5})
-    factory.pin(RELAY).assert_states([False, True])
+    assert_pin_history(factory.pin(RELAY), [False, True])
 
 
 def test_exit_button_pressed_after_close_never_energises_the_relay(factory: MockFactory) -> None:
@@ -172,7 +172,7 @@ def test_exit_button_pressed_after_close_never_energises_the_relay(factory: Mock
     factory.pin(EXIT).drive_high()
     factory.pin(EXIT).drive_low()
     assert door.unlock("request_to_exit") is False  # a callback already in flight is refused too
-    factory.pin(RELAY).assert_states([False])
+    assert_pin_history(factory.pin(RELAY), [False])
     assert not door.unlocked
     assert events.kinds == ["door_unlock_refused"]
 
@@ -199,6 +199,24 @@ def test_close_locks_first_and_an_exit_press_at_the_final_lock_is_refused(factor
     assert events.kinds == ["door_unlocked", "door_locked", "door_unlock_refused", "door_unlock_refused"]
 
 
+def test_the_pin_history_check_is_exact_where_assert_states_compares_a_prefix(factory: MockFactory) -> None:
+    """gpiozero's assert_states zips the history with the expectation: "never moved" and "opened once"
+    both pass on a door opened twice. The suite's relay claims use assert_pin_history."""
+    clock, events = FakeClock(), Events()
+    door = _door(factory, clock, events)
+    for _ in range(2):
+        door.unlock("granted")
+        clock.advance(6)
+        door.tick()
+    relay = factory.pin(RELAY)
+    relay.assert_states([False])  # the prefix check passes ...
+    relay.assert_states([False, True, False])
+    for claim in ([False], [False, True, False], [False, True, False, True]):
+        with pytest.raises(AssertionError, match="went through"):  # ... the exact one does not
+            assert_pin_history(relay, claim)
+    assert_pin_history(relay, [False, True, False, True, False])
+
+
 def test_lock_tick_and_close_again_after_close_are_harmless_no_ops(factory: MockFactory) -> None:
     # the SIGABRT handler may lock a door that shutdown already closed: it must not raise
     clock, events = FakeClock(), Events()
@@ -207,7 +225,7 @@ def test_lock_tick_and_close_again_after_close_are_harmless_no_ops(factory: Mock
     door.lock("watchdog")
     assert door.tick() is None
     door.close()  # the service's shutdown path and its exit stack may both close it
-    factory.pin(RELAY).assert_states([False])
+    assert_pin_history(factory.pin(RELAY), [False])
     assert events.kinds == []
 
 
@@ -222,7 +240,7 @@ def test_a_hold_locks_now_refuses_grants_but_lets_people_out(factory: MockFactor
     door.lock("test")
     door.release("camera_lost")
     assert door.unlock("granted", "bob") is True
-    factory.pin(RELAY).assert_states([False, True, False, True, False, True])
+    assert_pin_history(factory.pin(RELAY), [False, True, False, True, False, True])
     assert events.kinds == ["door_unlocked", "door_locked", "door_unlock_refused", "door_unlocked", "door_locked",
                             "door_unlocked"]
     assert events.items[1] == ("door_locked", {"reason": "camera_lost"})

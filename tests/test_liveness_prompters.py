@@ -13,6 +13,7 @@ from kiosk.errors import ConfigError
 from kiosk.liveness.prompters import GpioPrompter, LogPrompter, MqttPrompter, build_prompter
 from kiosk.liveness.settings import LivenessSettings
 from tests.clock import FakeClock
+from tests.pins import assert_pin_history
 
 LEFT, RIGHT, BUZZER = 20, 21, 16
 
@@ -32,9 +33,9 @@ def test_gpio_prompter_lights_the_led_on_the_side_to_turn_to(factory: MockFactor
     p.prompt("right")
     p.clear()
     p.close()
-    factory.pin(LEFT).assert_states([False, True, False])
-    factory.pin(RIGHT).assert_states([False, True, False])
-    factory.pin(BUZZER).assert_states([False, True, False, True, False])
+    assert_pin_history(factory.pin(LEFT), [False, True, False])
+    assert_pin_history(factory.pin(RIGHT), [False, True, False])
+    assert_pin_history(factory.pin(BUZZER), [False, True, False, True, False])
 
 
 def test_gpio_prompter_switches_sides_without_both_leds_on(factory: MockFactory) -> None:
@@ -42,7 +43,7 @@ def test_gpio_prompter_switches_sides_without_both_leds_on(factory: MockFactory)
     p.prompt("right")
     p.prompt("left")
     assert (factory.pin(LEFT).state, factory.pin(RIGHT).state) == (True, False)
-    factory.pin(RIGHT).assert_states([False, True, False])
+    assert_pin_history(factory.pin(RIGHT), [False, True, False])
     p.close()
 
 
@@ -50,8 +51,8 @@ def test_gpio_prompter_active_low_wiring(factory: MockFactory) -> None:
     p = GpioPrompter(LEFT, RIGHT, active_high=False, pin_factory=factory)
     p.prompt("left")
     # a mock pin starts low; gpiozero drives it high (off) at once, then low to light it
-    factory.pin(LEFT).assert_states([False, True, False])
-    factory.pin(RIGHT).assert_states([False, True])
+    assert_pin_history(factory.pin(LEFT), [False, True, False])
+    assert_pin_history(factory.pin(RIGHT), [False, True])
     p.close()
 
 
@@ -59,7 +60,7 @@ def test_gpio_prompter_rejects_an_unknown_direction(factory: MockFactory) -> Non
     p = GpioPrompter(LEFT, RIGHT, pin_factory=factory)
     with pytest.raises(ValueError, match="direction"):
         p.prompt("up")
-    factory.pin(LEFT).assert_states([False])
+    assert_pin_history(factory.pin(LEFT), [False])
     p.close()
 
 
@@ -97,7 +98,7 @@ def test_build_prompter_follows_the_prompter_section(factory: MockFactory) -> No
     p = build_prompter(gpio, pin_factory=factory)
     assert isinstance(p, GpioPrompter)
     p.prompt("left")
-    factory.pin(LEFT).assert_states([False, True])
+    assert_pin_history(factory.pin(LEFT), [False, True])
     p.close()
     publish = RecordingPublish()
     m = build_prompter(LivenessSettings(prompter={"type": "mqtt"}), publish=publish, topic="k/s/d/prompt")

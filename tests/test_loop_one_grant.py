@@ -17,6 +17,7 @@ from gpiozero.pins.mock import MockFactory
 from kiosk.liveness.judge import SPENT
 from tests import liveness_synth as synth
 from tests.loop_fakes import DT, MAIN, OTHER, PRINT_OF_VICTIM, RELAY, SIDE, VICTIM, Rig
+from tests.pins import assert_pin_history
 
 
 def _victim_is_let_in(d: Rig) -> int:
@@ -51,7 +52,7 @@ def test_a_print_raised_where_the_person_stood_does_not_inherit_their_grant(
         d.step([shown()])
     assert d.granted() == 1
     assert d.prompter.shown[asked:] == []  # nothing is asked of a track whose verdict a grant has just used
-    factory.pin(RELAY).assert_states([False, True, False])  # opened once, for the victim
+    assert_pin_history(factory.pin(RELAY), [False, True, False])  # opened once, for the victim
     d.events.close()
 
 
@@ -69,7 +70,7 @@ def test_after_regrant_after_s_the_same_track_must_show_a_live_face_again(
     assert d.granted() == 1
     assert d.events.counts.get("presentation_attack", 0) >= 1  # judged afresh: the print was prompted and denied
     assert {"left", "right"} & set(d.prompter.shown[asked:])
-    factory.pin(RELAY).assert_states([False, True, False])
+    assert_pin_history(factory.pin(RELAY), [False, True, False])
     d.events.close()
 
 
@@ -82,5 +83,5 @@ def test_a_person_still_in_view_after_regrant_after_s_is_let_in_again_on_a_new_l
     for k in range(int((rest + 10) / DT)):  # stays and keeps turning: a new approach once the rest is over
         d.step([(MAIN, synth.pose(head, 30 * np.sin(np.pi * k / 30), noise_px=0.3, rng=rng), VICTIM)])
     assert d.granted() == 2
-    factory.pin(RELAY).assert_states([False, True, False, True, False])
+    assert_pin_history(factory.pin(RELAY), [False, True, False, True, False])
     d.events.close()

@@ -13,6 +13,7 @@ from gpiozero.pins.mock import MockFactory
 
 from kiosk.door.pins import GpioUnavailableError, pi_model, pin_factory
 from kiosk.errors import KioskError
+from tests.pins import assert_pin_history
 
 PI4 = b"Raspberry Pi 4 Model B Rev 1.4\x00"  # as /proc/device-tree/model reads, NUL-terminated
 
@@ -42,7 +43,7 @@ def _relay_history(factory: MockFactory) -> None:
     relay = OutputDevice(17, initial_value=False, pin_factory=factory)
     relay.on()
     relay.off()
-    factory.pin(17).assert_states([False, True, False])
+    assert_pin_history(factory.pin(17), [False, True, False])
     relay.close()
 
 
