@@ -185,7 +185,7 @@ def test_every_flat_verdict_is_denied_and_counted_once(attempt: Callable[[Rig, n
     assert d.loop.stats.presentation_attacks >= 1
     d.events.close()
     assert "presentation_attack" in _reasons(tmp_path) and _reasons(tmp_path, "presentation_attack")
-    factory.pin(RELAY).assert_states([False])
+    assert_pin_history(factory.pin(RELAY), [False])
 
 
 def test_a_flat_verdict_counts_even_when_the_camera_goes(factory: MockFactory, tmp_path: Path) -> None:
