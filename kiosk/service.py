@@ -248,8 +248,11 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         try:
             loop.run(stop, until_end=until_end)
         finally:
-            door.close()  # refuses unlocks, locks, then detaches the inputs: nothing opens the door after this
-            notifier.stopping()
-            events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats(), "peak_rss_mib": peak_rss_mib()}})
+            try:
+                door.close()  # refuses unlocks, locks first, then detaches the inputs: nothing opens the door now
+            finally:  # a fault detaching an input still tells systemd and the broker the kiosk stops
+                notifier.stopping()
+                events.emit("stopped", {"stats": {**loop.stats.as_dict(), **capture.stats(),
+                                                  "peak_rss_mib": peak_rss_mib()}})
         return {"ready_s": ready_s, **loop.stats.as_dict(), **capture.stats()}
     raise AssertionError("unreachable")  # pragma: no cover
