@@ -11,11 +11,18 @@ nobody is locked out by it.
 At most ``max_faces`` faces are remembered. A newly denied face is always
 counted: to make room, records with nothing left to count (no denial within
 the window, no lockout running) are forgotten first, then the unlocked face
-denied least recently. A face locked out right now is never forgotten to make
-room, so when every record is locked the memory grows, up to twice
-``max_faces`` (each locked face took ``attempts`` denials, and the ceiling
-alarm has long been raised); only past that is the lockout that ends soonest
-cut short, with a warning.
+with the fewest denials still within the window (of those, the one denied
+least recently). So the faces closest to a lockout are the last unlocked ones
+forgotten: filling the memory with strangers denied once each cannot wipe a
+face that is one denial short of its lockout. To push out a face with ``n``
+denials within the window, every other record must be locked out or hold at
+least ``n`` there too (and, holding ``n``, be denied more recently): some
+``n`` x (``max_faces`` - 1) denials (1,020 for a face one short of the
+default lockout), all counted towards the ``ceiling``. A face
+locked out right now is never forgotten to make room, so when every record is
+locked the memory grows, up to twice ``max_faces`` (each locked face took
+``attempts`` denials, and the ceiling alarm has long been raised); only past
+that is the lockout that ends soonest cut short, with a warning.
 """
 
 from __future__ import annotations
@@ -106,13 +113,17 @@ class FaceLockout:
         if len(self._faces) < c.max_faces:
             return
         unlocked = [f for f in self._faces if now >= f.locked_until]
-        if unlocked:
-            self._faces.remove(min(unlocked, key=lambda f: f.last))
+        if unlocked:  # fewest denials still counting first, so the faces closest to a lockout stay longest
+            self._faces.remove(min(unlocked, key=lambda f: (self._counting(f, now), f.last)))
         elif len(self._faces) >= 2 * c.max_faces:
             soonest = min(self._faces, key=lambda f: f.locked_until)
             self._faces.remove(soonest)
             logger.warning("%d faces locked out at once: the lockout ending soonest (in %.0f s) is cut short to "
                            "count a new face", len(self._faces) + 1, soonest.locked_until - now)
+
+    def _counting(self, face: _Face, now: float) -> int:
+        """Denials of ``face`` still within the window at ``now`` (its deque is pruned only when it is denied)."""
+        return sum(1 for t in face.denials if now - t <= self.config.window_s)
 
     def forgive(self, embedding: F32) -> None:
         """A granted approach clears that face's record."""

@@ -261,6 +261,70 @@ def test_when_every_remembered_face_is_locked_out_a_new_face_is_still_counted() 
     assert not lock.locked(faces[0], 5.0) and len(lock._faces) == 2 * cfg.max_faces  # ...then the soonest ends
 
 
+def test_flooding_the_memory_with_strangers_does_not_reset_a_face_one_denial_short_of_its_lockout() -> None:
+    cfg = LockoutConfig()  # 5 attempts in 60 s, 256 faces remembered
+    lock = FaceLockout(cfg)
+    attacker, *strangers = _faces(cfg.max_faces + 1, seed=3)
+    for k in range(cfg.attempts - 1):
+        assert lock.deny(attacker, float(k)) == (False, False)
+    t = float(cfg.attempts)
+    for face in strangers:  # e.g. sheets of printed faces, each denied once, all within the window
+        lock.deny(face, t)
+        t += 0.15
+    assert t < cfg.window_s and len(lock._faces) == cfg.max_faces
+    assert lock.deny(attacker, t)[0], "the flood made room by forgetting the attacker's denials"
+
+
+def test_the_unlocked_faces_with_fewest_denials_in_the_window_are_forgotten_first() -> None:
+    cfg = LockoutConfig(attempts=5, window_s=60.0, max_faces=3)
+    lock = FaceLockout(cfg)
+    close, once, twice, newcomer, another = _faces(5, seed=4)
+    for t in (0.0, 1.0, 2.0):
+        lock.deny(close, t)  # denied first, and most: 3 of 5
+    lock.deny(once, 3.0)
+    lock.deny(twice, 4.0)
+    lock.deny(twice, 5.0)
+    lock.deny(newcomer, 6.0)  # room made: "once" goes, though "close" was denied less recently
+    lock.deny(another, 7.0)  # room made: "newcomer" (1) before "twice" (2); ties: the least recently denied
+    assert len(lock._faces) == cfg.max_faces
+    assert [lock.deny(close, 8.0 + k)[0] for k in range(2)] == [False, True]
+    assert [lock.deny(twice, 10.0 + k)[0] for k in range(3)] == [False, False, True]
+    assert [lock.deny(once, 20.0 + k)[0] for k in range(4)] == [False] * 4  # started over from zero
+
+
+def test_denials_that_left_the_window_do_not_keep_a_face_remembered() -> None:
+    cfg = LockoutConfig(attempts=5, window_s=60.0, max_faces=2)
+    lock = FaceLockout(cfg)
+    old, recent, newcomer = _faces(3, seed=5)
+    for t in (0.0, 1.0, 2.0, 55.0):
+        lock.deny(old, t)  # at 70 s, only the last of its 4 denials still counts
+    lock.deny(recent, 20.0)
+    lock.deny(recent, 30.0)  # both still count at 70 s, though denied before "old" was last
+    lock.deny(newcomer, 70.0)  # room made: "old" has 1 denial left to count, "recent" 2
+    assert [lock.deny(recent, 71.0 + k)[0] for k in range(3)] == [False, False, True]
+
+
+def test_flat_prints_counted_at_track_end_do_not_reset_a_face_one_denial_short_of_its_lockout() -> None:
+    clock = FakeClock()
+    start = clock()
+    eng = engine(clock, lockout_attempts=5, lockout_window_s=60.0, liveness=True)
+    attacker, *prints = _faces(257, seed=6)
+    track = 1
+    for _ in range(4):  # four prompts withdrawn by stepping away
+        eng.abandon(track, attacker, {}, reason="challenge_abandoned")
+        eng.end([track])
+        track += 1
+        clock.advance(2.0)
+    for face in prints:  # printed faces held up, each judged FLAT and counted when its track ends
+        eng.abandon(track, face, {"liveness_reason": "planar"}, reason="presentation_attack")
+        eng.end([track])
+        track += 1
+        clock.advance(0.1)
+    assert clock() - start < 60.0
+    eng.abandon(track, attacker, {}, reason="challenge_abandoned")
+    assert eng.lockout.locked(attacker, clock()), "the flood reset the attacker's lockout count"
+
+
 def test_a_granted_person_staying_in_view_is_not_granted_again() -> None:
     clock = FakeClock()
     eng = engine(clock, frames_to_grant=2, cooldown_s=1.0, regrant_after_s=120.0)
