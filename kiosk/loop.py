@@ -364,6 +364,8 @@ class KioskLoop:
                         self._forget_tracks()
                         self.notifier.status("camera lost; door locked")
                     was_healthy = healthy
+                    if self.liveness is not None:
+                        self.liveness[1].no_frame()  # a display that reconnected hears what is asked now, camera down or not
                     continue
                 was_healthy = True
                 result = self.process(frame)

@@ -251,7 +251,7 @@ def test_an_mqtt_prompt_the_broker_cannot_take_is_logged_and_repeated_on_reconne
         assert sent == [] and "could not publish the liveness prompt" in caplog.text
         kiosk.connected.set()
         assert kiosk.on_connected == [judge.repeat_prompt]
-        kiosk.on_connected[0]()  # reconnected (the network thread): the loop says it at its next frame
+        kiosk.on_connected[0]()  # reconnected (the network thread): the loop says it at its next pass
         assert sent == []
         judge.in_view([], time.monotonic())  # no challenge running: the display is cleared
         assert len(sent) == 1 and sent[0][0].endswith("/prompt") and '"prompt": null' in sent[0][1]

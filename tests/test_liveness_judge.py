@@ -352,6 +352,22 @@ def test_the_prompt_can_be_said_again_for_a_display_that_reconnects() -> None:
     assert prompter.shown.count(direction) == 2  # said once per reconnection, not on every frame
 
 
+def test_a_display_that_reconnects_while_no_frame_comes_is_told_what_is_asked_now() -> None:
+    judge, clock, prompter = _judge()
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))
+    direction = prompter.shown[-1]
+    assert direction in ("left", "right")
+    judge.repeat_prompt()
+    judge.no_frame()  # the camera is late: the prompt still runs, and is said again
+    assert prompter.shown[-1] == direction and prompter.shown.count(direction) == 2
+    judge.end(1)  # the camera is lost and its tracks forgotten: a display away then misses this clear
+    judge.repeat_prompt()
+    judge.no_frame()  # the camera stays down: no frame will serve the reconnection
+    assert prompter.shown[-2:] == [None, None]
+    judge.no_frame()
+    assert len(prompter.shown) == 4  # said once per reconnection, not on every pass
+
+
 class _ThreadRecordingPrompter(RecordingPrompter):
     def __init__(self) -> None:
         super().__init__()

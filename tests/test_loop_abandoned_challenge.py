@@ -12,6 +12,7 @@ gates (reached while the face was too small to judge, or beside a second face), 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,6 +130,72 @@ def test_tracks_forgotten_because_the_camera_was_lost_are_not_counted(factory: M
     assert d.prompter.shown[-1] is None
     d.events.close()
     assert _reasons(tmp_path) == []
+
+
+class _Display:
+    """What a subscriber to the prompt topic last received: what is sent while it is away is lost (the
+    MQTT prompter publishes without retain), and which threads drove it."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.delivered: list[str | None] = []
+        self.threads: set[str] = set()
+
+    def prompt(self, direction: str) -> None:
+        self._send(direction)
+
+    def clear(self) -> None:
+        self._send(None)
+
+    def _send(self, what: str | None) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.connected:
+            self.delivered.append(what)
+
+    def close(self) -> None:
+        pass
+
+
+class _LostCamera:
+    """A capture that delivers no frame and is unhealthy; ``passes`` hooks run on the loop's passes, then
+    the loop is stopped."""
+
+    def __init__(self, stop: threading.Event, *passes: Callable[[], None]) -> None:
+        self.stop, self.passes = stop, list(passes)
+        self.healthy, self.finished, self.on_lost = threading.Event(), False, None
+
+    def get(self, timeout: float | None = None) -> None:
+        if self.passes:
+            self.passes.pop(0)()
+        else:
+            self.stop.set()
+        return None
+
+
+def test_a_display_reconnecting_while_the_camera_is_down_is_told_the_prompt_went(
+        factory: MockFactory, tmp_path: Path) -> None:
+    d = Rig(factory, tmp_path)
+    display = _Display()
+    d.judge.prompter = display
+    _prompted_print(d, np.random.default_rng(3), 3.0)
+    assert display.delivered[-1] in ("left", "right")
+
+    def broker_away() -> None:
+        display.connected = False  # the loop's clear, when it forgets the camera's tracks, is lost
+
+    def broker_back() -> None:
+        display.connected = True
+        network = threading.Thread(target=d.judge.repeat_prompt, name="mqtt-network")  # the on_connected hook
+        network.start()
+        network.join(5)
+
+    stop = threading.Event()
+    d.loop.capture = _LostCamera(stop, broker_away, lambda: None, broker_back, lambda: None)  # type: ignore[assignment]
+    d.loop.run(stop)
+    assert display.delivered[-1] is None, f"the display still shows {display.delivered[-1]!r}"
+    assert display.delivered.count(None) == 1  # the clear said on reconnecting, once
+    assert display.threads == {threading.current_thread().name}  # only the loop thread drives the display
+    assert not d.door.unlocked
 
 
 def _prompted_print(d: Rig, rng: np.random.Generator, seconds: float, *others: Shown) -> None:

@@ -61,7 +61,7 @@ class LivenessJudge:
         self.extra_cues = list(extra_cues)
         self._tracks: dict[int, _TrackState] = {}
         self._prompting: int | None = None  # the track whose prompt is showing
-        self._repeat = threading.Event()  # a display reconnected: say the prompt again at the next frame
+        self._repeat = threading.Event()  # a display reconnected: say the prompt again on the loop thread
         self.rate = SampleRate(config.rate_floor)  # landmark frames per second per face, as the door runs
 
     def due(self, track_id: int, now: float) -> bool:
@@ -100,9 +100,14 @@ class LivenessJudge:
                     result = LivenessResult(Verdict.FLAT, "challenge_timeout", ch.values(now))
                     self._finish(track_id, state, result)
                     state.last = result
-        if self._repeat.is_set():
-            self._repeat.clear()
-            self._say_again()
+        self._serve_repeat()
+
+    def no_frame(self) -> None:
+        """Once per pass of the loop that got no frame (the camera is late, or lost and its tracks
+        forgotten): a display that reconnected meanwhile is told what is asked now (``repeat_prompt``),
+        without waiting for a frame that may not come for long. With the camera lost and its tracks
+        forgotten that is a clear, so a prompt whose withdrawal the display missed does not stay lit."""
+        self._serve_repeat()
 
     def current(self, track_id: int) -> LivenessResult:
         """The track's latest result, for the frames between two samples."""
@@ -174,9 +179,15 @@ class LivenessJudge:
         """Ask for what the prompter should show now to be said again (a display or broker reconnected).
 
         Safe from any thread (the MQTT network thread calls it): it only sets a flag, and the loop thread
-        says it at its next frame (``in_view``). The prompter is driven from that one thread, so a prompt
-        the loop withdraws meanwhile cannot be re-shown after its withdrawal."""
+        says it at its next pass, with a frame (``in_view``) or without one (``no_frame``: the camera is
+        down). The prompter is driven from that one thread, so a prompt the loop withdraws meanwhile cannot
+        be re-shown after its withdrawal."""
         self._repeat.set()
+
+    def _serve_repeat(self) -> None:
+        if self._repeat.is_set():
+            self._repeat.clear()
+            self._say_again()
 
     def _say_again(self) -> None:
         state = None if self._prompting is None else self._tracks.get(self._prompting)
