@@ -22,6 +22,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.door import Door, DoorTimerSettings, DoorTiming, Ticker, build_door, door_timer
+from kiosk.door.relay import CLOSE_LOCK_ATTEMPTS
 from tests.clock import FakeClock
 from tests.pins import assert_pin_history
 
@@ -194,6 +195,52 @@ class RecordingRelay:
         self.states.append(False)
 
     def close(self) -> None: ...
+
+
+class StuckRelay(RecordingRelay):
+    """A relay whose ``off()`` fails ``failures`` times once it has been energised (a GPIO error)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.closed = False
+
+    def off(self) -> None:
+        if True in self.states and self.failures > 0:
+            self.failures -= 1
+            raise OSError("gpiochip: I/O error")
+        super().off()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_relay_failing_at_close_is_dropped_by_the_running_timer_and_released_by_the_next_close() -> None:
+    """The service's stop: ``door.close()`` after the loop, the timer stopped later by the exit stack, which
+    then closes the door again."""
+    clock, events = FakeClock(), Events()
+    relay = StuckRelay(failures=CLOSE_LOCK_ATTEMPTS + 1)  # every try at close, and the timer's first retry
+    door = Door(relay, clock, events, DoorTiming(UNLOCK_S))
+    steps = Steps()
+    ticker = door_timer(door, wait=steps)
+    ticker.start()
+    try:
+        clock.advance(steps.next())
+        door.unlock("granted")
+        with pytest.raises(OSError, match="gpiochip"):
+            door.close()
+        assert door.unlocked and relay.states == [False, True] and not relay.closed
+        for _ in range(2):  # one failed retry, then the relay drops
+            steps.go()
+            clock.advance(steps.next())
+        assert ticker.errors == 1 and not door.unlocked and relay.states == [False, True, False]
+    finally:
+        steps.release_all()
+        assert ticker.stop(10)
+    door.close()
+    assert relay.closed and relay.states == [False, True, False, False]
+    assert events.items == [("door_unlocked", {"reason": "granted", "person": None, "seconds": UNLOCK_S}),
+                            ("door_locked", {"reason": "shutdown"})]
 
 
 def _gpio_ticker(clock: FakeClock, fails: Callable[[], bool]) -> tuple[Ticker, Steps]:

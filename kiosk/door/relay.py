@@ -30,6 +30,9 @@ Emit = Callable[[str, dict[str, Any]], None]
 # Unlock reasons a hold (e.g. ``camera_lost``) does not block: egress must always work.
 HOLD_EXEMPT = frozenset({"request_to_exit"})
 
+# Immediate tries to de-energise the relay in close(); if all fail, the relay pin is kept for the relock timer.
+CLOSE_LOCK_ATTEMPTS = 3
+
 
 class Relay(Protocol):
     def on(self) -> None: ...
@@ -68,7 +71,7 @@ class Door:
         self._held_alarm = False
         self._holds: set[str] = set()
         self._closing = False  # no unlock is accepted once close() has begun
-        self._released = False  # the pins are closed; the relay was left de-energised
+        self._released = False  # the relay was de-energised and its pin released: nothing drives it again
         self.relay.off()
         if contact is not None:
             with self._lock:
@@ -127,7 +130,7 @@ class Door:
         return True
 
     def lock(self, reason: str) -> None:
-        """De-energise the relay now. A no-op once ``close()`` has released the pins."""
+        """De-energise the relay now. A no-op once ``close()`` has released the relay's pin."""
         with self._lock:
             if self._released:
                 return
@@ -159,17 +162,19 @@ class Door:
 
         Called by the relock timer's thread (and harmlessly by anyone else).
         Returns the seconds until the next deadline, None when nothing is due.
+        Once ``close()`` has begun only a relock is left to do, and it is due
+        at once: ``close()`` could not de-energise the relay, so it kept the pin.
         """
         now = self.clock()
         events: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             if self._released:
                 return None
-            if self._relock_at is not None and now >= self._relock_at:
+            if self._relock_at is not None and (now >= self._relock_at or self._closing):
                 self.relay.off()
                 self._relock_at = None
-                events.append(("door_locked", {"reason": "timeout"}))
-            if (self._opened_at is not None and not self._held_alarm
+                events.append(("door_locked", {"reason": "shutdown" if self._closing else "timeout"}))
+            if (not self._closing and self._opened_at is not None and not self._held_alarm
                     and now - self._opened_at >= self.timing.held_open_s):
                 self._held_alarm = True
                 events.append(("door_held_open", {"seconds": round(now - self._opened_at, 1)}))
@@ -183,38 +188,74 @@ class Door:
         return None if deadline is None else max(0.0, deadline - now)
 
     def close(self) -> None:
-        """Lock, detach the contact and exit button, release the pins (the relay stays de-energised).
+        """Lock, detach the contact and exit button, and release the pins, the relay's once it is de-energised.
 
         ``_closing`` refuses every unlock from the start (an exit-button press in flight included), so
-        the relay is de-energised first: nothing that fails afterwards can leave it energised. Every
-        later step is tried whatever failed before it; the first error is raised once all the pins are
-        released, any further one is logged. Calling it again does nothing.
+        the relay is de-energised first: nothing that fails afterwards can leave it energised. It is
+        tried ``CLOSE_LOCK_ATTEMPTS`` times at once. If it still cannot be de-energised, its pin is kept
+        (released, nothing would drive the line) and the relock stays due: ``tick()`` (the relock timer)
+        retries it until the timer is stopped, and calling ``close()`` again tries it again and releases
+        the pin once it drops. The inputs are detached and closed on the first call whatever failed
+        before; the first error is raised once that is done, any further one is logged. Once the relay's
+        pin is released, calling it again does nothing.
         """
         with self._lock:
-            if self._closing:
+            if self._released:
                 return
+            first = not self._closing
             self._closing = True
         errors: list[Exception] = []
 
         def attempt(step: Callable[[], None]) -> None:
             try:
                 step()
-            except Exception as exc:  # raised (the first) or logged once every pin is released
+            except Exception as exc:  # raised (the first) or logged once every step is done
                 errors.append(exc)
 
-        attempt(lambda: self.lock("shutdown"))
-        with self._lock:
-            self._released = True  # from here on lock() and tick() leave the relay alone
-        inputs = [device for device in (self.exit_button, self.contact) if device is not None]
-        for device in inputs:
-            attempt(partial(self._detach, device))
-        # devices are closed outside the lock: a GPIO callback in flight may be waiting for it
-        for device in [*inputs, self.relay]:
-            attempt(device.close)
+        dropped = self._lock_at_close(errors)
+        if first:
+            inputs = [device for device in (self.exit_button, self.contact) if device is not None]
+            for device in inputs:
+                attempt(partial(self._detach, device))
+            # devices are closed outside the lock: a GPIO callback in flight may be waiting for it
+            for device in inputs:
+                attempt(device.close)
+        if dropped:
+            with self._lock:
+                self._released = True  # from here on lock() and tick() leave the relay alone
+            attempt(self.relay.close)
         for later in errors[1:]:
             logger.error("closing the door also failed (the first fault is raised): %s", later, exc_info=later)
         if errors:
             raise errors[0]
+
+    def _lock_at_close(self, errors: list[Exception]) -> bool:
+        """Lock for shutdown, up to ``CLOSE_LOCK_ATTEMPTS`` times at once; True when the relay dropped.
+
+        When every try fails the relock is made due now (whether the relay is energised is not known,
+        so the door reads unlocked until it drops), the failure is logged as an error, and the last
+        fault goes into ``errors`` to be raised.
+        """
+        failed: list[Exception] = []
+        for _ in range(CLOSE_LOCK_ATTEMPTS):
+            try:
+                self.lock("shutdown")
+            except Exception as exc:
+                failed.append(exc)
+                continue
+            if failed:
+                logger.warning("the relay dropped at shutdown on try %d of %d, after: %s", len(failed) + 1,
+                               CLOSE_LOCK_ATTEMPTS, failed[-1])
+            return True
+        with self._lock:
+            now = self.clock()
+            if self._relock_at is None or self._relock_at > now:
+                self._relock_at = now
+        logger.error("the relay could not be de-energised at shutdown (%d tries; the fault is raised): its pin is "
+                     "kept and the relock timer retries, then the next close() and ExecStopPost's `kiosk door lock`",
+                     CLOSE_LOCK_ATTEMPTS)
+        errors.append(failed[-1])
+        return False
 
     # -- callbacks and helpers --------------------------------------------------------------------
 
@@ -234,7 +275,7 @@ class Door:
 
     def _next_deadline_locked(self) -> float | None:
         due = [] if self._relock_at is None else [self._relock_at]
-        if self._opened_at is not None and not self._held_alarm:
+        if not self._closing and self._opened_at is not None and not self._held_alarm:  # no alarms at shutdown
             due.append(self._opened_at + self.timing.held_open_s)
         return min(due) if due else None
 
