@@ -404,3 +404,19 @@ def test_contact_chatter_against_a_running_timer_keeps_the_event_sequence_consis
     door_events = [k for k in events.kinds if k in ("door_opened", "door_closed")]
     assert door_events == ["door_opened", "door_closed"] * 300
     assert events.kinds.count("door_forced_open") == 300
+
+
+def test_the_timers_relock_of_a_relay_stuck_at_shutdown_is_logged_as_shutdown(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The journal says why the relay dropped, as the event does: not a routine timeout."""
+    clock, events = FakeClock(), list[tuple[str, dict[str, Any]]]()
+    relay = FlakyRelay(failures=0)
+    door = Door(relay, clock, lambda k, f: events.append((k, f)), DoorTiming(unlock_s=5))
+    door.unlock("granted")
+    relay.failures = CLOSE_LOCK_ATTEMPTS
+    with pytest.raises(OSError):
+        door.close()
+    with caplog.at_level(logging.INFO, logger="kiosk.door.relay"):
+        door.tick()
+    assert events[-1] == ("door_locked", {"reason": "shutdown"})
+    assert "door locked (shutdown)" in caplog.text

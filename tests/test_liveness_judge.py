@@ -396,3 +396,16 @@ def test_a_reconnection_never_brings_back_a_prompt_the_loop_withdrew() -> None:
     judge.in_view([], clock())  # the loop's next frame
     assert prompter.shown[-2:] == [None, None]
     assert prompter.threads == {threading.current_thread().name}
+
+
+def test_a_reconnected_display_is_told_no_prompt_whose_time_ran_out_while_no_frame_came() -> None:
+    """A camera read that hangs keeps the tracks (only a read that fails forgets them) and no frame times the
+    challenge out: a display reconnecting then must get a clear, not the direction of a challenge over."""
+    judge, clock, prompter = _judge()
+    _feed(judge, clock, _still(False, int(2.0 / DT) + 1))  # prompted at 2 s
+    assert prompter.shown[-1] in ("left", "right")
+    clock.advance(LivenessSettings().challenge_timeout_s + 5)
+    judge.no_frame()
+    judge.repeat_prompt()  # the display or the broker reconnects
+    judge.no_frame()
+    assert prompter.shown[-1] is None

@@ -181,7 +181,7 @@ class Door:
             deadline = self._next_deadline_locked()
         for kind, fields in events:
             if kind == "door_locked":
-                logger.info("door locked (timeout)")
+                logger.info("door locked (%s)", fields.get("reason", "timeout"))
             else:
                 logger.warning("door held open for %.0f s", fields["seconds"])
             self.emit(kind, fields)

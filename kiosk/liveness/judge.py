@@ -190,8 +190,11 @@ class LivenessJudge:
             self._say_again()
 
     def _say_again(self) -> None:
+        """The prompt of the track prompted now; a clear when there is none, or its time ran out (with no
+        frame to time it out on, ``no_frame``: the person may have left)."""
         state = None if self._prompting is None else self._tracks.get(self._prompting)
-        if state is not None and state.challenge is not None and state.final is None:
+        if (state is not None and state.challenge is not None and state.final is None
+                and not state.challenge.expired(self.clock())):
             self.prompter.prompt(state.challenge.direction)
         else:
             self.prompter.clear()
