@@ -7,6 +7,7 @@ Once the clock is known it gives way; nothing it replaced in the meantime may be
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +27,22 @@ def _started(tmp_path: Path, admins: int, require_snapshot: bool = False) -> tup
     site = Site(admins=admins)
     k = Kiosk(site, path, key, require_snapshot=require_snapshot)
     return key, path, site, k, SyncCore(TOPICS, k.store, k.trust), k.now_ms()
+
+
+def bert_revoked_before_ntp(tmp_path: Path) -> tuple[bytes, Path, Site, Kiosk, SyncCore, bytes]:
+    """The root's list dated thirty days ahead taken on an earlier boot; on this one, before NTP, the current list
+    (revoking bert) refused as stale and kept. Store key, path, site, kiosk, its core, and another of the
+    root's fast-clock lists, dated twelve hours ahead (listing bert), not yet put back."""
+    key, path, site, k, core, now = _started(tmp_path, 2)
+    alice, bert = site.admins
+    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
+    earlier_ahead, ahead = site.key_list(now + 12 * HOUR_MS), site.key_list(now + 30 * DAY_MS)
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, ahead, 1.0))[0]["status"] == "applied"
+    revoking = site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})
+    k, core = _reboot(k, key, path)
+    assert acks(core.handle(TOPICS.keys, revoking, 2.0))[0]["reason"] == "stale_key_list"
+    return key, path, site, k, core, earlier_ahead
 
 
 def _reboot(k: Kiosk, key: bytes, path: Path) -> tuple[Kiosk, SyncCore]:
@@ -345,20 +362,13 @@ def test_a_list_put_back_before_ntp_that_pushes_the_revoking_one_out_keeps_its_r
     hours ahead): it is dated later, so it takes the place of the kept one, but bert's key stays revoked,
     before NTP, once the clock is known (it is taken then, dated ahead of the clock: it re-admits nobody),
     and across a restart."""
-    key, path, site, k, core, now = _started(tmp_path, 2)
-    alice, bert = site.admins
-    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
-    earlier_ahead, ahead = site.key_list(now + 12 * HOUR_MS), site.key_list(now + 30 * DAY_MS)
-    k, core = _reboot(k, key, path)
-    assert acks(core.handle(TOPICS.keys, ahead, 1.0))[0]["status"] == "applied"
-    revoking = site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})
-    k, core = _reboot(k, key, path)
-    assert acks(core.handle(TOPICS.keys, revoking, 2.0))[0]["reason"] == "stale_key_list"
+    key, path, site, k, core, earlier_ahead = bert_revoked_before_ntp(tmp_path)
+    bert = site.admins[1]
     assert acks(core.handle(TOPICS.keys, earlier_ahead, 2.5))[0]["reason"] == "stale_key_list"
     assert bert.key_id not in set(k.trust.keys())
     _ntp(k)
     k.trust.refresh()
-    assert k.trust.status()["key_list_issued_at_ms"] == now + 12 * HOUR_MS
+    assert k.trust.status()["key_list_issued_at_ms"] == json.loads(earlier_ahead)["issued_at_ms"]
     forged = site.enrollment("mallory", k.now_ms() - 1000, signer=bert)
     assert acks(core.handle(TOPICS.enrollment("mallory"), forged, 3.0))[0]["reason"] == "revoked_key"
     k, core = _reboot(k, key, path)

@@ -99,6 +99,19 @@ def _rebooted_with_the_list_dated_ahead(tmp_path: Path, site: Site, key: bytes) 
     return Kiosk(site, path, key, synced=False, require_snapshot=True), now
 
 
+def _dave_deleted_eve_before_ntp(tmp_path: Path, site: Site) -> tuple[Kiosk, SyncCore, int, bytes]:
+    """Rebooted before NTP holding the list dated ahead: the current list (adding dave) kept, dave's tombstone of
+    eve refused ``unknown_key``. The kiosk, its core, the time and the tombstone."""
+    alice, dave = site.admins
+    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
+    core = SyncCore(TOPICS, k.store, k.trust)
+    tombstone = site.tombstone("eve", now - HOUR_MS, signer=dave)
+    assert acks(core.handle(TOPICS.keys, site.key_list(now - 2 * HOUR_MS, admins=[alice, dave]), 1.0))[0][
+        "reason"] == "stale_key_list"
+    assert acks(core.handle(TOPICS.enrollment("eve"), tombstone, 1.0))[0]["reason"] == "unknown_key"
+    return k, core, now, tombstone
+
+
 def test_records_signed_by_a_key_only_the_list_kept_before_ntp_adds_are_delivered_again_once_it_is_taken(
         broker: Mosquitto, tmp_path: Path) -> None:
     """dave deletes eve and enrolls fay; the broker retains both records and the current list. Before NTP
@@ -136,13 +149,7 @@ def test_the_sync_core_asks_once_for_the_records_again_when_the_list_kept_is_tak
     """Before the clock is known, and after it while the list is still kept, nothing is asked for; the
     trust watch takes it, and the next tick asks once for the retained records, which then verify."""
     site = Site(admins=2)
-    alice, dave = site.admins
-    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
-    core = SyncCore(TOPICS, k.store, k.trust)
-    tombstone = site.tombstone("eve", now - HOUR_MS, signer=dave)
-    assert acks(core.handle(TOPICS.keys, site.key_list(now - 2 * HOUR_MS, admins=[alice, dave]), 1.0))[0][
-        "reason"] == "stale_key_list"
-    assert acks(core.handle(TOPICS.enrollment("eve"), tombstone, 1.0))[0]["reason"] == "unknown_key"
+    k, core, _now, tombstone = _dave_deleted_eve_before_ntp(tmp_path, site)
     assert core.tick(2.0) == []
     k.synced = True
     k.wall.advance(60)
@@ -275,13 +282,7 @@ def test_a_store_fault_while_the_kept_list_is_judged_still_gets_the_records_deli
     error). The list is judged again at the watch's next check, and the records are asked for again, so
     dave's tombstone of eve, refused before NTP, comes back to be judged."""
     site = Site(admins=2)
-    alice, dave = site.admins
-    k, now = _rebooted_with_the_list_dated_ahead(tmp_path, site, os.urandom(32))
-    core = SyncCore(TOPICS, k.store, k.trust)
-    tomb = site.tombstone("eve", now - HOUR_MS, signer=dave)
-    assert acks(core.handle(TOPICS.keys, site.key_list(now - 2 * HOUR_MS, admins=[alice, dave]), 1.0))[0][
-        "reason"] == "stale_key_list"
-    assert acks(core.handle(TOPICS.enrollment("eve"), tomb, 1.0))[0]["reason"] == "unknown_key"
+    k, core, _now, tomb = _dave_deleted_eve_before_ntp(tmp_path, site)
     real = getattr(k.store, fault)
     failed: list[str] = []
 
@@ -298,7 +299,7 @@ def test_a_store_fault_while_the_kept_list_is_judged_still_gets_the_records_deli
     for i in range(3):  # the trust watch's checks and the adapter's ticks go on
         watch.check()
         asked += [a for a in core.tick(2.0 + i) if isinstance(a, Resubscribe)]
-    assert failed == [fault] and dave.key_id in set(k.trust.keys())
+    assert failed == [fault] and site.admins[1].key_id in set(k.trust.keys())
     assert asked == [Resubscribe(tuple(core.subscriptions()))]
     assert acks(core.handle(TOPICS.enrollment("eve"), tomb, 5.0))[0]["status"] == "deleted"
     assert "eve" not in k.admitted()

@@ -15,7 +15,7 @@ from kiosk.mqtt.protocol import ProtocolError, Signer
 from kiosk.mqtt.revocations import Revocations
 from kiosk.mqtt.trust import REVOKED, SiteTrust, TrustSettings
 from tests.site import DAY_MS, SITE, Kiosk, Site
-from tests.test_trust_before_ntp import HOUR_MS, _ntp, _reboot
+from tests.test_trust_before_ntp import HOUR_MS, _ntp, _reboot, bert_revoked_before_ntp
 from tests.trust_kiosk import TOPICS, acks, fail_first_save
 
 
@@ -95,19 +95,8 @@ def test_a_kept_list_pushed_out_stays_kept_until_its_revocations_are_stored(tmp_
     him and dated later than the kept one: it would take the kept place, but the revocations of the one it
     pushes out cannot be stored (a full disk). It is refused then, and the current list stays kept, across a
     restart too; its next copy takes the place, bert's revocation stored first, and a restart keeps it."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site(admins=2)
-    alice, bert = site.admins
-    k = Kiosk(site, path, key)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
-    core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
-    earlier_ahead, ahead = site.key_list(now + 12 * HOUR_MS), site.key_list(now + 30 * DAY_MS)
-    k, core = _reboot(k, key, path)
-    assert acks(core.handle(TOPICS.keys, ahead, 1.0))[0]["status"] == "applied"
-    current = site.key_list(now - HOUR_MS, admins=[alice], revoked={bert.key_id})
-    k, core = _reboot(k, key, path)
-    assert acks(core.handle(TOPICS.keys, current, 2.0))[0]["reason"] == "stale_key_list"
+    key, path, site, k, core, earlier_ahead = bert_revoked_before_ntp(tmp_path)
+    bert = site.admins[1]
     failed = fail_first_save(k)
     assert acks(core.handle(TOPICS.keys, earlier_ahead, 2.5))[0]["reason"] == "store_error"
     assert failed == [REVOKED] and bert.key_id not in set(k.trust.keys())
