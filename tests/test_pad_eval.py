@@ -394,3 +394,43 @@ def test_with_liveness_off_the_report_says_its_apcer_means_nothing(
     report = json.loads(capsys.readouterr().out)
     assert report["warning"] == LIVENESS_OFF and report["liveness"] is None
     assert report["summary"]["species"]["print_still"]["iapar"]["k"] == 1  # the print opened the door
+
+
+def _clip(path: Path, frames: int = 15) -> Path:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 8 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_sequence_reached_through_two_given_folders_is_presented_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    attacks = tmp_path / "attacks"
+    _sequence(attacks / "print_still" / "000_A", "print_still")
+    _sequence(attacks / "phone_photo" / "000_A", "phone_photo")
+    clip = _clip(tmp_path / "live" / "walk.avi")
+    _sequence(tmp_path / "live" / "seq" / "000_A", "bona_fide")
+    got = collect([tmp_path / "live", tmp_path / "live", clip], [attacks, attacks / "print_still", tmp_path / "attacks/."])
+    assert sorted(p.name for p in got) == sorted(
+        str(p) for p in [clip, tmp_path / "live" / "seq" / "000_A", attacks / "phone_photo" / "000_A",
+                         attacks / "print_still" / "000_A"])
+    assert "presented once" in caplog.text and str(attacks / "print_still" / "000_A") in caplog.text
+    assert str(clip) in caplog.text
+
+
+def test_a_raw_h264_recording_is_refused_by_name_and_other_files_skipped_are_named(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    live = tmp_path / "live"
+    _clip(live / "walk.avi")
+    (live / "notes.txt").write_text("taken on Tuesday")
+    assert [p.name for p in collect([live], [])] == [str(live / "walk.avi")]
+    assert "skipped" in caplog.text and str(live / "notes.txt") in caplog.text
+    (live / "attempt.h264").write_bytes(b"\x00\x00\x00\x01\x67 raw stream")
+    with pytest.raises(DatasetError, match=r"attempt\.h264.*attempt\.mp4"):
+        collect([live], [])
+    with pytest.raises(DatasetError, match=r"attempt\.h264"):
+        collect([live / "attempt.h264"], [])

@@ -15,7 +15,7 @@ from kiosk.pad.meta import BONA_FIDE, META, SPECIES
 from kiosk.pad.metrics import clopper_pearson, percentiles, rate
 from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
 from kiosk.pad.rate import SlowerSource
-from kiosk.pad.video import find_videos
+from kiosk.pad.video import RAW_STREAMS, VIDEO_SUFFIXES, find_videos
 from kiosk.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -30,19 +30,39 @@ def sequence_folders(root: Path) -> list[Path]:
 
 def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.0,
             max_seconds: float | None = None) -> list[Presentation]:
-    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``."""
+    """Bona fide: video files (searched recursively) and sequence folders; attacks: folders from ``pad render``.
+    A clip or sequence reached through more than one of the folders given (the same folder twice, or a
+    folder and one inside it) is presented once: counted twice it would narrow the intervals falsely."""
     out: list[Presentation] = []
+    seen: set[Path] = set()
+    repeated: list[Path] = []
+
+    def first_time(path: Path) -> bool:
+        key = path.resolve()
+        if key in seen:
+            repeated.append(path)
+            return False
+        seen.add(key)
+        return True
+
     for root in bona_fide:
         if not root.exists():
             raise DatasetError(f"--bona-fide {root} does not exist")
-        found = [from_video(v, fps, max_seconds) for v in find_videos(root)]
-        for folder in sequence_folders(root) if root.is_dir() else []:
+        refuse_raw_streams(root)
+        videos = find_videos(root)
+        folders = sequence_folders(root) if root.is_dir() else []
+        if not videos and not folders:
+            raise DatasetError(f"--bona-fide {root}: no video files and no sequence folders with {META} "
+                               f"(videos: {', '.join(sorted(VIDEO_SUFFIXES))})")
+        warn_unused(root, videos, folders)
+        found = [from_video(v, fps, max_seconds) for v in videos if first_time(v)]
+        for folder in folders:
+            if not first_time(folder):
+                continue
             p = from_folder(folder)
             if p.attack:
                 raise DatasetError(f"{folder} is a {p.species} attack, listed under --bona-fide; move it to --attacks")
             found.append(p)
-        if not found:
-            raise DatasetError(f"--bona-fide {root}: no video files and no sequence folders with {META}")
         out += found
     for root in attacks:
         if not root.is_dir():
@@ -56,11 +76,45 @@ def collect(bona_fide: Iterable[Path], attacks: Iterable[Path], fps: float = 15.
         if not folders:
             raise DatasetError(f"--attacks {root}: no sequence folders with {META}; make them with `kiosk pad render`")
         for folder in folders:
+            if not first_time(folder):
+                continue
             p = from_folder(folder)
             if not p.attack:
                 raise DatasetError(f"{folder} is bona fide, listed under --attacks; move it to --bona-fide")
             out.append(p)
+    if repeated:
+        logger.warning("%d presentation(s) reached through more than one of the folders given, presented once: %s",
+                       len(repeated), _some(repeated))
     return out
+
+
+def refuse_raw_streams(root: Path) -> None:
+    """A raw H.264/H.265 stream has no container: no frame rate or length to split it at (80 % presented,
+    the rest enrolled), so it is refused by name rather than read at a guessed rate or skipped."""
+    raw = [root] if root.is_file() and root.suffix.lower() in RAW_STREAMS else (
+        sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RAW_STREAMS) if root.is_dir() else [])
+    if raw:
+        raise DatasetError(f"--bona-fide {root}: {len(raw)} raw video stream(s) without a container, e.g. {raw[0]}: "
+                           "the frame rate and length are unknown; put each in a container "
+                           f"(`ffmpeg -framerate 15 -i {raw[0].name} -c copy {raw[0].stem}.mp4`) or record with "
+                           "`rpicam-vid --codec libav -o attempt.mp4`")
+
+
+def warn_unused(root: Path, videos: list[Path], folders: list[Path]) -> None:
+    """Name the files under a --bona-fide folder that are neither a video nor part of a sequence folder."""
+    if not root.is_dir():
+        if not videos:
+            logger.warning("--bona-fide %s: not a video file (%s), skipped", root, ", ".join(sorted(VIDEO_SUFFIXES)))
+        return
+    used = set(folders)
+    unused = sorted(p for p in root.rglob("*") if p.is_file() and p not in videos and p.parent not in used)
+    if unused:
+        logger.warning("--bona-fide %s: %d file(s) neither a video (%s) nor in a sequence folder, skipped: %s",
+                       root, len(unused), ", ".join(sorted(VIDEO_SUFFIXES)), _some(unused))
+
+
+def _some(paths: list[Path], n: int = 5) -> str:
+    return ", ".join(str(p) for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
 
 
 def run_all(presenter: Presenter, presentations: list[Presentation],

@@ -13,6 +13,8 @@ from kiosk.errors import DatasetError
 
 RGB = npt.NDArray[np.uint8]
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+# elementary streams (``rpicam-vid -o x.h264``): no container, so no frame rate or length OpenCV can trust
+RAW_STREAMS = {".h264", ".264", ".h265", ".265", ".hevc"}
 
 
 def find_videos(root: Path) -> list[Path]:
