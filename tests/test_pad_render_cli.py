@@ -166,3 +166,25 @@ def test_a_render_record_of_the_wrong_shape_is_refused_not_trusted(
     (out / "render.json").write_text(record)
     with pytest.raises(ConfigError, match=r"render\.json is unreadable"):
         _render("--photo", str(photo), "--out", str(out))
+
+
+def test_a_second_render_with_another_detector_is_refused_and_the_first_is_kept(
+        tmp_path: Path, fake_detector: None) -> None:
+    (tmp_path / "obama").mkdir()
+    one, _ = (face_photo(tmp_path / "obama" / f"{i}.jpg") for i in (1, 2))
+    out = tmp_path / "out"
+    assert _render("--photo", str(one), "--out", str(out), "--detector", "full") == 0
+    seq = out / "print_still" / "000_obama"
+    first = {p.name: p.read_bytes() for p in seq.iterdir()}
+    assert json.loads((out / "render.json").read_text())["options"]["detector"] == "full"
+    for other in (["--detector", "short"], []):  # no --detector is auto, not full
+        with pytest.raises(ConfigError, match=r"rendered with other options \(detector\)"):
+            _render("--photo", str(one), "--out", str(out), *other)
+    assert {p.name: p.read_bytes() for p in seq.iterdir()} == first
+
+
+def test_render_help_gives_its_own_detector_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse("render", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: auto" in text and "configuration" not in text

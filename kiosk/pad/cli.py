@@ -143,9 +143,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_pad_eval(args)
 
 
-def _runtime_args(p: argparse.ArgumentParser) -> None:
+def _runtime_args(p: argparse.ArgumentParser, detector_default: str) -> None:
     p.add_argument("--detector", choices=["auto", "short", "full"], default=None,
-                   help="BlazeFace model (default: the configuration's, else auto)")
+                   help=f"BlazeFace model (default: {detector_default})")
     p.add_argument("--runtime", default=os.environ.get("KIOSK_TFLITE_RUNTIME", "auto"),
                    choices=["auto", "ai_edge_litert", "tflite_runtime"], help="TFLite runtime package")
     p.add_argument("--threads", type=_positive, default=2, help="interpreter threads")
@@ -178,7 +178,7 @@ def add_pad_parser(subparsers: Any) -> None:
     r.add_argument("--turn", type=_range(0.0, 80.0, "degrees"), metavar="MIN,MAX",
                    help="print_turned and phone_photo: the range of the yaw amplitude, degrees (default "
                    + ", ".join(f"{lo:g},{hi:g} for {sp}" for sp, (lo, hi) in TURN_DEG.items()) + ")")
-    _runtime_args(r)
+    _runtime_args(r, "auto: full range, short range as its fallback")
     r.set_defaults(handler=cmd_render, detector="auto")
 
     e = psub.add_parser("eval", help="replay bona fide clips and attack sequences through the real loop")
@@ -198,5 +198,5 @@ def add_pad_parser(subparsers: Any) -> None:
                         "cannot keep up (a Raspberry Pi) would")
     e.add_argument("--config", type=Path, help="the door's TOML configuration (default: /etc/kiosk/kiosk.toml if present)")
     e.add_argument("--model", type=Path, help="embedder .tflite (default: the configuration's)")
-    _runtime_args(e)
+    _runtime_args(e, "the configuration's, else auto")
     e.set_defaults(handler=cmd_eval)

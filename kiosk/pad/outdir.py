@@ -19,7 +19,8 @@ RENDER_RECORD = "render.json"  # the options an --out folder was rendered with
 
 
 def render_options(args: argparse.Namespace, enroll: list[Path]) -> dict[str, Any]:
-    """What decides the sequences' content (not which species: one folder may gather several runs)."""
+    """What decides the sequences' content (not which species: one folder may gather several runs). The
+    detector is among it: its box places the cut-out, so another model renders other frames."""
     def text(p: Path | None) -> str | None:
         return None if p is None else str(p.resolve())
 
@@ -28,7 +29,8 @@ def render_options(args: argparse.Namespace, enroll: list[Path]) -> dict[str, An
             "lfw": text(args.lfw), "people": args.people if args.lfw else None,
             "per_species": args.per_species if args.lfw else None, "count": None if args.lfw else args.count,
             "video": text(args.video), "frames": args.frames, "seed": args.seed,
-            "bend": None if args.bend is None else list(args.bend), "turn": None if args.turn is None else list(args.turn)}
+            "bend": None if args.bend is None else list(args.bend), "turn": None if args.turn is None else list(args.turn),
+            "detector": args.detector}
 
 
 def claim_out(out: Path, options: dict[str, Any], species: list[str]) -> None:
