@@ -332,5 +332,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KioskError as exc:
         print(f"kiosk: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # commands with work worth keeping say what was kept themselves
+        print("kiosk: interrupted", file=sys.stderr)
         return 130

@@ -188,3 +188,30 @@ def test_render_help_gives_its_own_detector_default(capsys: pytest.CaptureFixtur
         _parse("render", "--help")
     text = " ".join(capsys.readouterr().out.split())
     assert "default: auto" in text and "configuration" not in text
+
+
+def test_an_interrupted_render_says_how_far_it_got_and_the_same_command_finishes_it(
+        tmp_path: Path, fake_detector: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import kiosk.pad.render
+
+    (tmp_path / "obama").mkdir()
+    one, _ = (face_photo(tmp_path / "obama" / f"{i}.jpg") for i in (1, 2))
+    out = tmp_path / "out"
+    real, calls = kiosk.pad.render.render_photo, []
+
+    def ctrl_c_at_the_third(*a: object, **k: object) -> Path:
+        calls.append(a)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kiosk.pad.render, "render_photo", ctrl_c_at_the_third)
+    argv = ("--photo", str(one), "--count", "4", "--out", str(out))
+    assert _render(*argv) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: 2 sequences written under {out}; run the same command again to finish" in err
+    assert len(list(out.rglob("meta.json"))) == 2
+    monkeypatch.setattr(kiosk.pad.render, "render_photo", real)
+    assert _render(*argv) == 0
+    assert len(list(out.rglob("meta.json"))) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,29 +111,34 @@ def cmd_render(args: argparse.Namespace) -> int:
     people = lfw_people(args.lfw, args.people, np.random.default_rng(args.seed)) if static and args.lfw else []
     claim_out(args.out, render_options(args, enroll), species)  # after every check: a failed start claims nothing
     written: list[Path] = []
-    if static and args.photo:
-        subject = args.subject or args.photo.parent.name
-        bar = Progress(len(static) * args.count, "rendering")
-        for si, sp in enumerate(static):
-            for i in range(args.count):
-                written.append(render_photo(sp, args.photo, enroll, subject, args.out / sp / f"{i:03d}_{subject}",
-                                            args.seed + 1000 * si + i, detect, settings))
-                bar(len(written))
-    elif static:
-        bar = Progress(len(static) * args.per_species, "rendering")
-        written += render_batch(people, static, args.per_species, args.out, args.seed, detect, settings, bar)
-    if "tablet_video" in species:
-        clips = find_videos(args.video)
-        per_clip = args.count if args.photo or not args.lfw else -(-args.per_species // len(clips))
-        bar = Progress(len(clips) * per_clip, "rendering tablet_video")
-        done = 0
-        for ci, clip in enumerate(clips):
-            subject = clip.stem
-            for i in range(per_clip):
-                written.append(render_clip(clip, subject, args.out / "tablet_video" / f"{ci:02d}{i:02d}_{subject}",
-                                           args.seed + 50_000 + 100 * ci + i, detect, settings))
-                done += 1
-                bar(done)
+    try:
+        if static and args.photo:
+            subject = args.subject or args.photo.parent.name
+            bar = Progress(len(static) * args.count, "rendering")
+            for si, sp in enumerate(static):
+                for i in range(args.count):
+                    written.append(render_photo(sp, args.photo, enroll, subject, args.out / sp / f"{i:03d}_{subject}",
+                                                args.seed + 1000 * si + i, detect, settings))
+                    bar(len(written))
+        elif static:
+            bar = Progress(len(static) * args.per_species, "rendering")
+            render_batch(people, static, args.per_species, args.out, args.seed, detect, settings, bar, written)
+        if "tablet_video" in species:
+            clips = find_videos(args.video)
+            per_clip = args.count if args.photo or not args.lfw else -(-args.per_species // len(clips))
+            bar = Progress(len(clips) * per_clip, "rendering tablet_video")
+            done = 0
+            for ci, clip in enumerate(clips):
+                subject = clip.stem
+                for i in range(per_clip):
+                    written.append(render_clip(clip, subject, args.out / "tablet_video" / f"{ci:02d}{i:02d}_{subject}",
+                                               args.seed + 50_000 + 100 * ci + i, detect, settings))
+                    done += 1
+                    bar(done)
+    except KeyboardInterrupt:  # the sequence being written has no meta.json: no sequence, made again next run
+        print(f"\nkiosk: interrupted: {len(written)} sequences written under {args.out}; run the same command "
+              "again to finish", file=sys.stderr)
+        return 130
     print(f"wrote {len(written)} sequences under {args.out}")
     return 0
 

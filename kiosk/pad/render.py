@@ -190,10 +190,11 @@ def lfw_people(root: Path, people: int, rng: np.random.Generator) -> list[tuple[
 
 def render_batch(people: list[tuple[str, list[Path]]], species: list[str], per_species: int, out: Path, seed: int,
                  detect: Detect, settings: RenderSettings = RenderSettings(),
-                 progress: Callable[[int], None] | None = None) -> list[Path]:
+                 progress: Callable[[int], None] | None = None, written: list[Path] | None = None) -> list[Path]:
     """``per_species`` sequences of each static species, people taken in turn, a photo each time
-    (cycling through each person's photos) rendered and the person's other photos for enrollment."""
-    written: list[Path] = []
+    (cycling through each person's photos) rendered and the person's other photos for enrollment.
+    ``written`` is filled as the sequences are done, so that an interrupted render can say how many."""
+    written = [] if written is None else written
     for si, sp in enumerate(species):
         for i in range(per_species):
             name, photos = people[i % len(people)]
