@@ -64,3 +64,9 @@ class DatasetError(KioskError, ValueError):
 
 class ConversionError(KioskError, RuntimeError):
     exit_code = 11
+
+
+class OutputError(KioskError, OSError):
+    """Results could not be written out (standard output closed, or its disk full)."""
+
+    exit_code = 12

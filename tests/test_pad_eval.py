@@ -434,3 +434,98 @@ def test_a_raw_h264_recording_is_refused_by_name_and_other_files_skipped_are_nam
         collect([live], [])
     with pytest.raises(DatasetError, match=r"attempt\.h264"):
         collect([live / "attempt.h264"], [])
+
+
+@pytest.fixture()
+def fake_loop(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``kiosk pad eval`` without models: each presentation denied as flat, until one named ``stop`` is
+    reached, where the user presses Ctrl-C. Returns the names presented."""
+    import types
+
+    import kiosk.liveness.landmarks
+    import kiosk.pad.eval
+    import kiosk.vision.pipeline
+
+    presented: list[str] = []
+
+    class Presenter:
+        def __init__(self, *a: Any) -> None:
+            pass
+
+        def present(self, p: Any, wrap: Any = None) -> Outcome:
+            if p.name.endswith("stop"):
+                raise KeyboardInterrupt
+            presented.append(p.name)
+            return Outcome(p.name, p.species, p.subject, p.attack, 1, verdict="flat", denied_attack=True)
+
+    monkeypatch.setattr(kiosk.vision.pipeline, "build_pipeline",
+                        lambda *a, **k: (None, types.SimpleNamespace(threshold=0.5)))
+    monkeypatch.setattr(kiosk.liveness.landmarks, "build_landmarker", lambda **k: None)
+    monkeypatch.setattr(kiosk.pad.eval, "Presenter", Presenter)
+    return presented
+
+
+def test_an_interrupted_eval_prints_what_was_presented_marked_as_partial(
+        tmp_path: Path, fake_loop: list[str], capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    for name in ("000_A", "001_B", "002_stop", "003_D"):
+        _sequence(tmp_path / "print_still" / name, "print_still")
+    args = _eval_args("--attacks", str(tmp_path), "--plot", str(tmp_path / "f.png"))
+    assert args.handler(args) == 130
+    out = capsys.readouterr().out
+    assert out.startswith("interrupted after 2 of 4 presentations") and "print_still" in out
+    assert "interrupted after 2 of 4" in caplog.text and not (tmp_path / "f.png").exists()
+    args = _eval_args("--attacks", str(tmp_path), "--json")
+    assert args.handler(args) == 130
+    report = json.loads(capsys.readouterr().out)
+    assert report["interrupted"] == {"presented": 2, "of": 4}
+    assert report["summary"]["species"]["print_still"]["n"] == 2 and len(report["presentations"]) == 2
+
+
+def test_results_that_cannot_be_printed_give_an_error_and_the_plot_is_still_written(
+        tmp_path: Path, fake_loop: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from kiosk.errors import OutputError
+
+    def full(*a: Any, **k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    _sequence(tmp_path / "print_still" / "000_A", "print_still")
+    args = _eval_args("--attacks", str(tmp_path), "--json", "--plot", str(tmp_path / "f.png"))
+    monkeypatch.setattr(builtins, "print", full)
+    with pytest.raises(OutputError, match=r"standard output.*No space left on device"):
+        args.handler(args)
+    monkeypatch.undo()
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pad_eval_on_a_full_disk_exits_with_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """The command as run, standard output on /dev/full: one line, the output error's exit code."""
+    import os
+    import subprocess
+    import sys
+
+    from kiosk.errors import OutputError
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    code = ("import sys, types, kiosk.pad.eval as e, kiosk.vision.pipeline as vp, kiosk.liveness.landmarks as lm\n"
+            "from kiosk.pad.present import Outcome\n"
+            "class P:\n def __init__(self, *a): pass\n"
+            " def present(self, p, wrap=None): return Outcome(p.name, p.species, p.subject, p.attack, 1)\n"
+            "vp.build_pipeline = lambda *a, **k: (None, types.SimpleNamespace(threshold=0.5))\n"
+            "lm.build_landmarker = lambda **k: None\n"
+            "e.Presenter = P\n"
+            "from kiosk.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    _sequence(tmp_path / "print_still" / "000_A", "print_still")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-c", code, "pad", "eval", "--attacks", str(tmp_path), "--json"],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == OutputError.exit_code
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr
+    assert "kiosk: error: the results could not be written to standard output" in r.stderr

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError, DatasetError, KioskError
+from kiosk.errors import ConfigError, DatasetError, KioskError, OutputError
 from kiosk.pad.meta import BONA_FIDE, META, SPECIES
 from kiosk.pad.metrics import clopper_pearson, percentiles, rate
 from kiosk.pad.present import Outcome, Presentation, PresentConfig, Presenter, from_folder, from_video
@@ -118,10 +120,12 @@ def _some(paths: list[Path], n: int = 5) -> str:
 
 
 def run_all(presenter: Presenter, presentations: list[Presentation],
-            progress: Callable[[int], None] | None = None, fps: float | None = None) -> list[Outcome]:
+            progress: Callable[[int], None] | None = None, fps: float | None = None,
+            outcomes: list[Outcome] | None = None) -> list[Outcome]:
     """Each presentation through the loop; with ``fps`` below its own rate, as a slower door's loop
-    gets it (``kiosk.pad.rate.SlowerSource``)."""
-    outcomes = []
+    gets it (``kiosk.pad.rate.SlowerSource``). ``outcomes`` is filled as the run goes, so that a run
+    interrupted (Ctrl-C) still holds what was presented."""
+    outcomes = [] if outcomes is None else outcomes
     for n, p in enumerate(presentations, start=1):
         try:
             outcomes.append(presenter.present(p, _slower(fps, p.fps)))
@@ -263,25 +267,34 @@ def run_pad_eval(args: argparse.Namespace) -> int:
 
         landmarker = build_landmarker(runtime=args.runtime, threads=args.threads)
     threshold = card.threshold if v.threshold is None else v.threshold
-    outcomes = run_all(Presenter(pipeline, threshold, config, landmarker), presentations,
-                       Progress(len(presentations), "presenting"), fps=args.fps)
+    outcomes: list[Outcome] = []
+    interrupted = False
+    try:
+        run_all(Presenter(pipeline, threshold, config, landmarker), presentations,
+                Progress(len(presentations), "presenting"), fps=args.fps, outcomes=outcomes)
+    except KeyboardInterrupt:
+        interrupted = True
     summary = summarise(outcomes)
     report = {"summary": summary, "max_seconds": args.max_seconds, "fps": args.fps,
               **({"warning": LIVENESS_OFF} if config.liveness is None else {}),
+              **({"interrupted": {"presented": len(outcomes), "of": len(presentations)}} if interrupted else {}),
               "liveness": None if config.liveness is None else config.liveness.model_dump(mode="json"),
               "presentations": [o.as_dict() for o in outcomes]}
-    if args.json:
-        print(json.dumps(report), flush=True)
-    else:
-        print((LIVENESS_OFF + "\n\n" if config.liveness is None else "") + table(summary), flush=True)
+    cut_short = f"interrupted after {len(outcomes)} of {len(presentations)} presentations: the rates cover only those"
+    unwritten = emit(json.dumps(report) if args.json else (
+        (LIVENESS_OFF + "\n\n" if config.liveness is None else "") + (cut_short + "\n\n" if interrupted else "")
+        + table(summary)))
     rc = 0
-    if args.plot:  # after the results are out: a plot that fails costs only the plot
+    if args.plot and interrupted:
+        logger.warning("--plot %s: not written, the run was interrupted", args.plot)
+    elif args.plot:  # after the results are out: a plot that fails costs only the plot
         from kiosk.pad.plot import plot_flatness
 
         try:
             plot_flatness(outcomes, config.liveness, args.plot)
         except (OSError, ValueError, KioskError) as exc:
-            logger.error("--plot %s: not written (%s); the results above are complete", args.plot, exc)
+            logger.error("--plot %s: not written (%s)%s", args.plot, exc,
+                         "" if unwritten else "; the results above are complete")
             rc = 1
         else:
             logger.info("wrote %s", args.plot)
@@ -289,7 +302,25 @@ def run_pad_eval(args: argparse.Namespace) -> int:
     if failed:
         logger.error("%d of %d presentations could not be run (listed with the results)", failed, len(outcomes))
         rc = 1
+    if unwritten is not None:
+        raise unwritten
+    if interrupted:
+        logger.error(cut_short)
+        return 130
     return rc
+
+
+def emit(text: str) -> OutputError | None:
+    """Print the results; when standard output cannot take them (closed, disk full) the error to raise
+    once the plot has had its chance, and standard output pointed at /dev/null so that the text still
+    buffered is not tried again at exit."""
+    try:
+        print(text, flush=True)
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OutputError(f"the results could not be written to standard output ({exc.strerror or exc})")
+    return None
 
 
 def check_plot_path(path: Path) -> None:
