@@ -233,6 +233,17 @@ def test_flatness_plot_is_written(tmp_path: Path) -> None:
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_plot_counts_each_group_as_the_table_does() -> None:
+    from kiosk.pad.plot import groups
+
+    outcomes = [_outcome("bona_fide", "live"), _outcome("print_still", "flat"), _outcome("print_still", "flat"),
+                Outcome("broken", "print_still", "B", True, 0, error="no face"),
+                Outcome("gone", "print_bent", "C", True, 0, error="no face"), _outcome("mask_3d", "flat")]
+    s = summarise(outcomes)
+    assert groups(outcomes) == [("bona_fide", 1), ("print_still", 2), ("print_bent", 0), ("mask_3d", 1)]
+    assert (s["bona_fide"]["n"], s["species"]["print_still"]["n"], s["species"]["mask_3d"]["n"]) == (1, 2, 1)
+
+
 def test_repeated_folder_options_keep_every_folder() -> None:
     """`--attacks A --attacks B` must not silently drop A (argparse's default keeps only the last)."""
     import argparse

@@ -32,6 +32,15 @@ def thresholds(liveness: Any, key: str) -> list[tuple[str, float]]:
     return [("least live residual", float(liveness.min_live_residual))]
 
 
+def groups(outcomes: list[Outcome]) -> list[tuple[str, int]]:
+    """Bona fide, then each species presented, in the table's order, with the n the table gives it:
+    presentations that ran (those that could not be run are listed apart, and counted nowhere)."""
+    done = [o for o in outcomes if o.error is None]
+    names = [BONA_FIDE] + [s for s in SPECIES if any(o.species == s for o in outcomes)] + sorted(
+        {o.species for o in outcomes if o.attack and o.species not in SPECIES})
+    return [(g, sum(o.species == g for o in done)) for g in names]
+
+
 def plot_flatness(outcomes: list[Outcome], liveness: Any, out: Path) -> None:
     try:
         import matplotlib
@@ -41,19 +50,19 @@ def plot_flatness(outcomes: list[Outcome], liveness: Any, out: Path) -> None:
     except ImportError as exc:
         raise KioskError("--plot needs matplotlib: pip install 'face-kiosk[plot]'") from exc
     key = score_key(outcomes) or ""
-    groups = [BONA_FIDE] + [s for s in SPECIES if any(o.species == s for o in outcomes)]
+    columns = groups(outcomes)
     fig, ax = plt.subplots(figsize=(10, 5))
     rng = np.random.default_rng(0)
     colours = {"live": "tab:green", "flat": "tab:red", "none": "tab:grey"}
-    for gi, g in enumerate(groups):
-        for o in (o for o in outcomes if o.species == g and key in o.values):
+    for gi, (g, _) in enumerate(columns):
+        for o in (o for o in outcomes if o.species == g and o.error is None and key in o.values):
             ax.scatter(gi + rng.uniform(-0.25, 0.25), o.values[key], s=14, color=colours.get(o.verdict, "tab:grey"),
                        marker="^" if o.challenged else "o", alpha=0.8)
     for label, value in thresholds(liveness, key or ""):
         ax.axhline(value, linestyle="--", color="black", linewidth=1)
-        ax.annotate(f"{label} {value:g}", (len(groups) - 0.5, value), ha="right", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{g}\n(n={sum(o.species == g for o in outcomes)})" for g in groups])
+        ax.annotate(f"{label} {value:g}", (len(columns) - 0.5, value), ha="right", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels([f"{g}\n(n={n})" for g, n in columns])
     ax.set_ylabel(key or "no flatness values in the results")
     ax.set_title("flatness per presentation: green live, red flat, grey no verdict; triangles after a challenge")
     ax.grid(alpha=0.3, axis="y")
