@@ -10,6 +10,7 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
 from tests.admin_site import admins, broker, site  # noqa: F401  (the administrators' site, shared by the admin tests)
+from tests.pad_fixtures import printed  # noqa: F401  (a rendered print, shared by the self-test's tests)
 
 # Property tests check results, not speed: hypothesis' 200 ms deadline per example fails them at random on a
 # shared machine (a quantisation round trip did, under load).
