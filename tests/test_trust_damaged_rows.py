@@ -7,26 +7,19 @@ fault, a hand edit) is logged and dropped, never taken for more than it says.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from kiosk.mqtt.core import SyncCore
-from kiosk.mqtt.topics import Topics
-from tests.site import DAY_MS, SITE, Kiosk, Site
-
-TOPICS = Topics("kiosk", SITE, "door1")
+from tests.site import DAY_MS, Kiosk, Site
+from tests.test_trust_before_ntp import _started
+from tests.trust_kiosk import TOPICS
 
 
 def _current(tmp_path: Path) -> tuple[Site, bytes, Path]:
     """A kiosk store that holds a current snapshot of the site."""
-    key, path = os.urandom(32), tmp_path / "k.db"
-    site = Site()
-    k = Kiosk(site, path, key, require_snapshot=True)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    now = k.now_ms()
+    key, path, site, k, core, now = _started(tmp_path, 1, require_snapshot=True)
     core.handle(TOPICS.keys, site.key_list(now - 40 * DAY_MS), 0.0)
     core.handle(TOPICS.snapshot, site.snapshot({"ann": (now - DAY_MS, False)}, now - 1000), 0.0)
     k.store.close()

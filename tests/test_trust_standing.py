@@ -73,15 +73,21 @@ def test_a_store_of_another_site_admits_nobody_until_a_current_snapshot_of_this_
     assert again.trust.status()["snapshot_current_seen"] and again.admitted() == {"bob"}
 
 
-def test_a_new_root_key_starts_without_the_standing_the_old_one_gave(tmp_path: Path) -> None:
-    """After a lost root key, a new one is pinned: what the old root's administrators signed counts no more."""
-    site, key = Site(), os.urandom(32)
-    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
+def _bob_admitted(site: Site, path: Path, key: bytes) -> Kiosk:
+    """A kiosk that took the site's key list, its current snapshot and bob's enrollment (``Deleted``)."""
+    k = Kiosk(site, path, key, require_snapshot=True)
     core = SyncCore(TOPICS, k.store, k.trust)
     h = Deleted(site, k.now_ms())
     core.handle(TOPICS.keys, h.keys, 0.0)
     core.handle(TOPICS.snapshot, h.current, 0.0)
     core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+    return k
+
+
+def test_a_new_root_key_starts_without_the_standing_the_old_one_gave(tmp_path: Path) -> None:
+    """After a lost root key, a new one is pinned: what the old root's administrators signed counts no more."""
+    site, key = Site(), os.urandom(32)
+    k = _bob_admitted(site, tmp_path / "k.db", key)
     assert k.trust.status()["snapshot_current_seen"] and k.admitted() == {"bob"}
     k.store.close()
     renewed = Site()
@@ -121,12 +127,7 @@ def test_a_standing_written_before_it_named_its_root_is_dropped_not_earned_again
 def test_a_standing_written_before_it_named_its_root_is_rewritten_when_the_stored_key_list_verifies(
         tmp_path: Path) -> None:
     site, key = Site(), os.urandom(32)
-    k = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
-    core = SyncCore(TOPICS, k.store, k.trust)
-    h = Deleted(site, k.now_ms())
-    core.handle(TOPICS.keys, h.keys, 0.0)
-    core.handle(TOPICS.snapshot, h.current, 0.0)
-    core.handle(TOPICS.enrollment("bob"), h.bob, 0.0)
+    k = _bob_admitted(site, tmp_path / "k.db", key)
     k.store.save_state("snapshot_fresh", str(k.now_ms() - DAY_MS).encode())
     k.store.close()
     again = Kiosk(site, tmp_path / "k.db", key, require_snapshot=True)
