@@ -51,12 +51,13 @@ def enroll_msg(pid: str, rev: int, name: str | None = None, fp: str = FP) -> byt
     return ADMIN.enrollment(SITE, Enrollment(pid, name or pid.title(), rev, fp, emb(rev % 1000)))
 
 
-class SnapshotTrust:
+class SnapshotTrust(StaticTrust):
     """Fixed administrator keys plus the real signed snapshot (what ``Trust`` asks for, nothing more)."""
 
     site = SITE
 
     def __init__(self) -> None:
+        super().__init__(KEYS, site=SITE)
         self.snapshot: Snapshot | None = None
         self.key_lists: list[bytes] = []
 

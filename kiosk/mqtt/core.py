@@ -175,15 +175,13 @@ class SyncCore:
                             person=person, revision=record.revision)
 
     def _revoked(self) -> Collection[str]:
-        """Key ids the trust knows as revoked (a trust without that notion revokes none)."""
-        revoked = getattr(self.trust, "revoked", None)
-        return frozenset(revoked()) if callable(revoked) else frozenset()
+        """Key ids the trust knows as revoked."""
+        return frozenset(self.trust.revoked())
 
     def _now_ms(self) -> int | None:
         """The trust's wall clock in ms when it is synchronised, ``None`` when unknown (nothing is then
         refused as issued in the future)."""
-        now = getattr(self.trust, "now", None)
-        value = now() if callable(now) else None
+        value = self.trust.now()
         return None if value is None else int(value * 1000)
 
     def _applied(self, person: str, record: Enrollment | Tombstone, result: ApplyOutcome) -> list[Action]:
@@ -251,12 +249,9 @@ class SyncCore:
         """Whether the ``snapshot_expired`` alarm holds with the snapshot now held, as the trust watch judges it
         (expired, or saying nothing current, by a synchronised clock; an unknown clock is the clock's alarm): a
         snapshot applied may be the expired one held, delivered again at a reconnection, and Home Assistant's
-        sensor follows this. Nothing when the trust has no such notion or cannot tell."""
-        expired = getattr(self.trust, "expired", None)
-        if not callable(expired):
-            return {}
+        sensor follows this. Nothing when the trust cannot tell."""
         try:
-            return {"snapshot_expired": bool(expired()) and self._now_ms() is not None}
+            return {"snapshot_expired": bool(self.trust.expired()) and self._now_ms() is not None}
         except Exception:  # the snapshot is applied: the alarm is the trust watch's to tell
             logger.exception("could not tell whether the snapshot held has expired")
             return {}
@@ -265,8 +260,7 @@ class SyncCore:
         """A tombstone at the revision the snapshot gives the person (``people[id] = [revision, deleted]``,
         as the trust holds it, else as the payload it verified says), else at the snapshot's own revision or
         issue time in ms, else just above what the store holds."""
-        held = getattr(self.trust, "deleted_revision", None)
-        found = held(person) if callable(held) else None
+        found = self.trust.deleted_revision(person)
         if isinstance(found, int) and is_json_int(found) and found >= 1:
             return Tombstone(person, found)
         revision: int | None = None
@@ -330,12 +324,11 @@ class SyncCore:
         return self._redelivery() + self._summary(now)
 
     def _redeliveries(self) -> int:
-        """How many times the trust has asked for what it refused to be judged again (a trust without that
-        notion never does): a key list kept until the clock was known was judged, so records refused meanwhile,
-        signed by a key only it lists or only it revoked, may verify now; and so may the current key list,
-        pushed out of the kept place by another put back, and the snapshot kept with it, dropped then."""
-        count = getattr(self.trust, "redeliveries", None)
-        return int(count()) if callable(count) else 0
+        """How many times the trust has asked for what it refused to be judged again: a key list kept until the
+        clock was known was judged, so records refused meanwhile, signed by a key only it lists or only it
+        revoked, may verify now; and so may the current key list, pushed out of the kept place by another put
+        back, and the snapshot kept with it, dropped then."""
+        return int(self.trust.redeliveries())
 
     def _redelivery(self) -> list[Action]:
         """Those were refused, not kept: the broker retains them and sends them again on a new subscription

@@ -14,7 +14,8 @@ __all__ = ["StaticTrust"]
 class StaticTrust:
     """Fixed administrator keys and no snapshot: key lists and snapshots are refused, every revision admitted.
 
-    Also what the store asks of the site's trust (``site``, ``revoked``, ``now``, ``deleted_revision``).
+    Also what the store asks of the site's trust (``site``, ``revoked``, ``now``, ``deleted_revision``), and the
+    sync core's ``expired`` and ``redeliveries`` (never: no snapshot, nothing kept).
     ``now`` is the synchronised wall clock (e.g. ``kiosk.clock``'s), or ``None`` when it is not known: then
     nothing is refused as issued in the future, and the store fails validity windows closed.
     """
@@ -47,3 +48,9 @@ class StaticTrust:
 
     def admits(self, person_id: str, revision: int) -> str | None:
         return None
+
+    def expired(self) -> bool:
+        return False  # no snapshot is asked for
+
+    def redeliveries(self) -> int:
+        return 0  # nothing is kept to be judged again
