@@ -20,6 +20,7 @@ from kiosk.continuity import FaceContinuity
 from kiosk.decision import Candidate, Decision, DecisionEngine, Observation, liveness_values
 from kiosk.door import Door
 from kiosk.events import EventSink
+from kiosk.liveness.background import BackgroundLandmarks, Pending
 from kiosk.match import Gallery
 from kiosk.ratelimit import TokenBucket
 from kiosk.sdnotify import Notifier
@@ -100,8 +101,12 @@ class KioskLoop:
                  threshold: float | Callable[[], float], engine: DecisionEngine, door: Door, events: EventSink,
                  quality: QualityConfig, notifier: Notifier | None = None, watchdog_s: float | None = None,
                  on_result: Callable[[FrameResult], None] | None = None, *, liveness: Any = None,
-                 tracker: Tracker | None = None, healthy: Callable[[], bool] | None = None) -> None:
+                 tracker: Tracker | None = None, healthy: Callable[[], bool] | None = None,
+                 mesh_worker: bool | None = None) -> None:
         """``liveness``: a (landmarker, judge) pair from ``kiosk.liveness``, or None when liveness is off.
+
+        ``mesh_worker``: run FaceMesh on a worker thread while the embedder runs (None: when the machine has
+        more than one core; ``kiosk.liveness.background``).
 
         ``healthy``: extra checks the systemd watchdog depends on (sync thread alive, camera not frozen).
         """
@@ -117,6 +122,7 @@ class KioskLoop:
         self.watchdog_s = watchdog_s
         self.on_result = on_result
         self.liveness = liveness
+        self._mesh = None if liveness is None else BackgroundLandmarks(liveness[0], mesh_worker)
         self.tracker = tracker or Tracker()
         self.continuity = FaceContinuity(engine.config.face_change)
         self._face_events: TokenBucket | None = None  # one face_changed event per deny_event_interval_s
@@ -164,23 +170,28 @@ class KioskLoop:
             gates.append(gate)
         # the liveness cues look at a face at the judge's rate, gates passed or not (a head turned for a challenge)
         sampled: list[int] = []
-        marks: dict[int, Any] = {}
-        if self.liveness is not None:
-            landmarker, judge = self.liveness
+        pending = Pending()
+        if self.liveness is not None and self._mesh is not None:
+            judge = self.liveness[1]
             sampleable = [i for i in range(len(faces)) if gates[i] in LIVENESS_GATES]
             judge.in_view((tracks[i] for i in sampleable), now)  # a face gated out or not detected is no rate
             sampled = [i for i in sampleable if judge.due(tracks[i], now)]
-            # FaceMesh before the embedder, which would push its weights and the frame out of the
-            # caches (the saving measured here is small, 0.1-0.2 ms: benchmarks/liveness.py)
-            marks = {i: landmarker.landmarks(rgb, faces[i]) for i in sampled}
+            # FaceMesh on the worker while the embedder runs here (or before it, in turn, with no worker:
+            # the embedder would push its weights and the frame out of the caches): benchmarks/liveness.py
+            pending = self._mesh.start(rgb, {i: faces[i] for i in sampled})
         # every face that feeds the decision or the liveness cues is embedded: a track must keep its face
         embedded = sorted(set(good) | set(sampled))
-        for i in embedded:
-            if i not in crops:
-                crops[i] = self.pipeline.crops(rgb, [faces[i]])[0]
         emb_of: dict[int, F32] = {}
-        if embedded:
-            emb_of = dict(zip(embedded, self.pipeline.embedder.embed([crops[i] for i in embedded])))
+        try:
+            for i in embedded:
+                if i not in crops:
+                    crops[i] = self.pipeline.crops(rgb, [faces[i]])[0]
+            if embedded:
+                emb_of = dict(zip(embedded, self.pipeline.embedder.embed([crops[i] for i in embedded])))
+        except BaseException:
+            pending.settle()  # the interpreter is free before the error leaves the frame
+            raise
+        marks = pending.result()
         for i in embedded:
             self._keep_face(tracks, i, emb_of[i], now)
         live: list[Any] = [None] * len(faces)
@@ -378,3 +389,6 @@ class KioskLoop:
             if not isinstance(exc, KeyboardInterrupt):
                 self.events.emit("error", {"error": f"{type(exc).__name__}: {exc}"})
             raise
+        finally:
+            if self._mesh is not None:
+                self._mesh.close()  # the worker thread ends with the loop

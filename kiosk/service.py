@@ -80,6 +80,7 @@ def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: 
 def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stack: ExitStack) -> Any:
     """FaceMesh and the liveness judge with its prompter, or None when liveness is off (with a loud warning)."""
     from kiosk.liveness import LivenessJudge, build_landmarker, build_prompter
+    from kiosk.liveness.background import mesh_threads, second_core
     from kiosk.liveness.prompters import active_low_warning
     from kiosk.liveness.settings import GpioPrompterSettings
 
@@ -93,7 +94,7 @@ def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stac
     for warning in lv.weakened():
         logger.warning(warning)
     v = settings.vision
-    threads = v.threads if lv.threads is None else lv.threads
+    threads = mesh_threads(lv.threads, v.threads, second_core())  # the loop's worker decides the same way
     landmarker = build_landmarker(runtime=v.runtime, threads=threads, root=settings.models_dir or models_dir())
     publish = None
     if mqtt is not None:

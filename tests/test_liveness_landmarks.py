@@ -83,9 +83,12 @@ def test_missing_mesh_model_says_to_fetch(tmp_path: Path) -> None:
         build_landmarker(root=tmp_path)
 
 
-@pytest.mark.parametrize(("liveness_threads", "expected"), [(None, 3), (1, 1)])
-def test_facemesh_gets_its_own_threads_or_the_vision_threads(monkeypatch: pytest.MonkeyPatch,
-                                                              liveness_threads: int | None, expected: int) -> None:
+@pytest.mark.parametrize(("liveness_threads", "cores", "expected"),
+                         [(None, 1, 3), (None, 2, 1), (None, None, 3), (1, 1, 1), (2, 4, 2)])
+def test_facemesh_gets_its_own_threads_one_beside_the_embedder_or_the_vision_threads(
+        monkeypatch: pytest.MonkeyPatch, liveness_threads: int | None, cores: int | None, expected: int) -> None:
+    """Unset: one thread when FaceMesh runs on its worker beside the embedder (more than one core), the
+    vision threads in turn (one core); set: what is set."""
     from contextlib import ExitStack
 
     import kiosk.liveness
@@ -100,6 +103,7 @@ def test_facemesh_gets_its_own_threads_or_the_vision_threads(monkeypatch: pytest
         return object()
 
     monkeypatch.setattr(kiosk.liveness, "build_landmarker", fake_landmarker)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
     settings = Settings(vision={"threads": 3}, liveness=LivenessSettings(threads=liveness_threads))
     with ExitStack() as stack:
         assert build_liveness(settings, lambda: 0.0, None, None, stack) is not None

@@ -102,10 +102,10 @@ class LivenessSettings(_Section):
                                              "sample_hz when that is lower): under it fewer real people passed the "
                                              "prompted turn (measured); 0: never warn")
     threads: int | None = Field(None, ge=1, le=16,
-                                description="FaceMesh's interpreter threads (unset: vision.threads); the landmarks "
-                                            "are the same at any count. 1 is cheaper when the loop outpaces its "
-                                            "camera and waits between frames (no worker to wake), dearer when it "
-                                            "cannot keep up (measured: docs/liveness.md, Cost)")
+                                description="FaceMesh's interpreter threads (unset: 1 when FaceMesh runs on its "
+                                            "worker thread beside the embedder, on a machine with more than one "
+                                            "core; vision.threads on one core); the landmarks are the same at any "
+                                            "count, only the cost changes (measured: docs/liveness.md, Cost)")
     window_s: float = Field(3.0, gt=0, le=30, description="frames up to this far apart are compared")
     challenge_after_s: float = Field(2.0, ge=0, le=60,
                                      description="prompt a head turn when no verdict came this long after the "

@@ -1,0 +1,105 @@
+"""FaceMesh on a worker thread while the loop embeds the same frame's faces.
+
+The two models share nothing and the runtimes release the GIL while they run, so on a machine with a
+second core the landmarks of a frame cost the loop little more than the embedder's time. The landmarks are
+the same (the same interpreter, the same input); only when they are ready changes. The caller always
+waits for them before it goes on, so the interpreter is never used by two threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kiosk.vision.boxes import Face
+
+logger = logging.getLogger(__name__)
+
+Marks = dict[int, Any]  # face index -> (468, 3) landmarks, or None when the mesh saw no face
+
+
+class Pending:
+    """The landmarks of one frame, computed or being computed."""
+
+    def __init__(self, future: Future[Marks] | None = None, done: Marks | None = None) -> None:
+        self._future = future
+        self._done = done
+
+    def result(self) -> Marks:
+        """The landmarks; an error of FaceMesh is raised here, in the caller's thread."""
+        if self._future is not None:
+            return self._future.result()
+        return self._done or {}
+
+    def settle(self) -> None:
+        """Wait until the worker is done with the interpreter, whatever it returned: for a caller that is
+        itself failing (its own error is the one to raise; the interpreter must be free for the next frame)."""
+        if self._future is not None:
+            try:
+                self._future.result()
+            except Exception:  # the caller raises its own error
+                logger.debug("landmarks discarded with the frame", exc_info=True)
+
+
+def second_core() -> bool:
+    """Whether FaceMesh gets a worker thread by default: only with a core for it beside the caller's."""
+    return (os.cpu_count() or 1) > 1
+
+
+def mesh_threads(configured: int | None, vision_threads: int, worker: bool) -> int:
+    """FaceMesh's interpreter threads: ``liveness.threads`` when set; else one on a worker (it shares the
+    cores with the embedder running at the same time: one thread was the cheaper here, docs/liveness.md
+    "Cost"), and ``vision.threads`` in turn."""
+    if configured is not None:
+        return configured
+    return 1 if worker else vision_threads
+
+
+class BackgroundLandmarks:
+    """Starts a frame's landmarks on one worker thread, or computes them at once when there is no worker.
+
+    ``worker``: True, False, or None for "when the machine has more than one core" (on one core the worker
+    would only take turns with the embedder). A worker that cannot start (a thread limit) leaves the
+    landmarks computed in turn: the kiosk must not stop for it.
+    """
+
+    def __init__(self, landmarker: Any, worker: bool | None = None) -> None:
+        self.landmarker = landmarker
+        self.worker = second_core() if worker is None else worker
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start(self, rgb: npt.NDArray[np.uint8], faces: Mapping[int, Face]) -> Pending:
+        if not faces:
+            return Pending(done={})
+        todo = dict(faces)
+
+        def run() -> Marks:
+            return {i: self.landmarker.landmarks(rgb, face) for i, face in todo.items()}
+
+        submit = self._submitter()
+        if submit is not None:
+            try:
+                return Pending(future=submit(run))
+            except RuntimeError:  # shut down, or no thread could start: in turn
+                logger.warning("no worker thread for FaceMesh: landmarks computed in turn", exc_info=True)
+                self.worker = False
+        return Pending(done=run())
+
+    def _submitter(self) -> Callable[[Callable[[], Marks]], Future[Marks]] | None:
+        if not self.worker:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemesh")
+        return self._pool.submit
+
+    def close(self) -> None:
+        """Let the worker thread end (a later ``start`` starts another)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

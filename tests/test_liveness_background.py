@@ -1,0 +1,209 @@
+"""FaceMesh on a worker thread while the loop embeds: the same landmarks, errors where the caller sees them,
+the interpreter free before a failing frame leaves the loop, and the landmarks in turn when no worker can
+start."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from kiosk.liveness.background import BackgroundLandmarks, Pending
+from kiosk.vision.boxes import Face
+from tests import liveness_synth as synth
+from tests.loop_fakes import MAIN, RELAY, VICTIM, Rig
+from tests.pins import assert_pin_history
+
+RGB = np.zeros((480, 640, 3), np.uint8)
+
+
+class ThreadRecorder:
+    """A landmarker that says which thread ran it, or fails when told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.threads: list[str] = []
+        self.fail = fail
+
+    def landmarks(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("interpreter failed")
+        return np.full((468, 3), face.box[0], np.float32)
+
+
+class Deferred(ThreadPoolExecutor):
+    """An executor that runs a task only when its result is asked for: what the caller waited for ran,
+    and nothing else did."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        fut: Future[Any] = Future()
+        real_result = fut.result
+
+        def result(timeout: float | None = None) -> Any:
+            if not fut.done():
+                try:
+                    fut.set_result(fn(*args, **kwargs))
+                except Exception as exc:
+                    fut.set_exception(exc)
+            return real_result(timeout)
+
+        fut.result = result  # type: ignore[method-assign]
+        return fut
+
+
+class NoThreads(ThreadPoolExecutor):
+    """An executor at a thread limit: ``submit`` fails as ThreadPoolExecutor's does when no thread starts."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        raise RuntimeError("can't start new thread")
+
+
+FACES = {0: Face((10.0, 10.0, 60.0, 60.0), 0.9, np.zeros((6, 2))), 2: Face((100.0, 10.0, 150.0, 60.0), 0.9,
+                                                                             np.zeros((6, 2)))}
+
+
+def test_the_worker_computes_each_face_and_the_caller_gets_them_by_index() -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    try:
+        marks = bg.start(RGB, FACES).result()
+    finally:
+        bg.close()
+    assert sorted(marks) == [0, 2]
+    assert marks[0][0, 0] == 10.0 and marks[2][0, 0] == 100.0
+    assert len(marker.threads) == 2 and all(t.startswith("facemesh") for t in marker.threads)
+
+
+def test_without_a_worker_the_landmarks_are_computed_in_the_callers_thread() -> None:
+    marker = ThreadRecorder()
+    marks = BackgroundLandmarks(marker, worker=False).start(RGB, FACES).result()
+    assert sorted(marks) == [0, 2]
+    assert marker.threads == [threading.current_thread().name] * 2
+
+
+def test_no_faces_start_no_work() -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    assert bg.start(RGB, {}).result() == {}
+    assert marker.threads == [] and bg._pool is None
+
+
+def test_an_error_of_facemesh_on_the_worker_is_raised_in_the_caller() -> None:
+    bg = BackgroundLandmarks(ThreadRecorder(fail=True), worker=True)
+    try:
+        pending = bg.start(RGB, FACES)
+        with pytest.raises(RuntimeError, match="interpreter failed"):
+            pending.result()
+    finally:
+        bg.close()
+
+
+def test_settle_waits_for_the_worker_and_keeps_its_error_to_itself() -> None:
+    marker = ThreadRecorder(fail=True)
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._pool = Deferred()
+    pending = bg.start(RGB, FACES)
+    assert marker.threads == []  # not run yet: only a wait runs it
+    pending.settle()
+    assert len(marker.threads) == 1  # ran (and failed on the first face) before settle returned
+    Pending(done={}).settle()  # nothing to wait for
+
+
+def test_a_worker_that_cannot_start_leaves_the_landmarks_in_turn(caplog: pytest.LogCaptureFixture) -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._pool = NoThreads(max_workers=1)
+    marks = bg.start(RGB, FACES).result()
+    assert sorted(marks) == [0, 2]
+    assert marker.threads == [threading.current_thread().name] * 2
+    assert not bg.worker and "no worker thread for FaceMesh" in caplog.text
+    bg.start(RGB, FACES).result()  # and it does not try again on every frame
+    assert marker.threads == [threading.current_thread().name] * 4
+
+
+def test_a_closed_worker_starts_afresh() -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg.start(RGB, FACES).result()
+    bg.close()
+    assert bg._pool is None
+    assert sorted(bg.start(RGB, FACES).result()) == [0, 2]
+    bg.close()
+
+
+def test_the_default_uses_a_worker_only_with_a_second_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert not BackgroundLandmarks(ThreadRecorder()).worker
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert not BackgroundLandmarks(ThreadRecorder()).worker
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert BackgroundLandmarks(ThreadRecorder()).worker
+
+
+def test_the_loop_waits_for_facemesh_before_an_embedder_error_leaves_the_frame(tmp_path: Path) -> None:
+    factory = MockFactory()
+    rig = Rig(factory, tmp_path)
+    deferred = Deferred()
+    assert rig.loop._mesh is not None
+    rig.loop._mesh.worker, rig.loop._mesh._pool = True, deferred
+    seen: list[np.ndarray] = []
+    scene_landmarks = rig.scene.landmarks
+
+    def landmarks(rgb: np.ndarray, face: Face) -> np.ndarray | None:
+        out = scene_landmarks(rgb, face)
+        seen.append(rgb)
+        return out
+
+    rig.loop._mesh.landmarker = type("Marker", (), {"landmarks": staticmethod(landmarks)})()
+
+    def broken(crops: list[np.ndarray]) -> list[np.ndarray]:
+        raise OSError("embedder failed")
+
+    rig.scene.embedder.embed = broken
+    with pytest.raises(OSError, match="embedder failed"):
+        rig.step([(MAIN, synth.pose(synth.model()), VICTIM)])
+    assert deferred.submitted == 1 and len(seen) == 1  # the landmarks were waited for before the error left
+    assert_pin_history(factory.pin(RELAY), [False])
+    rig.door.close()
+    rig.events.close()
+
+
+@pytest.mark.parametrize("worker", [True, False])
+def test_a_live_head_is_let_in_with_the_landmarks_on_a_worker_or_in_turn(tmp_path: Path, worker: bool) -> None:
+    factory = MockFactory()
+    rig = Rig(factory, tmp_path)
+    assert rig.loop._mesh is not None
+    rig.loop._mesh.worker = worker
+    marker = ThreadRecorder()
+    scene_landmarks = rig.scene.landmarks
+
+    def landmarks(rgb: np.ndarray, face: Face) -> np.ndarray | None:
+        marker.landmarks(rgb, face)
+        return scene_landmarks(rgb, face)
+
+    rig.loop._mesh.landmarker = type("Marker", (), {"landmarks": staticmethod(landmarks)})()
+    head, rng = synth.model(), np.random.default_rng(1)
+    try:
+        for k in range(150):
+            rig.step([(MAIN, synth.pose(head, 30 * np.sin(np.pi * k / 30), noise_px=0.3, rng=rng), VICTIM)])
+            if rig.granted():
+                break
+        assert rig.granted() == 1
+        expected = "facemesh" if worker else threading.current_thread().name
+        assert marker.threads and all(t.startswith(expected) for t in marker.threads)
+        assert_pin_history(factory.pin(RELAY), [False, True])
+    finally:
+        rig.loop._mesh.close()
+        rig.door.close()
+        rig.events.close()
