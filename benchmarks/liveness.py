@@ -24,6 +24,12 @@ second apart: as the flatness cue runs it (the band's two halves aligned at once
 thread) and, as the baseline, the halves one after the other, alternating. Last, FaceMesh before the embedder
 (the loop's order) against after it, alternating over three passes: FaceMesh's cost and the whole
 frame's, so that what FaceMesh saves is not merely moved to the embedder.
+
+Everything above times the liveness work itself, FaceMesh run in turn. The loop runs FaceMesh on a worker
+thread while the embedder runs (``kiosk.liveness.background``), so what liveness costs the loop is measured
+last, as the difference it makes to the whole frame through ``KioskLoop.process``: liveness off, FaceMesh on
+the worker (the loop's way), FaceMesh in turn (the baseline), alternating, back to back and paced
+(``benchmarks.liveness_loop``, which also runs alone).
 """
 
 from __future__ import annotations
@@ -110,6 +116,7 @@ def run(quick: bool, threads: int, clip: Path, mesh_threads: int | None = None) 
     load = round(os.getloadavg()[0], 2)  # other work on the machine inflates every figure
     video = frames(clip, 40 if quick else 160)
     pipeline, _ = build_pipeline(models_dir() / "facenet_int8.tflite", threads=threads)
+    asked_mesh_threads = mesh_threads
     mesh_threads = threads if mesh_threads is None else mesh_threads
     landmarker = build_landmarker(threads=mesh_threads)
     judge = LivenessJudge(LivenessSettings(mode="passive"), time.monotonic, LogPrompter(), random.Random(0))
@@ -179,6 +186,11 @@ def run(quick: bool, threads: int, clip: Path, mesh_threads: int | None = None) 
     camera = per_camera_frame(landmarker, pipeline, video, CAMERA_FPS)
     paced = per_camera_frame(landmarker, pipeline, video, CAMERA_FPS, paced=True)
     orders = compare_orders(landmarker, pipeline, video)
+    from benchmarks import liveness_loop
+
+    through_loop = {how: liveness_loop.run(quick, threads, asked_mesh_threads,
+                                           how == "paced", clip)
+                    for how in ("back_to_back", "paced")}
     res: dict[str, Any] = {"machine": machine(), "commit": commit(), "load_avg_1m_at_start": load,
                            "runtime": f"{rt.name} {rt.version}", "threads": threads,
                            "clip": str(clip.name), "frames": len(pipe), "frame": f"{video[0].shape[1]}x{video[0].shape[0]}",
@@ -189,6 +201,7 @@ def run(quick: bool, threads: int, clip: Path, mesh_threads: int | None = None) 
                                       "eye_band_check_per_parallax_pair_halves_in_turn": stats(band_serial),
                                       "facemesh_inference_alone_back_to_back": stats(floor)},
                            "verdict_frames": verdicts, "camera": camera, "camera_paced": paced, "orders": orders,
+                           "through_the_loop": through_loop,
                            "mesh_threads": mesh_threads}
     s = res["stages"]
     res["ratio_liveness_over_pipeline"] = round(s["liveness_total_no_verdict"]["median_ms"]
@@ -303,6 +316,10 @@ def table(res: dict[str, Any]) -> str:
         mesh = ", ".join(f"{r['facemesh_median_ms']:.2f}" for r in runs)
         whole = ", ".join(f"{r['frame_median_ms']:.2f}" for r in runs)
         lines.append(f"FaceMesh {order.replace('_', ' ')}: FaceMesh {mesh} ms; whole frame {whole} ms (medians, per pass)")
+    from benchmarks import liveness_loop
+
+    for how in res.get("through_the_loop", {}).values():
+        lines.append(liveness_loop.table(how))
     return "\n".join(lines)
 
 
