@@ -155,34 +155,42 @@ class KioskLoop:
         tracks, ended = self.tracker.update([f.box for f in faces], now)
         if ended:
             self._end(ended)
-        # crop only faces whose geometry passes: far-away or turned faces cost no crop
+        geometry = [check_geometry(face, rgb.shape, self.quality) for face in faces]
+        # the liveness cues look at a face at the judge's rate, gates passed or not (a head turned for a
+        # challenge, a blurred face): every face but those too small or cut off (the geometry says which)
+        sampled: list[int] = []
+        pending = Pending()
+        mesh_now = False
+        if self.liveness is not None and self._mesh is not None:
+            judge = self.liveness[1]
+            sampleable = [i for i in range(len(faces)) if geometry[i] in LIVENESS_GATES]
+            judge.in_view((tracks[i] for i in sampleable), now)  # a face gated out or not detected is no rate
+            sampled = [i for i in sampleable if judge.due(tracks[i], now)]
+            # FaceMesh on the worker from here, while this thread crops, gates and embeds; with no worker,
+            # after the gates (which read the face's pixels into the caches) and before the embedder (which
+            # would push its weights and the frame out of them): benchmarks/liveness.py
+            mesh_now = not self._mesh.worker
+            if not mesh_now:
+                pending = self._mesh.start(rgb, {i: faces[i] for i in sampled})
         gates: list[str | None] = []
         crops: dict[int, npt.NDArray[np.uint8]] = {}
         good: dict[int, float] = {}  # face -> sharpness, for the faces that pass every gate
-        for i, face in enumerate(faces):
-            gate = check_geometry(face, rgb.shape, self.quality)
-            if gate is None:
-                crops[i] = self.pipeline.crops(rgb, [face])[0]
-                sharp = sharpness(crops[i])
-                gate = "blurred" if sharp < self.quality.min_sharpness else None
-                if gate is None:
-                    good[i] = sharp
-            gates.append(gate)
-        # the liveness cues look at a face at the judge's rate, gates passed or not (a head turned for a challenge)
-        sampled: list[int] = []
-        pending = Pending()
-        if self.liveness is not None and self._mesh is not None:
-            judge = self.liveness[1]
-            sampleable = [i for i in range(len(faces)) if gates[i] in LIVENESS_GATES]
-            judge.in_view((tracks[i] for i in sampleable), now)  # a face gated out or not detected is no rate
-            sampled = [i for i in sampleable if judge.due(tracks[i], now)]
-            # FaceMesh on the worker while the embedder runs here (or before it, in turn, with no worker:
-            # the embedder would push its weights and the frame out of the caches): benchmarks/liveness.py
-            pending = self._mesh.start(rgb, {i: faces[i] for i in sampled})
-        # every face that feeds the decision or the liveness cues is embedded: a track must keep its face
-        embedded = sorted(set(good) | set(sampled))
         emb_of: dict[int, F32] = {}
         try:
+            # crop only faces whose geometry passes: far-away or turned faces cost no crop
+            for i, face in enumerate(faces):
+                gate = geometry[i]
+                if gate is None:
+                    crops[i] = self.pipeline.crops(rgb, [face])[0]
+                    sharp = sharpness(crops[i])
+                    gate = "blurred" if sharp < self.quality.min_sharpness else None
+                    if gate is None:
+                        good[i] = sharp
+                gates.append(gate)
+            if mesh_now and self._mesh is not None:
+                pending = self._mesh.start(rgb, {i: faces[i] for i in sampled})
+            # every face that feeds the decision or the liveness cues is embedded: a track must keep its face
+            embedded = sorted(set(good) | set(sampled))
             for i in embedded:
                 if i not in crops:
                     crops[i] = self.pipeline.crops(rgb, [faces[i]])[0]

@@ -207,3 +207,44 @@ def test_a_live_head_is_let_in_with_the_landmarks_on_a_worker_or_in_turn(tmp_pat
         rig.loop._mesh.close()
         rig.door.close()
         rig.events.close()
+
+
+@pytest.mark.parametrize("worker", [True, False])
+def test_facemesh_starts_before_the_gates_on_a_worker_and_between_gates_and_embedder_in_turn(
+        tmp_path: Path, worker: bool) -> None:
+    """On the worker FaceMesh overlaps the crop and sharpness gate as well as the embedder; in turn it runs
+    after the gates (warm pixels) and before the embedder (which would cool the caches)."""
+    rig = Rig(MockFactory(), tmp_path)
+    assert rig.loop._mesh is not None
+    log: list[str] = []
+    deferred = Deferred()
+    rig.loop._mesh.worker, rig.loop._mesh._pool = worker, deferred
+    real_submit, scene_landmarks, scene_crops = deferred.submit, rig.scene.landmarks, rig.scene.crops
+    real_embed = rig.scene.embedder.embed
+
+    def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        log.append("submit")
+        return real_submit(fn, *args, **kwargs)
+
+    def landmarks(rgb: np.ndarray, face: Face) -> np.ndarray | None:
+        log.append("landmarks")
+        return scene_landmarks(rgb, face)
+
+    def crops(rgb: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
+        log.append("crop")
+        return scene_crops(rgb, faces)
+
+    def embed(batch: list[np.ndarray]) -> list[np.ndarray]:
+        log.append("embed")
+        return real_embed(batch)
+
+    deferred.submit = submit  # type: ignore[method-assign]
+    rig.loop._mesh.landmarker = type("Marker", (), {"landmarks": staticmethod(landmarks)})()
+    rig.scene.crops, rig.scene.embedder.embed = crops, embed  # type: ignore[method-assign]
+    rig.step([(MAIN, synth.pose(synth.model()), VICTIM)])
+    if worker:
+        assert log == ["submit", "crop", "embed", "landmarks"]  # the deferred task runs when waited for
+    else:
+        assert log == ["crop", "landmarks", "embed"]
+    rig.door.close()
+    rig.events.close()
