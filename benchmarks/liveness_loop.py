@@ -7,7 +7,8 @@ The frames of a real clip (as ``benchmarks.liveness``) stamped at 30 fps on a si
 the real loop (detect, tracker, gates, FaceMesh on the frames the judge says are due, embed, the judge,
 the decision, a relay on gpiozero's mock pins), for a track that never reaches a verdict (the worst case:
 FaceMesh every other frame for as long as the face is there). Nobody is enrolled, so every mode takes the
-same decision path. The three modes alternate pass by pass, and what liveness adds is each pass's figure
+same decision path. ``--all-ways`` adds the worker at the in-turn thread count and in turn at the worker's
+(the loop's way changes both). The modes alternate pass by pass, and what liveness adds is each pass's figure
 less that of the pass with liveness off in the same round: on the frames that ran FaceMesh (the median of
 the whole frame's time against the same frames' with liveness off) and per camera frame (the means).
 ``--paced`` starts each frame at its camera time (a loop faster than its camera, which waits between
@@ -48,6 +49,8 @@ from kiosk.vision.quality import QualityConfig
 
 CAMERA_FPS = 30.0
 MODES = ("off", "at_once", "in_turn")
+# --all-ways: the worker and the thread count apart (the loop's way changes both)
+MORE_MODES = ("at_once_turn_threads", "in_turn_worker_threads")
 
 
 class Counting:
@@ -81,7 +84,7 @@ def one_pass(mode: str, pipeline: FacePipeline, mesh: Counting, video: list[np.n
     engine = DecisionEngine(DecisionConfig(liveness=mode != "off"), clock)
     capture: Any = type("NoCapture", (), {"on_lost": None})()
     loop = KioskLoop(capture, pipeline, lambda: gallery, 0.99, engine, door, events, QualityConfig(),
-                     liveness=liveness, mesh_worker=mode == "at_once")
+                     liveness=liveness, mesh_worker=mode.startswith("at_once"))
     times: list[float] = []
     meshed: list[bool] = []
     start = time.perf_counter()
@@ -97,15 +100,14 @@ def one_pass(mode: str, pipeline: FacePipeline, mesh: Counting, video: list[np.n
             meshed.append(mesh.calls > before)
             door.tick()
     finally:
-        if loop._mesh is not None:
-            loop._mesh.close()
+        loop.close()
         door.close()
         events.close()
     return times, meshed
 
 
 def run(quick: bool, threads: int, mesh_threads: int | None, paced: bool, clip: Path,
-        rounds: int | None = None) -> dict[str, Any]:
+        rounds: int | None = None, all_ways: bool = False) -> dict[str, Any]:
     video = frames(clip, 40 if quick else 160)
     pipeline, _ = build_pipeline(models_dir() / "facenet_int8.tflite", threads=threads)
     # FaceMesh's threads as the service sets them: one on the worker, the vision threads in turn
@@ -114,19 +116,21 @@ def run(quick: bool, threads: int, mesh_threads: int | None, paced: bool, clip: 
     meshes["in_turn"] = meshes["off"]
     meshes["at_once"] = (meshes["off"] if worker_threads == turn_threads
                          else Counting(build_landmarker(threads=worker_threads)))
+    meshes["at_once_turn_threads"], meshes["in_turn_worker_threads"] = meshes["in_turn"], meshes["at_once"]
+    modes = MODES + MORE_MODES if all_ways else MODES
     rounds = rounds or (2 if quick else 9)
-    added: dict[str, list[float]] = {m: [] for m in MODES[1:]}
-    added_mean: dict[str, list[float]] = {m: [] for m in MODES[1:]}
-    whole: dict[str, list[float]] = {m: [] for m in MODES}
+    added: dict[str, list[float]] = {m: [] for m in modes[1:]}
+    added_mean: dict[str, list[float]] = {m: [] for m in modes[1:]}
+    whole: dict[str, list[float]] = {m: [] for m in modes}
     meshed_frames = 0
     with tempfile.TemporaryDirectory() as d:
         one_pass("off", pipeline, meshes["off"], video[:10], False, Path(d))  # warm-up
         for r in range(rounds):
-            order = MODES[r % 3:] + MODES[:r % 3]  # each mode first as often as the others
+            order = modes[r % len(modes):] + modes[:r % len(modes)]  # each mode first as often as the others
             got = {m: one_pass(m, pipeline, meshes[m], video, paced, Path(d)) for m in order}
             off_times, _ = got["off"]
             whole["off"].append(statistics.median(off_times))
-            for m in MODES[1:]:
+            for m in modes[1:]:
                 times, meshed = got[m]
                 idx = [k for k, x in enumerate(meshed) if x]
                 meshed_frames = len(idx)
@@ -154,9 +158,15 @@ def table(res: dict[str, Any]) -> str:
              f"{res['rounds']} rounds; FaceMesh on {res['frames_meshed']} frames, at "
              f"{res['mesh_threads']['at_once']} thread(s) on the worker, {res['mesh_threads']['in_turn']} in turn; "
              f"the rest at {res['threads']}",
-             f"{'liveness':<42}{'added per sampled frame, ms':>30}{'added per camera frame, ms':>30}"]
-    names = {"at_once": "FaceMesh on a worker (the loop's way)", "in_turn": "FaceMesh in turn (baseline)"}
+             f"{'FaceMesh':<42}{'added per sampled frame, ms':>30}{'added per camera frame, ms':>30}"]
+    mt = res["mesh_threads"]
+    names = {"at_once": f"on the worker, {mt['at_once']} thread(s) (the loop's way)",
+             "in_turn": f"in turn, {mt['in_turn']} thread(s) (the baseline)",
+             "at_once_turn_threads": f"on the worker, {mt['in_turn']} thread(s)",
+             "in_turn_worker_threads": f"in turn, {mt['at_once']} thread(s)"}
     for m, name in names.items():
+        if m not in res["added_per_sampled_frame"]:
+            continue
         s, c = res["added_per_sampled_frame"][m], res["added_per_camera_frame"][m]
         lines.append(f"{name:<42}{s['median_ms']:>12.2f} ({s['min_ms']:.2f} to {s['max_ms']:.2f})"
                      f"{c['median_ms']:>12.2f} ({c['min_ms']:.2f} to {c['max_ms']:.2f})")
@@ -176,8 +186,11 @@ def main() -> int:
                     help="FaceMesh's interpreter threads (default: as the service, 1 on the worker, --threads in turn)")
     ap.add_argument("--rounds", type=int, help="passes per mode (default 9; 2 with --quick)")
     ap.add_argument("--clip", type=Path, default=CLIP, help="a real video clip")
+    ap.add_argument("--all-ways", action="store_true",
+                    help="also the worker at the in-turn thread count and in turn at the worker's: which of "
+                         "the two changes does what")
     args = ap.parse_args()
-    res = run(args.quick, args.threads, args.mesh_threads, args.paced, args.clip, args.rounds)
+    res = run(args.quick, args.threads, args.mesh_threads, args.paced, args.clip, args.rounds, args.all_ways)
     print(table(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

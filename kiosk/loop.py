@@ -161,22 +161,22 @@ class KioskLoop:
         sampled: list[int] = []
         pending = Pending()
         mesh_now = False
-        if self.liveness is not None and self._mesh is not None:
-            judge = self.liveness[1]
-            sampleable = [i for i in range(len(faces)) if geometry[i] in LIVENESS_GATES]
-            judge.in_view((tracks[i] for i in sampleable), now)  # a face gated out or not detected is no rate
-            sampled = [i for i in sampleable if judge.due(tracks[i], now)]
-            # FaceMesh on the worker from here, while this thread crops, gates and embeds; with no worker,
-            # after the gates (which read the face's pixels into the caches) and before the embedder (which
-            # would push its weights and the frame out of them): benchmarks/liveness.py
-            mesh_now = not self._mesh.worker
-            if not mesh_now:
-                pending = self._mesh.start(rgb, {i: faces[i] for i in sampled})
         gates: list[str | None] = []
         crops: dict[int, npt.NDArray[np.uint8]] = {}
         good: dict[int, float] = {}  # face -> sharpness, for the faces that pass every gate
         emb_of: dict[int, F32] = {}
         try:
+            if self.liveness is not None and self._mesh is not None:
+                judge = self.liveness[1]
+                sampleable = [i for i in range(len(faces)) if geometry[i] in LIVENESS_GATES]
+                judge.in_view((tracks[i] for i in sampleable), now)  # a face gated out or not detected is no rate
+                sampled = [i for i in sampleable if judge.due(tracks[i], now)]
+                # FaceMesh on the worker from here, while this thread crops, gates and embeds; with no worker,
+                # after the gates (which read the face's pixels into the caches) and before the embedder
+                # (which would push its weights and the frame out of them): benchmarks/liveness.py
+                mesh_now = not self._mesh.worker
+                if not mesh_now:
+                    pending = self._mesh.start(rgb, {i: faces[i] for i in sampled})
             # crop only faces whose geometry passes: far-away or turned faces cost no crop
             for i, face in enumerate(faces):
                 gate = geometry[i]
@@ -196,10 +196,10 @@ class KioskLoop:
                     crops[i] = self.pipeline.crops(rgb, [faces[i]])[0]
             if embedded:
                 emb_of = dict(zip(embedded, self.pipeline.embedder.embed([crops[i] for i in embedded])))
-        except BaseException:
-            pending.settle()  # the interpreter is free before the error leaves the frame
+            marks = pending.result()
+        except BaseException as exc:
+            pending.settle(exc)  # the interpreter is free before the error leaves the frame
             raise
-        marks = pending.result()
         for i in embedded:
             self._keep_face(tracks, i, emb_of[i], now)
         live: list[Any] = [None] * len(faces)
@@ -398,5 +398,10 @@ class KioskLoop:
                 self.events.emit("error", {"error": f"{type(exc).__name__}: {exc}"})
             raise
         finally:
-            if self._mesh is not None:
-                self._mesh.close()  # the worker thread ends with the loop
+            self.close()  # the worker thread ends with the loop
+
+    def close(self) -> None:
+        """End FaceMesh's worker thread, if one started (``run`` does this when it returns; a caller of
+        ``process`` calls it when done; a later ``process`` starts another)."""
+        if self._mesh is not None:
+            self._mesh.close()

@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _rigs_closed() -> Iterator[None]:
+    """Loops driven frame by frame (``tests/loop_fakes.Rig``) end their FaceMesh worker with the test."""
+    yield
+    from tests.loop_fakes import close_rigs
+
+    close_rigs()
+
+
 @pytest.fixture(scope="session")
 def data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():

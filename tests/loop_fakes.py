@@ -58,8 +58,17 @@ class Scene:
         return next(m for f, m, _ in self.items if f is face)
 
 
+OPEN: list[Rig] = []  # closed after each test (tests/conftest.py): their loops' FaceMesh workers end
+
+
+def close_rigs() -> None:
+    while OPEN:
+        OPEN.pop().loop.close()
+
+
 class Rig:
-    """The loop with liveness on (challenge mode), a real relay on mock pins, simulated time."""
+    """The loop with liveness on (challenge mode), a real relay on mock pins, simulated time. It drives
+    ``KioskLoop.process`` without ``run``, so its loop is closed after the test."""
 
     def __init__(self, factory: MockFactory, tmp: Path) -> None:
         self.clock = SimClock()
@@ -74,6 +83,7 @@ class Rig:
         self.loop = KioskLoop(SimpleNamespace(on_lost=None), self.scene, lambda: gallery, 0.5,  # type: ignore[arg-type]
                               self.engine, self.door, self.events, QualityConfig(min_sharpness=0.0),
                               liveness=(self.scene, self.judge))
+        OPEN.append(self)
         self.frame = SimpleNamespace(rgb=np.zeros((480, 640, 3), np.uint8))
 
     def step(self, items: list[Shown]) -> FrameResult:

@@ -62,6 +62,25 @@ class Deferred(ThreadPoolExecutor):
         return fut
 
 
+class InterruptedWait(Deferred):
+    """The caller is interrupted (Ctrl-C) while it waits for the landmarks: the first wait raises
+    KeyboardInterrupt with FaceMesh not yet done; a later wait lets it finish."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut = super().submit(fn, *args, **kwargs)
+        finish = fut.result
+        calls = []
+
+        def result(timeout: float | None = None) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return finish(timeout)
+
+        fut.result = result  # type: ignore[method-assign]
+        return fut
+
+
 class NoThreads(ThreadPoolExecutor):
     """An executor at a thread limit: ``submit`` fails as ThreadPoolExecutor's does when no thread starts."""
 
@@ -120,6 +139,35 @@ def test_settle_waits_for_the_worker_and_keeps_its_error_to_itself() -> None:
     Pending(done={}).settle()  # nothing to wait for
 
 
+def test_a_new_start_waits_for_landmarks_an_interrupted_caller_left_running() -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._pool = Deferred()
+    first = bg.start(RGB, FACES)  # never waited for (its caller was interrupted)
+    assert marker.threads == [] and not first.done()
+    bg.start(RGB, {0: FACES[0]})
+    assert len(marker.threads) == 2 and first.done()  # the first frame's two faces ran before the next began
+    bg._pool = Deferred()
+    bg.start(RGB, FACES)  # waits for the one face left by the start before
+    assert len(marker.threads) == 3
+    bg.close()  # and close waits too
+    assert len(marker.threads) == 5
+
+
+def test_settle_logs_an_error_of_facemesh_other_than_the_one_being_raised(caplog: pytest.LogCaptureFixture) -> None:
+    bg = BackgroundLandmarks(ThreadRecorder(fail=True), worker=True)
+    bg._pool = Deferred()
+    pending = bg.start(RGB, FACES)
+    pending.settle(OSError("the embedder's own"))
+    assert "FaceMesh failed on a frame that failed anyway" in caplog.text
+    caplog.clear()
+    try:
+        pending.result()
+    except RuntimeError as err:
+        pending.settle(err)  # the very error being raised: not logged twice
+    assert caplog.text == ""
+
+
 def test_a_worker_that_cannot_start_leaves_the_landmarks_in_turn(caplog: pytest.LogCaptureFixture) -> None:
     marker = ThreadRecorder()
     bg = BackgroundLandmarks(marker, worker=True)
@@ -142,13 +190,19 @@ def test_a_closed_worker_starts_afresh() -> None:
     bg.close()
 
 
-def test_the_default_uses_a_worker_only_with_a_second_core(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_uses_a_worker_only_with_a_second_core_the_process_may_use(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {2})  # CPUAffinity=, taskset: one core of four
+    assert not BackgroundLandmarks(ThreadRecorder()).worker
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 3})
+    assert BackgroundLandmarks(ThreadRecorder()).worker
+    monkeypatch.delattr("os.sched_getaffinity")  # a platform without it: the machine's cores
+    assert BackgroundLandmarks(ThreadRecorder()).worker
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert not BackgroundLandmarks(ThreadRecorder()).worker
     monkeypatch.setattr("os.cpu_count", lambda: None)
     assert not BackgroundLandmarks(ThreadRecorder()).worker
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
-    assert BackgroundLandmarks(ThreadRecorder()).worker
 
 
 def test_the_loop_waits_for_facemesh_before_an_embedder_error_leaves_the_frame(tmp_path: Path) -> None:
@@ -177,6 +231,54 @@ def test_the_loop_waits_for_facemesh_before_an_embedder_error_leaves_the_frame(t
     assert_pin_history(factory.pin(RELAY), [False])
     rig.door.close()
     rig.events.close()
+
+
+def test_an_interrupt_while_the_loop_waits_for_facemesh_leaves_the_frame_after_it(tmp_path: Path) -> None:
+    rig = Rig(MockFactory(), tmp_path)
+    assert rig.loop._mesh is not None
+    marker = ThreadRecorder()
+    scene_landmarks = rig.scene.landmarks
+
+    def landmarks(rgb: np.ndarray, face: Face) -> np.ndarray | None:
+        marker.landmarks(rgb, face)
+        return scene_landmarks(rgb, face)
+
+    rig.loop._mesh.worker, rig.loop._mesh._pool = True, InterruptedWait()
+    rig.loop._mesh.landmarker = type("Marker", (), {"landmarks": staticmethod(landmarks)})()
+    with pytest.raises(KeyboardInterrupt):
+        rig.step([(MAIN, synth.pose(synth.model()), VICTIM)])
+    assert len(marker.threads) == 1  # FaceMesh finished before the interrupt left process()
+
+
+def test_when_facemesh_and_the_embedder_both_fail_the_embedders_error_leaves_and_facemeshs_is_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(MockFactory(), tmp_path)
+    assert rig.loop._mesh is not None
+    rig.loop._mesh.worker, rig.loop._mesh._pool = True, Deferred()
+    for fail in (RuntimeError("interpreter failed"), SystemExit(3)):
+        caplog.clear()
+
+        def landmarks(rgb: np.ndarray, face: Face, fail: BaseException = fail) -> np.ndarray:
+            raise fail
+
+        def broken(crops: list[np.ndarray]) -> list[np.ndarray]:
+            raise OSError("embedder failed")
+
+        rig.loop._mesh.landmarker = type("Marker", (), {"landmarks": staticmethod(landmarks)})()
+        rig.scene.embedder.embed = broken
+        with pytest.raises(OSError, match="embedder failed"):
+            rig.step([(MAIN, synth.pose(synth.model()), VICTIM)])
+        assert "FaceMesh failed on a frame that failed anyway" in caplog.text
+
+
+def test_the_loop_ends_its_worker_when_closed_and_when_run_returns(tmp_path: Path) -> None:
+    rig = Rig(MockFactory(), tmp_path)
+    assert rig.loop._mesh is not None
+    rig.loop._mesh.worker = True
+    rig.step([(MAIN, synth.pose(synth.model()), VICTIM)])
+    assert rig.loop._mesh._pool is not None
+    rig.loop.close()
+    assert rig.loop._mesh._pool is None
 
 
 @pytest.mark.parametrize("worker", [True, False])

@@ -37,19 +37,34 @@ class Pending:
             return self._future.result()
         return self._done or {}
 
-    def settle(self) -> None:
+    def done(self) -> bool:
+        """Whether FaceMesh is finished with this frame (the interpreter is free)."""
+        return self._future is None or self._future.done()
+
+    def settle(self, raising: BaseException | None = None) -> None:
         """Wait until the worker is done with the interpreter, whatever it returned: for a caller that is
-        itself failing (its own error is the one to raise; the interpreter must be free for the next frame)."""
+        itself failing with ``raising`` (its own error is the one to raise; the interpreter must be free for
+        the next frame). An error of FaceMesh's other than ``raising`` is logged, not lost."""
         if self._future is not None:
             try:
                 self._future.result()
-            except Exception:  # the caller raises its own error
-                logger.debug("landmarks discarded with the frame", exc_info=True)
+            except BaseException as err:  # the caller raises its own error
+                if err is not raising:
+                    logger.warning("FaceMesh failed on a frame that failed anyway", exc_info=True)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: ``CPUAffinity=``, ``taskset``, a cpuset), else
+    the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        return os.cpu_count() or 1
 
 
 def second_core() -> bool:
     """Whether FaceMesh gets a worker thread by default: only with a core for it beside the caller's."""
-    return (os.cpu_count() or 1) > 1
+    return usable_cores() > 1
 
 
 def mesh_threads(configured: int | None, vision_threads: int, worker: bool) -> int:
@@ -73,8 +88,12 @@ class BackgroundLandmarks:
         self.landmarker = landmarker
         self.worker = second_core() if worker is None else worker
         self._pool: ThreadPoolExecutor | None = None
+        self._outstanding: Pending | None = None  # the last landmarks started on the worker
 
     def start(self, rgb: npt.NDArray[np.uint8], faces: Mapping[int, Face]) -> Pending:
+        """The landmarks of ``faces``. Whatever an earlier start left running (a caller interrupted while it
+        waited) is waited for first: the interpreter is only ever used by one thread at a time."""
+        self.wait()
         if not faces:
             return Pending(done={})
         todo = dict(faces)
@@ -85,7 +104,8 @@ class BackgroundLandmarks:
         submit = self._submitter()
         if submit is not None:
             try:
-                return Pending(future=submit(run))
+                self._outstanding = Pending(future=submit(run))
+                return self._outstanding
             except RuntimeError:  # shut down, or no thread could start: in turn
                 logger.warning("no worker thread for FaceMesh: landmarks computed in turn", exc_info=True)
                 self.worker = False
@@ -98,8 +118,15 @@ class BackgroundLandmarks:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemesh")
         return self._pool.submit
 
+    def wait(self) -> None:
+        """Wait until the worker no longer uses the interpreter (its result, or error, goes unused)."""
+        pending, self._outstanding = self._outstanding, None
+        if pending is not None and not pending.done():
+            pending.settle()
+
     def close(self) -> None:
         """Let the worker thread end (a later ``start`` starts another)."""
+        self.wait()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
