@@ -104,6 +104,7 @@ def test_facemesh_gets_its_own_threads_one_beside_the_embedder_or_the_vision_thr
 
     monkeypatch.setattr(kiosk.liveness, "build_landmarker", fake_landmarker)
     monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores or 1)))
     settings = Settings(vision={"threads": 3}, liveness=LivenessSettings(threads=liveness_threads))
     with ExitStack() as stack:
         assert build_liveness(settings, lambda: 0.0, None, None, stack) is not None
