@@ -307,11 +307,10 @@ def table(res: dict[str, Any]) -> str:
                  f"FaceMesh at {res['mesh_threads']} thread(s)")
     for key, how in (("camera", "back to back"), ("camera_paced", "paced at the camera's rate")):
         c = res[key]
-        lines.append(f"camera at {c['fps']:.0f} fps, {how}, no verdict (worst case): FaceMesh on {c['meshed']} of "
-                     f"{c['frames']} frames; mean per camera frame {c['mean_ms']:.2f} ms (median of 3 passes) "
-                     f"({'within' if c['mean_ms'] <= c['goal_ms'] else 'over'} the {c['goal_ms']} ms goal), "
-                     f"each sampled frame {c['sampled_frame_median_ms']:.2f} ms (median, "
-                     f"{'within' if c['sampled_frame_median_ms'] <= c['goal_ms'] else 'over'} the goal)")
+        lines.append(f"the liveness work by itself, FaceMesh in turn (not what the loop pays: see the last lines), "
+                     f"camera at {c['fps']:.0f} fps, {how}, no verdict (worst case): FaceMesh on {c['meshed']} of "
+                     f"{c['frames']} frames; mean per camera frame {c['mean_ms']:.2f} ms (median of 3 passes), "
+                     f"each sampled frame {c['sampled_frame_median_ms']:.2f} ms (median)")
     for order, runs in res["orders"].items():
         mesh = ", ".join(f"{r['facemesh_median_ms']:.2f}" for r in runs)
         whole = ", ".join(f"{r['frame_median_ms']:.2f}" for r in runs)
