@@ -62,8 +62,15 @@ OPEN: list[Rig] = []  # closed after each test (tests/conftest.py): their loops'
 
 
 def close_rigs() -> None:
+    """Close every open rig's loop; the first error, if any, is raised once all are closed."""
+    errors: list[BaseException] = []
     while OPEN:
-        OPEN.pop().loop.close()
+        try:
+            OPEN.pop().loop.close()
+        except BaseException as exc:  # the others still close
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 class Rig:

@@ -54,7 +54,7 @@ class Deferred(ThreadPoolExecutor):
             if not fut.done():
                 try:
                     fut.set_result(fn(*args, **kwargs))
-                except Exception as exc:
+                except BaseException as exc:  # as a real worker keeps any error for the waiter
                     fut.set_exception(exc)
             return real_result(timeout)
 
@@ -63,8 +63,12 @@ class Deferred(ThreadPoolExecutor):
 
 
 class InterruptedWait(Deferred):
-    """The caller is interrupted (Ctrl-C) while it waits for the landmarks: the first wait raises
+    """The caller is interrupted (Ctrl-C) while it waits for the landmarks: the first ``times`` waits raise
     KeyboardInterrupt with FaceMesh not yet done; a later wait lets it finish."""
+
+    def __init__(self, times: int = 1) -> None:
+        super().__init__()
+        self.times = times
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         fut = super().submit(fn, *args, **kwargs)
@@ -73,7 +77,7 @@ class InterruptedWait(Deferred):
 
         def result(timeout: float | None = None) -> Any:
             calls.append(1)
-            if len(calls) == 1:
+            if len(calls) <= self.times:
                 raise KeyboardInterrupt
             return finish(timeout)
 
@@ -152,6 +156,39 @@ def test_a_new_start_waits_for_landmarks_an_interrupted_caller_left_running() ->
     assert len(marker.threads) == 3
     bg.close()  # and close waits too
     assert len(marker.threads) == 5
+
+
+def test_an_interrupt_of_the_wait_itself_is_raised_and_the_worker_is_waited_for_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._pool = InterruptedWait(times=2)
+    pending = bg.start(RGB, FACES)
+    with pytest.raises(KeyboardInterrupt):
+        pending.settle()  # Ctrl-C while waiting: not taken for an error of FaceMesh's, not swallowed
+    assert caplog.text == "" and marker.threads == [] and not pending.done()
+    with pytest.raises(KeyboardInterrupt):
+        bg.close()  # interrupted again while close waits: the frame stays outstanding
+    assert bg._pool is not None and marker.threads == []
+    bg.close()  # the next wait finishes it, then the worker ends
+    assert len(marker.threads) == 2 and pending.done() and bg._pool is None
+
+
+def test_an_interrupted_shutdown_leaves_no_shut_pool_behind() -> None:
+    class StopsOnShutdown(ThreadPoolExecutor):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+            raise KeyboardInterrupt
+
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._pool = StopsOnShutdown(max_workers=1, thread_name_prefix="facemesh")
+    bg.start(RGB, FACES).result()
+    with pytest.raises(KeyboardInterrupt):
+        bg.close()
+    assert sorted(bg.start(RGB, FACES).result()) == [0, 2]  # a new worker, not FaceMesh in turn for good
+    assert bg.worker and all(t.startswith("facemesh") for t in marker.threads)
+    bg.close()
 
 
 def test_settle_logs_an_error_of_facemesh_other_than_the_one_being_raised(caplog: pytest.LogCaptureFixture) -> None:

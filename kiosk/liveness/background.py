@@ -44,13 +44,18 @@ class Pending:
     def settle(self, raising: BaseException | None = None) -> None:
         """Wait until the worker is done with the interpreter, whatever it returned: for a caller that is
         itself failing with ``raising`` (its own error is the one to raise; the interpreter must be free for
-        the next frame). An error of FaceMesh's other than ``raising`` is logged, not lost."""
-        if self._future is not None:
-            try:
-                self._future.result()
-            except BaseException as err:  # the caller raises its own error
-                if err is not raising:
-                    logger.warning("FaceMesh failed on a frame that failed anyway", exc_info=True)
+        the next frame). An error of FaceMesh's other than ``raising`` is logged, not lost; an interrupt
+        of the wait itself (Ctrl-C) is raised, with the worker still running (the next ``start`` waits)."""
+        future = self._future
+        if future is None:
+            return
+        try:
+            future.result()
+        except BaseException as err:
+            if not future.done() or future.cancelled() or future.exception(timeout=0) is not err:
+                raise  # raised in this thread while it waited, not by FaceMesh
+            if err is not raising:
+                logger.warning("FaceMesh failed on a frame that failed anyway", exc_info=True)
 
 
 def usable_cores() -> int:
@@ -120,13 +125,14 @@ class BackgroundLandmarks:
 
     def wait(self) -> None:
         """Wait until the worker no longer uses the interpreter (its result, or error, goes unused)."""
-        pending, self._outstanding = self._outstanding, None
+        pending = self._outstanding
         if pending is not None and not pending.done():
-            pending.settle()
+            pending.settle()  # an interrupt here keeps it outstanding: the next wait waits again
+        self._outstanding = None
 
     def close(self) -> None:
         """Let the worker thread end (a later ``start`` starts another)."""
         self.wait()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        pool, self._pool = self._pool, None  # an interrupted shutdown leaves no shut pool to submit to
+        if pool is not None:
+            pool.shutdown(wait=True)

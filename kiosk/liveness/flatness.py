@@ -7,7 +7,6 @@ pixels in ``regions``; this keeps a track's frames and counts its evidence.
 from __future__ import annotations
 
 import logging
-import os
 import statistics
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ import numpy.typing as npt
 
 from . import geometry as g
 from . import regions
+from .background import usable_cores
 from .cues import LivenessResult, Observation, Verdict
 from .settings import LivenessSettings
 
@@ -230,7 +230,7 @@ class FlatnessCue:
     def _band_pool(self) -> ThreadPoolExecutor | None:
         """A worker for one half of the eye band while the caller aligns the other (the same value in
         about two thirds of the time); none on a single core. Started at the first pair that needs it."""
-        if self._pool is None and (os.cpu_count() or 1) > 1:
+        if self._pool is None and usable_cores() > 1:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eye-band")
         return self._pool
 
