@@ -35,7 +35,6 @@ the worker (the loop's way), FaceMesh in turn (the baseline), alternating, back 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -49,6 +48,7 @@ import cv2
 import numpy as np
 
 from benchmarks.machine import machine
+from benchmarks.report import finish
 from kiosk.artifacts import models_dir
 from kiosk.liveness import regions
 from kiosk.liveness.judge import LivenessJudge
@@ -331,10 +331,7 @@ def main() -> int:
     ap.add_argument("--clip", type=Path, default=CLIP, help="a real video clip")
     args = ap.parse_args()
     res = run(args.quick, args.threads, args.clip, args.mesh_threads)
-    print(table(res))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-    return 0
+    return finish(table(res), res, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ frames); otherwise frames run back to back (a board that cannot keep up).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import tempfile
@@ -30,6 +29,7 @@ import numpy as np
 
 from benchmarks.liveness import CLIP, GOAL_MS, commit, frames
 from benchmarks.machine import machine
+from benchmarks.report import finish
 from kiosk.artifacts import models_dir
 from kiosk.camera.base import Frame
 from kiosk.camera.replay import SimClock
@@ -194,10 +194,7 @@ def main() -> int:
                          "the two changes does what")
     args = ap.parse_args()
     res = run(args.quick, args.threads, args.mesh_threads, args.paced, args.clip, args.rounds, args.all_ways)
-    print(table(res))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-    return 0
+    return finish(table(res), res, args.json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.machine import machine
+from benchmarks.report import save
 from kiosk.artifacts import dataset_path, models_dir
 from kiosk.camera.capture import Capture
 from kiosk.camera.replay import ReplaySource, SimClock
@@ -142,8 +143,7 @@ def main() -> int:
           f"(max {lp['frame_ms_with_face_max']}); decision frames {lp['decision_frame_ms']} ms")
     print(f"kiosk run: exec to READY=1 median {fp['ready_s_median']} s (max {fp['ready_s_max']}); peak RSS median "
           f"{fp['peak_rss_mib_median']} MiB (max {fp['peak_rss_mib_max']}) over {fp['runs']} runs")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    save(res, args.json)
     return 0
 
 

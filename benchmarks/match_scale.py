@@ -13,7 +13,6 @@ repeated runs; the ratio top2/match is from the same process.
 from __future__ import annotations
 
 import argparse
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.machine import machine, timeit
+from benchmarks.report import save
 from kiosk.match import Gallery
 from kiosk.policy.scoremodel import ScoreModel
 from kiosk.policy.threshold import derive
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, v in res["per_gallery_change"].items():
         print(f"{key:>15}: fuse 3 rows/person {v['fuse_3_rows_per_person']['median_ms']:.1f} ms, "
               f"derive threshold {v['derive_threshold']['median_ms']:.2f} ms")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    save(res, args.json)
     return 0
 
 

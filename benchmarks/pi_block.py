@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 from benchmarks import stages
+from benchmarks.report import save
 
 MODEL_PATH = Path("/proc/device-tree/model")
 
@@ -67,8 +67,7 @@ def main() -> int:
     res["quick"] = args.quick
     res["device_tree_model"] = model
     print(block(res, model, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    save(res, args.json)
     return 0
 
 

@@ -11,7 +11,6 @@ runs made in this same process.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.machine import machine, timeit
+from benchmarks.report import finish
 from kiosk.artifacts import dataset_path, models_dir
 from kiosk.imageio import read_rgb
 from kiosk.match import Gallery
@@ -99,10 +99,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     res = run(args.quick, args.threads)
-    print(table(res))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-    return 0
+    return finish(table(res), res, args.json)
 
 
 if __name__ == "__main__":

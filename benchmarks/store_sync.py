@@ -12,7 +12,6 @@ incremental gallery, that hook rebuilt the whole gallery per message.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.machine import machine
+from benchmarks.report import save
 from kiosk.clock import TrustedClock
 from kiosk.mqtt.protocol import Signer, parse
 from kiosk.mqtt.trust import SiteTrust
@@ -80,8 +80,7 @@ def main() -> int:
           f"each); ratio {ratio:.2f} (target <= 2)")
     print(f"full verified gallery load after the run (store alone): {alone['gallery_after_s']} s for "
           f"{alone['gallery_rows']} rows")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    save(res, args.json)
     return 0
 
 

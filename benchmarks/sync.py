@@ -26,6 +26,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.machine import machine
+from benchmarks.report import save
 from kiosk.events import AuditRotation, EventSink
 from kiosk.mqtt.core import StaticTrust, SyncSettings
 from kiosk.mqtt.protocol import Signer, parse
@@ -265,8 +266,7 @@ def main() -> int:
                   f"ratio {f['ratio']}); outbox peak {f['outbox_peak']}/{f['outbox_max']}, dropped "
                   f"{f['outbox_dropped']}; audit log {f['audit_bytes']} bytes in {f['audit_files']} files "
                   f"(budget {f['audit_budget_bytes']})")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    save(res, args.json)
     return 0
 
 
