@@ -387,3 +387,58 @@ def test_facemesh_starts_before_the_gates_on_a_worker_and_between_gates_and_embe
         assert log == ["crop", "landmarks", "embed"]
     rig.door.close()
     rig.events.close()
+
+
+def test_no_two_threads_are_ever_inside_facemesh_even_one_an_interrupt_left_untracked() -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._inside.acquire()  # FaceMesh in flight on a thread nothing tracks (a Ctrl-C while it started)
+    try:
+        pending = bg.start(RGB, FACES)
+        assert not pending.done() and marker.threads == []  # the worker waits at the door
+    finally:
+        bg._inside.release()
+    assert sorted(pending.result()) == [0, 2]
+    bg.close()
+
+
+def test_an_error_left_by_an_interrupted_caller_is_logged_at_the_next_wait(caplog: pytest.LogCaptureFixture) -> None:
+    bg = BackgroundLandmarks(ThreadRecorder(fail=True), worker=True)
+    bg._pool = Deferred()
+    bg.start(RGB, FACES)  # the caller was interrupted before it read the outcome
+    bg.close()
+    assert "FaceMesh failed on a frame that failed anyway" in caplog.text
+
+
+def test_a_cancelled_frame_leaves_the_callers_error_alone() -> None:
+    fut: Future[Any] = Future()
+    assert fut.cancel()
+    pending = Pending(future=fut)
+    pending.settle(OSError("the embedder's own"))  # returns: the interpreter never ran
+    assert pending.consumed
+
+
+def test_a_keyboardinterrupt_raised_by_facemesh_on_its_worker_is_an_error_not_a_ctrl_c() -> None:
+    class Raises:
+        def landmarks(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+            raise KeyboardInterrupt
+
+    bg = BackgroundLandmarks(Raises(), worker=True)
+    try:
+        with pytest.raises(RuntimeError, match="FaceMesh raised KeyboardInterrupt on its worker"):
+            bg.start(RGB, FACES).result()
+    finally:
+        bg.close()
+
+
+def test_after_a_thread_limit_a_closed_loop_tries_a_worker_again() -> None:
+    marker = ThreadRecorder()
+    bg = BackgroundLandmarks(marker, worker=True)
+    bg._pool = NoThreads(max_workers=1)
+    bg.start(RGB, FACES).result()
+    assert not bg.worker
+    bg.close()
+    assert bg.worker
+    bg.start(RGB, FACES).result()
+    assert marker.threads[-1].startswith("facemesh")
+    bg.close()

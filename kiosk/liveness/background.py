@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -30,12 +31,25 @@ class Pending:
     def __init__(self, future: Future[Marks] | None = None, done: Marks | None = None) -> None:
         self._future = future
         self._done = done
+        self.consumed = future is None  # FaceMesh's outcome (landmarks or error) reached somebody
 
     def result(self) -> Marks:
         """The landmarks; an error of FaceMesh is raised here, in the caller's thread."""
-        if self._future is not None:
-            return self._future.result()
-        return self._done or {}
+        if self._future is None:
+            return self._done or {}
+        try:
+            out = self._future.result()
+        except BaseException as err:
+            if self._outcome(err):
+                self.consumed = True
+            raise
+        self.consumed = True
+        return out
+
+    def _outcome(self, err: BaseException) -> bool:
+        """Whether ``err``, raised out of the wait, is FaceMesh's own outcome (not an interrupt of the wait)."""
+        f = self._future
+        return f is not None and f.done() and not f.cancelled() and f.exception(timeout=0) is err
 
     def done(self) -> bool:
         """Whether FaceMesh is finished with this frame (the interpreter is free)."""
@@ -47,15 +61,17 @@ class Pending:
         the next frame). An error of FaceMesh's other than ``raising`` is logged, not lost; an interrupt
         of the wait itself (Ctrl-C) is raised, with the worker still running (the next ``start`` waits)."""
         future = self._future
-        if future is None:
+        if future is None or future.cancelled():  # never ran: the interpreter was not used
+            self.consumed = True
             return
         try:
             future.result()
         except BaseException as err:
-            if not future.done() or future.cancelled() or future.exception(timeout=0) is not err:
+            if not self._outcome(err):
                 raise  # raised in this thread while it waited, not by FaceMesh
             if err is not raising:
                 logger.warning("FaceMesh failed on a frame that failed anyway", exc_info=True)
+        self.consumed = True
 
 
 def usable_cores() -> int:
@@ -91,9 +107,13 @@ class BackgroundLandmarks:
 
     def __init__(self, landmarker: Any, worker: bool | None = None) -> None:
         self.landmarker = landmarker
-        self.worker = second_core() if worker is None else worker
+        self._configured = second_core() if worker is None else worker
+        self.worker = self._configured
         self._pool: ThreadPoolExecutor | None = None
         self._outstanding: Pending | None = None  # the last landmarks started on the worker
+        # Held by whichever thread is inside FaceMesh: whatever an interrupt leaves untracked (a Ctrl-C
+        # while the first thread starts), no two threads are ever in the interpreter at once.
+        self._inside = threading.Lock()
 
     def start(self, rgb: npt.NDArray[np.uint8], faces: Mapping[int, Face]) -> Pending:
         """The landmarks of ``faces``. Whatever an earlier start left running (a caller interrupted while it
@@ -104,12 +124,21 @@ class BackgroundLandmarks:
         todo = dict(faces)
 
         def run() -> Marks:
-            return {i: self.landmarker.landmarks(rgb, face) for i, face in todo.items()}
+            with self._inside:
+                return {i: self.landmarker.landmarks(rgb, face) for i, face in todo.items()}
+
+        def on_worker() -> Marks:
+            try:
+                return run()
+            except Exception:
+                raise
+            except BaseException as err:  # no Ctrl-C reaches a worker thread: FaceMesh's own, as an error
+                raise RuntimeError(f"FaceMesh raised {type(err).__name__} on its worker") from err
 
         submit = self._submitter()
         if submit is not None:
             try:
-                self._outstanding = Pending(future=submit(run))
+                self._outstanding = Pending(future=submit(on_worker))
                 return self._outstanding
             except RuntimeError:  # shut down, or no thread could start: in turn
                 logger.warning("no worker thread for FaceMesh: landmarks computed in turn", exc_info=True)
@@ -126,13 +155,17 @@ class BackgroundLandmarks:
     def wait(self) -> None:
         """Wait until the worker no longer uses the interpreter (its result, or error, goes unused)."""
         pending = self._outstanding
-        if pending is not None and not pending.done():
+        if pending is not None and not pending.consumed:
             pending.settle()  # an interrupt here keeps it outstanding: the next wait waits again
         self._outstanding = None
 
     def close(self) -> None:
-        """Let the worker thread end (a later ``start`` starts another)."""
+        """Let the worker thread end (a later ``start`` starts another, and tries a worker again after a
+        thread limit). Returns once no thread is inside FaceMesh."""
         self.wait()
         pool, self._pool = self._pool, None  # an interrupted shutdown leaves no shut pool to submit to
         if pool is not None:
             pool.shutdown(wait=True)
+        with self._inside:  # whatever an interrupt left untracked has left the interpreter
+            pass
+        self.worker = self._configured
