@@ -105,7 +105,7 @@ class KioskLoop:
                  mesh_worker: bool | None = None) -> None:
         """``liveness``: a (landmarker, judge) pair from ``kiosk.liveness``, or None when liveness is off.
 
-        ``mesh_worker``: run FaceMesh on a worker thread while the embedder runs (None: when the machine has
+        ``mesh_worker``: run FaceMesh on a worker thread while the embedder runs (None: when the process may use
         more than one core; ``kiosk.liveness.background``).
 
         ``healthy``: extra checks the systemd watchdog depends on (sync thread alive, camera not frozen).

@@ -27,6 +27,7 @@ from kiosk.door import Door, DoorTiming, build_door, pin_factory
 from kiosk.door.timer import DoorTimerSettings, Ticker, door_timer
 from kiosk.events import EventSink
 from kiosk.factor.bridge import build_bridge, factor_required, one_to_one
+from kiosk.liveness.background import mesh_threads, second_core
 from kiosk.loop import KioskLoop
 from kiosk.mqtt.trust import SiteTrust
 from kiosk.policy.door import DoorLevel
@@ -77,10 +78,12 @@ def build_door_from(settings: Settings, clock: Any, events: EventSink, factory: 
                       contact_active_means_closed=d.contact_active_means_closed)
 
 
-def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stack: ExitStack) -> Any:
-    """FaceMesh and the liveness judge with its prompter, or None when liveness is off (with a loud warning)."""
+def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stack: ExitStack,
+                   worker: bool | None = None) -> Any:
+    """FaceMesh and the liveness judge with its prompter, or None when liveness is off (with a loud warning).
+    ``worker``: whether the loop runs FaceMesh on its worker thread (None: ``second_core()``), which sets
+    FaceMesh's default thread count."""
     from kiosk.liveness import LivenessJudge, build_landmarker, build_prompter
-    from kiosk.liveness.background import mesh_threads, second_core
     from kiosk.liveness.prompters import active_low_warning
     from kiosk.liveness.settings import GpioPrompterSettings
 
@@ -94,7 +97,7 @@ def build_liveness(settings: Settings, clock: Any, factory: Any, mqtt: Any, stac
     for warning in lv.weakened():
         logger.warning(warning)
     v = settings.vision
-    threads = mesh_threads(lv.threads, v.threads, second_core())  # the loop's worker decides the same way
+    threads = mesh_threads(lv.threads, v.threads, second_core() if worker is None else worker)
     landmarker = build_landmarker(runtime=v.runtime, threads=threads, root=settings.models_dir or models_dir())
     publish = None
     if mqtt is not None:
@@ -175,7 +178,8 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         door = build_door_from(settings, clock, events, factory)
         door_ref.append(door)
         stack.callback(door.close)  # runs before events/store close: the lock is the first thing undone
-        liveness = build_liveness(settings, clock, factory, mqtt, stack)
+        mesh_worker = second_core()  # one decision for FaceMesh's thread count and the loop's worker
+        liveness = build_liveness(settings, clock, factory, mqtt, stack, worker=mesh_worker)
         engine = DecisionEngine(decision_config(settings, liveness=liveness is not None), clock, is_valid=store.is_valid,
                                 threshold=threshold, threshold_1to1=level.one_to_one,
                                 second_factor=factor_required(settings.second_factor),
@@ -217,7 +221,7 @@ def run_service(settings: Settings, *, until_end: bool = False, stop: threading.
         stack.callback(store_ticker.stop, 1.0)
         loop = KioskLoop(capture, pipeline, store.gallery, threshold, engine, door, events,
                          QualityConfig(q.min_face_px, q.min_sharpness, q.max_outside, q.max_yaw),
-                         notifier=notifier, watchdog_s=watchdog_interval_s(), liveness=liveness,
+                         notifier=notifier, watchdog_s=watchdog_interval_s(), liveness=liveness, mesh_worker=mesh_worker,
                          tracker=Tracker(max_gap_s=settings.decision.track_gap_s), healthy=healthy)
         if mqtt is not None:
             mqtt.kiosk.on_applied = lambda: logger.debug("store holds %d people", store.count())

@@ -100,7 +100,7 @@ def mesh_threads(configured: int | None, vision_threads: int, worker: bool) -> i
 class BackgroundLandmarks:
     """Starts a frame's landmarks on one worker thread, or computes them at once when there is no worker.
 
-    ``worker``: True, False, or None for "when the machine has more than one core" (on one core the worker
+    ``worker``: True, False, or None for "when the process may use more than one core" (on one core the worker
     would only take turns with the embedder). A worker that cannot start (a thread limit) leaves the
     landmarks computed in turn: the kiosk must not stop for it.
     """

@@ -103,7 +103,7 @@ class LivenessSettings(_Section):
                                              "prompted turn (measured); 0: never warn")
     threads: int | None = Field(None, ge=1, le=16,
                                 description="FaceMesh's interpreter threads (unset: 1 when FaceMesh runs on its "
-                                            "worker thread beside the embedder, on a machine with more than one "
+                                            "worker thread beside the embedder, when the process may use more than one "
                                             "core; vision.threads on one core); the landmarks are the same at any "
                                             "count, only the cost changes (measured: docs/liveness.md, Cost)")
     window_s: float = Field(3.0, gt=0, le=30, description="frames up to this far apart are compared")
